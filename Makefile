@@ -1,0 +1,32 @@
+# The two commands of README.md: `make demo` and `make test`. Both create the environment first
+# if it is missing (or older than the requirements), and reinstall nothing when it is current.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test env build validate clean
+
+env: $(STAMP)
+
+$(STAMP): requirements.txt requirements-dev.txt
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required (bpy 5.0.1 is built for it); set PYTHON=python3.11"'
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --disable-pip-version-check -q -r requirements-dev.txt
+	touch $(STAMP)
+
+demo: env
+	$(PY) -m engine --help
+
+test: env
+	$(PY) -m pytest
+
+# Validate the manifest and build the installable extension zip into dist/ (no tests, caches, venv).
+validate: env
+	$(PY) tools/blender_ext.py validate
+
+build: env
+	$(PY) tools/blender_ext.py build
+
+clean:
+	rm -rf dist out .pytest_cache

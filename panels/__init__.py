@@ -1,0 +1,23 @@
+"""Sidebar panels and add-on preferences. Each submodule lists its classes in ``CLASSES``."""
+import importlib
+
+import bpy
+
+# Submodules with panel classes; add new ones here.
+_SUBMODULES = ()
+
+
+def _classes():
+    for name in _SUBMODULES:
+        module = importlib.import_module(f".{name}", __name__)
+        yield from module.CLASSES
+
+
+def register():
+    for cls in _classes():
+        bpy.utils.register_class(cls)
+
+
+def unregister():
+    for cls in reversed(list(_classes())):
+        bpy.utils.unregister_class(cls)
