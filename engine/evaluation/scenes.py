@@ -1,0 +1,173 @@
+"""Scene folders in the ``../shared/scenes/`` format (see that folder's README).
+
+``scene_XXX/`` holds ``image.png``, ``depth.npy`` (or ``depth.exr``), ``mask.png``, ``prompt.txt``,
+``transforms.json`` (``{"frames": [{"matrix": 4x4}, ...]}``, camera-frame edits p' = T p, in the
+project's Blender camera frame) and, per frame K (1-based, 4 digits), ``gt_image_K.png``,
+``gt_true_K.png`` and ``gt_lifted_K.png``. Ground-truth files are optional: a metric whose ground
+truth is missing is reported as absent, never guessed.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+
+
+@dataclass
+class Frame:
+    index: int  # 1-based, as in the file names
+    transform: np.ndarray  # (4, 4) float64, camera frame, p' = T p
+    gt_image: np.ndarray | None = None  # (H, W, 3) float32 in [0, 1]
+    gt_true: np.ndarray | None = None  # (H, W) bool: silhouette of the true moved object
+    gt_lifted: np.ndarray | None = None  # (H, W) bool: lifted visible surface moved by T
+
+    @property
+    def tag(self) -> str:
+        return f"{self.index:04d}"
+
+
+@dataclass
+class Scene:
+    name: str
+    path: Path
+    image: np.ndarray  # (H, W, 3) float32 in [0, 1]
+    depth: np.ndarray  # (H, W) float32 z-depth in metres
+    mask: np.ndarray  # (H, W) bool
+    prompt: str
+    frames: list[Frame] = field(default_factory=list)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.image.shape[:2]
+
+
+def _read_image(path: Path) -> np.ndarray:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
+    except (OSError, ValueError) as exc:
+        raise InputError(f"image {str(path)!r}: cannot be read ({exc})") from None
+
+
+def _read_mask(path: Path) -> np.ndarray:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            a = np.asarray(im.convert("L"))
+    except (OSError, ValueError) as exc:
+        raise InputError(f"mask {str(path)!r}: cannot be read ({exc})") from None
+    return a >= 128
+
+
+def _read_depth(folder: Path) -> np.ndarray:
+    npy, exr = folder / "depth.npy", folder / "depth.exr"
+    if npy.is_file():
+        try:
+            d = np.load(npy, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise InputError(f"depth {str(npy)!r}: cannot be read ({exc})") from None
+        where = npy
+    elif exr.is_file():
+        try:
+            from ..io import load_depth  # the project's reader, once present
+        except ImportError:
+            load_depth = None
+        if load_depth is not None:
+            return np.asarray(load_depth(exr), dtype=np.float32)
+        import OpenEXR
+
+        with OpenEXR.File(str(exr)) as f:
+            channels = f.channels()
+            name = "Y" if "Y" in channels else next(iter(channels))
+            d = np.asarray(channels[name].pixels)
+        where = exr
+    else:
+        raise InputError(f"scene {str(folder)!r}: no depth.npy or depth.exr")
+    d = np.asarray(d, dtype=np.float32)
+    if d.ndim == 3 and d.shape[-1] == 1:
+        d = d[..., 0]
+    if d.ndim != 2:
+        raise InputError(f"depth {str(where)!r}: expected an (H, W) array, got shape {d.shape}")
+    if not np.all(np.isfinite(d)) or np.any(d <= 0):
+        raise InputError(f"depth {str(where)!r}: contains NaN, inf or values <= 0")
+    return d
+
+
+def _read_transforms(path: Path) -> list[np.ndarray]:
+    try:
+        data = json.loads(path.read_text())
+        frames = data["frames"]
+        mats = [np.asarray(f["matrix"], dtype=np.float64) for f in frames]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"transforms {str(path)!r}: expected {{\"frames\": [{{\"matrix\": 4x4}}, ...]}} ({exc})") from None
+    for k, m in enumerate(mats):
+        if m.shape != (4, 4) or not np.all(np.isfinite(m)):
+            raise InputError(f"transforms {str(path)!r}: frame {k + 1} is not a finite 4x4 matrix")
+        if not np.allclose(m[3], [0, 0, 0, 1]):
+            raise InputError(f"transforms {str(path)!r}: frame {k + 1} last row must be 0 0 0 1")
+    return mats
+
+
+def is_scene(path: Path) -> bool:
+    return path.is_dir() and (path / "image.png").is_file() and (path / "transforms.json").is_file()
+
+
+def find_scenes(root: str | Path) -> list[Path]:
+    """Scene folders under ``root`` (``root`` itself when it is one), sorted by name."""
+    root = Path(root)
+    if not root.is_dir():
+        raise InputError(f"scenes {str(root)!r}: not a directory")
+    if is_scene(root):
+        return [root]
+    found = sorted(p for p in root.iterdir() if is_scene(p))
+    if not found:
+        raise InputError(f"scenes {str(root)!r}: no scene folders (with image.png and transforms.json) found")
+    return found
+
+
+def load_scene(path: str | Path) -> Scene:
+    path = Path(path)
+    image = _read_image(path / "image.png")
+    depth = _read_depth(path)
+    mask = _read_mask(path / "mask.png")
+    h, w = image.shape[:2]
+    for what, a in (("depth", depth), ("mask", mask)):
+        if a.shape != (h, w):
+            raise InputError(f"scene {str(path)!r}: {what} is {a.shape}, image is {(h, w)}")
+    if not mask.any():
+        raise InputError(f"mask {str(path / 'mask.png')!r}: empty")
+    prompt_file = path / "prompt.txt"
+    prompt = prompt_file.read_text().strip().splitlines()[0].strip() if prompt_file.is_file() else ""
+    frames = []
+    for k, m in enumerate(_read_transforms(path / "transforms.json"), start=1):
+        fr = Frame(k, m)
+        gi, gt, gl = (path / f"gt_{kind}_{k:04d}.png" for kind in ("image", "true", "lifted"))
+        fr.gt_image = _read_image(gi) if gi.is_file() else None
+        fr.gt_true = _read_mask(gt) if gt.is_file() else None
+        fr.gt_lifted = _read_mask(gl) if gl.is_file() else None
+        frames.append(fr)
+    return Scene(path.name, path, image, depth, mask, prompt, frames)
+
+
+def object_query(prompt: str) -> str:
+    """The object's name in a caption such as ``"a toy car on a floor"`` -> ``"toy car"``.
+
+    Used as the text query of the perception segmenter; falls back to the whole caption.
+    """
+    text = prompt.strip().rstrip(".").lower()
+    for sep in (" on ", " in ", " behind ", " next to ", " near ", " with "):
+        if sep in text:
+            text = text.split(sep, 1)[0]
+            break
+    for article in ("a ", "an ", "the "):
+        if text.startswith(article):
+            text = text[len(article):]
+            break
+    return text.strip() or prompt
