@@ -1,0 +1,213 @@
+"""Writing an evaluation: ``report.json``, ``report.md`` (Markdown tables) and a contact sheet.
+
+The report dictionary (built by :mod:`.runner`) has ``config``, ``segmenter``, ``scenes`` (per
+scene: costs and per-frame rows) and ``summary`` (per method: means over all frames). JSON has no
+infinity: an infinite PSNR (identical images) is written as ``null`` with the key listed in
+``"infinite"`` of its row.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+
+METHODS = ("edit", "no_guidance", "nothing_moved")
+METHOD_LABELS = {"edit": "edit (guided)", "no_guidance": "no guidance (edited depth only)",
+                 "nothing_moved": "nothing moved (input)"}
+
+# (key, header, format, better) for the per-method metrics, in table order
+METRIC_COLUMNS = (
+    ("adherence_iou", "adherence IoU", "{:.3f}", "higher"),
+    ("centroid_error_px", "centroid err px", "{:.1f}", "lower"),
+    ("cycle_l1", "cycle L1", "{:.4f}", "lower"),
+    ("cycle_lpips", "cycle LPIPS", "{:.3f}", "lower"),
+    ("gt_l1", "L1 to truth", "{:.4f}", "lower"),
+    ("gt_psnr", "PSNR to truth", "{:.2f}", "higher"),
+    ("gt_l1_object", "L1 in true obj", "{:.4f}", "lower"),
+    ("gt_psnr_object", "PSNR in true obj", "{:.2f}", "higher"),
+)
+
+
+def _json_safe(value):
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, (np.floating, np.integer)):
+        value = value.item()
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def write_json(report: dict, path: Path) -> None:
+    _atomic_write(Path(path), (json.dumps(_json_safe(report), indent=1, sort_keys=False) + "\n").encode())
+
+
+def _fmt(value, fmt: str) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float) and math.isinf(value):
+        return "inf"
+    return fmt.format(value)
+
+
+def mean_of(values) -> float | None:
+    vals = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    if not vals:
+        return None
+    if any(isinstance(v, float) and math.isinf(v) for v in vals):
+        return math.inf
+    return float(np.mean(vals))
+
+
+def summarise(scenes: list[dict]) -> dict:
+    """Means over every frame of every scene, per method, plus the segmenter ceiling and costs."""
+    frames = [f for s in scenes for f in s["frames"]]
+    summary: dict = {"frames": len(frames), "scenes": len(scenes), "methods": {}}
+    for m in METHODS:
+        rows = [f["methods"][m] for f in frames if m in f.get("methods", {})]
+        summary["methods"][m] = {key: mean_of([r.get(key) for r in rows]) for key, *_ in METRIC_COLUMNS}
+    summary["segmenter_ceiling_iou"] = mean_of([f.get("segmenter_ceiling_iou") for f in frames])
+    summary["target_mask_iou_lifted"] = mean_of([f.get("target_mask_iou_lifted") for f in frames])
+    summary["reconstruction_l1"] = mean_of([s.get("reconstruction", {}).get("l1") for s in scenes])
+    summary["reconstruction_psnr"] = mean_of([s.get("reconstruction", {}).get("psnr") for s in scenes])
+    # costs: per stage, mean seconds and UNet evaluations per call
+    stages: dict[str, dict[str, list]] = {}
+    for s in scenes:
+        for stage, cost in s.get("costs", {}).items():
+            for k, v in cost.items():
+                stages.setdefault(stage, {}).setdefault(k, []).append(v)
+    summary["costs"] = {st: {k: mean_of(v) for k, v in d.items()} for st, d in stages.items()}
+    return summary
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def summary_table(summary: dict, lpips_present: bool = True) -> str:
+    cols = [c for c in METRIC_COLUMNS if lpips_present or c[0] != "cycle_lpips"]
+    header = ["method"] + [c[1] + (" ↑" if c[3] == "higher" else " ↓") for c in cols]
+    rows = []
+    for m in METHODS:
+        vals = summary["methods"].get(m, {})
+        rows.append([METHOD_LABELS[m]] + [_fmt(vals.get(c[0]), c[2]) for c in cols])
+    return _table(header, rows)
+
+
+def frames_table(scenes: list[dict]) -> str:
+    header = ["scene", "frame", "ceiling IoU", "target/lifted IoU", "IoU edit", "IoU no-guid",
+              "IoU nothing", "cycle L1 edit", "cycle L1 no-guid", "L1 truth edit", "L1 truth no-guid",
+              "L1 truth nothing"]
+    rows = []
+    for s in scenes:
+        for f in s["frames"]:
+            m = f["methods"]
+
+            def g(method, key, fmt):
+                return _fmt(m.get(method, {}).get(key), fmt)
+
+            rows.append([s["name"], f["frame"], _fmt(f.get("segmenter_ceiling_iou"), "{:.3f}"),
+                         _fmt(f.get("target_mask_iou_lifted"), "{:.3f}"),
+                         g("edit", "adherence_iou", "{:.3f}"), g("no_guidance", "adherence_iou", "{:.3f}"),
+                         g("nothing_moved", "adherence_iou", "{:.3f}"),
+                         g("edit", "cycle_l1", "{:.4f}"), g("no_guidance", "cycle_l1", "{:.4f}"),
+                         g("edit", "gt_l1", "{:.4f}"), g("no_guidance", "gt_l1", "{:.4f}"),
+                         g("nothing_moved", "gt_l1", "{:.4f}")])
+    return _table(header, rows)
+
+
+def costs_table(summary: dict) -> str:
+    header = ["stage", "calls", "seconds / call", "UNet forwards / call", "UNet backwards / call"]
+    rows = []
+    for stage, c in summary.get("costs", {}).items():
+        rows.append([stage, _fmt(c.get("calls"), "{:.0f}"), _fmt(c.get("seconds"), "{:.2f}"),
+                     _fmt(c.get("unet_forward"), "{:.0f}"), _fmt(c.get("unet_backward"), "{:.0f}")])
+    return _table(header, rows)
+
+
+def markdown(report: dict) -> str:
+    cfg = report["config"]
+    s = report["summary"]
+    lp_ok = bool(report.get("lpips", {}).get("available"))
+    out = [f"# Evaluation: {cfg.get('scenes')}", ""]
+    out.append(f"- settings: steps {cfg.get('steps')}, inversion {cfg.get('inversion')}, "
+               f"guided steps {cfg.get('guided_steps')}, resolution {cfg.get('resolution')}, "
+               f"device {cfg.get('device')}, seed {cfg.get('seed')}")
+    out.append(f"- models: {cfg.get('models')}")
+    out.append(f"- no-guidance baseline: {cfg.get('no_guidance')}")
+    out.append(f"- segmenter: {report['segmenter']}; its ceiling (same segmenter on the true render "
+               f"gt_image_K vs gt_true_K): IoU {_fmt(s.get('segmenter_ceiling_iou'), '{:.3f}')}")
+    out.append(f"- target mask vs gt_lifted_K (geometry): IoU {_fmt(s.get('target_mask_iou_lifted'), '{:.3f}')}")
+    out.append(f"- inversion reconstruction vs input: L1 {_fmt(s.get('reconstruction_l1'), '{:.4f}')}, "
+               f"PSNR {_fmt(s.get('reconstruction_psnr'), '{:.2f}')} dB")
+    out.append(f"- LPIPS: {report.get('lpips', {}).get('note')}")
+    out.append(f"- {s['scenes']} scenes, {s['frames']} frames; wall time {_fmt(report.get('seconds'), '{:.0f}')} s")
+    out += ["", "## Summary (mean over frames)", "", summary_table(s, lp_ok), ""]
+    out.append("cycle L1 of \"nothing moved\" is 0 by construction (the cycle of a method that does "
+               "nothing is the input): identity alone rewards doing nothing, read it with adherence.")
+    out += ["", "## Per frame", "", frames_table(report["scenes"]), ""]
+    out += ["## Cost per stage", "", costs_table(s), ""]
+    return "\n".join(out)
+
+
+def write_markdown(report: dict, path: Path) -> None:
+    _atomic_write(Path(path), markdown(report).encode())
+
+
+# ---------------------------------------------------------------------------------------------
+# contact sheet
+
+SHEET_COLUMNS = ("input", "reconstruction", "no guidance", "edit", "truth")
+
+
+def contact_sheet(rows: list[tuple[str, list[np.ndarray]]], scale: int = 3, path: Path | None = None):
+    """One row per (label, [images in SHEET_COLUMNS order]); images float (H, W, 3) in [0, 1]
+    (a missing one is drawn grey). Upscaled by ``scale`` with nearest neighbour so pixels stay
+    visible. Returns the PIL image (and writes it when ``path`` is given)."""
+    from PIL import Image, ImageDraw
+
+    if not rows:
+        raise ValueError("contact sheet: no rows")
+    h = max(im.shape[0] for _, ims in rows for im in ims if im is not None)
+    w = max(im.shape[1] for _, ims in rows for im in ims if im is not None)
+    ch, cw = h * scale, w * scale
+    pad, label_w, head_h = 4, 110, 18
+    ncol = len(SHEET_COLUMNS)
+    sheet = Image.new("RGB", (label_w + ncol * (cw + pad) + pad, head_h + len(rows) * (ch + pad) + pad), "white")
+    draw = ImageDraw.Draw(sheet)
+    for c, name in enumerate(SHEET_COLUMNS):
+        draw.text((label_w + pad + c * (cw + pad), 3), name, fill="black")
+    for r, (label, ims) in enumerate(rows):
+        y = head_h + pad + r * (ch + pad)
+        draw.text((4, y + ch // 2 - 6), label, fill="black")
+        for c, im in enumerate(ims[:ncol]):
+            x = label_w + pad + c * (cw + pad)
+            if im is None:
+                tile = Image.new("RGB", (cw, ch), (128, 128, 128))
+            else:
+                a = (np.clip(np.asarray(im, np.float32), 0, 1) * 255 + 0.5).astype(np.uint8)
+                tile = Image.fromarray(a).resize((a.shape[1] * scale, a.shape[0] * scale), Image.NEAREST)
+            sheet.paste(tile, (x, y))
+    if path is not None:
+        path = Path(path)
+        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}.png")
+        sheet.save(tmp)
+        os.replace(tmp, path)
+    return sheet
