@@ -1,0 +1,122 @@
+"""Laplace fill and Poisson (gradient-domain) compositing on the pixel grid, with scipy.sparse.
+
+All solvers use the 4-neighbour graph of the (H, W) grid. Unknowns are the pixels of ``region``;
+every other pixel is a Dirichlet boundary value; the image border is a natural (Neumann)
+boundary: a missing neighbour simply contributes no equation term. The discrete problem is
+
+    minimise  sum over grid edges (p, q) touching the region of  (f_q - f_p - g_pq)^2
+
+with g the guidance field (desired differences), whose normal equations are the 5-point Poisson
+equation. g = 0 gives the Laplace (harmonic) fill. Each connected part of the region must touch
+at least one pixel outside it, or its values are undetermined (we raise ValueError).
+"""
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+
+
+def solve_poisson(values, region, gx=None, gy=None) -> np.ndarray:
+    """Solve for ``values`` inside ``region`` given guidance differences; return a new float64 map.
+
+    values: (H, W), boundary values outside ``region`` (inside it they are ignored).
+    region: (H, W) bool, the unknown pixels.
+    gx: (H, W-1) desired f[:, j+1] - f[:, j];  gy: (H-1, W) desired f[i+1, :] - f[i, :].
+        None means zero (Laplace).
+    """
+    f = np.array(values, dtype=np.float64)
+    region = np.asarray(region, dtype=bool)
+    H, W = region.shape
+    if f.shape != (H, W):
+        raise ValueError(f"values {f.shape} and region {region.shape} differ")
+    n = int(region.sum())
+    if n == 0:
+        return f
+    if n == H * W:
+        raise ValueError("the region covers the whole grid: no boundary values to solve from")
+    gx = np.zeros((H, W - 1)) if gx is None else np.asarray(gx, dtype=np.float64)
+    gy = np.zeros((H - 1, W)) if gy is None else np.asarray(gy, dtype=np.float64)
+
+    index = np.full((H, W), -1, dtype=np.int64)
+    index[region] = np.arange(n)
+    diag = np.zeros(n)
+    rhs = np.zeros(n)
+    rows, cols = [], []
+
+    # Each edge (p, q) with desired f_q - f_p = g adds, to p's equation, f_p - f_q = -g and, to
+    # q's equation, f_q - f_p = +g (the normal equations of the least-squares problem above).
+    edges = (
+        (index[:, :-1], index[:, 1:], f[:, :-1], f[:, 1:], gx),  # p = (i, j), q = (i, j+1)
+        (index[:-1, :], index[1:, :], f[:-1, :], f[1:, :], gy),  # p = (i, j), q = (i+1, j)
+    )
+    for ia, ib, fa, fb, g in edges:
+        for p, q, fq, sign in ((ia, ib, fb, -1.0), (ib, ia, fa, 1.0)):
+            sel = p >= 0
+            pi, qi = p[sel], q[sel]
+            inner = qi >= 0
+            diag += np.bincount(pi, minlength=n)
+            rhs += np.bincount(pi, weights=sign * g[sel], minlength=n)
+            rhs += np.bincount(pi[~inner], weights=fq[sel][~inner], minlength=n)
+            rows.append(pi[inner])
+            cols.append(qi[inner])
+    rows = np.concatenate(rows)
+    cols = np.concatenate(cols)
+    A = sp.csr_matrix((np.full(rows.size, -1.0), (rows, cols)), shape=(n, n)) + sp.diags(diag)
+    _check_anchored(A, diag, rows, n)
+    x = spla.spsolve(A.tocsc(), rhs, permc_spec="MMD_AT_PLUS_A")
+    f[region] = x
+    return f
+
+
+def _check_anchored(A, diag, rows, n):
+    # A component is anchored when some pixel has fewer region-neighbours than graph-neighbours
+    # (i.e. touches a Dirichlet pixel). Without an anchor the system is singular.
+    inner_deg = np.bincount(rows, minlength=n)
+    anchored = inner_deg < diag
+    if anchored.all():
+        return
+    ncomp, labels = sp.csgraph.connected_components(A, directed=False)
+    if ncomp and not np.all(np.bincount(labels, weights=anchored.astype(float), minlength=ncomp) > 0):
+        raise ValueError("a part of the region touches no pixel outside it: its values are undetermined")
+
+
+def laplace_fill(values, region) -> np.ndarray:
+    """Harmonic interpolation of ``values`` into ``region`` (values outside are the boundary)."""
+    return solve_poisson(values, region)
+
+
+def poisson_blend(source, target, region) -> np.ndarray:
+    """Classic Poisson image editing (Perez et al. 2003): paste ``source``'s gradients into
+    ``target`` inside ``region`` so that the result meets ``target`` seamlessly at the region
+    boundary. Guidance on every edge touching the region is the source difference."""
+    s = np.asarray(source, dtype=np.float64)
+    return solve_poisson(target, region, np.diff(s, axis=1), np.diff(s, axis=0))
+
+
+def composite_gradient_domain(fg, bg, region, seam_threshold=0.05) -> np.ndarray:
+    """Composite ``fg`` (valid inside ``region``) over ``bg`` in the gradient domain.
+
+    Inside the region the guidance is fg's gradient. On an edge crossing the region boundary,
+    the jump fg(p) - bg(q) is KEPT where it is a real discontinuity (relative jump above
+    ``seam_threshold``: an object in front of a wall stays in front of it) and set to zero
+    otherwise (a contact seam, e.g. an object standing on the floor, is blended away). With all
+    boundary jumps kept the result is exactly fg inside the region; with none kept it is
+    `poisson_blend`. Outside the region the result is bg.
+    """
+    fg = np.asarray(fg, dtype=np.float64)
+    bg = np.asarray(bg, dtype=np.float64)
+    region = np.asarray(region, dtype=bool)
+    comp = np.where(region, fg, bg)  # the naive composite; its differences are the guidance
+    gx = np.diff(comp, axis=1)
+    gy = np.diff(comp, axis=0)
+    for g, ra, rb, ca, cb in (
+        (gx, region[:, :-1], region[:, 1:], comp[:, :-1], comp[:, 1:]),
+        (gy, region[:-1, :], region[1:, :], comp[:-1, :], comp[1:, :]),
+    ):
+        crossing = ra != rb
+        rel = np.abs(cb - ca) / np.maximum(np.minimum(np.abs(ca), np.abs(cb)), 1e-12)
+        g[crossing & (rel <= seam_threshold)] = 0.0
+    if region.all():
+        return fg.copy()
+    return solve_poisson(bg, region, gx, gy)

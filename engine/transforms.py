@@ -1,0 +1,249 @@
+"""3D edit transforms: the transform file format, conversions and checks.
+
+A transform is a 4x4 float64 matrix T acting on camera-frame points (Blender's camera frame,
+DESIGN.md section 3): p' = T p, a rigid motion optionally with a uniform scale.
+
+File format (README "Transform files")::
+
+    {"frames": [
+        {"matrix": [[...], [...], [...], [0, 0, 0, 1]]},
+        {"translation": [x, y, z], "rotation_axis": [x, y, z], "rotation_angle": 30,
+         "scale": 1.2, "pivot": "centroid" | [x, y, z], "frame": 12},
+        ...
+    ]}
+
+Axis/angle frames: T = Translate(t) . Pivot(c) . Rotate(axis, angle in degrees) . Scale(s) . Pivot(-c),
+i.e. rotation and scale happen about the pivot c (default: the object's 3D centroid), then the
+translation is added. Every key is optional (identity); ``frame`` is the Blender frame number the
+matrix belongs to (kept by `load_keyframes`).
+
+The reference data's form ``{"edit_000": {"translation", "rotation_axis", "rotation_angle"}, ...}``
+is also accepted (keys in natural order). With ``convention="pytorch3d"`` every vector and matrix
+is given in the PyTorch3D camera frame (+X left, +Y up, +Z forward) and converted with
+S = diag(-1, 1, -1, 1): T_cam = S T_p3d S (S is its own inverse).
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputError
+
+CONVENTIONS = ("camera", "pytorch3d")
+_S = np.diag([-1.0, 1.0, -1.0, 1.0])
+# JSON matrices often come from float32 (Blender): allow that much rounding in the checks.
+_ORTHO_TOL = 1e-4
+_FRAME_KEYS = {"matrix", "translation", "rotation_axis", "rotation_angle", "scale", "pivot", "frame"}
+
+
+def validate_transform(T, name="transform") -> np.ndarray:
+    """Check a 4x4 edit matrix and return it as float64.
+
+    Rejects: wrong shape, NaN/inf, a projective last row (not [0, 0, 0, 1]), a singular or
+    mirroring linear part, and shear / non-uniform scale (the linear part must be s * R).
+    """
+    try:
+        M = np.asarray(T, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InputError(f"{name}: not a 4x4 matrix of numbers") from None
+    if M.shape != (4, 4):
+        raise InputError(f"{name}: expected a 4x4 matrix, got shape {M.shape}")
+    if not np.all(np.isfinite(M)):
+        raise InputError(f"{name}: contains NaN or inf")
+    if not np.allclose(M[3], [0.0, 0.0, 0.0, 1.0], atol=1e-6):
+        raise InputError(f"{name}: last row is {M[3].tolist()}, expected [0, 0, 0, 1] "
+                         "(projective matrices are not 3D edits)")
+    A = M[:3, :3]
+    det = float(np.linalg.det(A))
+    norm = float(np.abs(A).max())
+    if norm == 0 or abs(det) < 1e-9 * norm ** 3:
+        raise InputError(f"{name}: singular (determinant {det:.3g}); a scale of 0 collapses the object")
+    if det < 0:
+        raise InputError(f"{name}: mirrors the object (negative determinant); only rotation, "
+                         "translation and uniform scale are allowed")
+    s = det ** (1.0 / 3.0)
+    gram = A.T @ A / (s * s)
+    err = float(np.abs(gram - np.eye(3)).max())
+    if err > _ORTHO_TOL:
+        scales = np.sqrt(np.linalg.eigvalsh(A.T @ A))
+        raise InputError(f"{name}: has shear or non-uniform scale (axis scales "
+                         f"{', '.join(f'{x:.4g}' for x in scales)}); only uniform scale is allowed")
+    M[3] = [0.0, 0.0, 0.0, 1.0]
+    return M
+
+
+def rotation_matrix(axis, angle_deg) -> np.ndarray:
+    """3x3 rotation by ``angle_deg`` degrees about ``axis`` (right-handed, Rodrigues)."""
+    a = np.asarray(axis, dtype=np.float64)
+    n = np.linalg.norm(a)
+    a = a / n
+    t = math.radians(angle_deg)
+    K = np.array([[0, -a[2], a[1]], [a[2], 0, -a[0]], [-a[1], a[0], 0]])
+    return np.eye(3) + math.sin(t) * K + (1 - math.cos(t)) * (K @ K)
+
+
+def _vector(value, key, name):
+    try:
+        v = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InputError(f"{name}: '{key}' must be 3 numbers, got {value!r}") from None
+    if v.shape != (3,):
+        raise InputError(f"{name}: '{key}' must be 3 numbers, got {value!r}")
+    if not np.all(np.isfinite(v)):
+        raise InputError(f"{name}: '{key}' contains NaN or inf")
+    return v
+
+
+def _number(value, key, name):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InputError(f"{name}: '{key}' must be a number, got {value!r}")
+    if not math.isfinite(value):
+        raise InputError(f"{name}: '{key}' is NaN or inf")
+    return float(value)
+
+
+def frame_to_matrix(frame, centroid=None, convention="camera", name="frame") -> np.ndarray:
+    """One frame dict (see module docstring) -> validated 4x4 camera-frame matrix.
+
+    ``centroid`` (3,) is the object's centroid in the CAMERA frame; it is the default pivot and is
+    required when the frame rotates or scales without an explicit pivot.
+    """
+    if convention not in CONVENTIONS:
+        raise InputError(f"transform convention {convention!r}: expected one of {', '.join(CONVENTIONS)}")
+    if not isinstance(frame, dict):
+        raise InputError(f"{name}: expected an object with 'matrix' or 'translation'/'rotation_*', "
+                         f"got {type(frame).__name__}")
+    unknown = set(frame) - _FRAME_KEYS
+    if unknown:
+        raise InputError(f"{name}: unknown key(s) {', '.join(sorted(unknown))}; "
+                         f"expected {', '.join(sorted(_FRAME_KEYS))}")
+    if "matrix" in frame:
+        other = set(frame) & (_FRAME_KEYS - {"matrix", "frame"})
+        if other:
+            raise InputError(f"{name}: give either 'matrix' or {', '.join(sorted(other))}, not both")
+        M = validate_transform(frame["matrix"], name)
+        return validate_transform(_S @ M @ _S, name) if convention == "pytorch3d" else M
+
+    t = _vector(frame.get("translation", [0, 0, 0]), "translation", name)
+    angle = _number(frame.get("rotation_angle", 0.0), "rotation_angle", name)
+    axis = None
+    if "rotation_axis" in frame:
+        axis = _vector(frame["rotation_axis"], "rotation_axis", name)
+        if np.linalg.norm(axis) == 0 and angle != 0:
+            raise InputError(f"{name}: 'rotation_axis' is the zero vector")
+    elif angle != 0:
+        raise InputError(f"{name}: 'rotation_angle' given without 'rotation_axis'")
+    s = _number(frame.get("scale", 1.0), "scale", name)
+    if s <= 0:
+        raise InputError(f"{name}: 'scale' must be > 0, got {s}")
+
+    R = rotation_matrix(axis, angle) if (axis is not None and angle != 0) else np.eye(3)
+    if convention == "pytorch3d":
+        # Conjugating by S maps a p3d-frame rotation/translation to the camera frame.
+        S3 = _S[:3, :3]
+        R = S3 @ R @ S3
+        t = S3 @ t
+    pivot = frame.get("pivot", "centroid")
+    needs_pivot = angle != 0 or s != 1.0
+    if isinstance(pivot, str):
+        if pivot != "centroid":
+            raise InputError(f"{name}: 'pivot' must be \"centroid\" or 3 numbers, got {pivot!r}")
+        if centroid is None:
+            if needs_pivot:
+                raise InputError(f"{name}: rotating or scaling about the centroid needs the object's "
+                                 "centroid (give depth and mask, or an explicit 'pivot')")
+            c = np.zeros(3)
+        else:
+            c = np.asarray(centroid, dtype=np.float64).reshape(3)
+    else:
+        c = _vector(pivot, "pivot", name)
+        if convention == "pytorch3d":
+            c = _S[:3, :3] @ c
+    M = np.eye(4)
+    M[:3, :3] = s * R
+    M[:3, 3] = c - s * R @ c + t
+    return validate_transform(M, name)
+
+
+def _natural_key(key: str):
+    return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", key)]
+
+
+def _frame_dicts(obj, name):
+    """The list of frame dicts of a parsed transform file (either accepted layout)."""
+    if isinstance(obj, dict) and "frames" in obj:
+        frames = obj["frames"]
+        if not isinstance(frames, list):
+            raise InputError(f"{name}: 'frames' must be a list")
+        return [(f"{name} frame {k + 1}", f) for k, f in enumerate(frames)]
+    if isinstance(obj, dict) and obj and all(isinstance(v, dict) for v in obj.values()):
+        # The reference data's layout: {"edit_000": {...}, "edit_001": {...}}.
+        return [(f"{name} '{k}'", obj[k]) for k in sorted(obj, key=_natural_key)]
+    if isinstance(obj, list):
+        return [(f"{name} frame {k + 1}", f) for k, f in enumerate(obj)]
+    raise InputError(f"{name}: expected {{\"frames\": [...]}} or {{\"edit_000\": {{...}}, ...}}")
+
+
+def parse_keyframes(obj, convention="camera", centroid=None, name="transforms"):
+    """Parsed JSON -> list of (frame number or None, 4x4 float64 camera-frame matrix)."""
+    if convention not in CONVENTIONS:
+        raise InputError(f"transform convention {convention!r}: expected one of {', '.join(CONVENTIONS)}")
+    items = _frame_dicts(obj, name)
+    if not items:
+        raise InputError(f"{name}: contains no frames")
+    out = []
+    for label, frame in items:
+        M = frame_to_matrix(frame, centroid, convention, label)
+        number = frame.get("frame")
+        if number is not None and (isinstance(number, bool) or not isinstance(number, int)):
+            raise InputError(f"{label}: 'frame' must be an integer frame number, got {number!r}")
+        out.append((number, M))
+    return out
+
+
+def parse_transforms(obj, convention="camera", centroid=None, name="transforms"):
+    """Parsed JSON -> list of 4x4 float64 camera-frame matrices."""
+    return [M for _, M in parse_keyframes(obj, convention, centroid, name)]
+
+
+def _read_json(path):
+    path = Path(path)
+    name = f"transforms '{path}'"
+    if not path.is_file():
+        raise InputError(f"{name}: file not found")
+    try:
+        text = path.read_text(encoding="utf-8")
+        # parse_constant rejects the non-standard NaN / Infinity tokens Python's json accepts.
+        return json.loads(text, parse_constant=lambda c: float("nan")), name
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{name}: not valid JSON ({exc})") from None
+
+
+def load_keyframes(path, convention="camera", centroid=None):
+    """Read a transform file -> list of (frame number or None, 4x4 float64 matrix)."""
+    obj, name = _read_json(path)
+    return parse_keyframes(obj, convention, centroid, name)
+
+
+def load_transforms(path, convention="camera", centroid=None):
+    """Read a transform file -> list of 4x4 float64 camera-frame matrices (see module docstring)."""
+    obj, name = _read_json(path)
+    return parse_transforms(obj, convention, centroid, name)
+
+
+def object_centroid(depth, mask, camera=None) -> np.ndarray:
+    """Mean camera-frame 3D point (3,) float64 of the object pixels lifted with ``depth``."""
+    from .camera import Camera
+
+    depth = np.asarray(depth, dtype=np.float64)
+    mask = np.asarray(mask, dtype=bool)
+    if depth.shape != mask.shape:
+        raise InputError(f"mask: size {mask.shape[::-1]} does not match depth {depth.shape[::-1]} (WxH)")
+    if not mask.any():
+        raise InputError("mask: is empty (no pixel selected)")
+    camera = camera or Camera(*depth.shape)
+    return camera.lift(depth)[mask].mean(axis=0)
