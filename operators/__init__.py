@@ -1,23 +1,33 @@
-"""Blender operators (``dh.*``). Each submodule lists its classes in ``CLASSES``."""
+"""Blender operators (``dh.*``) and the Blender-side conversion modules they use.
+
+Each submodule with classes lists them in ``CLASSES``; a submodule may also define ``register()`` /
+``unregister()`` hooks (run after its classes are registered / before they are unregistered).
+Nothing here imports torch: the engine's heavy parts load inside operators when they run.
+"""
 import importlib
 
 import bpy
 
-# Submodules with operator classes; add new ones here.
-_SUBMODULES = ()
+# Submodules with operator classes, in registration order (property groups first).
+_SUBMODULES = ("properties", "deps", "jobs", "models", "import_photo", "render")
 
 
-def _classes():
+def _modules():
     for name in _SUBMODULES:
-        module = importlib.import_module(f".{name}", __name__)
-        yield from module.CLASSES
+        yield importlib.import_module(f".{name}", __name__)
 
 
 def register():
-    for cls in _classes():
-        bpy.utils.register_class(cls)
+    for module in _modules():
+        for cls in getattr(module, "CLASSES", ()):
+            bpy.utils.register_class(cls)
+        if hasattr(module, "register"):
+            module.register()
 
 
 def unregister():
-    for cls in reversed(list(_classes())):
-        bpy.utils.unregister_class(cls)
+    for module in reversed(list(_modules())):
+        if hasattr(module, "unregister"):
+            module.unregister()
+        for cls in reversed(getattr(module, "CLASSES", ())):
+            bpy.utils.unregister_class(cls)

@@ -4,7 +4,7 @@ import importlib
 import bpy
 
 # Submodules with panel classes; add new ones here.
-_SUBMODULES = ()
+_SUBMODULES = ("preferences", "sidebar")
 
 
 def _classes():
@@ -16,6 +16,9 @@ def _classes():
 def register():
     for cls in _classes():
         bpy.utils.register_class(cls)
+    from ..operators.deps import add_paths
+
+    add_paths()  # the preferences (with their environment path) exist only now
 
 
 def unregister():

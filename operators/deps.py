@@ -1,0 +1,148 @@
+"""Python dependencies inside Blender: Blender's Python has numpy but not torch and friends.
+
+The preferences' "Install dependencies" action pip-installs the pinned packages into the
+extension's own user directory (``extension_path_user(..., "site-packages")``), which is added to
+``sys.path`` when the add-on registers. Alternatively the user points the preferences at the
+site-packages folder of an existing Python 3.11 environment that has them.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+
+import bpy
+
+ADDON_PACKAGE = __package__.rpartition(".")[0]
+
+# The engine's runtime requirements (the same pins as requirements.txt; a test keeps them equal).
+REQUIREMENTS = (
+    "torch==2.14.1",
+    "torchvision==0.29.1",
+    "diffusers==0.42.1",
+    "transformers==5.24.0",
+    "accelerate==1.15.0",
+    "huggingface_hub==2.4.0",
+    "safetensors==0.8.0",
+    "segment-anything==1.0",
+    "numpy==1.26.4",
+    "pillow==13.0.0",
+    "scipy==1.17.1",
+    "OpenEXR==3.5.3",
+)
+# import name -> what it is for (what the status box lists as missing)
+MODULES = {
+    "numpy": "arrays", "PIL": "image files", "scipy": "geometry solves",
+    "torch": "the diffusion engine", "diffusers": "the diffusion model", "transformers": "text encoder, depth",
+    "safetensors": "weights and caches", "huggingface_hub": "model files",
+}
+PREVIEW_MODULES = ("numpy", "PIL", "scipy")
+
+
+def preferences(context=None):
+    """The add-on preferences, or None (e.g. when batch.py registered the package by hand)."""
+    context = context or bpy.context
+    addon = context.preferences.addons.get(ADDON_PACKAGE)
+    return addon.preferences if addon is not None else None
+
+
+def user_site_packages(create=False):
+    """The extension's own site-packages folder, or None outside an installed extension."""
+    try:
+        return bpy.utils.extension_path_user(ADDON_PACKAGE, path="site-packages", create=create)
+    except (ValueError, RuntimeError, TypeError):
+        return None
+
+
+def add_paths(context=None):
+    """Put the extension's site-packages and the preferences' environment on sys.path."""
+    candidates = [user_site_packages()]
+    prefs = preferences(context)
+    if prefs is not None and prefs.python_path:
+        candidates.append(bpy.path.abspath(prefs.python_path))
+    for path in candidates:
+        if path and os.path.isdir(path) and path not in sys.path:
+            sys.path.append(path)
+    importlib.invalidate_caches()
+
+
+def missing_modules(names=None):
+    return [name for name in (names or MODULES) if importlib.util.find_spec(name) is None]
+
+
+def install_hint():
+    return ("Install the dependencies: Edit > Preferences > Add-ons > Diffusion Handles > "
+            "'Install Dependencies' (pip installs torch and friends into the extension's user "
+            "folder), or set 'Python Packages' to the site-packages of an environment that has them "
+            "(pip install -r requirements.txt)")
+
+
+def require(names):
+    """Raise AddonError naming what is missing and how to install it."""
+    from .errors import AddonError
+
+    missing = missing_modules(names)
+    if missing:
+        raise AddonError(f"missing Python package(s): {', '.join(missing)}. {install_hint()}")
+
+
+def pip_install_command(target):
+    return [sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "--upgrade",
+            "--target", target, *REQUIREMENTS]
+
+
+from .jobs import JobOperator  # noqa: E402  (after the helpers above, which jobs does not need)
+
+
+class DH_OT_install_dependencies(JobOperator, bpy.types.Operator):
+    """Install torch, diffusers and the other engine packages into the extension's user folder (pip)"""
+
+    bl_idname = "dh.install_dependencies"
+    bl_label = "Install Dependencies"
+    bl_options = {"REGISTER", "INTERNAL"}
+
+    @classmethod
+    def poll(cls, context):
+        if not bpy.app.online_access:
+            cls.poll_message_set("Online access is disabled (Preferences > System > Network)")
+            return False
+        return True
+
+    def start(self, context):
+        target = user_site_packages(create=True)
+        if not target:
+            self.report({"ERROR"}, "the add-on is not installed as an extension: install the packages "
+                                   "yourself and set 'Python Packages' in the preferences")
+            return None
+        command = pip_install_command(target)
+
+        def work(progress, should_cancel):
+            progress("ensurepip", 0, 2)
+            subprocess.run([sys.executable, "-m", "ensurepip", "--upgrade"], capture_output=True)
+            progress("pip install (several GB, minutes)", 1, 2)
+            result = subprocess.run(command, capture_output=True, text=True)
+            if result.returncode != 0:
+                from .errors import AddonError
+
+                tail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["(no output)"]
+                raise AddonError(f"pip install into {target} failed: {tail[0]}")
+            return target
+
+        return work
+
+    def finish(self, context, target):
+        add_paths(context)
+        missing = missing_modules()
+        if missing:
+            self.report({"WARNING"}, f"installed into {target}, but still missing: {', '.join(missing)}")
+        else:
+            self.report({"INFO"}, f"dependencies installed into {target}")
+        return {"FINISHED"}
+
+
+CLASSES = (DH_OT_install_dependencies,)
+
+
+def register():
+    add_paths()

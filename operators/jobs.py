@@ -1,0 +1,177 @@
+"""Long work off the main thread: a worker thread, a modal timer for progress, Esc / Cancel to stop.
+
+A job is split in three: ``start`` (main thread: read Blender data), ``work(progress,
+should_cancel)`` (worker thread: engine and files only, never bpy), ``finish(result)`` (main thread:
+write Blender data, report). Timers and modal operators do not run with ``blender -b``: there the
+same job runs synchronously on the main thread (DESIGN.md section 2).
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import traceback
+
+import bpy
+
+log = logging.getLogger(__name__)
+
+
+class JobState:
+    """Shared between the worker and the main thread (plain Python: no bpy in the worker)."""
+
+    def __init__(self, name):
+        self.name = name
+        self.cancel = threading.Event()
+        self.progress = 0.0
+        self.status = ""
+        self.result = None
+        self.error = None  # (exception, formatted traceback)
+        self.done = threading.Event()
+
+    def report_progress(self, stage, step, total):
+        self.progress = (step / total) if total else 0.0
+        self.status = f"{stage} {step}/{total}" if total else str(stage)
+
+    def should_cancel(self):
+        return self.cancel.is_set()
+
+    def run(self, work):
+        try:
+            self.result = work(self.report_progress, self.should_cancel)
+        except BaseException as exc:  # handed to the main thread, reported there
+            self.error = (exc, traceback.format_exc())
+        finally:
+            self.done.set()
+
+
+_current: JobState | None = None
+
+
+def current_job():
+    return _current if _current is not None and not _current.done.is_set() else None
+
+
+def cancel_current():
+    job = current_job()
+    if job is not None:
+        job.cancel.set()
+    return job is not None
+
+
+def _set_ui(context, running, progress=0.0, status=""):
+    wm = context.window_manager
+    if not hasattr(wm, "dh_job"):
+        return
+    wm.dh_job.running = running
+    wm.dh_job.progress = progress
+    wm.dh_job.status = status
+    for window in wm.windows:
+        for area in window.screen.areas:
+            if area.type in {"VIEW_3D", "PROPERTIES", "IMAGE_EDITOR"}:
+                area.tag_redraw()
+
+
+class JobOperator:
+    """Mix-in for operators that run a job. Subclasses define
+
+    - ``start(context)`` -> ``work(progress, should_cancel)`` callable, or None when it already
+      reported an error (main thread);
+    - ``finish(context, result)`` -> set of operator return flags (main thread);
+    - ``failed(context, exc)`` -> a one-line message for an exception from the work.
+    """
+
+    _timer = None
+    _state: JobState | None = None
+
+    def start(self, context):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def finish(self, context, result):  # pragma: no cover - abstract
+        return {"FINISHED"}
+
+    def failed(self, context, exc):
+        from .errors import user_message
+
+        return user_message(exc)
+
+    def execute(self, context):
+        global _current
+        if current_job() is not None:
+            self.report({"ERROR"}, f"{_current.name} is still running: wait for it or press Cancel")
+            return {"CANCELLED"}
+        work = self.start(context)
+        if work is None:
+            return {"CANCELLED"}
+        state = JobState(self.bl_label)
+        if bpy.app.background or context.window is None:
+            _current = state
+            state.run(work)  # synchronous: no event loop to drive a modal timer
+            return self._complete(context, state)
+        _current = self._state = state
+        threading.Thread(target=state.run, args=(work,), name=f"dh: {self.bl_label}", daemon=True).start()
+        self._timer = context.window_manager.event_timer_add(0.2, window=context.window)
+        context.window_manager.modal_handler_add(self)
+        context.window_manager.progress_begin(0, 1000)
+        _set_ui(context, True, 0.0, f"{self.bl_label}: starting")
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context, event):
+        state = self._state
+        if event.type == "ESC" and event.value == "PRESS":
+            state.cancel.set()
+        if event.type != "TIMER" and not state.done.is_set():
+            return {"PASS_THROUGH"}
+        context.window_manager.progress_update(int(state.progress * 1000))
+        _set_ui(context, True, state.progress,
+                f"{self.bl_label}: {state.status}" + (" (cancelling)" if state.cancel.is_set() else ""))
+        if not state.done.is_set():
+            return {"PASS_THROUGH"}
+        context.window_manager.event_timer_remove(self._timer)
+        context.window_manager.progress_end()
+        _set_ui(context, False)
+        return self._complete(context, state)
+
+    def cancel(self, context):  # Blender calls this when the modal operator is aborted
+        if self._state is not None:
+            self._state.cancel.set()
+
+    def _complete(self, context, state):
+        from ..engine.errors import CancelledError
+
+        if state.error is not None:
+            exc, formatted = state.error
+            if isinstance(exc, CancelledError):
+                self.report({"WARNING"}, f"{self.bl_label}: cancelled; {self.cancelled_note()}")
+                return {"CANCELLED"}
+            message = self.failed(context, exc)
+            if message is None:  # not a user error: a bug, keep its traceback in the log
+                log.error("%s failed:\n%s", self.bl_label, formatted)
+                message = f"{self.bl_label} failed: {type(exc).__name__}: {exc} (details in the console)"
+            self.report({"ERROR"}, message)
+            return {"CANCELLED"}
+        return self.finish(context, state.result)
+
+    def cancelled_note(self):
+        return "nothing half-written was left"
+
+
+class DH_OT_cancel_job(bpy.types.Operator):
+    """Stop the running Diffusion Handles job (finished frames are kept)"""
+
+    bl_idname = "dh.cancel_job"
+    bl_label = "Cancel"
+    bl_options = {"REGISTER"}
+
+    @classmethod
+    def poll(cls, context):
+        if current_job() is None:
+            cls.poll_message_set("No Diffusion Handles job is running")
+            return False
+        return True
+
+    def execute(self, context):
+        cancel_current()
+        return {"FINISHED"}
+
+
+CLASSES = (DH_OT_cancel_job,)

@@ -1,0 +1,192 @@
+"""The engine and its models, loaded once per Blender session and freeable; model downloads.
+
+Loading happens inside jobs (worker threads), so a lock guards the session. The per-photo prepared
+cache (inversion + recorded activations) lives in the photo's cache folder, keyed by the prompt and
+the settings that change what prepare computes.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import threading
+from pathlib import Path
+
+import bpy
+
+from .deps import preferences
+from .errors import AddonError
+
+ROLES = ("diffusion", "depth", "detector", "segmenter", "removal")
+
+_lock = threading.RLock()
+_session = {"key": None, "engine": None, "prepared": {}}
+
+
+def engine_options(context=None):
+    """Models folder, per-role overrides, device and precision from the add-on preferences."""
+    prefs = preferences(context)
+    if prefs is None:
+        return {"models_dir": None, "overrides": {}, "device": "auto", "dtype": "auto"}
+    overrides = {role: getattr(prefs, f"{role}_model").strip() for role in ROLES
+                 if getattr(prefs, f"{role}_model", "").strip()}
+    return {"models_dir": bpy.path.abspath(prefs.models_dir) if prefs.models_dir else None,
+            "overrides": overrides, "device": prefs.device.lower(), "dtype": prefs.precision.lower()}
+
+
+def edit_settings(props, options):
+    """The engine's EditSettings from a photo's properties (Object.dh) and the preferences."""
+    from ..engine.settings import EditSettings
+
+    return EditSettings(resolution=props.resolution, steps=props.steps, seed=props.seed,
+                        inversion=props.inversion, fg_weight=props.fg_weight, bg_weight=props.bg_weight,
+                        # the release guides 38 of 50 steps: keep that fraction for other step counts
+                        guided_steps=round(props.steps * EditSettings.guided_steps / EditSettings.steps),
+                        device=options["device"], dtype=options["dtype"])
+
+
+def get_engine(options, settings):
+    """The session's engine for these options (loaded on first use; models stay loaded)."""
+    from ..engine.pipeline import Engine
+
+    key = (options["models_dir"], tuple(sorted(options["overrides"].items())), options["device"],
+           options["dtype"])
+    with _lock:
+        if _session["engine"] is None or _session["key"] != key:
+            free_engine()
+            _session["engine"] = Engine(models_dir=options["models_dir"],
+                                        model_overrides=options["overrides"] or None,
+                                        device=options["device"], dtype=options["dtype"], settings=settings)
+            _session["key"] = key
+        engine = _session["engine"]
+        if getattr(engine, "settings", settings) != settings:
+            engine.settings = settings  # edit weights change per photo; the models stay
+        return engine
+
+
+def prepared_dir(cache_dir, prompt, settings):
+    """Folder of the prepared cache for a photo, prompt and prepare-relevant settings."""
+    key = json.dumps({"prompt": prompt, **settings.prepare_dict()}, sort_keys=True)
+    return os.path.join(cache_dir, f"prepared-{hashlib.sha1(key.encode()).hexdigest()[:12]}")
+
+
+def get_prepared(engine, inputs, prompt, settings, cache_dir, progress=None, should_cancel=None):
+    """The photo's prepared state: from memory, from its cache folder, or computed and saved."""
+    from ..engine.pipeline import Prepared
+
+    directory = prepared_dir(cache_dir, prompt, settings)
+    with _lock:
+        if directory in _session["prepared"]:
+            return _session["prepared"][directory], directory
+    if os.path.isdir(directory):
+        prepared = Prepared.load(directory)
+    else:
+        prepared = engine.prepare(inputs.image, prompt, inputs.depth, inputs.mask,
+                                  background_depth=inputs.background_depth, progress=progress,
+                                  should_cancel=should_cancel)
+        tmp = directory + ".partial"
+        shutil.rmtree(tmp, ignore_errors=True)
+        prepared.save(tmp)
+        os.replace(tmp, directory)  # a cancelled or failed save never looks finished
+    with _lock:
+        _session["prepared"][directory] = prepared
+    return prepared, directory
+
+
+def free_engine():
+    with _lock:
+        engine, _session["engine"], _session["key"] = _session["engine"], None, None
+        _session["prepared"].clear()
+    if engine is not None and hasattr(engine, "free"):
+        engine.free()
+    try:
+        from ..engine.perception.common import clear_cache
+
+        clear_cache()
+    except ImportError:
+        pass
+    import gc
+
+    gc.collect()
+
+
+def engine_loaded():
+    return _session["engine"] is not None
+
+
+class DH_OT_free_memory(bpy.types.Operator):
+    """Unload the diffusion and perception models and prepared photos from memory"""
+
+    bl_idname = "dh.free_memory"
+    bl_label = "Free Memory"
+    bl_options = {"REGISTER"}
+
+    def execute(self, context):
+        from .jobs import current_job
+
+        if current_job() is not None:
+            self.report({"ERROR"}, "a job is running: cancel it first")
+            return {"CANCELLED"}
+        free_engine()
+        self.report({"INFO"}, "Diffusion Handles models unloaded")
+        return {"FINISHED"}
+
+
+from .jobs import JobOperator  # noqa: E402
+
+
+class DH_OT_download_models(JobOperator, bpy.types.Operator):
+    """Download the default models into the Hugging Face cache (several GB; needs online access)"""
+
+    bl_idname = "dh.download_models"
+    bl_label = "Download Models"
+    bl_options = {"REGISTER"}
+
+    @classmethod
+    def poll(cls, context):
+        if not bpy.app.online_access:
+            cls.poll_message_set("Online access is disabled (Preferences > System > Network)")
+            return False
+        return True
+
+    def start(self, context):
+        from .deps import require
+
+        try:
+            require(("huggingface_hub",))
+            from ..engine import registry
+        except (AddonError, ImportError) as exc:
+            from .errors import user_message
+
+            self.report({"ERROR"}, user_message(exc))
+            return None
+        overrides = engine_options(context)["overrides"]
+
+        def work(progress, should_cancel):
+            from huggingface_hub import snapshot_download
+
+            roles = list(registry.REGISTRY)
+            for index, role in enumerate(roles):
+                if should_cancel():
+                    from ..engine.errors import CancelledError
+
+                    raise CancelledError("download cancelled")
+                spec = registry.spec(role)
+                repo = overrides.get(role) or spec.default_id
+                if os.path.isdir(repo):
+                    continue
+                progress(f"downloading {role} ({spec.download_size})", index, len(roles))
+                name, _, revision = repo.partition("@")
+                snapshot_download(name, revision=revision or spec.revision,
+                                  allow_patterns=list(spec.allow_patterns) if spec.allow_patterns else None)
+            return roles
+
+        return work
+
+    def finish(self, context, roles):
+        self.report({"INFO"}, f"models downloaded: {', '.join(roles)}")
+        return {"FINISHED"}
+
+
+CLASSES = (DH_OT_free_memory, DH_OT_download_models)

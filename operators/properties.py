@@ -1,0 +1,80 @@
+"""Data the add-on stores in .blend files: per-photo settings on objects, job progress on the window
+manager. A saved .blend therefore reopens and renders without importing the photo again.
+
+Every object an import creates carries ``Object.dh`` (`DH_ObjectProperties`): its ``role`` and a
+pointer to the photo's movable object (the "handle"), which holds the photo's settings.
+"""
+import bpy
+from bpy.props import (BoolProperty, EnumProperty, FloatProperty, FloatVectorProperty, IntProperty,
+                       PointerProperty, StringProperty)
+
+ROLES = (
+    ("NONE", "None", "Not part of an imported photo"),
+    ("CAMERA", "Camera", "The camera matching the photo"),
+    ("BACKGROUND", "Background", "The lifted background (object removed and filled)"),
+    ("OBJECT", "Object", "The lifted object: move, rotate, scale and keyframe it"),
+)
+ENGINES = (
+    ("PREVIEW", "Preview", "Geometric preview (no model weights): the lifted object warped into place"),
+    ("DIFFUSION", "Diffusion", "Diffusion Handles: the depth-to-image model re-renders the photo"),
+)
+INVERSIONS = (
+    ("null-text", "Null-text", "The paper's null-text inversion (slow, faithful)"),
+    ("negative-prompt", "Negative prompt", "Fast inversion: no per-step optimisation"),
+    ("ddim", "DDIM", "Plain DDIM inversion"),
+)
+IDENTITY16 = (1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0)
+
+
+class DH_ObjectProperties(bpy.types.PropertyGroup):
+    role: EnumProperty(name="Role", items=ROLES, default="NONE")
+    handle: PointerProperty(name="Object", type=bpy.types.Object,
+                            description="The photo's movable object (holds the photo's settings)")
+    # --- the photo (set on the OBJECT role) -------------------------------------------------------
+    camera: PointerProperty(name="Camera", type=bpy.types.Object)
+    background: PointerProperty(name="Background", type=bpy.types.Object)
+    image_path: StringProperty(name="Photo", subtype="FILE_PATH")
+    depth_path: StringProperty(name="Depth", subtype="FILE_PATH", description="Empty: estimated")
+    mask_path: StringProperty(name="Mask", subtype="FILE_PATH", description="Empty: from the object query")
+    object_query: StringProperty(name="Object query", description="Text naming the object, e.g. 'the car'")
+    cache_dir: StringProperty(name="Cache", subtype="DIR_PATH",
+                              description="Per-photo folder: the inputs as imported and the prepared cache")
+    prepared_dir: StringProperty(name="Prepared cache", subtype="DIR_PATH",
+                                 description="The engine's prepared (inverted) photo, once made")
+    width: IntProperty(name="Width", min=0)
+    height: IntProperty(name="Height", min=0)
+    centroid: FloatVectorProperty(name="Centroid", size=3, description="Object centroid, camera frame (m)")
+    rest_matrix: FloatVectorProperty(name="Rest matrix", size=16, default=IDENTITY16,
+                                     description="The object's world matrix as imported (row-major)")
+    # --- edit settings (per photo) -------------------------------------------------------------
+    prompt: StringProperty(name="Prompt", description="A caption of the photo")
+    engine: EnumProperty(name="Engine", items=ENGINES, default="PREVIEW")
+    steps: IntProperty(name="Steps", default=50, min=1, max=1000, description="DDIM steps")
+    seed: IntProperty(name="Seed", default=2773, min=0)
+    resolution: IntProperty(name="Resolution", default=512, min=8, max=4096,
+                            description="Working resolution: the longer side in pixels")
+    fg_weight: FloatProperty(name="Foreground", default=1.5, min=0.0, soft_max=10.0,
+                             description="Weight of the object's identity preservation")
+    bg_weight: FloatProperty(name="Background", default=1.25, min=0.0, soft_max=10.0,
+                             description="Weight of the background preservation")
+    inversion: EnumProperty(name="Inversion", items=INVERSIONS, default="null-text")
+
+
+class DH_JobProperties(bpy.types.PropertyGroup):
+    """Progress of the running job (window manager: never saved)."""
+    running: BoolProperty(default=False)
+    progress: FloatProperty(default=0.0, min=0.0, max=1.0, subtype="FACTOR")
+    status: StringProperty(default="")
+
+
+CLASSES = (DH_ObjectProperties, DH_JobProperties)
+
+
+def register():
+    bpy.types.Object.dh = PointerProperty(type=DH_ObjectProperties)
+    bpy.types.WindowManager.dh_job = PointerProperty(type=DH_JobProperties)
+
+
+def unregister():
+    del bpy.types.WindowManager.dh_job
+    del bpy.types.Object.dh

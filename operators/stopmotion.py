@@ -1,0 +1,154 @@
+"""The stop-motion loop: one edited photo per frame, written atomically, resumable.
+
+Planning (main thread, bpy) turns each frame of the scene's range into (frame, camera-frame
+transform, output path, key). Running (any thread, no bpy) renders only what is needed:
+
+- a frame whose file exists and whose recorded key matches is kept (an interrupted run resumes
+  after its last finished frame; a changed trajectory or setting re-renders what changed);
+- a frame whose key equals an earlier frame's (the object did not move) reuses that file;
+- every file is written to a temporary name and renamed, so a cancel or crash leaves no partial
+  file. The keys live in ``.dh_frames.json`` next to the frames.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+
+import numpy as np
+
+MANIFEST = ".dh_frames.json"
+
+
+@dataclass
+class FramePlan:
+    frame: int
+    transform: np.ndarray
+    path: str
+    key: str
+
+
+@dataclass
+class Summary:
+    rendered: list = field(default_factory=list)
+    reused: list = field(default_factory=list)
+    kept: list = field(default_factory=list)
+    paths: list = field(default_factory=list)
+
+    def describe(self):
+        return (f"{len(self.paths)} frames: {len(self.rendered)} rendered, {len(self.reused)} reused "
+                f"(object did not move), {len(self.kept)} kept from an earlier run")
+
+
+def frame_key(transform, context_key):
+    """Identifies a frame's content: the transform (rounded) and everything else that matters."""
+    rounded = np.round(np.asarray(transform, dtype=np.float64), 6) + 0.0  # no -0.0
+    return hashlib.sha1(context_key.encode() + rounded.tobytes()).hexdigest()[:16]
+
+
+def plan_frames(scene, obj, context_key, frames=None):
+    """Main thread: the frames to render, with their transforms and output paths."""
+    from .matrices import object_transform
+
+    if frames is None:
+        frames = range(scene.frame_start, scene.frame_end + 1, max(1, scene.frame_step))
+    current = scene.frame_current
+    plan = []
+    try:
+        for frame in frames:
+            scene.frame_set(frame)
+            transform = object_transform(obj)
+            plan.append(FramePlan(frame, transform, scene.render.frame_path(frame=frame),
+                                  frame_key(transform, context_key)))
+    finally:
+        scene.frame_set(current)
+    return plan
+
+
+class Manifest:
+    """frame file name -> key, per output folder; saved atomically after every frame."""
+
+    def __init__(self, directory):
+        self.path = os.path.join(directory, MANIFEST)
+        try:
+            with open(self.path) as f:
+                self.entries = dict(json.load(f))
+        except (OSError, ValueError, TypeError):
+            self.entries = {}
+
+    def matches(self, path, key):
+        return os.path.isfile(path) and self.entries.get(os.path.basename(path)) == key
+
+    def record(self, path, key):
+        self.entries[os.path.basename(path)] = key
+        tmp = self.path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(self.entries, f, indent=0, sort_keys=True)
+        os.replace(tmp, self.path)
+
+
+def _copy_atomic(source, destination):
+    from ..engine.io import atomic_output
+
+    with atomic_output(destination) as tmp:
+        shutil.copyfile(source, tmp)
+
+
+def run_frames(plan, renderer, progress=None, should_cancel=None, write=None):
+    """Render the plan; returns a Summary. Raises CancelledError between frames when asked."""
+    from ..engine.errors import CancelledError
+    from ..engine.io import save_image
+
+    write = write or save_image
+    progress = progress or (lambda stage, step, total: None)
+    should_cancel = should_cancel or (lambda: False)
+    summary = Summary(paths=[item.path for item in plan])
+    manifests = {}
+    done = {}  # key -> a finished file with that content
+
+    def manifest_for(path):
+        directory = os.path.dirname(path) or "."
+        if directory not in manifests:
+            os.makedirs(directory, exist_ok=True)
+            manifests[directory] = Manifest(directory)
+        return manifests[directory]
+
+    for item in plan:  # frames finished by an earlier run are kept (and can be reused)
+        if manifest_for(item.path).matches(item.path, item.key):
+            summary.kept.append(item.frame)
+            done.setdefault(item.key, item.path)
+    pending = [item for item in plan if item.frame not in summary.kept]
+    total = len(pending)
+    step = 0
+    while pending:
+        if should_cancel():
+            raise CancelledError("stop-motion render cancelled")
+        item = pending[0]
+        if item.key in done:
+            _copy_atomic(done[item.key], item.path)
+            manifest_for(item.path).record(item.path, item.key)
+            summary.reused.append(item.frame)
+            pending.pop(0)
+            step += 1
+            progress("frames", step, total)
+            continue
+        # a batch of frames with distinct new content (frames repeating it are reused afterwards)
+        batch, keys = [], set()
+        for candidate in pending:
+            if len(batch) >= getattr(renderer, "batch_size", 1):
+                break
+            if candidate.key not in done and candidate.key not in keys:
+                batch.append(candidate)
+                keys.add(candidate.key)
+        images = renderer([b.transform for b in batch], progress=None, should_cancel=should_cancel)
+        for b, rgb in zip(batch, images):
+            write(b.path, rgb)  # atomic: temporary name, then rename
+            manifest_for(b.path).record(b.path, b.key)
+            done[b.key] = b.path
+            summary.rendered.append(b.frame)
+            pending.remove(b)
+            step += 1
+            progress("frames", step, total)
+    return summary

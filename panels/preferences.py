@@ -1,0 +1,79 @@
+"""Add-on preferences: device, precision, models, cache folder, dependencies, memory."""
+import bpy
+from bpy.props import EnumProperty, StringProperty
+
+ADDON_PACKAGE = __package__.rpartition(".")[0]
+
+DEVICES = (("AUTO", "Auto", "CUDA, then Apple MPS, then CPU"), ("CUDA", "CUDA", ""), ("MPS", "Apple MPS", ""),
+           ("CPU", "CPU", ""))
+PRECISIONS = (("AUTO", "Auto", "fp16 on a GPU, fp32 on the CPU"), ("FP32", "fp32", ""), ("FP16", "fp16", ""),
+              ("BF16", "bf16", ""))
+
+
+def _on_python_path(self, context):
+    from ..operators.deps import add_paths
+
+    add_paths(context)
+
+
+class DH_AddonPreferences(bpy.types.AddonPreferences):
+    bl_idname = ADDON_PACKAGE
+
+    device: EnumProperty(name="Device", items=DEVICES, default="AUTO")
+    precision: EnumProperty(name="Precision", items=PRECISIONS, default="AUTO")
+    models_dir: StringProperty(name="Models Folder", subtype="DIR_PATH",
+                               description="A folder with one sub-folder per model role (diffusion, depth, ...); "
+                                           "empty: the Hugging Face cache")
+    diffusion_model: StringProperty(name="Diffusion", description="Override: Hugging Face id (org/name@rev) "
+                                    "or local folder of the depth-to-image model")
+    depth_model: StringProperty(name="Depth", description="Override for the depth estimator")
+    detector_model: StringProperty(name="Detector", description="Override for the open-vocabulary detector")
+    segmenter_model: StringProperty(name="Segmenter", description="Override for SAM (folder or checkpoint)")
+    removal_model: StringProperty(name="Removal", description="Override for the object-removal inpainter")
+    cache_dir: StringProperty(name="Cache Folder", subtype="DIR_PATH",
+                              description="Per-photo caches (inputs and prepared inversions); empty: the "
+                                          "extension's user folder")
+    python_path: StringProperty(name="Python Packages", subtype="DIR_PATH", update=_on_python_path,
+                                description="site-packages of an existing Python 3.11 environment with torch "
+                                            "(instead of installing into the extension's folder)")
+
+    def draw(self, context):
+        from ..operators import deps
+        from ..operators.models import engine_loaded
+
+        layout = self.layout
+        box = layout.box()
+        box.label(text="Dependencies", icon="SCRIPTPLUGINS")
+        missing = deps.missing_modules()
+        if missing:
+            box.label(text=f"Missing: {', '.join(missing)}", icon="ERROR")
+            box.label(text="Blender's Python lacks torch: install the packages (several GB) or point to an environment.")
+            row = box.row()
+            row.operator("dh.install_dependencies", icon="IMPORT")
+            target = deps.user_site_packages()
+            if target:
+                box.label(text=f"Installs into: {target}")
+        else:
+            box.label(text="All Python packages found", icon="CHECKMARK")
+        box.prop(self, "python_path")
+
+        box = layout.box()
+        box.label(text="Models", icon="FILE_3D")
+        box.prop(self, "device")
+        box.prop(self, "precision")
+        box.prop(self, "models_dir")
+        col = box.column(align=True)
+        for role in ("diffusion", "depth", "detector", "segmenter", "removal"):
+            col.prop(self, f"{role}_model")
+        row = box.row()
+        row.operator("dh.download_models", icon="URL")
+        if not bpy.app.online_access:
+            box.label(text="Downloads need online access (Preferences > System > Network)", icon="INFO")
+        row = box.row()
+        row.enabled = engine_loaded()
+        row.operator("dh.free_memory", icon="TRASH")
+
+        layout.prop(self, "cache_dir")
+
+
+CLASSES = (DH_AddonPreferences,)

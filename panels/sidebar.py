@@ -1,0 +1,64 @@
+"""The "Handles" tab of the 3D Viewport sidebar (N panel)."""
+import bpy
+
+
+class DH_PT_handles(bpy.types.Panel):
+    bl_idname = "DH_PT_handles"
+    bl_label = "Diffusion Handles"
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "Handles"
+
+    def draw(self, context):
+        from ..operators import deps
+        from ..operators.jobs import current_job
+
+        layout = self.layout
+        missing = deps.missing_modules()
+        if missing:
+            box = layout.box()
+            box.label(text=f"Missing Python packages: {', '.join(missing)}", icon="ERROR")
+            box.label(text="Preferences > Add-ons > Diffusion Handles > Install Dependencies")
+            box.operator("dh.install_dependencies", icon="IMPORT")
+        layout.operator("dh.import_photo", icon="IMAGE_DATA")
+
+        job = context.window_manager.dh_job
+        if current_job() is not None or job.running:
+            box = layout.box()
+            box.label(text=job.status or "working...", icon="TIME")
+            if hasattr(box, "progress"):
+                box.progress(factor=job.progress, type="BAR")
+            else:
+                box.prop(job, "progress", text="")
+            box.operator("dh.cancel_job", icon="CANCEL")
+
+        obj = context.active_object
+        handle = obj.dh.handle if obj is not None and obj.dh.role != "NONE" else None
+        if handle is None:
+            others = [o for o in context.scene.objects if o.dh.role == "OBJECT"]
+            if others:
+                layout.label(text="Select an imported object (or its camera / background)", icon="INFO")
+            return
+        props = handle.dh
+        col = layout.column()
+        col.label(text=f"Object: {handle.name}", icon="OBJECT_DATA")
+        col.prop(props, "object_query")
+        col.prop(props, "prompt")
+        col.prop(props, "engine", expand=True)
+        sub = col.column(align=True)
+        sub.enabled = props.engine == "DIFFUSION"
+        sub.prop(props, "fg_weight")
+        sub.prop(props, "bg_weight")
+        sub.prop(props, "steps")
+        sub.prop(props, "seed")
+        sub.prop(props, "resolution")
+        sub.prop(props, "inversion")
+        col.separator()
+        col.operator("dh.render_edit", icon="RENDER_STILL")
+        col.operator("dh.render_stop_motion", icon="RENDER_ANIMATION")
+        col.label(text="One moving object per photo (several are not supported yet)", icon="INFO")
+        if props.prepared_dir:
+            col.label(text="Prepared cache ready", icon="CHECKMARK")
+
+
+CLASSES = (DH_PT_handles,)
