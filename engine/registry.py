@@ -5,16 +5,27 @@ A role resolves to a local directory in this order:
 2. ``<models_dir>/<role>/`` when a models directory is given (the layout ``engine tiny-models``
    writes and ``../shared/models/toy-depth`` uses);
 3. the role's default id at its pinned revision in the Hugging Face cache (offline lookup; honours
-   HF_HOME / HF_HUB_CACHE). Nothing is downloaded here: downloads are explicit
-   (``python -m engine models download``).
+   HF_HOME / HF_HUB_CACHE, read when the lookup happens). Nothing is downloaded here: downloads are
+   explicit (``python -m engine models download``, :func:`download`).
+
+Revisions: a 40-hex revision is a commit of the model repository, seen as a snapshot directory
+name in several independent Hugging Face caches (the hub names snapshot folders after commits).
+``"main"`` means no commit could be confirmed yet; the repository's current head is used then.
+
+Integrity (:func:`verify`): every file of a Hugging Face snapshot is a link to a blob named by its
+content hash (sha256 for large LFS files, the git blob sha1 for small ones), so a download is
+verified by re-hashing each file against its blob name; files the registry knows more about
+(SAM checkpoints, whose names carry the first hex digits of their md5) are checked for that too.
 """
 from __future__ import annotations
 
+import fnmatch
+import hashlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import ModelNotFoundError
+from .errors import EngineError, ModelNotFoundError
 
 
 @dataclass(frozen=True)
@@ -27,7 +38,19 @@ class ModelSpec:
     description: str
     # Files to fetch from the repo (None = the whole snapshot, filtered by allow_patterns).
     allow_patterns: tuple[str, ...] | None = None
+    # Glob patterns (relative to the snapshot) that must each match at least one file for the
+    # model to count as present; checked after a download and by `models verify`.
+    required: tuple[str, ...] = ()
+    # How the engine loads it (shown by `models list`).
+    loader: str = ""
+    # Whether the default pipeline needs it ("default") or only an option does ("option").
+    use: str = "default"
+    # Known md5 prefixes of files, by file name (e.g. SAM names its checkpoints after them).
+    md5_prefixes: dict = field(default_factory=dict, compare=False, hash=False)
 
+
+_SD_FP16 = ("*.json", "*.txt", "unet/*.fp16.safetensors", "vae/*.fp16.safetensors",
+            "text_encoder/*.fp16.safetensors", "tokenizer/*")
 
 REGISTRY: dict[str, ModelSpec] = {
     spec.role: spec
@@ -39,10 +62,93 @@ REGISTRY: dict[str, ModelSpec] = {
             "about 2.6 GB (fp16 safetensors: unet, vae, text encoder)",
             "openrail++",
             "depth-to-image latent diffusion (UNet with 4 latent + 1 depth input channels)",
-            allow_patterns=("*.json", "*.txt", "unet/*.fp16.safetensors", "vae/*.fp16.safetensors",
-                            "text_encoder/*.fp16.safetensors", "tokenizer/*"),
+            allow_patterns=_SD_FP16,
+            required=("model_index.json", "unet/config.json", "vae/config.json",
+                      "text_encoder/config.json", "tokenizer/*", "unet/*.safetensors"),
+            loader="diffusers UNet2DConditionModel, AutoencoderKL, CLIPTextModel, CLIPTokenizer",
+        ),
+        ModelSpec(
+            "depth",
+            "Intel/zoedepth-nyu-kitti",
+            "main",
+            "about 1.4 GB (safetensors)",
+            "mit",
+            "metric monocular depth (ZoeDepth, NYU + KITTI heads), the estimator the paper used",
+            allow_patterns=("*.json", "*.safetensors"),
+            required=("config.json", "preprocessor_config.json", "*.safetensors"),
+            loader="transformers AutoModelForDepthEstimation + AutoImageProcessor",
+        ),
+        ModelSpec(
+            "depth-anything",
+            "depth-anything/Depth-Anything-V2-Metric-Indoor-Small-hf",
+            "8078d68a9c75a972131914f6afd0c1723be0da7f",
+            "about 100 MB (safetensors)",
+            "apache-2.0",
+            "metric monocular depth (Depth Anything V2 Small, indoor metric head); option: "
+            "`--depth-model depth-anything` or any Depth Anything V2 *Metric* id",
+            allow_patterns=("*.json", "*.safetensors"),
+            required=("config.json", "preprocessor_config.json", "*.safetensors"),
+            loader="transformers AutoModelForDepthEstimation + AutoImageProcessor",
+            use="option",
+        ),
+        ModelSpec(
+            "detector",
+            "IDEA-Research/grounding-dino-tiny",
+            "a2bb814dd30d776dcf7e30523b00659f4f141c71",
+            "about 690 MB (safetensors)",
+            "apache-2.0",
+            "open-vocabulary boxes from a text query (Grounding DINO tiny)",
+            allow_patterns=("*.json", "*.txt", "*.safetensors"),
+            required=("config.json", "preprocessor_config.json", "*.safetensors", "vocab.txt"),
+            loader="transformers AutoModelForZeroShotObjectDetection + AutoProcessor",
+        ),
+        ModelSpec(
+            "sam",
+            "ybelkada/segment-anything",
+            "7790786db131bcdc639f24a915d9f2c331d843ee",
+            "about 375 MB (one PyTorch checkpoint, loaded with weights_only=True)",
+            "apache-2.0",
+            "Segment Anything ViT-B: masks from boxes and points (the original release checkpoint)",
+            allow_patterns=("checkpoints/sam_vit_b_01ec64.pth",),
+            required=("checkpoints/sam_vit_b_01ec64.pth",),
+            loader="segment-anything sam_model_registry + SamPredictor",
+            md5_prefixes={"sam_vit_b_01ec64.pth": "01ec64"},
+        ),
+        ModelSpec(
+            "sam-vit-h",
+            "ybelkada/segment-anything",
+            "7790786db131bcdc639f24a915d9f2c331d843ee",
+            "about 2.6 GB (one PyTorch checkpoint, loaded with weights_only=True)",
+            "apache-2.0",
+            "Segment Anything ViT-H (larger, better masks); option: `--sam-model sam-vit-h`",
+            allow_patterns=("checkpoints/sam_vit_h_4b8939.pth",),
+            required=("checkpoints/sam_vit_h_4b8939.pth",),
+            loader="segment-anything sam_model_registry + SamPredictor",
+            use="option",
+            md5_prefixes={"sam_vit_h_4b8939.pth": "4b8939"},
+        ),
+        ModelSpec(
+            "inpaint",
+            "stabilityai/stable-diffusion-2-inpainting",
+            "81a84f49b15956b60b4272a405ad3daef3da4590",
+            "about 2.6 GB (fp16 safetensors)",
+            "openrail++",
+            "object removal by diffusion inpainting; option: `--removal diffusers` (the default "
+            "removal needs no download)",
+            allow_patterns=_SD_FP16,
+            required=("model_index.json", "unet/config.json", "vae/config.json", "unet/*.safetensors"),
+            loader="diffusers StableDiffusionInpaintPipeline",
+            use="option",
         ),
     )
+}
+
+# A role may name another role of the same kind as its override (``--sam-model sam-vit-h``).
+ROLE_FAMILIES: dict[str, tuple[str, ...]] = {
+    "depth": ("depth", "depth-anything"),
+    "depth-anything": ("depth", "depth-anything"),
+    "sam": ("sam", "sam-vit-h"),
+    "sam-vit-h": ("sam", "sam-vit-h"),
 }
 
 
@@ -52,6 +158,11 @@ def spec(role: str) -> ModelSpec:
     except KeyError:
         raise ModelNotFoundError(
             f"unknown model role {role!r}; known roles: {', '.join(sorted(REGISTRY))}") from None
+
+
+def roles() -> list[str]:
+    """Every role, in registry order."""
+    return list(REGISTRY)
 
 
 def _split_id(model_id: str, default_revision: str) -> tuple[str, str]:
@@ -67,27 +178,34 @@ def resolve(role: str, override: str | os.PathLike | None = None,
     s = spec(role)
     looked: list[str] = []
     if override:
+        text = str(override)
+        if text in REGISTRY and text != role and text in ROLE_FAMILIES.get(role, ()):
+            return resolve(text, None, models_dir)  # e.g. sam -> sam-vit-h
         p = Path(override).expanduser()
         if p.is_dir():
             return p
-        if p.exists() or os.sep in str(override) and not _looks_like_hub_id(str(override)):
-            raise ModelNotFoundError(f"model override for role {role!r}: {str(override)!r} is not a directory")
-        repo, rev = _split_id(str(override), "main")
+        if p.exists() or os.sep in text and not _looks_like_hub_id(text):
+            raise ModelNotFoundError(f"model override for role {role!r}: {text!r} is not a directory")
+        if not _looks_like_hub_id(text):
+            raise ModelNotFoundError(
+                f"model override for role {role!r}: {text!r} is neither a local directory nor a "
+                f"Hugging Face id (org/name or org/name@revision)")
+        repo, rev = _split_id(text, s.revision if text.split("@")[0] == s.default_id else "main")
         found = _from_hf_cache(repo, rev, s.allow_patterns if repo == s.default_id else None)
         if found:
             return found
-        looked.append(f"Hugging Face cache for {repo}@{rev}")
-        raise ModelNotFoundError(_missing_message(role, repo, looked))
+        looked.append(f"Hugging Face cache ({hf_cache_dir()}) for {repo}@{rev}")
+        raise ModelNotFoundError(_missing_message(role, f"{repo}@{rev}", looked, override=text))
     if models_dir:
         p = Path(models_dir).expanduser() / role
         if p.is_dir():
             return p
         looked.append(str(p))
     found = _from_hf_cache(s.default_id, s.revision, s.allow_patterns)
-    if found:
+    if found and _has_required(found, s.required):
         return found
     looked.append(f"Hugging Face cache ({hf_cache_dir()}) for {s.default_id}@{s.revision}")
-    raise ModelNotFoundError(_missing_message(role, s.default_id, looked))
+    raise ModelNotFoundError(_missing_message(role, f"{s.default_id}@{s.revision}", looked))
 
 
 def _looks_like_hub_id(text: str) -> bool:
@@ -96,9 +214,19 @@ def _looks_like_hub_id(text: str) -> bool:
 
 
 def hf_cache_dir() -> str:
+    """The Hugging Face hub cache, read from the environment NOW (HF_HUB_CACHE, else HF_HOME/hub),
+    so a change of HF_HOME after import (Blender preferences, tests) is honoured."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return os.path.expanduser(os.environ["HF_HUB_CACHE"])
+    if os.environ.get("HF_HOME"):
+        return os.path.join(os.path.expanduser(os.environ["HF_HOME"]), "hub")
     from huggingface_hub import constants
 
     return str(constants.HF_HUB_CACHE)
+
+
+def hf_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def _from_hf_cache(repo: str, revision: str, allow_patterns) -> Path | None:
@@ -107,12 +235,138 @@ def _from_hf_cache(repo: str, revision: str, allow_patterns) -> Path | None:
 
     try:
         return Path(snapshot_download(repo, revision=revision, local_files_only=True,
+                                      cache_dir=hf_cache_dir(),
                                       allow_patterns=list(allow_patterns) if allow_patterns else None))
-    except (LocalEntryNotFoundError, FileNotFoundError, OSError):
+    except (LocalEntryNotFoundError, FileNotFoundError, OSError, ValueError):
         return None
 
 
-def _missing_message(role: str, model_id: str, looked: list[str]) -> str:
+def _has_required(root: Path, patterns) -> bool:
+    return not _missing_required(root, patterns)
+
+
+def _missing_required(root: Path, patterns) -> list[str]:
+    files = [str(p.relative_to(root)).replace(os.sep, "/") for p in root.rglob("*") if p.is_file()]
+    return [pat for pat in patterns if not any(fnmatch.fnmatch(f, pat) for f in files)]
+
+
+def _missing_message(role: str, model_id: str, looked: list[str], override: str | None = None) -> str:
+    how = (f"download it with `python -m engine models download {role}`" if override is None else
+           f"download it with `python -m engine models download {role} --id {override}`")
     return (f"model for role {role!r} ({model_id}) is not available offline; looked in: "
-            f"{'; '.join(looked)}. Download it with `python -m engine models download {role}` "
-            f"(or pass a local directory with --models DIR / --{role}-model PATH)")
+            f"{'; '.join(looked)}. To fix: {how} (needs network; set HF_HOME to choose where it "
+            f"goes), or pass a local directory with --models DIR / --{role}-model PATH")
+
+
+# ---------------------------------------------------------------------------------------------
+# explicit downloads and verification
+
+def download(role: str, override: str | None = None, tqdm_class=None) -> Path:
+    """Download ``role`` (its default id at the pinned revision, or ``override`` as ``org/name[@rev]``)
+    into the Hugging Face cache, with progress bars; returns the snapshot directory.
+
+    Refuses when HF_HUB_OFFLINE is set. Only the registry's ``allow_patterns`` are fetched
+    (safetensors where the model offers them); nothing is executed from the repository.
+    """
+    s = spec(role)
+    if hf_offline():
+        raise EngineError(f"cannot download the {role!r} model: HF_HUB_OFFLINE is set (unset it to "
+                          f"allow downloads; models are looked up in {hf_cache_dir()})")
+    if override and not _looks_like_hub_id(str(override)):
+        raise EngineError(f"--id {override!r}: expected a Hugging Face id org/name[@revision]")
+    repo, rev = _split_id(str(override), "main") if override else (s.default_id, s.revision)
+    patterns = s.allow_patterns if repo == s.default_id else None
+    from huggingface_hub import snapshot_download
+
+    try:
+        path = Path(snapshot_download(repo, revision=rev, cache_dir=hf_cache_dir(),
+                                      allow_patterns=list(patterns) if patterns else None,
+                                      tqdm_class=tqdm_class))
+    except Exception as exc:  # network, authentication, unknown revision: one line for the user
+        raise EngineError(f"download of {repo}@{rev} for role {role!r} failed: "
+                          f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from exc
+    if repo == s.default_id:
+        missing = _missing_required(path, s.required)
+        if missing:
+            raise EngineError(f"download of {repo}@{rev} for role {role!r} is incomplete: no file "
+                              f"matches {', '.join(missing)} in {path}")
+    return path
+
+
+@dataclass
+class VerifyResult:
+    role: str
+    ok: bool
+    path: str | None
+    checked_files: int
+    problems: list[str]
+
+
+def _git_blob_sha1(path: Path) -> str:
+    size = path.stat().st_size
+    h = hashlib.sha1(f"blob {size}\0".encode())
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _file_digest(path: Path, algo: str) -> str:
+    h = hashlib.new(algo)
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def verify_dir(role: str, root: Path, check_hashes: bool = True) -> VerifyResult:
+    """Check one resolved model directory: required files present, content hashes as recorded."""
+    s = spec(role)
+    problems = [f"no file matches {pat!r}" for pat in _missing_required(root, s.required)] \
+        if "snapshots" in root.parts else []
+    checked = 0
+    for p in sorted(root.rglob("*")):
+        if not p.is_file():
+            continue
+        checked += 1
+        if p.stat().st_size == 0:
+            problems.append(f"{p.relative_to(root)} is empty")
+            continue
+        if not check_hashes:
+            continue
+        if p.is_symlink():  # Hugging Face cache: the blob's name is the content hash
+            blob = Path(os.path.realpath(p)).name
+            if len(blob) == 64:
+                digest = _file_digest(p, "sha256")
+            elif len(blob) == 40:
+                digest = _git_blob_sha1(p)
+            else:
+                digest = blob
+            if digest != blob:
+                problems.append(f"{p.relative_to(root)}: content hash {digest[:12]}... does not match "
+                                f"its blob {blob[:12]}... (corrupt; download again)")
+        prefix = s.md5_prefixes.get(p.name)
+        if prefix and not _file_digest(p, "md5").startswith(prefix):
+            problems.append(f"{p.relative_to(root)}: md5 does not start with {prefix} as the "
+                            f"release's file name says (corrupt or a different file)")
+    return VerifyResult(role, not problems, str(root), checked, problems)
+
+
+def verify(role: str, override: str | None = None, models_dir=None, check_hashes: bool = True) -> VerifyResult:
+    """Resolve ``role`` offline and verify what is there (see :func:`verify_dir`)."""
+    try:
+        root = resolve(role, override, models_dir)
+    except ModelNotFoundError as exc:
+        return VerifyResult(role, False, None, 0, [str(exc)])
+    return verify_dir(role, root, check_hashes)
+
+
+def model_table_markdown() -> str:
+    """The README's model table (role, default id, revision, download size, licence, use)."""
+    rows = ["| role | default | revision | download | licence | used by |",
+            "| --- | --- | --- | --- | --- | --- |"]
+    for s in REGISTRY.values():
+        rev = s.revision if s.revision == "main" else s.revision[:10]
+        rows.append(f"| `{s.role}` | `{s.default_id}` | {rev} | {s.download_size} | {s.licence} | "
+                    f"{'default pipeline' if s.use == 'default' else 'option'} |")
+    return "\n".join(rows)

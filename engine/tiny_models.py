@@ -11,6 +11,11 @@ from pathlib import Path
 # role -> (module relative to this package, function(out_dir: Path, seed: int) -> None)
 WRITERS: dict[str, tuple[str, str]] = {
     "diffusion": (".diffusion.tiny", "write_tiny_diffusion"),
+    "depth": (".perception.tiny", "write_tiny_depth"),
+    "depth-anything": (".perception.tiny", "write_tiny_depth_anything"),
+    "detector": (".perception.tiny", "write_tiny_detector"),
+    "sam": (".perception.tiny", "write_tiny_sam"),
+    "inpaint": (".perception.tiny", "write_tiny_inpaint"),
 }
 
 
