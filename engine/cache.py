@@ -1,0 +1,113 @@
+"""The per-photo cache: everything an edit needs from ``Engine.prepare``, on disk.
+
+A prepared photo is a directory with two files:
+
+- ``prepared.safetensors``: the tensors (working-resolution image, depth, object mask, optional
+  background depth, prompt embedding, per-step null embeddings, inverted noise, input and
+  reconstruction latents, reconstruction image, and the reference activations
+  ``ref/<step>/<layer>``: only the guided layers of the guided steps, half precision by default);
+- ``prepared.json``: metadata (format version, the content key, the SHA-256 of the tensor file,
+  prompt, model id and revision, settings, sizes, the prepare report).
+
+The content key is a SHA-256 over the inputs (image, depth, mask, background depth, prompt), the
+model id and revision, and the settings that change what prepare computes. Loading checks the
+format, the tensor file's hash and (when the caller gives one) the key: a corrupt, tampered or
+mismatched cache raises ``InputError`` and is never trusted (``Engine.prepare`` then rebuilds it).
+Both files are written under temporary names and renamed, the JSON last.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputError
+
+FORMAT = "diffusion-handles-prepared"
+VERSION = 1
+TENSORS = "prepared.safetensors"
+META = "prepared.json"
+
+
+def content_key(image, depth, object_mask, background_depth, prompt, model_id, revision,
+                prepare_settings: dict) -> str:
+    h = hashlib.sha256()
+    h.update(f"{FORMAT}/{VERSION}\n".encode())
+    for name, a in (("image", image), ("depth", depth), ("mask", object_mask),
+                    ("background_depth", background_depth)):
+        h.update(name.encode())
+        if a is None:
+            h.update(b"none")
+            continue
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype.str}{a.shape}".encode())
+        h.update(a.tobytes())
+    h.update(json.dumps({"prompt": prompt, "model_id": model_id, "revision": revision,
+                         "settings": prepare_settings}, sort_keys=True).encode())
+    return h.hexdigest()
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def save(directory, tensors: dict, meta: dict) -> None:
+    """Write ``tensors`` (name -> torch tensor) and ``meta`` (JSON-able) atomically into directory."""
+    from safetensors.torch import save_file
+
+    from .io import atomic_output
+
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    with atomic_output(d / TENSORS) as tmp:
+        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp))
+        digest = _sha256_file(tmp)
+    meta = dict(meta, format=FORMAT, version=VERSION, tensors_sha256=digest)
+    with atomic_output(d / META) as tmp:
+        tmp.write_text(json.dumps(meta, indent=1, sort_keys=True))
+
+
+def load(directory, expected_key: str | None = None):
+    """(tensors, meta) from a prepared directory; InputError if missing, corrupt or mismatched."""
+    from safetensors.torch import load_file
+
+    d = Path(directory)
+    what = f"prepared cache {str(d)!r}"
+    if not (d / META).is_file() or not (d / TENSORS).is_file():
+        raise InputError(f"{what}: not a prepared photo (expected {META} and {TENSORS}; "
+                         f"make one with `python -m engine prepare`)")
+    try:
+        meta = json.loads((d / META).read_text())
+    except (ValueError, OSError) as exc:
+        raise InputError(f"{what}: {META} is unreadable ({exc}); prepare the photo again") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise InputError(f"{what}: {META} is not a prepared-photo description")
+    if meta.get("version") != VERSION:
+        raise InputError(f"{what}: format version {meta.get('version')} (this engine reads {VERSION}); "
+                         f"prepare the photo again")
+    if _sha256_file(d / TENSORS) != meta.get("tensors_sha256"):
+        raise InputError(f"{what}: {TENSORS} does not match its checksum (corrupt or modified); "
+                         f"prepare the photo again")
+    if expected_key is not None and meta.get("key") != expected_key:
+        raise InputError(f"{what}: made from other inputs, model or settings (key mismatch)")
+    try:
+        tensors = load_file(str(d / TENSORS))
+    except Exception as exc:  # safetensors raises its own error types on bad headers
+        raise InputError(f"{what}: {TENSORS} is unreadable ({exc})") from None
+    return tensors, meta
+
+
+def remove(directory) -> None:
+    d = Path(directory)
+    for name in (META, TENSORS):
+        try:
+            os.remove(d / name)
+        except FileNotFoundError:
+            pass

@@ -1,0 +1,122 @@
+"""The guidance energy G = G_o + G_b of paper section 5.2, on the decoder activations Psi.
+
+For every guided layer i (an output of ``unet.up_blocks[i]``) at DDIM step t:
+
+- G_o (foreground / object): over the target pixels inside the valid warped object mask
+  M'_o = target & valid, the distance between the current activation Psi^e and the edited
+  activation Psi' = W[Psi, F] (the reference activation at each target pixel's source pixel).
+  L1 mean by default (the release), L2 as the paper writes it.
+- G_b (background / global): the distance between the MEAN reference activation over the original
+  background (the original object excluded) and the MEAN current activation over the new
+  background (the target object excluded): lighting and shadows may change, the average may not.
+
+Weights: w_o = fg_layer_weight[i] * fg_weight * 30 * fg_multiplier[iteration], likewise for w_b
+(``EditSettings.layer_weights`` and ``multipliers_at``). Each frame's energy depends only on that
+frame's latents, so frames can be optimised in one batch with the sum of their energies.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class LayerTargets:
+    """Where to guide, at one activation grid (h, w), for B frames."""
+
+    source_coords: object  # (B, h, w, 2) float32, (u, v) pixel coords of the source; NaN where none
+    fg_mask: object  # (B, 1, h, w) float: M'_o = target & valid
+    new_bg_mask: object  # (B, 1, h, w) float: not the target object
+    orig_bg_mask: object  # (1, 1, h, w) float: not the original object
+
+
+def layer_targets(geometries, object_mask, hw, device) -> LayerTargets:
+    """Build the targets of B frames at grid ``hw`` from engine.geometry EditGeometry objects."""
+    import torch
+
+    from ..diffusion.conditioning import resize_nearest
+
+    coords, fg, bg = [], [], []
+    for geo in geometries:
+        g = geo.at_resolution(*hw)
+        src = np.asarray(g.source_coords, dtype=np.float32)
+        target = np.asarray(g.target_mask, dtype=bool)
+        valid = np.asarray(g.valid_mask, dtype=bool) & np.isfinite(src).all(axis=-1)
+        coords.append(src)
+        fg.append(target & valid)
+        bg.append(~target)
+    obj = resize_nearest(np.asarray(object_mask, dtype=bool), hw)
+
+    def t(a):
+        return torch.as_tensor(np.stack(a) if isinstance(a, list) else a).to(device)
+
+    return LayerTargets(t(coords).float(), t(fg)[:, None].float(), t(bg)[:, None].float(),
+                        torch.as_tensor(~obj)[None, None].float().to(device))
+
+
+def _distance(a, b, loss):
+    d = a - b
+    return d.abs() if loss == "l1" else d * d
+
+
+class Guidance:
+    """Reference activations and per-grid targets for a batch of frames; computes the energy."""
+
+    def __init__(self, references: dict, targets: dict, settings, device):
+        # references: {(step, layer): (1, C, h, w) tensor (fp16 when cached so)}
+        # targets: {(h, w): LayerTargets}
+        self.references = references
+        self.targets = targets
+        self.settings = settings
+        self.device = device
+
+    def _ref(self, step, layer):
+        return self.references[(step, layer)].to(self.device)
+
+    def warped_references(self, step: int, layers) -> dict:
+        """Psi' = W[Psi, F] for each layer: (B, C, h, w) float32, zero where there is no source."""
+        import torch
+
+        from ..warp import warp
+
+        out = {}
+        with torch.no_grad():
+            for layer in layers:
+                ref = self._ref(step, layer).float()
+                tg = self.targets[tuple(ref.shape[-2:])]
+                B = tg.source_coords.shape[0]
+                out[layer] = warp(ref.expand(B, *ref.shape[1:]).contiguous(), tg.source_coords).float()
+        return out
+
+    def energy(self, step: int, activations: dict, warped: dict, iteration: int):
+        """Weighted energy per frame (B,), and the unweighted parts for the stats."""
+        import torch
+
+        s = self.settings
+        m_fg, m_bg = s.multipliers_at(iteration)
+        total, plain = 0.0, 0.0
+        parts = {}
+        for layer, act in activations.items():
+            ref = self._ref(step, layer)
+            cur = act.float()
+            if ref.dtype != torch.float32:
+                # compare in the precision the references are kept in: an identity edit is exactly 0
+                cur = act.to(ref.dtype).float()
+            tg = self.targets[tuple(cur.shape[-2:])]
+            C = cur.shape[1]
+            # G_o: mean distance over the valid warped object mask
+            n_fg = tg.fg_mask.sum(dim=(1, 2, 3))
+            g_o = (_distance(cur, warped[layer], s.loss) * tg.fg_mask).sum(dim=(1, 2, 3)) / \
+                (n_fg * C).clamp_min(1.0)
+            # G_b: distance of the mean activations over original and new background
+            ref32 = ref.float()
+            orig_mean = (ref32 * tg.orig_bg_mask).sum(dim=(2, 3)) / tg.orig_bg_mask.sum().clamp_min(1.0)
+            new_mean = (cur * tg.new_bg_mask).sum(dim=(2, 3)) / \
+                tg.new_bg_mask.sum(dim=(2, 3)).clamp_min(1.0)
+            g_b = _distance(new_mean, orig_mean, s.loss).mean(dim=1)
+            w_o, w_b = s.layer_weights(layer)
+            total = total + w_o * m_fg * g_o + w_b * m_bg * g_b
+            plain = plain + w_o * g_o + w_b * g_b
+            parts[layer] = (g_o.detach(), g_b.detach())
+        return total, plain, parts

@@ -1,0 +1,169 @@
+"""Loading the depth-to-image model through the unmodified diffusers / transformers classes.
+
+``load_diffusion`` resolves the ``diffusion`` role with the registry (a Hugging Face id, a local
+directory, or ``<models_dir>/diffusion/``) and loads ``unet/``, ``vae/``, ``text_encoder/``,
+``tokenizer/`` and ``scheduler/`` with ``from_pretrained(subfolder=...)``, offline.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import InputError, ModelNotFoundError
+
+log = logging.getLogger(__name__)
+
+SUBFOLDERS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
+
+
+@dataclass
+class DiffusionModels:
+    """The loaded components of a depth-to-image latent diffusion model."""
+
+    unet: object
+    vae: object
+    text_encoder: object
+    tokenizer: object
+    scheduler: object
+    path: Path
+    model_id: str
+    revision: str
+    device: object
+    dtype: object
+    cpu_offload: bool = False
+
+    @property
+    def vae_scale_factor(self) -> int:
+        """Image pixels per latent pixel, from the VAE config (SD2: 8; never hard-coded)."""
+        return 2 ** (len(self.vae.config.block_out_channels) - 1)
+
+    @property
+    def unet_downsampling(self) -> int:
+        """Latent pixels per pixel of the UNet's coarsest grid."""
+        return 2 ** sum(1 for b in self.unet.down_blocks if getattr(b, "downsamplers", None))
+
+    @property
+    def size_multiple(self) -> int:
+        """Image sides are multiples of this (VAE scale factor x UNet downsampling)."""
+        return self.vae_scale_factor * self.unet_downsampling
+
+    def on_device(self, module):
+        """Context: ``module`` on the compute device (moves it there and back with cpu_offload)."""
+        return _OnDevice(module, self.device, self.cpu_offload)
+
+
+class _OnDevice:
+    def __init__(self, module, device, offload):
+        self.module, self.device, self.offload = module, device, offload
+
+    def __enter__(self):
+        if self.offload:
+            self.module.to(self.device)
+        return self.module
+
+    def __exit__(self, *exc):
+        if self.offload:
+            self.module.to("cpu")
+            import torch
+
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+        return False
+
+
+def fingerprint(path: Path) -> str:
+    """A revision string for a local model directory: the HF snapshot commit when the directory is
+    one, else a hash over the configs and the sizes and mtimes of the weight files."""
+    path = Path(path)
+    if path.parent.name == "snapshots" and len(path.name) == 40:
+        return path.name
+    h = hashlib.sha256()
+    for f in sorted(p for p in path.rglob("*") if p.is_file()):
+        st = f.stat()
+        h.update(str(f.relative_to(path)).encode())
+        if f.suffix in (".json", ".txt"):
+            h.update(f.read_bytes())
+        else:
+            h.update(f"{st.st_size}:{st.st_mtime_ns}".encode())
+    return "local-" + h.hexdigest()[:16]
+
+
+def load_diffusion(models_dir=None, override=None, device=None, dtype=None, *, cpu_offload=False,
+                   vae_tiling=False, vae_slicing=False, gradient_checkpointing=False) -> DiffusionModels:
+    """Load the ``diffusion`` role; raises ModelNotFoundError naming the role and where it looked."""
+    import torch
+    from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTokenizer
+
+    from .. import registry
+    from ..devices import resolve_device, resolve_dtype
+
+    if models_dir is not None and not Path(models_dir).expanduser().is_dir():
+        raise ModelNotFoundError(f"models directory {str(models_dir)!r} does not exist "
+                                 f"(write tiny test models with `python -m engine tiny-models DIR`)")
+    path = registry.resolve("diffusion", override, models_dir)
+    missing = [s for s in SUBFOLDERS if not (path / s).is_dir()]
+    if missing:
+        raise ModelNotFoundError(f"diffusion model at {str(path)!r} is incomplete: missing "
+                                 f"{', '.join(s + '/' for s in missing)} (expected the diffusers layout "
+                                 f"unet/, vae/, text_encoder/, tokenizer/, scheduler/)")
+    device = resolve_device(device) if not isinstance(device, torch.device) else device
+    dtype = resolve_dtype(dtype, device) if not isinstance(dtype, torch.dtype) else dtype
+    kw = dict(local_files_only=True, torch_dtype=dtype)
+    try:
+        unet = UNet2DConditionModel.from_pretrained(path, subfolder="unet", variant=_variant(path, "unet", dtype), **kw)
+        vae = AutoencoderKL.from_pretrained(path, subfolder="vae", variant=_variant(path, "vae", dtype), **kw)
+        text_encoder = CLIPTextModel.from_pretrained(path, subfolder="text_encoder",
+                                                     variant=_variant(path, "text_encoder", dtype),
+                                                     local_files_only=True, dtype=dtype)
+        tokenizer = CLIPTokenizer.from_pretrained(path, subfolder="tokenizer", local_files_only=True)
+        # The release samples at timesteps 980, 960, ..., 0 (steps_offset 0), whatever the
+        # model's own scheduler config says; everything else comes from that config.
+        scheduler = DDIMScheduler.from_pretrained(path, subfolder="scheduler", steps_offset=0)
+    except (OSError, ValueError, EnvironmentError) as exc:
+        raise ModelNotFoundError(f"could not load the diffusion model from {str(path)!r}: {exc}") from exc
+    if unet.config.in_channels != vae.config.latent_channels + 1:
+        raise ModelNotFoundError(
+            f"diffusion model at {str(path)!r} is not depth-conditioned: its UNet takes "
+            f"{unet.config.in_channels} input channels, expected {vae.config.latent_channels + 1} "
+            f"(latents + depth)")
+    for m in (unet, vae, text_encoder):
+        m.eval().requires_grad_(False)
+    if vae_tiling:
+        vae.enable_tiling()
+    if vae_slicing:
+        vae.enable_slicing()
+    if gradient_checkpointing:
+        unet.enable_gradient_checkpointing()
+    home = torch.device("cpu") if cpu_offload else device
+    for m in (unet, vae, text_encoder):
+        m.to(home)
+    model_id = str(override) if override else (registry.spec("diffusion").default_id
+                                                if models_dir is None else str(path))
+    log.info("loaded diffusion model %s from %s on %s (%s)", model_id, path, device, dtype)
+    return DiffusionModels(unet, vae, text_encoder, tokenizer, scheduler, path, model_id,
+                           fingerprint(path), device, dtype, cpu_offload)
+
+
+def _variant(path: Path, sub: str, dtype) -> str | None:
+    """'fp16' where that subfolder has fp16 weights and we want half precision or it has nothing
+    else (the registry downloads only the fp16 files); None for the plain weights."""
+    import torch
+
+    fp16 = any((path / sub).glob("*.fp16.safetensors"))
+    plain = any(p for p in (path / sub).glob("*.safetensors") if ".fp16." not in p.name) or \
+        any((path / sub).glob("*.bin"))
+    if fp16 and (dtype != torch.float32 or not plain):
+        return "fp16"
+    return None
+
+
+def check_prompt(tokenizer, prompt: str) -> None:
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise InputError("prompt: must be a non-empty text describing the image")
+    n = len(tokenizer(prompt, truncation=False).input_ids)
+    if n > tokenizer.model_max_length:
+        raise InputError(f"prompt: {n} tokens, longer than the text encoder's limit of "
+                         f"{tokenizer.model_max_length} (start and end tokens included); shorten it")

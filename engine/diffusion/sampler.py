@@ -1,0 +1,101 @@
+"""DDIM sampling from the inverted noise: the reconstruction (recording the reference activations)
+and the guided edit (paper section 5.2 and S5).
+
+Per DDIM step i with timestep t (both passes):
+1. (edit, i < guided_steps) ``opt_iterations`` times: a conditional-only UNet forward capturing the
+   layers of ``layer_cycle[i % 3]``, the energy G, its gradient w.r.t. the latents, and
+   latents -= guidance_step_size * grad.
+   (reconstruction, i < guided_steps) the same conditional-only forward, its activations kept as
+   the references Psi_{i, layer}: so an identity edit sees exactly zero energy.
+2. The classifier-free guided DDIM step with the step's null embedding and the depth
+   (the original depth in the reconstruction, the edited depth in the edit).
+"""
+from __future__ import annotations
+
+from ..errors import CancelledError
+from .ddim import DDIM
+from .denoiser import Denoiser
+from .guidance import Guidance
+
+
+def reconstruct(den: Denoiser, ddim: DDIM, noise, cond, nulls, depth, settings, progress=None,
+                should_cancel=None):
+    """Unguided sampling from the inverted noise; returns (latents x_0, references).
+
+    references: {(step, layer): (1, C, h, w) on the CPU}, only the layers each guided step uses,
+    rounded to half precision when ``settings.cache_activations_fp16``."""
+    import torch
+
+    refs = {}
+    keep = torch.float16 if settings.cache_activations_fp16 else torch.float32
+    x = noise
+    steps = len(ddim.timesteps)
+    for i, t in enumerate(ddim.timesteps):
+        _check(should_cancel)
+        layers = settings.layers_at(i)
+        with torch.no_grad():
+            if layers:
+                acts = den.activations(x, t, cond, depth, layers)
+                for layer, a in acts.items():
+                    refs[(i, layer)] = a.detach().to("cpu", keep).clone()
+            eps = den.cfg_eps(x, t, cond, nulls[i:i + 1], depth, settings.cfg_scale)
+            x = ddim.step(x, eps, t)
+        _report(progress, "reconstruct", i + 1, steps)
+    return x, refs
+
+
+def guided_sample(den: Denoiser, ddim: DDIM, noise, cond, nulls, depth, settings, guidance: Guidance | None,
+                  progress=None, should_cancel=None, stage="edit", progress_offset=0, progress_total=None):
+    """Sample B frames from the shared inverted noise with the (edited) depth (B, 1, h, w).
+
+    Returns (latents (B, C, h, w), stats) where stats["energy"] lists, per guided step and
+    iteration, the weighted energy of each frame and the energy without iteration multipliers."""
+    import torch
+
+    B = depth.shape[0]
+    x = noise.expand(B, *noise.shape[1:]).clone()
+    steps = len(ddim.timesteps)
+    total = progress_total or steps
+    trace = []
+    for i, t in enumerate(ddim.timesteps):
+        _check(should_cancel)
+        layers = settings.layers_at(i) if guidance is not None else ()
+        if layers and settings.opt_iterations > 0:
+            warped = guidance.warped_references(i, layers)
+            for k in range(settings.opt_iterations):
+                with torch.enable_grad():
+                    xg = x.detach().requires_grad_(True)
+                    acts = den.activations(xg, t, cond, depth, layers)
+                    energy, plain, parts = guidance.energy(i, acts, warped, k)
+                    if torch.is_tensor(energy) and energy.requires_grad:
+                        (grad,) = torch.autograd.grad(energy.sum(), xg)
+                        den.count.backward += B
+                    else:
+                        grad = torch.zeros_like(xg)
+                x = (x - settings.guidance_step_size * grad).detach()
+                trace.append({"step": i, "iteration": k, "layers": list(layers),
+                              "energy": _floats(energy, B), "energy_unscaled": _floats(plain, B),
+                              "parts": {str(l): [_floats(p[0], B), _floats(p[1], B)] for l, p in parts.items()}})
+        with torch.no_grad():
+            eps = den.cfg_eps(x, t, cond, nulls[i:i + 1], depth, settings.cfg_scale)
+            x = ddim.step(x, eps, t)
+        _report(progress, stage, progress_offset + i + 1, total)
+    return x, {"energy": trace}
+
+
+def _floats(v, B):
+    import torch
+
+    if torch.is_tensor(v):
+        return [float(a) for a in v.detach().reshape(-1).cpu()]
+    return [float(v)] * B
+
+
+def _check(should_cancel):
+    if should_cancel is not None and should_cancel():
+        raise CancelledError("cancelled")
+
+
+def _report(progress, stage, step, total):
+    if progress is not None:
+        progress(stage, step, total)

@@ -1,0 +1,433 @@
+"""The engine's public API: prepare a photo once, then edit it with any number of 3D transforms.
+
+    engine = Engine(models_dir="models")                      # loads lazily, on first use
+    prepared = engine.prepare(image, prompt, depth, mask)    # invert + record activations
+    prepared.save("photo.prepared")                          # the per-photo cache
+    results = engine.edit(prepared, [T1, T2, ...])           # one EditResult per transform
+
+``prepare`` follows DESIGN.md section 4 steps 1 and 5 (resize, inversion, reconstruction with the
+reference activations); ``edit`` steps 6: lift / transform / project (engine.geometry), edited
+depth, guided sampling from the shared inverted noise. Frames of a trajectory run in batches of
+``settings.frame_batch_size``; each frame's result equals the one-by-one result within float
+tolerance. ``progress(stage, step, total)`` is called between steps, ``should_cancel()`` is
+polled there too and a True raises ``CancelledError`` (nothing is written by a cancelled call).
+"""
+from __future__ import annotations
+
+import logging
+import resource
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import cache
+from .camera import Camera
+from .errors import CancelledError, InputError
+from .settings import EditSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Prepared:
+    """A photo inverted into the model: all an edit needs (see engine.cache for the disk format)."""
+
+    image: np.ndarray  # (h, w, 3) float32 at the working resolution
+    depth: np.ndarray  # (h, w) float32 metres
+    object_mask: np.ndarray  # (h, w) bool
+    background_depth: np.ndarray | None  # (h, w) float32 or None
+    prompt: str
+    cond_embedding: object  # torch (1, L, D)
+    null_embeddings: object  # torch (steps, L, D)
+    noise: object  # torch (1, C, h/f, w/f): the inverted x_T
+    latents: object  # torch (1, C, h/f, w/f): the input image's latents x_0
+    reconstruction_latents: object  # torch (1, C, h/f, w/f)
+    reconstruction: np.ndarray  # (h, w, 3) float32: the unguided reconstruction
+    references: dict  # {(step, layer): torch (1, C, gh, gw)}
+    settings: EditSettings
+    model_id: str
+    revision: str
+    key: str
+    original_size: tuple
+    report: dict = field(default_factory=dict)
+
+    @property
+    def size(self) -> tuple:
+        return tuple(self.image.shape[:2])
+
+    @property
+    def camera(self) -> Camera:
+        return Camera(*self.size)
+
+    def save(self, directory) -> None:
+        import torch
+
+        t = {
+            "image": torch.from_numpy(np.ascontiguousarray(self.image)),
+            "depth": torch.from_numpy(np.ascontiguousarray(self.depth)),
+            "object_mask": torch.from_numpy(self.object_mask.astype(np.uint8)),
+            "cond_embedding": self.cond_embedding, "null_embeddings": self.null_embeddings,
+            "noise": self.noise, "latents": self.latents,
+            "reconstruction_latents": self.reconstruction_latents,
+            "reconstruction": torch.from_numpy(np.ascontiguousarray(self.reconstruction)),
+        }
+        if self.background_depth is not None:
+            t["background_depth"] = torch.from_numpy(np.ascontiguousarray(self.background_depth))
+        for (step, layer), a in self.references.items():
+            t[f"ref/{step}/{layer}"] = a
+        meta = {"key": self.key, "prompt": self.prompt, "model_id": self.model_id,
+                "revision": self.revision, "settings": self.settings.to_dict(),
+                "original_size": list(self.original_size), "size": list(self.size),
+                "report": self.report}
+        cache.save(directory, t, meta)
+
+    @classmethod
+    def load(cls, directory, expected_key: str | None = None) -> "Prepared":
+        tensors, meta = cache.load(directory, expected_key)
+        what = f"prepared cache {str(directory)!r}"
+        try:
+            settings = EditSettings.from_dict(meta["settings"])
+            refs = {}
+            for name, a in tensors.items():
+                if name.startswith("ref/"):
+                    _, step, layer = name.split("/")
+                    refs[(int(step), int(layer))] = a
+            expected = {(i, l) for i in range(settings.guided_steps) for l in settings.layers_at(i)}
+            if set(refs) != expected:
+                raise InputError(f"{what}: reference activations do not match its settings")
+            bg = tensors.get("background_depth")
+            p = cls(image=tensors["image"].numpy(), depth=tensors["depth"].numpy(),
+                    object_mask=tensors["object_mask"].numpy().astype(bool),
+                    background_depth=None if bg is None else bg.numpy(), prompt=meta["prompt"],
+                    cond_embedding=tensors["cond_embedding"], null_embeddings=tensors["null_embeddings"],
+                    noise=tensors["noise"], latents=tensors["latents"],
+                    reconstruction_latents=tensors["reconstruction_latents"],
+                    reconstruction=tensors["reconstruction"].numpy(), references=refs, settings=settings,
+                    model_id=meta["model_id"], revision=meta["revision"], key=meta["key"],
+                    original_size=tuple(meta["original_size"]), report=meta.get("report", {}))
+        except (KeyError, ValueError, TypeError) as exc:
+            if isinstance(exc, InputError):
+                raise
+            raise InputError(f"{what}: incomplete or inconsistent ({exc}); prepare the photo again") from None
+        if p.null_embeddings.shape[0] != settings.steps:
+            raise InputError(f"{what}: {p.null_embeddings.shape[0]} null embeddings for {settings.steps} steps")
+        return p
+
+
+@dataclass
+class EditResult:
+    image: np.ndarray  # (h, w, 3) float32 in [0, 1] at the working resolution
+    target_mask: np.ndarray  # (h, w) bool: the object after the edit
+    valid_mask: np.ndarray  # (h, w) bool: pixels with a source (not a disocclusion hole)
+    edited_depth: np.ndarray  # (h, w) float32 metres
+    stats: dict
+
+
+class Engine:
+    """Loads the depth-to-image model (lazily) and runs prepare / edit with one EditSettings."""
+
+    def __init__(self, models_dir=None, model_overrides=None, device="auto", dtype="auto",
+                 settings: EditSettings | None = None):
+        self.settings = settings or EditSettings()
+        self.models_dir = models_dir
+        self.model_overrides = dict(model_overrides or {})
+        self.device_name = device if device not in (None, "auto") else self.settings.device
+        self.dtype_name = dtype if dtype not in (None, "auto") else self.settings.dtype
+        self._models = None
+        self._denoiser = None
+        self.timings: dict = {}
+
+    # --- model ----------------------------------------------------------------------------------
+    @property
+    def models(self):
+        if self._models is None:
+            from .diffusion.denoiser import Denoiser
+            from .diffusion.loading import load_diffusion
+
+            s = self.settings
+            with self._timed("load"):
+                self._models = load_diffusion(
+                    self.models_dir, self.model_overrides.get("diffusion"), self.device_name,
+                    self.dtype_name, cpu_offload=s.cpu_offload, vae_tiling=s.vae_tiling,
+                    vae_slicing=s.vae_slicing, gradient_checkpointing=s.gradient_checkpointing)
+            self._denoiser = Denoiser(self._models.unet, s.guided_layers, self._models.device,
+                                      self._models.dtype)
+        return self._models
+
+    @property
+    def denoiser(self):
+        self.models
+        return self._denoiser
+
+    def load(self) -> "Engine":
+        self.models
+        return self
+
+    def free(self) -> None:
+        """Drop the models (and the GPU memory they hold)."""
+        if self._denoiser is not None:
+            self._denoiser.remove()
+        self._models = self._denoiser = None
+        import gc
+
+        gc.collect()
+        try:
+            import torch
+
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+        except ImportError:
+            pass
+
+    @property
+    def counts(self) -> dict:
+        return self.denoiser.count.as_dict()
+
+    # --- prepare --------------------------------------------------------------------------------
+    def prepare(self, image, prompt, depth, object_mask, background_depth=None, cache_dir=None,
+                progress=None, should_cancel=None) -> Prepared:
+        """Invert ``image`` (H, W, 3 float in [0, 1], any size) with its z-depth (H, W) and object
+        mask (H, W bool); record the reference activations. With ``cache_dir``, a valid cache
+        of the same inputs is loaded instead, and a fresh result is saved there."""
+        import torch
+
+        from .diffusion import conditioning as cond_mod
+        from .diffusion.ddim import DDIM
+        from .diffusion.inversion import invert
+        from .diffusion.sampler import reconstruct
+
+        # 1. Check inputs
+        image, depth, object_mask, background_depth = check_inputs(image, depth, object_mask, background_depth)
+        m = self.models
+        cond_mod.check_prompt(m.tokenizer, prompt)
+        s = self.settings
+        key = cache.content_key(image, depth, object_mask, background_depth, prompt, m.model_id,
+                                m.revision, dict(s.prepare_dict(), dtype=str(m.dtype)))
+        if cache_dir is not None:
+            try:
+                cached = Prepared.load(cache_dir, expected_key=key)
+                log.info("using the prepared cache in %s", cache_dir)
+                return cached
+            except InputError as exc:
+                log.info("prepared cache not used (%s); preparing again", exc)
+        t_start = time.perf_counter()
+        count0 = dict(self.counts)
+        torch.manual_seed(s.seed)
+        _reset_peak_memory(m.device)
+        report = {"seconds": {}}
+        # 2. Resize to the working resolution (multiples of the VAE scale factor x UNet downsampling)
+        h, w = cond_mod.working_size(*image.shape[:2], s.resolution, m.size_multiple)
+        img = cond_mod.resize_image(image, (h, w))
+        dep = cond_mod.resize_nearest(depth, (h, w)).astype(np.float32)
+        mask = cond_mod.resize_nearest(object_mask, (h, w)).astype(bool)
+        bg = None if background_depth is None else cond_mod.resize_nearest(background_depth, (h, w)).astype(np.float32)
+        if not mask.any():
+            raise InputError(f"mask: the object disappears at the working resolution {w}x{h}; "
+                             f"use a larger object or a higher resolution")
+        den = self.denoiser
+        ddim = DDIM(m.scheduler, s.steps)
+        # 3. Encode prompt, image and depth
+        with _timer(report, "encode"):
+            cond = cond_mod.encode_prompt(m, prompt)
+            null = cond_mod.encode_prompt(m, "")
+            latents = cond_mod.encode_image(m, img)
+            depth_cond = cond_mod.depth_condition(dep, latents.shape[-2:], m.device, m.dtype)
+        # 4. Invert (DDIM, then null-text optimisation or a fast option)
+        with _timer(report, "invert"), m.on_device(m.unet):
+            inv = invert(den, ddim, latents, cond, null, depth_cond, s, progress, should_cancel)
+        # 5. Reconstruct from the inverted noise, recording the reference activations
+        with _timer(report, "reconstruct"), m.on_device(m.unet):
+            rec_latents, refs = reconstruct(den, ddim, inv.noise, cond, inv.null_embeddings, depth_cond,
+                                            s, progress, should_cancel)
+        with _timer(report, "decode"):
+            reconstruction = cond_mod.decode_latents(m, rec_latents)[0]
+        counts = {k: v - count0[k] for k, v in self.counts.items()}
+        report.update(counts, total_seconds=time.perf_counter() - t_start,
+                      peak_memory_bytes=_peak_memory(m.device), device=str(m.device), dtype=str(m.dtype),
+                      inversion=s.inversion, null_text_losses=inv.losses)
+        prepared = Prepared(
+            image=img, depth=dep, object_mask=mask, background_depth=bg, prompt=prompt,
+            cond_embedding=cond.detach().float().cpu(), null_embeddings=inv.null_embeddings.detach().float().cpu(),
+            noise=inv.noise.detach().float().cpu(), latents=latents.detach().float().cpu(),
+            reconstruction_latents=rec_latents.detach().float().cpu(), reconstruction=reconstruction,
+            references=refs, settings=s, model_id=m.model_id, revision=m.revision, key=key,
+            original_size=tuple(image.shape[:2]), report=report)
+        if cache_dir is not None:
+            prepared.save(cache_dir)
+        return prepared
+
+    # --- edit -----------------------------------------------------------------------------------
+    def edit(self, prepared: Prepared, transforms, progress=None, should_cancel=None) -> list:
+        """One EditResult per 4x4 camera-frame transform (p' = T p), all from the same inverted
+        noise; frames run in batches of settings.frame_batch_size."""
+        import torch
+
+        from .diffusion import conditioning as cond_mod
+        from .diffusion.ddim import DDIM
+        from .diffusion.guidance import Guidance, layer_targets
+        from .diffusion.sampler import guided_sample
+
+        m = self.models
+        if (prepared.model_id, prepared.revision) != (m.model_id, m.revision):
+            raise InputError(f"prepared photo was made with the model {prepared.model_id} "
+                             f"({prepared.revision}); this engine has {m.model_id} ({m.revision}): "
+                             f"prepare the photo again")
+        # the prepared photo fixes what prepare computed; edit-only settings come from the engine
+        s = self.settings.replace(**{k: getattr(prepared.settings, k) for k in EditSettings.PREPARE_FIELDS})
+        # 1. Check inputs, 2. lift / transform / project every frame
+        mats = check_transforms(transforms)
+        geoms = self.edit_geometry(prepared, mats)
+        den = self.denoiser
+        ddim = DDIM(m.scheduler, s.steps)
+        device, dtype = m.device, m.dtype
+        cond = prepared.cond_embedding.to(device, dtype)
+        nulls = prepared.null_embeddings.to(device, dtype)
+        noise = prepared.noise.to(device, dtype)
+        grids = {tuple(a.shape[-2:]) for a in prepared.references.values()}
+        results = []
+        n = len(mats)
+        for start in range(0, n, s.frame_batch_size):
+            batch = list(range(start, min(n, start + s.frame_batch_size)))
+            t0 = time.perf_counter()
+            count0 = dict(self.counts)
+            _reset_peak_memory(device)
+            torch.manual_seed(s.seed)
+            # 3. Edited depth -> depth conditioning; activation-grid targets for the energy
+            edited = np.stack([geoms[k].edited_depth for k in batch]).astype(np.float32)
+            depth_cond = cond_mod.depth_condition(edited, noise.shape[-2:], device, dtype)
+            targets = {hw: layer_targets([geoms[k] for k in batch], prepared.object_mask, hw, device)
+                       for hw in grids}
+            guidance = Guidance(prepared.references, targets, s, device)
+            # 4. Guided sampling from the inverted noise, then plain CFG steps
+            with m.on_device(m.unet):
+                latents, stats = guided_sample(
+                    den, ddim, noise, cond, nulls, depth_cond, s, guidance, progress, should_cancel,
+                    stage="edit", progress_offset=(start // s.frame_batch_size) * s.steps,
+                    progress_total=-(-n // s.frame_batch_size) * s.steps)
+            images = cond_mod.decode_latents(m, latents)
+            seconds = time.perf_counter() - t0
+            counts = {k: v - count0[k] for k, v in self.counts.items()}
+            for j, k in enumerate(batch):
+                g = geoms[k]
+                trace = [{**e, "energy": e["energy"][j], "energy_unscaled": e["energy_unscaled"][j],
+                          "parts": {l: [p[0][j], p[1][j]] for l, p in e["parts"].items()}}
+                         for e in stats["energy"]]
+                results.append(EditResult(
+                    image=images[j], target_mask=np.asarray(g.target_mask, bool),
+                    valid_mask=np.asarray(g.valid_mask, bool),
+                    edited_depth=np.asarray(g.edited_depth, np.float32),
+                    stats={"frame": k + 1, "batch_frames": len(batch), "batch_seconds": seconds,
+                           "batch_unet_forward": counts["unet_forward"],
+                           "batch_unet_backward": counts["unet_backward"],
+                           "peak_memory_bytes": _peak_memory(device), "energy": trace}))
+        return results
+
+    def edit_geometry(self, prepared: Prepared, mats) -> list:
+        """engine.geometry for each transform at the working resolution; rejects empty edits."""
+        from .geometry import compute_edit_geometry
+
+        out = []
+        for k, T in enumerate(mats):
+            g = compute_edit_geometry(prepared.depth, prepared.object_mask, T,
+                                      background_depth=prepared.background_depth, camera=prepared.camera)
+            visible = np.asarray(g.target_mask, bool) & np.asarray(g.valid_mask, bool)
+            if not visible.any():
+                raise InputError(f"transform {k + 1}: moves the object out of view (no pixel of it "
+                                 f"is visible after the edit)")
+            out.append(g)
+        return out
+
+    @contextmanager
+    def _timed(self, name):
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - t0
+
+
+# --- input checks and helpers ------------------------------------------------------------------
+def check_inputs(image, depth, object_mask, background_depth=None):
+    """Validate the arrays prepare takes; returns them as float32 / bool numpy arrays."""
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise InputError(f"image: expected an RGB array (H, W, 3), got shape {image.shape}")
+    if image.dtype == np.uint8:
+        image = image.astype(np.float32) / 255.0
+    image = image.astype(np.float32)
+    if not np.isfinite(image).all() or image.min() < 0 or image.max() > 1:
+        raise InputError("image: values must be finite and in [0, 1]")
+    hw = image.shape[:2]
+    depth = _check_depth(depth, "depth", hw)
+    mask = np.asarray(object_mask)
+    if mask.shape != hw:
+        raise InputError(f"mask: shape {mask.shape} does not match the image {hw}")
+    mask = mask.astype(bool)
+    if not mask.any():
+        raise InputError("mask: empty (no object pixel)")
+    if mask.all():
+        raise InputError("mask: covers the whole image (no background left)")
+    if background_depth is not None:
+        background_depth = _check_depth(background_depth, "background depth", hw)
+    return image, depth, mask, background_depth
+
+
+def _check_depth(depth, what, hw):
+    depth = np.asarray(depth, dtype=np.float32)
+    if depth.shape != hw:
+        raise InputError(f"{what}: shape {depth.shape} does not match the image {hw}")
+    if not np.isfinite(depth).all() or (depth <= 0).any():
+        raise InputError(f"{what}: contains NaN, inf or values <= 0 (z-depth in metres expected)")
+    return depth
+
+
+def check_transforms(transforms) -> list:
+    if transforms is None or len(transforms) == 0:
+        raise InputError("transforms: none given (expected a list of 4x4 matrices)")
+    try:
+        from .transforms import validate_transform
+    except ImportError:  # pragma: no cover - the geometry side provides it
+        validate_transform = None
+    out = []
+    for k, T in enumerate(transforms):
+        name = f"transform {k + 1}"
+        T = np.asarray(T, dtype=np.float64)
+        if T.shape != (4, 4):
+            raise InputError(f"{name}: expected a 4x4 matrix, got shape {T.shape}")
+        if not np.isfinite(T).all():
+            raise InputError(f"{name}: contains NaN or inf")
+        if validate_transform is not None:
+            checked = validate_transform(T, name)
+            if checked is not None:
+                T = np.asarray(checked, dtype=np.float64)
+        out.append(T)
+    return out
+
+
+@contextmanager
+def _timer(report, name):
+    t0 = time.perf_counter()
+    try:
+        yield
+    finally:
+        report["seconds"][name] = report["seconds"].get(name, 0.0) + time.perf_counter() - t0
+
+
+def _reset_peak_memory(device):
+    import torch
+
+    if torch.device(device).type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def _peak_memory(device) -> int:
+    """Peak GPU memory allocated on CUDA; peak resident memory of the process elsewhere."""
+    import torch
+
+    if torch.device(device).type == "cuda":
+        return int(torch.cuda.max_memory_allocated(device))
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(rss if sys.platform == "darwin" else rss * 1024)
