@@ -37,7 +37,7 @@ MODULES = {
     "torch": "the diffusion engine", "diffusers": "the diffusion model", "transformers": "text encoder, depth",
     "safetensors": "weights and caches", "huggingface_hub": "model files",
 }
-PREVIEW_MODULES = ("numpy", "PIL", "scipy")
+PREVIEW_MODULES = ("numpy", "PIL", "scipy", "torch")  # the preview warps with torch; no weights
 
 
 def preferences(context=None):

@@ -73,7 +73,7 @@ class DH_OT_import_photo(JobOperator, bpy.types.Operator, ImportHelper):
             if path and not os.path.isfile(path):
                 self.report({"ERROR"}, f"{what} '{path}': file not found")
                 return None
-        needs = deps.PREVIEW_MODULES if (depth_path and mask_path) else tuple(deps.MODULES)
+        needs = ("numpy", "PIL", "scipy") if (depth_path and mask_path) else tuple(deps.MODULES)
         try:
             deps.require(needs)
         except AddonError as exc:

@@ -2,7 +2,7 @@
 
 Rotations are keyed as quaternions so interpolation takes the short way round without gimbal flips.
 """
-from .matrices import unflat, world_matrix_for
+from .matrices import rest_world_matrix, world_matrix_for
 
 
 def key_transforms(obj, keyed, scene=None):
@@ -15,7 +15,7 @@ def key_transforms(obj, keyed, scene=None):
     if len(set(numbers)) != len(numbers):
         raise ValueError(f"keyframes: frame numbers repeat ({sorted(numbers)})")
     camera_world = obj.dh.camera.matrix_world.copy()
-    rest = unflat(obj.dh.rest_matrix)
+    rest = rest_world_matrix(obj, camera_world)
     obj.rotation_mode = "QUATERNION"
     numbered = sorted(zip(numbers, (transform for _, transform in keyed)), key=lambda item: item[0])
     frames, previous = [], None

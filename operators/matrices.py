@@ -7,6 +7,10 @@ the camera-frame edit of the object between its rest pose and now is
 
 and, the other way round, the world matrix that realises a camera-frame edit T is
 M = C T C^-1 M_rest.
+
+The rest pose is stored relative to the camera (``Object.dh.rest_matrix`` = C^-1 M_rest at import),
+so M_rest = C rest: moving or parenting the whole photo (camera and object together) keeps every
+edit as it was, while moving the object, or the camera alone, is an edit.
 """
 import numpy as np
 from mathutils import Matrix
@@ -42,6 +46,18 @@ def world_matrix_for(transform, camera_world, object_world_rest):
     return to_matrix(c @ np.asarray(transform, dtype=np.float64) @ np.linalg.inv(c) @ to_numpy(object_world_rest))
 
 
+def rest_world_matrix(obj, camera_world=None):
+    """M_rest = C rest (the rest pose follows the camera; see the module docstring)."""
+    camera_world = obj.dh.camera.matrix_world if camera_world is None else camera_world
+    return camera_world @ unflat(obj.dh.rest_matrix)
+
+
+def rest_relative_to_camera(camera_world, object_world):
+    """What ``Object.dh.rest_matrix`` stores: C^-1 M_rest, row-major."""
+    return flat(camera_world.inverted() @ object_world)
+
+
 def object_transform(obj):
     """The current camera-frame edit of an imported object (``obj.dh`` names camera and rest pose)."""
-    return camera_frame_transform(obj.dh.camera.matrix_world, obj.matrix_world, unflat(obj.dh.rest_matrix))
+    camera_world = obj.dh.camera.matrix_world
+    return camera_frame_transform(camera_world, obj.matrix_world, rest_world_matrix(obj, camera_world))

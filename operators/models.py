@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import threading
 from pathlib import Path
 
@@ -22,17 +21,22 @@ ROLES = ("diffusion", "depth", "detector", "segmenter", "removal")
 
 _lock = threading.RLock()
 _session = {"key": None, "engine": None, "prepared": {}}
+# Options set by code (batch.py) that win over the preferences: models_dir, overrides, device, dtype.
+SESSION_OPTIONS: dict = {}
 
 
 def engine_options(context=None):
     """Models folder, per-role overrides, device and precision from the add-on preferences."""
     prefs = preferences(context)
-    if prefs is None:
-        return {"models_dir": None, "overrides": {}, "device": "auto", "dtype": "auto"}
-    overrides = {role: getattr(prefs, f"{role}_model").strip() for role in ROLES
-                 if getattr(prefs, f"{role}_model", "").strip()}
-    return {"models_dir": bpy.path.abspath(prefs.models_dir) if prefs.models_dir else None,
-            "overrides": overrides, "device": prefs.device.lower(), "dtype": prefs.precision.lower()}
+    options = {"models_dir": None, "overrides": {}, "device": "auto", "dtype": "auto"}
+    if prefs is not None:
+        options.update(
+            models_dir=bpy.path.abspath(prefs.models_dir) if prefs.models_dir else None,
+            overrides={role: getattr(prefs, f"{role}_model").strip() for role in ROLES
+                       if getattr(prefs, f"{role}_model", "").strip()},
+            device=prefs.device.lower(), dtype=prefs.precision.lower())
+    options.update({k: v for k, v in SESSION_OPTIONS.items() if v is not None})
+    return options
 
 
 def edit_settings(props, options):
@@ -72,23 +76,15 @@ def prepared_dir(cache_dir, prompt, settings):
 
 
 def get_prepared(engine, inputs, prompt, settings, cache_dir, progress=None, should_cancel=None):
-    """The photo's prepared state: from memory, from its cache folder, or computed and saved."""
-    from ..engine.pipeline import Prepared
-
+    """The photo's prepared state: from memory, else the engine loads its cache folder when it
+    matches the inputs, or prepares (inverts) and saves it there."""
     directory = prepared_dir(cache_dir, prompt, settings)
     with _lock:
         if directory in _session["prepared"]:
             return _session["prepared"][directory], directory
-    if os.path.isdir(directory):
-        prepared = Prepared.load(directory)
-    else:
-        prepared = engine.prepare(inputs.image, prompt, inputs.depth, inputs.mask,
-                                  background_depth=inputs.background_depth, progress=progress,
-                                  should_cancel=should_cancel)
-        tmp = directory + ".partial"
-        shutil.rmtree(tmp, ignore_errors=True)
-        prepared.save(tmp)
-        os.replace(tmp, directory)  # a cancelled or failed save never looks finished
+    prepared = engine.prepare(inputs.image, prompt, inputs.depth, inputs.mask,
+                              background_depth=inputs.background_depth, cache_dir=directory,
+                              progress=progress, should_cancel=should_cancel)
     with _lock:
         _session["prepared"][directory] = prepared
     return prepared, directory

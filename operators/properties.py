@@ -45,7 +45,7 @@ class DH_ObjectProperties(bpy.types.PropertyGroup):
     height: IntProperty(name="Height", min=0)
     centroid: FloatVectorProperty(name="Centroid", size=3, description="Object centroid, camera frame (m)")
     rest_matrix: FloatVectorProperty(name="Rest matrix", size=16, default=IDENTITY16,
-                                     description="The object's world matrix as imported (row-major)")
+                                     description="The object's rest pose relative to its camera, C^-1 M_rest (row-major)")
     # --- edit settings (per photo) -------------------------------------------------------------
     prompt: StringProperty(name="Prompt", description="A caption of the photo")
     engine: EnumProperty(name="Engine", items=ENGINES, default="PREVIEW")

@@ -36,8 +36,8 @@ class PreviewRenderer:
         out = []
         for transform in transforms:
             rgb, _geometry = render_preview(inputs.image, inputs.depth, inputs.mask, np.asarray(transform),
-                                            background=(inputs.background_image, inputs.background_depth),
-                                            camera=inputs.camera)
+                                            background=inputs.background_image, camera=inputs.camera,
+                                            background_depth=inputs.background_depth)
             out.append(resize_to(rgb, *inputs.shape))
         return out
 

@@ -12,7 +12,7 @@ from mathutils import Matrix, Vector
 
 from . import camera as camera_conv
 from . import material as material_conv
-from .matrices import flat, to_numpy
+from .matrices import rest_relative_to_camera, to_numpy
 from .mesh import DEFAULT_MAX_DEPTH_JUMP, build_grid_mesh
 from .photo import FILES
 
@@ -69,7 +69,7 @@ def build_photo_scene(context, name, inputs, cache_dir, settings, max_depth_jump
     props.cache_dir = str(cache_dir)
     props.width, props.height = width, height
     props.centroid = tuple(float(v) for v in centroid)
-    props.rest_matrix = flat(obj.matrix_world)
+    props.rest_matrix = rest_relative_to_camera(camera.matrix_world, obj.matrix_world)
     for key, value in settings.items():
         setattr(props, key, value)
 

@@ -1,0 +1,70 @@
+"""Synthetic photos for the add-on tests: a box in front of a wall, exact depth and mask.
+
+Made in tmp_path by each test (never files from the repo), small enough for 2 CPU cores.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def make_photo(directory, height=24, width=32, wall=4.0, near=2.5, box=(6, 16, 9, 21), seed=0):
+    """Write image.png, depth.npy, mask.png, prompt.txt into ``directory``; returns a dict of paths
+    and arrays. ``box`` = (row0, row1, col0, col1) of the object, at depth ``near`` (a wall behind)."""
+    from PIL import Image
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    r0, r1, c0, c1 = box
+    mask = np.zeros((height, width), bool)
+    mask[r0:r1, c0:c1] = True
+    rows = np.linspace(0.0, 1.0, height)[:, None]
+    depth = np.full((height, width), wall, np.float32) - 0.5 * rows.astype(np.float32)  # a tilted wall
+    depth[mask] = near
+    image = np.stack([np.broadcast_to(rows, (height, width)) * 0.6 + 0.2,
+                      np.full((height, width), 0.35), np.full((height, width), 0.5)], -1)
+    image[mask] = (0.9, 0.25, 0.1)
+    image = np.clip(image + rng.normal(0, 0.02, image.shape), 0, 1)
+    paths = {"image": directory / "image.png", "depth": directory / "depth.npy",
+             "mask": directory / "mask.png", "prompt": directory / "prompt.txt"}
+    Image.fromarray((image * 255).round().astype(np.uint8)).save(paths["image"])
+    np.save(paths["depth"], depth)
+    Image.fromarray(mask.astype(np.uint8) * 255).save(paths["mask"])
+    paths["prompt"].write_text("an orange box in front of a wall\n")
+    return {"paths": paths, "depth": depth, "mask": mask, "image": image}
+
+
+def write_keyframes(path, frames):
+    """K.json: ``frames`` is a list of dicts in the transform file format (optional 'frame')."""
+    Path(path).write_text(json.dumps({"frames": frames}, indent=1))
+    return Path(path)
+
+
+def addon_module(name):
+    """The add-on's submodule ``name`` (e.g. 'operators.matrices') as registered in the session."""
+    import importlib
+
+    from blender_session import ADDON_MODULE
+
+    return importlib.import_module(f"{ADDON_MODULE}.{name}")
+
+
+def import_photo(bpy, photo, tmp_path, **kwargs):
+    paths = photo["paths"]
+    result = bpy.ops.dh.import_photo(filepath=str(paths["image"]), depth_path=str(paths["depth"]),
+                                     mask_path=str(paths["mask"]), prompt=paths["prompt"].read_text().strip(),
+                                     cache_dir=str(Path(tmp_path) / "cache"), **kwargs)
+    assert result == {"FINISHED"}
+    obj = bpy.context.view_layer.objects.active
+    assert obj.dh.role == "OBJECT"
+    return obj
+
+
+if str(Path(__file__).parent) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).parent))

@@ -1,0 +1,114 @@
+"""dh.import_photo builds the camera, the lifted meshes and the unlit materials (issue 6)."""
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from blender_session import bpy  # noqa: E402
+from dh_synthetic import addon_module, import_photo, make_photo  # noqa: E402
+
+
+def _world_vertices(obj):
+    co = np.empty(len(obj.data.vertices) * 3, np.float32)
+    obj.data.vertices.foreach_get("co", co)
+    co = co.reshape(-1, 3).astype(np.float64)
+    m = np.array(obj.matrix_world)
+    return co @ m[:3, :3].T + m[:3, 3]
+
+
+def test_import_builds_camera_meshes_and_materials(addon, tmp_path):
+    photo = make_photo(tmp_path / "photo")
+    obj = import_photo(bpy, photo, tmp_path)
+    scene = bpy.context.scene
+    props = obj.dh
+    camera, background = props.camera, props.background
+    height, width = photo["depth"].shape
+
+    # one collection per photo holding the three objects
+    collection = obj.users_collection[0]
+    assert set(collection.objects) == {obj, camera, background}
+    # camera: 55 degrees on the larger side, render resolution = photo size
+    assert camera.type == "CAMERA" and scene.camera == camera
+    assert camera.data.sensor_fit == "AUTO"
+    assert math.degrees(camera.data.angle) == pytest.approx(55.0, abs=1e-4)
+    assert (scene.render.resolution_x, scene.render.resolution_y) == (width, height)
+    assert scene.render.resolution_percentage == 100
+    # meshes: one vertex per object pixel / per background pixel
+    assert len(obj.data.vertices) == photo["mask"].sum()
+    assert len(background.data.vertices) == height * width
+    assert len(obj.data.polygons) > 0 and len(background.data.polygons) > 0
+    # the object's origin is the centroid of its lifted pixels (engine camera, mapped to world)
+    from engine.camera import Camera
+
+    cam = Camera(height, width)
+    centroid_cam = cam.lift(photo["depth"].astype(np.float64))[photo["mask"]].mean(axis=0)
+    c = np.array(camera.matrix_world)
+    centroid_world = c[:3, :3] @ centroid_cam + c[:3, 3]
+    np.testing.assert_allclose(np.array(obj.matrix_world.translation), centroid_world, atol=1e-5)
+    np.testing.assert_allclose(_world_vertices(obj).mean(axis=0), centroid_world, atol=1e-4)
+    np.testing.assert_allclose(props.centroid, centroid_cam, atol=1e-5)
+    # vertices are the engine's lift: camera-frame points mapped by the camera's matrix_world
+    lifted = cam.lift(photo["depth"].astype(np.float64))[photo["mask"]]
+    np.testing.assert_allclose(_world_vertices(obj), lifted @ c[:3, :3].T + c[:3, 3], atol=1e-4)
+    # materials show the photo unlit: image texture -> emission -> output
+    for item, image_name in ((obj, "Photo"), (background, "Background")):
+        material = item.data.materials[0]
+        kinds = {n.type for n in material.node_tree.nodes}
+        assert {"TEX_IMAGE", "EMISSION", "OUTPUT_MATERIAL"} <= kinds and "BSDF_PRINCIPLED" not in kinds
+        texture = next(n for n in material.node_tree.nodes if n.type == "TEX_IMAGE")
+        assert texture.image is not None and texture.image.size[:] == (width, height)
+        assert image_name in texture.image.name
+    assert scene.view_settings.view_transform == "Standard"
+    # settings and cache stored on the object for a saved .blend
+    assert props.prompt.startswith("an orange box")
+    assert Path(props.cache_dir, "depth.npy").is_file() and Path(props.cache_dir, "background.png").is_file()
+    assert (props.width, props.height) == (width, height)
+
+
+def test_meshes_are_cut_at_depth_discontinuities(addon, tmp_path):
+    photo = make_photo(tmp_path / "photo")
+    obj = import_photo(bpy, photo, tmp_path)
+    mesh_mod = addon_module("operators.mesh")
+    # the object's own quads are all inside the mask: (rows-1) x (cols-1)
+    r0, r1, c0, c1 = 6, 16, 9, 21
+    assert len(obj.data.polygons) == (r1 - r0 - 1) * (c1 - c0 - 1)
+    # a depth step inside a grid cuts the quads that straddle it
+    depth = np.ones((4, 5), np.float32)
+    depth[:, 3:] = 2.0
+    _, quads = mesh_mod.grid_faces(np.ones((4, 5), bool), depth)
+    assert len(quads) == 3 * 3  # columns 0-1, 1-2, 3-4 kept; 2-3 cut
+
+
+def test_reimport_reuses_cache_and_bad_files_are_operator_errors(addon, tmp_path):
+    photo = make_photo(tmp_path / "photo")
+    paths = photo["paths"]
+    bad_depth = tmp_path / "bad_depth.npy"
+    d = photo["depth"].copy()
+    d[0, 0] = np.nan
+    np.save(bad_depth, d)
+    wrong_size = tmp_path / "small_mask.png"
+    from PIL import Image
+
+    Image.fromarray(np.full((5, 5), 255, np.uint8)).save(wrong_size)
+    not_an_image = tmp_path / "notes.png"
+    not_an_image.write_text("hello")
+    cases = [
+        (dict(filepath=str(tmp_path / "missing.png")), "not found"),
+        (dict(filepath=str(not_an_image)), "notes.png"),
+        (dict(depth_path=str(bad_depth)), "NaN"),
+        (dict(mask_path=str(wrong_size)), "does not match"),
+    ]
+    for overrides, expected in cases:
+        kwargs = dict(filepath=str(paths["image"]), depth_path=str(paths["depth"]), mask_path=str(paths["mask"]),
+                      cache_dir=str(tmp_path / "cache"))
+        kwargs.update(overrides)
+        with pytest.raises(RuntimeError, match=expected):
+            bpy.ops.dh.import_photo(**kwargs)
+    assert not [o for o in bpy.context.scene.objects]  # nothing half-built
+    # no mask and no object query: a clear message
+    with pytest.raises(RuntimeError, match="name the object"):
+        bpy.ops.dh.import_photo(filepath=str(paths["image"]), depth_path=str(paths["depth"]),
+                                cache_dir=str(tmp_path / "cache"))
