@@ -1,0 +1,140 @@
+"""`python -m engine models list | download [ROLE...] | verify [ROLE...]`: the model manager.
+
+Downloads go to the Hugging Face cache (HF_HOME / HF_HUB_CACHE) with progress bars, only on
+explicit request; everything else loads offline from that cache.
+"""
+from __future__ import annotations
+
+import json
+import sys
+
+HELP = "list, download or verify the models (Hugging Face cache; downloads only on request)"
+
+
+def add_arguments(parser) -> None:
+    sub = parser.add_subparsers(dest="models_command", required=True, metavar="ACTION")
+    p = sub.add_parser("list", help="every model role: default id, revision, size, licence, status")
+    p.add_argument("--models", default=None, metavar="DIR", help="also look in DIR/<role>/ (tiny or local models)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p = sub.add_parser("download", help="download roles into the Hugging Face cache (default: the default "
+                                        "pipeline's roles; --all for the options too)")
+    p.add_argument("roles", nargs="*", metavar="ROLE")
+    p.add_argument("--all", action="store_true", help="every role, options included")
+    p.add_argument("--id", default=None, metavar="ORG/NAME[@REV]",
+                   help="download this Hugging Face id for the (single) ROLE instead of its default")
+    p = sub.add_parser("verify", help="check downloaded models: files present, content hashes")
+    p.add_argument("roles", nargs="*", metavar="ROLE")
+    p.add_argument("--models", default=None, metavar="DIR", help="look in DIR/<role>/ first")
+    p.add_argument("--no-hash", action="store_true", help="skip re-hashing file contents (fast)")
+
+
+def add_model_override_arguments(parser, roles) -> None:
+    """``--<role>-model ID_OR_DIR`` for each role (for commands that load models)."""
+    from ..registry import spec
+
+    for role in roles:
+        s = spec(role)
+        parser.add_argument(f"--{role}-model", default=None, metavar="ID_OR_DIR",
+                            help=f"{role} model: a local directory or a Hugging Face id (default {s.default_id})")
+
+
+def overrides_from_args(args, roles) -> dict:
+    """role -> override from the ``--<role>-model`` arguments that were given."""
+    out = {}
+    for role in roles:
+        value = getattr(args, f"{role.replace('-', '_')}_model", None)
+        if value:
+            out[role] = value
+    return out
+
+
+def run(args) -> int:
+    return {"list": _list, "download": _download, "verify": _verify}[args.models_command](args)
+
+
+def _status(role, models_dir):
+    from .. import registry
+    from ..errors import ModelNotFoundError
+
+    try:
+        return str(registry.resolve(role, None, models_dir))
+    except ModelNotFoundError:
+        return None
+
+
+def _list(args) -> int:
+    from .. import registry
+
+    rows = []
+    for s in registry.REGISTRY.values():
+        path = _status(s.role, args.models)
+        rows.append({"role": s.role, "id": s.default_id, "revision": s.revision, "download": s.download_size,
+                     "licence": s.licence, "use": s.use, "loader": s.loader, "description": s.description,
+                     "present": path is not None, "path": path})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"Hugging Face cache: {registry.hf_cache_dir()}"
+          + ("  (HF_HUB_OFFLINE: downloads disabled)" if registry.hf_offline() else ""))
+    for r in rows:
+        rev = r["revision"] if r["revision"] == "main" else r["revision"][:12]
+        state = f"present: {r['path']}" if r["present"] else "missing"
+        print(f"\n{r['role']:<15} {r['id']}@{rev}  [{r['use']}]")
+        print(f"{'':<15} {r['description']}")
+        print(f"{'':<15} download {r['download']}; licence {r['licence']}; {state}")
+    missing = [r["role"] for r in rows if not r["present"] and r["use"] == "default"]
+    if missing:
+        print(f"\nTo download the default pipeline's models: python -m engine models download "
+              f"{' '.join(missing)}")
+    return 0
+
+
+def _check_roles(names):
+    from .. import registry
+    from ..errors import InputError
+
+    unknown = [r for r in names if r not in registry.REGISTRY]
+    if unknown:
+        raise InputError(f"unknown model role(s) {', '.join(unknown)}; known: {', '.join(registry.REGISTRY)}")
+    return list(dict.fromkeys(names))
+
+
+def _download(args) -> int:
+    from .. import registry
+    from ..errors import InputError
+
+    if args.roles and args.all:
+        raise InputError("give ROLEs or --all, not both")
+    roles = _check_roles(args.roles) if args.roles else [
+        s.role for s in registry.REGISTRY.values() if args.all or s.use == "default"]
+    if args.id and len(roles) != 1:
+        raise InputError("--id: name exactly one ROLE to download it for")
+    for role in roles:
+        s = registry.spec(role)
+        what = args.id or f"{s.default_id}@{s.revision}"
+        print(f"{role}: downloading {what} ({s.download_size if not args.id else 'size unknown'}) "
+              f"into {registry.hf_cache_dir()}", file=sys.stderr, flush=True)
+        path = registry.download(role, args.id)
+        print(f"{role}: ready in {path}")
+    return 0
+
+
+def _verify(args) -> int:
+    from .. import registry
+
+    roles = _check_roles(args.roles) if args.roles else list(registry.REGISTRY)
+    failed = False
+    for role in roles:
+        s = registry.spec(role)
+        result = registry.verify(role, None, args.models, check_hashes=not args.no_hash)
+        if result.ok:
+            print(f"{role}: ok ({result.checked_files} files in {result.path})")
+            continue
+        if result.path is None and not args.roles and s.use == "option":
+            print(f"{role}: not downloaded (option)")
+            continue
+        failed = True
+        print(f"{role}: FAILED")
+        for problem in result.problems:
+            print(f"  {problem}")
+    return 1 if failed else 0

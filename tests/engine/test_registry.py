@@ -1,0 +1,122 @@
+"""The model registry: every role, pinned revisions, resolution order, the offline missing-model
+message, explicit downloads refused offline, verification of the Hugging Face cache layout."""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+
+import pytest
+
+from engine import registry
+from engine.errors import EngineError, ModelNotFoundError
+
+ROLES = {"diffusion", "depth", "depth-anything", "detector", "sam", "sam-vit-h", "inpaint"}
+
+
+@pytest.fixture
+def empty_offline_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    return tmp_path / "hf" / "hub"
+
+
+def test_registry_lists_every_role_with_its_facts():
+    assert ROLES <= set(registry.REGISTRY)
+    for role, s in registry.REGISTRY.items():
+        assert s.role == role
+        assert re.fullmatch(r"[\w.-]+/[\w.-]+", s.default_id), s.default_id
+        assert s.revision == "main" or re.fullmatch(r"[0-9a-f]{40}", s.revision), s.revision
+        assert s.download_size and s.licence and s.description and s.loader
+        assert s.use in ("default", "option")
+        assert s.required, f"{role}: no required files to verify"
+    assert {s.role for s in registry.REGISTRY.values() if s.use == "default"} == {
+        "diffusion", "depth", "detector", "sam"}
+    table = registry.model_table_markdown()
+    for role in registry.REGISTRY:
+        assert f"`{role}`" in table
+
+
+def test_unknown_role_is_named():
+    with pytest.raises(ModelNotFoundError, match="unknown model role 'nope'"):
+        registry.spec("nope")
+
+
+def test_missing_model_message_offline(empty_offline_cache, tmp_path):
+    with pytest.raises(ModelNotFoundError) as info:
+        registry.resolve("depth", None, tmp_path / "models")
+    msg = str(info.value)
+    assert "'depth'" in msg and "Intel/zoedepth-nyu-kitti" in msg
+    assert "python -m engine models download depth" in msg
+    assert str(tmp_path / "models" / "depth") in msg and str(empty_offline_cache) in msg
+    assert "\n" not in msg
+
+
+def test_override_and_models_dir_order(tmp_path, empty_offline_cache):
+    (tmp_path / "models" / "sam").mkdir(parents=True)
+    (tmp_path / "models" / "sam-vit-h").mkdir(parents=True)
+    local = tmp_path / "mine"
+    local.mkdir()
+    assert registry.resolve("sam", None, tmp_path / "models") == tmp_path / "models" / "sam"
+    assert registry.resolve("sam", str(local), tmp_path / "models") == local
+    # a role of the same family names the other variant
+    assert registry.resolve("sam", "sam-vit-h", tmp_path / "models") == tmp_path / "models" / "sam-vit-h"
+    with pytest.raises(ModelNotFoundError, match="not a directory"):
+        registry.resolve("sam", str(tmp_path / "missing" / "dir"))
+    with pytest.raises(ModelNotFoundError, match="org/other@main"):
+        registry.resolve("depth", "org/other")
+
+
+def _fake_snapshot(cache, repo, revision, files):
+    """The Hugging Face cache layout: snapshots/<rev>/<file> -> ../../blobs/<content hash>."""
+    root = cache / f"models--{repo.replace('/', '--')}"
+    (root / "refs").mkdir(parents=True, exist_ok=True)
+    (root / "refs" / "main").write_text(revision)
+    for name, data in files.items():
+        if len(data) > 100:
+            blob = hashlib.sha256(data).hexdigest()
+        else:
+            blob = hashlib.sha1(f"blob {len(data)}\0".encode() + data).hexdigest()
+        (root / "blobs").mkdir(exist_ok=True)
+        (root / "blobs" / blob).write_bytes(data)
+        link = root / "snapshots" / revision / name
+        link.parent.mkdir(parents=True, exist_ok=True)
+        os.symlink(os.path.relpath(root / "blobs" / blob, link.parent), link)
+    return root / "snapshots" / revision
+
+
+def test_resolve_and_verify_hf_cache(empty_offline_cache):
+    s = registry.spec("depth-anything")
+    snap = _fake_snapshot(empty_offline_cache, s.default_id, s.revision, {
+        "config.json": b"{}", "preprocessor_config.json": b"{}", "model.safetensors": b"x" * 1000})
+    assert registry.resolve("depth-anything") == snap
+    result = registry.verify("depth-anything")
+    assert result.ok and result.checked_files == 3, result.problems
+    # corrupt the large blob: verify names the file
+    blob = os.path.realpath(snap / "model.safetensors")
+    with open(blob, "r+b") as f:
+        f.write(b"y")
+    result = registry.verify("depth-anything")
+    assert not result.ok and "model.safetensors" in result.problems[0]
+
+
+def test_snapshot_without_required_files_is_not_resolved(empty_offline_cache):
+    s = registry.spec("detector")
+    _fake_snapshot(empty_offline_cache, s.default_id, s.revision, {"config.json": b"{}"})
+    with pytest.raises(ModelNotFoundError, match="models download detector"):
+        registry.resolve("detector")
+
+
+def test_sam_md5_prefix_checked(empty_offline_cache):
+    s = registry.spec("sam")
+    snap = _fake_snapshot(empty_offline_cache, s.default_id, s.revision,
+                          {"checkpoints/sam_vit_b_01ec64.pth": b"z" * 200})
+    result = registry.verify("sam")
+    assert not result.ok and any("md5" in p for p in result.problems)
+    assert registry.resolve("sam") == snap
+
+
+def test_download_refused_offline(empty_offline_cache):
+    with pytest.raises(EngineError, match="HF_HUB_OFFLINE"):
+        registry.download("sam")
