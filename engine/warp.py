@@ -30,7 +30,8 @@ def warp(signal, source_coords):
     B, _, h, w = signal.shape
     if coords.shape[0] not in (1, B):
         raise ValueError(f"warp: {coords.shape[0]} coordinate maps for a batch of {B}")
-    coords = coords.to(torch.float32)
+    # Normalise in at least fp32 (fp64 for fp64 signals): fp16 coordinates are off by pixels.
+    coords = coords.to(torch.float64 if signal.dtype == torch.float64 else torch.float32)
     u, v = coords[..., 0], coords[..., 1]
     ok = torch.isfinite(u) & torch.isfinite(v) & (u >= 0) & (u <= w) & (v >= 0) & (v <= h)
     # align_corners=False: normalised -1 is the left edge of pixel 0, +1 the right edge of the last.
