@@ -1,0 +1,64 @@
+"""The add-on registers in a Blender without torch and says how to install it (issue 6)."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+TESTS = Path(__file__).resolve().parents[1]
+
+SCRIPT = r'''
+import sys
+class Blocker:
+    """Make torch (and what needs it) unimportable, as in a stock Blender."""
+    BLOCKED = ("torch", "torchvision", "diffusers", "transformers", "accelerate")
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in self.BLOCKED:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+sys.meta_path.insert(0, Blocker())
+import importlib.util
+_find_spec = importlib.util.find_spec
+def find_spec(name, package=None):
+    if name.split(".")[0] in Blocker.BLOCKED:
+        return None
+    return _find_spec(name, package)
+importlib.util.find_spec = find_spec
+
+sys.path[:0] = [TESTS, TESTS + "/addon"]
+from blender_session import bpy, enable_addon, ADDON_MODULE
+bpy.ops.wm.read_factory_settings(use_empty=True)
+enable_addon()
+assert "torch" not in sys.modules
+assert hasattr(bpy.ops.dh, "render_stop_motion") and hasattr(bpy.ops.dh, "install_dependencies")
+deps = sys.modules[ADDON_MODULE + ".operators.deps"]
+print("MISSING", deps.missing_modules())
+from dh_synthetic import make_photo
+import tempfile
+tmp = tempfile.mkdtemp()
+photo = make_photo(tmp + "/photo")
+p = photo["paths"]
+# importing with given depth and mask needs no torch
+bpy.ops.dh.import_photo(filepath=str(p["image"]), depth_path=str(p["depth"]), mask_path=str(p["mask"]),
+                        cache_dir=tmp + "/cache")
+bpy.context.scene.render.filepath = tmp + "/frames/f_####"
+try:
+    bpy.ops.dh.render_stop_motion()
+except RuntimeError as exc:
+    print("REPORT", exc)
+else:
+    raise SystemExit("rendering without torch should report how to install it")
+assert "torch" not in sys.modules
+'''
+
+
+@pytest.mark.slow
+def test_registers_without_torch_and_says_how_to_install():
+    script = f"TESTS = {str(TESTS)!r}\n" + SCRIPT
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                            cwd=str(TESTS.parent))
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out
+    assert "'torch'" in out.split("MISSING", 1)[1].split("\n")[0]
+    report = out.split("REPORT", 1)[1].split("\n")[0]
+    assert "torch" in report and "Install Dependencies" in report and "Traceback" not in report
