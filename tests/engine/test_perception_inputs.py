@@ -76,3 +76,20 @@ def test_bad_inputs_refused(image, kwargs, match):
 def test_candidate_out_of_range(models, image):
     with pytest.raises(InputError, match="candidate 7: only"):
         resolve_inputs(image, object_query="a dog", candidate=7, models_dir=models, max_candidates=2)
+
+
+def test_write_candidates(models, image, tmp_path):
+    import json
+
+    from PIL import Image
+
+    from engine.perception.inputs import write_candidates
+
+    p = resolve_inputs(image, object_query="a red box", models_dir=models, max_candidates=2)
+    paths = write_candidates(p.candidates, tmp_path / "out", chosen=p.chosen)
+    assert [x.name for x in paths] == [f"candidate_{i}.png" for i in range(len(p.candidates))] + ["candidates.json"]
+    for i, c in enumerate(p.candidates):
+        np.testing.assert_array_equal(np.asarray(Image.open(paths[i])) > 127, c.mask)
+    rows = json.loads(paths[-1].read_text())["candidates"]
+    assert rows[0]["chosen"] and rows[0]["area"] == int(p.mask.sum())
+    assert not list((tmp_path / "out").glob(".*.tmp"))
