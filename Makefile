@@ -15,8 +15,15 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(PY) -m pip install --disable-pip-version-check -q -r requirements-dev.txt
 	touch $(STAMP)
 
+# The headless batch on the bundled example (examples/demo/): an 8-frame trajectory, frames and a
+# contact sheet under out/demo/. Diffusion when its weights are found (Hugging Face cache, or
+# MODELS=DIR), else the weightless preview engine; the first line of output says which.
+DEMO := examples/demo
+MODELS ?=
 demo: env
-	$(PY) -m engine --help
+	$(PY) batch.py --image $(DEMO)/image.png --prompt "$$(cat $(DEMO)/prompt.txt)" \
+		--mask $(DEMO)/mask.png --depth $(DEMO)/depth.npy --keyframes $(DEMO)/keyframes.json \
+		--out out/demo --engine auto $(if $(MODELS),--models $(MODELS))
 
 test: env
 	$(PY) -m pytest
