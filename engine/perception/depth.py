@@ -12,7 +12,7 @@ import logging
 
 import numpy as np
 
-from ..errors import EngineError, ModelNotFoundError
+from ..errors import EngineError, InputError, ModelNotFoundError
 from .common import cached, check_image, resolve_model, to_uint8
 
 log = logging.getLogger(__name__)
@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 # Depth below this is treated as the estimator's floor (a camera cannot focus closer; a random or
 # saturated head can output 0, and the method divides by depth).
 MIN_DEPTH_M = 1e-2
+MIN_SIDE = 16
 
 _METRIC_TYPES = {"zoedepth", "glpn", "depth_pro"}
 
@@ -75,10 +76,13 @@ def estimate_depth(image, model_dir=None, models_dir=None, device="auto", role: 
     # 1. Check inputs
     image = check_image(image)
     height, width = image.shape[:2]
+    if min(height, width) < MIN_SIDE:
+        raise InputError(f"image: {width}x{height} pixels is too small for depth estimation "
+                         f"(each side at least {MIN_SIDE})")
     # 2. Load (cached)
     model, processor, dev = load_depth_model(model_dir, models_dir, device, role)
     # 3. Predict at the processor's resolution, aspect ratio kept
-    inputs = processor(images=to_uint8(image), return_tensors="pt")
+    inputs = processor(images=to_uint8(image), return_tensors="pt", input_data_format="channels_last")
     inputs = {k: v.to(dev) for k, v in inputs.items()}
     with torch.no_grad():
         outputs = model(**inputs)

@@ -81,7 +81,7 @@ def detect_boxes(image, query, models_dir=None, overrides=None, device="auto",
     text = normalise_query(query)
     height, width = image.shape[:2]
     model, processor, dev = load_detector(models_dir, role_override(overrides, "detector"), device)
-    inputs = processor(images=to_uint8(image), text=text, return_tensors="pt")
+    inputs = processor(images=to_uint8(image), text=text, return_tensors="pt", input_data_format="channels_last")
     inputs = {k: v.to(dev) for k, v in inputs.items()}
     with torch.no_grad():
         outputs = model(**inputs)

@@ -48,6 +48,7 @@ def test_relative_depth_model_refused(tmp_path):
     (np.zeros((10, 10)), "shape"),
     (np.full((10, 10, 3), 2.0), r"\[0, 1\]"),
     (np.full((10, 10, 3), np.nan), "NaN"),
+    (np.zeros((8, 40, 3)), "too small"),
 ])
 def test_bad_image_refused(models, bad, match):
     with pytest.raises(InputError, match=match):
