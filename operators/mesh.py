@@ -44,17 +44,28 @@ def build_grid_mesh(name, points, valid, depth, max_depth_jump=DEFAULT_MAX_DEPTH
 
     mesh = bpy.data.meshes.new(name)
     mesh.vertices.add(n_vertices)
-    mesh.vertices.foreach_set("co", np.ascontiguousarray(points[valid], dtype=np.float32).ravel())
     mesh.loops.add(4 * n_quads)
-    mesh.loops.foreach_set("vertex_index", quads.ravel())
     mesh.polygons.add(n_quads)
+    # generic attributes take numpy buffers directly (several times faster than vertices/loops)
+    _set(mesh, "position", "vector", mesh.vertices, "co",
+         np.ascontiguousarray(points[valid], dtype=np.float32).ravel())
+    _set(mesh, ".corner_vert", "value", mesh.loops, "vertex_index", quads.ravel())
     mesh.polygons.foreach_set("loop_start", np.arange(0, 4 * n_quads, 4, dtype=np.int32))
 
     # UV per loop: the pixel centre (j + 0.5, i + 0.5); UV v grows up, image rows grow down.
     rows, cols = np.nonzero(valid)  # row-major, the same order as the vertex indices
     uv = np.stack(((cols + 0.5) / w, 1.0 - (rows + 0.5) / h), axis=-1).astype(np.float32)
     uv_layer = mesh.uv_layers.new(name="Photo")
-    uv_layer.data.foreach_set("uv", uv[quads.ravel()].ravel())
+    _set(mesh, uv_layer.name, "vector", uv_layer.data, "uv", uv[quads.ravel()].ravel())
 
     mesh.update(calc_edges=True)
     return mesh
+
+
+def _set(mesh, attribute, field, fallback, fallback_field, values):
+    """foreach_set on a generic attribute when this Blender has it, else on the classic API."""
+    target = mesh.attributes.get(attribute)
+    if target is not None:
+        target.data.foreach_set(field, values)
+    else:
+        fallback.foreach_set(fallback_field, values)

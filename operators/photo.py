@@ -59,12 +59,13 @@ def fill_background(image, depth, mask):
         from ..engine.perception.removal import remove_object
     except ImportError:
         remove_object = None
-    region = _dilate(mask, max(2, round(max(mask.shape) / 64)))
+    region = None
     if fill_background_depth is not None:
         background_depth = fill_background_depth(depth, mask)
     else:
         from ..engine.poisson import laplace_fill
 
+        region = _dilate(mask, max(2, round(max(mask.shape) / 64)))
         background_depth = laplace_fill(depth, region)
     if remove_object is not None:
         removed = remove_object(image, mask, backend="fill")
@@ -72,6 +73,7 @@ def fill_background(image, depth, mask):
     else:
         from scipy import ndimage
 
+        region = _dilate(mask, max(2, round(max(mask.shape) / 64))) if region is None else region
         _, (rows, cols) = ndimage.distance_transform_edt(region, return_indices=True)
         background_image = image[rows, cols]
     return (np.clip(np.asarray(background_image, dtype=np.float32), 0.0, 1.0),

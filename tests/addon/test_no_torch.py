@@ -62,3 +62,15 @@ def test_registers_without_torch_and_says_how_to_install():
     assert "'torch'" in out.split("MISSING", 1)[1].split("\n")[0]
     report = out.split("REPORT", 1)[1].split("\n")[0]
     assert "torch" in report and "Install Dependencies" in report and "Traceback" not in report
+
+
+def test_installer_pins_match_requirements():
+    """The preferences' installer pip-installs exactly the pinned runtime requirements."""
+    import ast
+
+    root = TESTS.parent
+    tree = ast.parse((root / "operators" / "deps.py").read_text())
+    pins = next(ast.literal_eval(node.value) for node in tree.body if isinstance(node, ast.Assign)
+                and getattr(node.targets[0], "id", "") == "REQUIREMENTS")
+    wanted = [line.split("#")[0].strip() for line in (root / "requirements.txt").read_text().splitlines()]
+    assert sorted(pins) == sorted(line for line in wanted if line)
