@@ -14,8 +14,8 @@ name in several independent Hugging Face caches (the hub names snapshot folders 
 
 Integrity (:func:`verify`): every file of a Hugging Face snapshot is a link to a blob named by its
 content hash (sha256 for large LFS files, the git blob sha1 for small ones), so a download is
-verified by re-hashing each file against its blob name; files the registry knows more about
-(SAM checkpoints, whose names carry the first hex digits of their md5) are checked for that too.
+verified by re-hashing each file against its blob name; files with a published checksum (the SAM
+release checkpoints' md5) are checked against it too.
 """
 from __future__ import annotations
 
@@ -45,8 +45,9 @@ class ModelSpec:
     loader: str = ""
     # Whether the default pipeline needs it ("default") or only an option does ("option").
     use: str = "default"
-    # Known md5 prefixes of files, by file name (e.g. SAM names its checkpoints after them).
-    md5_prefixes: dict = field(default_factory=dict, compare=False, hash=False)
+    # Known md5 digests of files, by file name (the SAM release's published checksums; its file
+    # names carry their first six hex digits).
+    md5: dict = field(default_factory=dict, compare=False, hash=False)
 
 
 _SD_FP16 = ("*.json", "*.txt", "unet/*.fp16.safetensors", "vae/*.fp16.safetensors",
@@ -112,7 +113,7 @@ REGISTRY: dict[str, ModelSpec] = {
             allow_patterns=("checkpoints/sam_vit_b_01ec64.pth",),
             required=("checkpoints/sam_vit_b_01ec64.pth",),
             loader="segment-anything sam_model_registry + SamPredictor",
-            md5_prefixes={"sam_vit_b_01ec64.pth": "01ec64"},
+            md5={"sam_vit_b_01ec64.pth": "01ec64d29a2fca3f0661936605ae66f8"},
         ),
         ModelSpec(
             "sam-vit-h",
@@ -125,7 +126,7 @@ REGISTRY: dict[str, ModelSpec] = {
             required=("checkpoints/sam_vit_h_4b8939.pth",),
             loader="segment-anything sam_model_registry + SamPredictor",
             use="option",
-            md5_prefixes={"sam_vit_h_4b8939.pth": "4b8939"},
+            md5={"sam_vit_h_4b8939.pth": "4b8939a88964f0f4ff5f5b2642c598a6"},
         ),
         ModelSpec(
             "inpaint",
@@ -345,10 +346,10 @@ def verify_dir(role: str, root: Path, check_hashes: bool = True) -> VerifyResult
             if digest != blob:
                 problems.append(f"{p.relative_to(root)}: content hash {digest[:12]}... does not match "
                                 f"its blob {blob[:12]}... (corrupt; download again)")
-        prefix = s.md5_prefixes.get(p.name)
-        if prefix and not _file_digest(p, "md5").startswith(prefix):
-            problems.append(f"{p.relative_to(root)}: md5 does not start with {prefix} as the "
-                            f"release's file name says (corrupt or a different file)")
+        expected = s.md5.get(p.name)
+        if expected and _file_digest(p, "md5") != expected:
+            problems.append(f"{p.relative_to(root)}: md5 differs from the release's published "
+                            f"{expected} (corrupt or a different file)")
     return VerifyResult(role, not problems, str(root), checked, problems)
 
 

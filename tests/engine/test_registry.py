@@ -108,7 +108,7 @@ def test_snapshot_without_required_files_is_not_resolved(empty_offline_cache):
         registry.resolve("detector")
 
 
-def test_sam_md5_prefix_checked(empty_offline_cache):
+def test_sam_release_md5_checked(empty_offline_cache):
     s = registry.spec("sam")
     snap = _fake_snapshot(empty_offline_cache, s.default_id, s.revision,
                           {"checkpoints/sam_vit_b_01ec64.pth": b"z" * 200})
