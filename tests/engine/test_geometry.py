@@ -294,16 +294,27 @@ def test_edited_depth_keeps_real_jumps_and_blends_contacts():
     np.testing.assert_allclose(g.edited_depth[t], g.object_depth[t], rtol=1e-6)
     static = np.where(m, fill_background_depth(d, m), d)
     np.testing.assert_allclose(g.edited_depth[~t], static[~t], rtol=1e-6)
-    # An object touching a floor plane keeps touching it seamlessly when slid along the floor.
-    h, w = 32, 48
+    # A plaque standing on a floor, pushed 5 cm (1%) back: its silhouette shrinks by a fraction
+    # of a pixel and its new bottom row meets the filled floor with a small (1%) step, a seam
+    # the input did not have there. The gradient-domain composite blends it away.
+    h, w = 96, 64
     cam = Camera(h, w)
     gu, gv = cam.pixel_centres()
-    floor = 1.0 / (0.3 * (gv - h / 2 + 0.5) / cam.focal + 0.1)  # inverse depth affine: a plane
-    floor = np.where(gv > h / 2, floor, 1.0 / 0.1).astype(np.float32)
-    m = (gv > 20) & (gv < 27) & (gu > 10) & (gu < 20)
+    floor = (1.5 * cam.focal / np.maximum(gv - h / 2, 0.5)).astype(np.float32)  # camera 1.5 m up
+    m = (gv > 66) & (gv < 76) & (gu > 20) & (gu < 40)
     d = floor.copy()
-    d[m] *= 0.99  # 1% in front of the floor
-    g = compute_edit_geometry(d, m, translation(x=0.5))
+    d[m] = floor[75, 30]  # upright plaque whose bottom row (75) touches the floor
+    g = compute_edit_geometry(d, m, translation(z=-0.05))
+    t = g.target_mask
+    bottom = np.nonzero(t.any(1))[0].max()
+    cols = np.nonzero(t[bottom] & ~t[bottom + 1])[0]
+    cols = cols[len(cols) // 4: -len(cols) // 4]  # away from the corners
+    below = g.edited_depth[bottom + 1, cols]
+    naive_jump = below / g.object_depth[bottom, cols] - 1
+    edited_jump = below / g.edited_depth[bottom, cols] - 1
+    assert np.all(np.abs(naive_jump) > 0.005)
+    assert np.all(np.abs(edited_jump) < 0.5 * np.abs(naive_jump))
+    np.testing.assert_array_equal(g.edited_depth[:, :8], d[:, :8])  # far away: untouched
     assert np.all(np.isfinite(g.edited_depth)) and g.edited_depth.min() > 0
 
 
