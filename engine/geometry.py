@@ -45,8 +45,8 @@ DEFAULT_OCCLUSION_TOLERANCE = 1e-3
 # Inside-triangle test slack in barycentric units: pixel centres exactly on an edge or vertex
 # (the identity edit puts every vertex on a centre) belong to the triangle.
 _EDGE_EPS = 1e-7
-# Work in chunks of this many (triangle, pixel) candidates to bound memory.
-_CHUNK = 1 << 22
+# Work in chunks of this many (triangle, pixel) candidates: bounds peak memory to ~150 MB.
+_CHUNK = 1 << 20
 
 
 @dataclass
