@@ -38,6 +38,7 @@ def layer_targets(geometries, object_mask, hw, device) -> LayerTargets:
     from ..diffusion.conditioning import resize_nearest
 
     coords, fg, bg = [], [], []
+    obj = None
     for geo in geometries:
         g = geo.at_resolution(*hw)
         src = np.asarray(g.source_coords, dtype=np.float32)
@@ -46,7 +47,10 @@ def layer_targets(geometries, object_mask, hw, device) -> LayerTargets:
         coords.append(src)
         fg.append(target & valid)
         bg.append(~target)
-    obj = resize_nearest(np.asarray(object_mask, dtype=bool), hw)
+        if obj is None and getattr(g, "object_mask", None) is not None:
+            obj = np.asarray(g.object_mask, dtype=bool)  # the input mask on this grid
+    if obj is None:
+        obj = resize_nearest(np.asarray(object_mask, dtype=bool), hw)
 
     def t(a):
         return torch.as_tensor(np.stack(a) if isinstance(a, list) else a).to(device)
