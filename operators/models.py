@@ -17,7 +17,7 @@ import bpy
 from .deps import preferences
 from .errors import AddonError
 
-ROLES = ("diffusion", "depth", "detector", "segmenter", "removal")
+ROLES = ("diffusion", "depth", "detector", "sam", "inpaint")  # engine.registry role names
 
 _lock = threading.RLock()
 _session = {"key": None, "engine": None, "prepared": {}}

@@ -28,8 +28,8 @@ class DH_AddonPreferences(bpy.types.AddonPreferences):
                                     "or local folder of the depth-to-image model")
     depth_model: StringProperty(name="Depth", description="Override for the depth estimator")
     detector_model: StringProperty(name="Detector", description="Override for the open-vocabulary detector")
-    segmenter_model: StringProperty(name="Segmenter", description="Override for SAM (folder or checkpoint)")
-    removal_model: StringProperty(name="Removal", description="Override for the object-removal inpainter")
+    sam_model: StringProperty(name="SAM", description="Override for the segmenter (SAM folder or checkpoint)")
+    inpaint_model: StringProperty(name="Inpainting", description="Override for the optional object-removal inpainter")
     cache_dir: StringProperty(name="Cache Folder", subtype="DIR_PATH",
                               description="Per-photo caches (inputs and prepared inversions); empty: the "
                                           "extension's user folder")
@@ -63,7 +63,7 @@ class DH_AddonPreferences(bpy.types.AddonPreferences):
         box.prop(self, "precision")
         box.prop(self, "models_dir")
         col = box.column(align=True)
-        for role in ("diffusion", "depth", "detector", "segmenter", "removal"):
+        for role in ("diffusion", "depth", "detector", "sam", "inpaint"):
             col.prop(self, f"{role}_model")
         row = box.row()
         row.operator("dh.download_models", icon="URL")

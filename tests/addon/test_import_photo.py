@@ -112,3 +112,24 @@ def test_reimport_reuses_cache_and_bad_files_are_operator_errors(addon, tmp_path
     with pytest.raises(RuntimeError, match="name the object"):
         bpy.ops.dh.import_photo(filepath=str(paths["image"]), depth_path=str(paths["depth"]),
                                 cache_dir=str(tmp_path / "cache"))
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(reason="engine.perception's tiny Grounding DINO fails in detect_boxes (GroupNorm sees a "
+                          "1x1 map 'when training'): a perception issue, reported; not strict", strict=False)
+def test_import_by_object_query_with_estimated_depth(addon, tmp_path, tiny_models_dir):
+    """No depth and no mask: perception (tiny random-weight models) estimates depth and finds the
+    object; the scene is built the same way."""
+    photo = make_photo(tmp_path / "photo", height=64, width=64, box=(16, 48, 16, 48))
+    models = addon_module("operators.models")
+    models.SESSION_OPTIONS.update(models_dir=str(tiny_models_dir), device="cpu")
+    try:
+        result = bpy.ops.dh.import_photo(filepath=str(photo["paths"]["image"]), object_query="the box",
+                                         prompt="a box", cache_dir=str(tmp_path / "cache"))
+    finally:
+        models.SESSION_OPTIONS.clear()
+    assert result == {"FINISHED"}
+    obj = bpy.context.view_layer.objects.active
+    assert obj.dh.role == "OBJECT" and obj.dh.object_query == "the box"
+    assert 0 < len(obj.data.vertices) < 64 * 64
+    assert len(obj.dh.background.data.vertices) == 64 * 64
