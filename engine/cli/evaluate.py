@@ -32,6 +32,9 @@ def add_arguments(parser) -> None:
                              "are present, else colour)")
     parser.add_argument("--no-cycle", action="store_true",
                         help="skip the cycle-consistency identity metric (saves two prepares per frame)")
+    parser.add_argument("--baseline-energy", action="store_true",
+                        help="run the no-guidance baseline with zero guidance weights instead of zero "
+                             "iterations: same images, its guidance energies recorded (slower)")
 
 
 def run(args) -> int:
@@ -46,7 +49,8 @@ def run(args) -> int:
     cfg = EvalConfig(scenes=args.scenes, out=args.out, models_dir=args.models, model_overrides=overrides,
                      steps=args.steps, inversion=args.inversion, resolution=args.resolution,
                      guided_steps=args.guided_steps, device=args.device, dtype=args.dtype, seed=args.seed,
-                     limit=args.limit, frames=args.frames, segmenter=args.segmenter, cycle=not args.no_cycle)
+                     limit=args.limit, frames=args.frames, segmenter=args.segmenter, cycle=not args.no_cycle,
+                     baseline_energy=args.baseline_energy)
     report = evaluate(cfg, progress=print)
     from ..evaluation.report import summary_table
 

@@ -51,6 +51,7 @@ class EvalConfig:
     segmenter: str = "auto"
     cycle: bool = True
     save_images: bool = True
+    baseline_energy: bool = False  # no-guidance baseline with zero weights (energies recorded, slower)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -74,24 +75,15 @@ def _settings(cfg: EvalConfig, scene: Scene | None = None):
     return EditSettings().replace(**changes)
 
 
-def no_guidance_settings(settings):
-    """The same settings with guidance switched off: no optimisation iterations on the latents,
-    everything else (noise, null embeddings, edited depth, CFG) unchanged."""
+def no_guidance_settings(settings, measure_energy: bool = False):
+    """The same settings with guidance switched off, everything else (noise, null embeddings,
+    edited depth, CFG) unchanged: no optimisation iterations on the latents, or, with
+    ``measure_energy``, the iterations run with zero weights (the latents do not move, the same
+    image comes out, and the energies are recorded for comparison, at the cost of the
+    forward/backward passes)."""
+    if measure_energy:
+        return settings.replace(weight_scale=0.0)
     return settings.replace(opt_iterations=0)
-
-
-def _stat_counts(stats: dict | None) -> dict:
-    """UNet forward/backward counts from a stats dict, whatever the exact key names."""
-    out = {"unet_forward": None, "unet_backward": None}
-    for k, v in (stats or {}).items():
-        if not isinstance(v, (int, float)):
-            continue
-        kl = k.lower()
-        if "unet" in kl and "forward" in kl:
-            out["unet_forward"] = (out["unet_forward"] or 0) + v
-        elif "unet" in kl and "backward" in kl:
-            out["unet_backward"] = (out["unet_backward"] or 0) + v
-    return out
 
 
 def _image01(x) -> np.ndarray:
@@ -125,29 +117,26 @@ def _resize_to(a: np.ndarray, shape, kind: str) -> np.ndarray:
 
 
 class _Stage:
-    """Accumulates seconds and UNet counts for one named stage."""
+    """Accumulates seconds and the engine's UNet forward/backward counts for one named stage."""
 
-    def __init__(self, costs: dict, name: str):
-        self.costs, self.name = costs, name
+    def __init__(self, costs: dict, name: str, runner: "EngineRunner"):
+        self.costs, self.name, self.runner = costs, name, runner
 
     def __enter__(self):
+        self.counts0 = self.runner.counts()
         self.t0 = time.perf_counter()
-        return self
-
-    def add(self, stats_list):
-        self._stats = stats_list
         return self
 
     def __exit__(self, *exc):
         if exc[0] is not None:
             return False
-        c = self.costs.setdefault(self.name, {"calls": 0, "seconds": 0.0, "unet_forward": None, "unet_backward": None})
+        seconds = time.perf_counter() - self.t0
+        counts = self.runner.counts()
+        c = self.costs.setdefault(self.name, {"calls": 0, "seconds": 0.0, "unet_forward": 0, "unet_backward": 0})
         c["calls"] += 1
-        c["seconds"] += time.perf_counter() - self.t0
-        for st in getattr(self, "_stats", []) or []:
-            for k, v in _stat_counts(st).items():
-                if v is not None:
-                    c[k] = (c[k] or 0) + v
+        c["seconds"] += seconds
+        for k in ("unet_forward", "unet_backward"):
+            c[k] += counts.get(k, 0) - self.counts0.get(k, 0)
         return False
 
 
@@ -156,35 +145,31 @@ def _per_call(costs: dict) -> dict:
     for stage, c in costs.items():
         n = max(1, c["calls"])
         out[stage] = {"calls": c["calls"], "seconds": c["seconds"] / n,
-                      "unet_forward": None if c["unet_forward"] is None else c["unet_forward"] / n,
-                      "unet_backward": None if c["unet_backward"] is None else c["unet_backward"] / n}
+                      "unet_forward": c["unet_forward"] / n, "unet_backward": c["unet_backward"] / n}
     return out
 
 
 class EngineRunner:
-    """Thin adapter around ``engine.pipeline.Engine`` for the evaluation."""
+    """Thin adapter around ``engine.pipeline.Engine`` for the evaluation: one engine with the
+    method's settings and a second one, sharing the loaded models, with guidance switched off."""
 
     def __init__(self, cfg: EvalConfig, settings):
+        import copy
+
         from ..pipeline import Engine
 
         self.settings = settings
-        self.ng_settings = no_guidance_settings(settings)
+        self.ng_settings = no_guidance_settings(settings, cfg.baseline_energy)
         self.engine = Engine(models_dir=cfg.models_dir, model_overrides=cfg.model_overrides or None,
                              device=cfg.device, dtype=cfg.dtype, settings=settings)
-        self.ng_engine = self._with_settings(self.ng_settings)
+        self.engine.load()
+        # edit() takes its edit-only settings from the engine and the rest from the prepared
+        # photo, so a shallow copy with other settings shares models, hooks and counters.
+        self.ng_engine = copy.copy(self.engine)
+        self.ng_engine.settings = self.ng_settings
 
-    def _with_settings(self, settings):
-        eng = self.engine
-        for name in ("with_settings", "replace_settings"):
-            fn = getattr(eng, name, None)
-            if callable(fn):
-                return fn(settings)
-        from ..pipeline import Engine
-        import copy
-
-        other = copy.copy(eng)  # shares the loaded models; only the settings differ
-        other.settings = settings
-        return other
+    def counts(self) -> dict:
+        return dict(self.engine.counts)
 
     def prepare(self, image, prompt, depth, mask, background_depth=None):
         return self.engine.prepare(image, prompt, depth, mask, background_depth=background_depth)
@@ -227,7 +212,24 @@ def _adherence(segmenter, image, prompt, frame) -> tuple[dict, np.ndarray]:
     return out, mask
 
 
-def evaluate_scene(scene: Scene, runner: EngineRunner, cfg: EvalConfig, out_dir: Path,
+def _energy_summary(stats: dict, settings) -> dict:
+    """Foreground / background energy (unweighted, summed over the guided layers) at the first
+    and the last guided step, first iteration (before that step's own updates)."""
+    trace = (stats or {}).get("energy") or []
+    out = {}
+    if not trace:
+        return out
+    first_step, last_step = trace[0]["step"], trace[-1]["step"]
+    for name, step in (("first", first_step), ("last", last_step)):
+        rows = [e for e in trace if e["step"] == step and e["iteration"] == 0]
+        if rows:
+            parts = rows[0]["parts"].values()
+            out[f"fg_energy_{name}_guided_step"] = float(sum(p[0] for p in parts))
+            out[f"bg_energy_{name}_guided_step"] = float(sum(p[1] for p in parts))
+    return out
+
+
+def evaluate_scene(scene: Scene, runner: EngineRunner, cfg: EvalConfig, out_dir: Path | None,
                    lpips_ok: bool) -> tuple[dict, list]:
     h, w = scene.shape
     costs: dict = {}
@@ -235,28 +237,23 @@ def evaluate_scene(scene: Scene, runner: EngineRunner, cfg: EvalConfig, out_dir:
     mats = [f.transform for f in frames]
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
+    save = out_dir is not None and cfg.save_images
 
     segmenter, seg_note = make_segmenter(cfg.segmenter, scene.image, scene.mask, models_dir=cfg.models_dir,
                                          model_overrides=cfg.model_overrides, device=cfg.device)
 
-    with _Stage(costs, "prepare") as st:
+    with _Stage(costs, "prepare", runner):
         prepared = runner.prepare(scene.image, scene.prompt, scene.depth, scene.mask)
-        st.add([getattr(prepared, "stats", None)])
-    with _Stage(costs, "reconstruction (identity edit)") as st:
-        rec = runner.edit(prepared, [np.eye(4)], guided=True)[0]
-        st.add([rec.stats])
-    recon = _resize_to(_image01(rec.image), (h, w), "image")
+    recon = _resize_to(_image01(prepared.reconstruction), (h, w), "image")
     scene_row = {"name": scene.name, "prompt": scene.prompt, "segmenter": seg_note,
+                 "working_size": list(prepared.size),
                  "reconstruction": {"l1": metrics.l1(recon, scene.image), "psnr": metrics.psnr(recon, scene.image)},
                  "frames": []}
-    with _Stage(costs, "edit (guided)") as st:
+    with _Stage(costs, "edit (guided)", runner):
         edits = runner.edit(prepared, mats, guided=True)
-        st.add([r.stats for r in edits])
-    with _Stage(costs, "edit (no guidance)") as st:
+    with _Stage(costs, "edit (no guidance)", runner):
         plain = runner.edit(prepared, mats, guided=False)
-        st.add([r.stats for r in plain])
-    bg_depth = getattr(prepared, "background_depth", None)
-    bg_depth = _as_np(bg_depth) if bg_depth is not None else None
+    bg_depth = prepared.background_depth  # the static scene does not change: reuse it in the cycle
 
     sheet_rows = []
     for frame, res_g, res_n in zip(frames, edits, plain):
@@ -270,46 +267,55 @@ def evaluate_scene(scene: Scene, runner: EngineRunner, cfg: EvalConfig, out_dir:
         if frame.gt_image is not None and frame.gt_true is not None:
             ceiling_mask = segmenter.segment(frame.gt_image, scene.prompt)
             row["segmenter_ceiling_iou"] = metrics.iou(ceiling_mask, frame.gt_true)
+            if save:
+                _save_png(out_dir / f"segmented_truth_{tag}.png", ceiling_mask)
         images = {}
         for method, res in (("edit", res_g), ("no_guidance", res_n)):
             img = _resize_to(_image01(res.image), (h, w), "image")
             images[method] = img
             m, seg = _adherence(segmenter, img, scene.prompt, frame)
             m.update(_gt_metrics(img, frame))
-            m["energy"] = {k: v for k, v in (res.stats or {}).items() if "energy" in k.lower()}
+            m.update(_energy_summary(res.stats, runner.settings))
             if cfg.cycle:
                 stage = "cycle " + ("(guided)" if method == "edit" else "(no guidance)")
-                with _Stage(costs, stage + " prepare") as st:
-                    p2 = runner.prepare(_image01(res.image), scene.prompt, _as_np(res.edited_depth),
-                                        np.asarray(_as_np(res.target_mask), bool), background_depth=bg_depth)
-                    st.add([getattr(p2, "stats", None)])
-                with _Stage(costs, stage + " edit back") as st:
+                with _Stage(costs, stage + " prepare", runner):
+                    p2 = runner.prepare(np.clip(np.asarray(res.image, np.float32), 0, 1), scene.prompt,
+                                        np.asarray(res.edited_depth, np.float32),
+                                        np.asarray(res.target_mask, bool),
+                                        background_depth=bg_depth)
+                with _Stage(costs, stage + " edit back", runner):
                     back = runner.edit(p2, [np.linalg.inv(frame.transform)], guided=(method == "edit"))[0]
-                    st.add([back.stats])
                 back_img = _resize_to(_image01(back.image), (h, w), "image")
                 m["cycle_l1"] = metrics.l1(back_img, scene.image)
                 m["cycle_lpips"] = metrics.lpips(back_img, scene.image) if lpips_ok else None
-                if out_dir is not None and cfg.save_images:
+                if save:
                     _save_png(out_dir / f"cycle_{method}_{tag}.png", back_img)
             row["methods"][method] = m
-            if out_dir is not None and cfg.save_images:
+            if save:
                 _save_png(out_dir / f"{method}_{tag}.png", img)
                 _save_png(out_dir / f"segmented_{method}_{tag}.png", seg)
-        # baseline: nothing moved (the input itself; its cycle is the input, exactly)
+        # baseline: nothing moved (the input itself; its cycle gives back the input exactly)
         m, seg = _adherence(segmenter, scene.image, scene.prompt, frame)
         m.update(_gt_metrics(scene.image, frame))
         m["cycle_l1"] = 0.0 if cfg.cycle else None
         m["cycle_lpips"] = 0.0 if (cfg.cycle and lpips_ok) else None
         row["methods"]["nothing_moved"] = m
-        if out_dir is not None and cfg.save_images:
+        if save:
             _save_png(out_dir / f"target_mask_{tag}.png", target)
+            _save_png(out_dir / f"edited_depth_{tag}.png", _depth_vis(res_g.edited_depth))
         scene_row["frames"].append(row)
         sheet_rows.append((f"{scene.name}\nframe {tag}",
                            [scene.image, recon, images["no_guidance"], images["edit"], frame.gt_image]))
-    if out_dir is not None and cfg.save_images:
+    if save:
         _save_png(out_dir / "reconstruction.png", recon)
     scene_row["costs"] = _per_call(costs)
     return scene_row, sheet_rows
+
+
+def _depth_vis(depth) -> np.ndarray:
+    d = 1.0 / np.asarray(depth, np.float64)
+    d = (d - d.min()) / max(d.max() - d.min(), 1e-12)
+    return np.repeat(d[..., None], 3, -1).astype(np.float32)
 
 
 def evaluate(cfg: EvalConfig, progress=None) -> dict:
@@ -352,8 +358,9 @@ def evaluate(cfg: EvalConfig, progress=None) -> dict:
             "model_overrides": cfg.model_overrides, "steps": settings.steps, "inversion": settings.inversion,
             "guided_steps": settings.guided_steps, "resolution": settings.resolution,
             "device": cfg.device, "dtype": cfg.dtype, "seed": settings.seed, "cycle": cfg.cycle,
-            "no_guidance": "the same settings with opt_iterations=0 (no latent optimisation), same "
-                           "prepared photo, noise, null embeddings and edited depth",
+            "no_guidance": ("the same settings with weight_scale=0 (energies recorded, latents unchanged)"
+                            if cfg.baseline_energy else "the same settings with opt_iterations=0 (no latent "
+                            "optimisation)") + "; same prepared photo, noise, null embeddings and edited depth",
             "settings": settings.to_dict(),
         },
         "segmenter": scene_rows[0]["segmenter"] if scene_rows else cfg.segmenter,
