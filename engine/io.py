@@ -28,6 +28,17 @@ DEPTH_EXTENSIONS = (".exr", ".npy", ".png")
 # atomic writes
 
 
+def _read_umask() -> int:
+    # Read once at import: os.umask is process-global, and setting it from a worker thread
+    # later would race with other threads creating files.
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
+
+
 @contextlib.contextmanager
 def atomic_output(path):
     """Yield a temporary path next to ``path``; rename it onto ``path`` if the block succeeds.
@@ -41,6 +52,8 @@ def atomic_output(path):
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=directory)
     os.close(fd)
     tmp = Path(tmp)
+    # mkstemp creates 0600; outputs are ordinary user files (0666 less the umask).
+    os.chmod(tmp, 0o666 & ~_UMASK)
     try:
         yield tmp
         os.replace(tmp, path)

@@ -90,7 +90,7 @@ def write_tiny_detector(out_dir, seed: int = 0) -> None:
         decoder_n_points=2)
     model = GroundingDinoForObjectDetection(config).eval()
     processor = GroundingDinoProcessor(
-        image_processor=GroundingDinoImageProcessor(size={"shortest_edge": 64, "longest_edge": 96}),
+        image_processor=GroundingDinoImageProcessor(size={"shortest_edge": 128, "longest_edge": 192}),
         tokenizer=tokenizer)
     model.save_pretrained(out, safe_serialization=True)
     processor.save_pretrained(out)

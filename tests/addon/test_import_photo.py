@@ -115,8 +115,6 @@ def test_reimport_reuses_cache_and_bad_files_are_operator_errors(addon, tmp_path
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="engine.perception's tiny Grounding DINO fails in detect_boxes (GroupNorm sees a "
-                          "1x1 map 'when training'): a perception issue, reported; not strict", strict=False)
 def test_import_by_object_query_with_estimated_depth(addon, tmp_path, tiny_models_dir):
     """No depth and no mask: perception (tiny random-weight models) estimates depth and finds the
     object; the scene is built the same way."""

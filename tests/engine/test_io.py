@@ -143,3 +143,18 @@ def test_atomic_output_leaves_nothing_on_failure(tmp_path):
     with atomic_output(target) as tmp:
         tmp.write_bytes(b"new")
     assert target.read_bytes() == b"new" and len(list(tmp_path.iterdir())) == 1
+
+
+def test_atomic_output_files_get_normal_permissions(tmp_path):
+    import os
+    import stat
+
+    from engine.io import save_mask
+
+    out = tmp_path / "mask.png"
+    mask = np.zeros((4, 4), bool)
+    mask[1:3, 1:3] = True
+    save_mask(out, mask)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o666 & ~umask
