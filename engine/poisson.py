@@ -20,28 +20,35 @@ import scipy.sparse.linalg as spla
 def solve_poisson(values, region, gx=None, gy=None) -> np.ndarray:
     """Solve for ``values`` inside ``region`` given guidance differences; return a new float64 map.
 
-    values: (H, W), boundary values outside ``region`` (inside it they are ignored).
+    values: (H, W) or (H, W, C) boundary values outside ``region`` (inside it they are ignored);
+        channels share one system (one factorisation / one Krylov setup).
     region: (H, W) bool, the unknown pixels.
-    gx: (H, W-1) desired f[:, j+1] - f[:, j];  gy: (H-1, W) desired f[i+1, :] - f[i, :].
+    gx: (H, W-1[, C]) desired f[:, j+1] - f[:, j];  gy: (H-1, W[, C]) desired f[i+1, :] - f[i, :].
         None means zero (Laplace).
     """
     f = np.array(values, dtype=np.float64)
     region = np.asarray(region, dtype=bool)
     H, W = region.shape
-    if f.shape != (H, W):
+    if f.shape[:2] != (H, W) or f.ndim not in (2, 3):
         raise ValueError(f"values {f.shape} and region {region.shape} differ")
+    squeeze = f.ndim == 2
+    if squeeze:
+        f = f[..., None]
+    C = f.shape[2]
     n = int(region.sum())
     if n == 0:
-        return f
+        return f[..., 0] if squeeze else f
     if n == H * W:
         raise ValueError("the region covers the whole grid: no boundary values to solve from")
-    gx = np.zeros((H, W - 1)) if gx is None else np.asarray(gx, dtype=np.float64)
-    gy = np.zeros((H - 1, W)) if gy is None else np.asarray(gy, dtype=np.float64)
+    gx = np.zeros((H, W - 1, C)) if gx is None else np.asarray(gx, dtype=np.float64).reshape(H, W - 1, -1)
+    gy = np.zeros((H - 1, W, C)) if gy is None else np.asarray(gy, dtype=np.float64).reshape(H - 1, W, -1)
+    gx = np.broadcast_to(gx, (H, W - 1, C))
+    gy = np.broadcast_to(gy, (H - 1, W, C))
 
     index = np.full((H, W), -1, dtype=np.int64)
     index[region] = np.arange(n)
     diag = np.zeros(n)
-    rhs = np.zeros(n)
+    rhs = np.zeros((n, C))
     rows, cols = [], []
 
     # Each edge (p, q) with desired f_q - f_p = g adds, to p's equation, f_p - f_q = -g and, to
@@ -56,17 +63,19 @@ def solve_poisson(values, region, gx=None, gy=None) -> np.ndarray:
             pi, qi = p[sel], q[sel]
             inner = qi >= 0
             diag += np.bincount(pi, minlength=n)
-            rhs += np.bincount(pi, weights=sign * g[sel], minlength=n)
-            rhs += np.bincount(pi[~inner], weights=fq[sel][~inner], minlength=n)
+            for c in range(C):
+                rhs[:, c] += np.bincount(pi, weights=sign * g[..., c][sel], minlength=n)
+                rhs[:, c] += np.bincount(pi[~inner], weights=fq[..., c][sel][~inner], minlength=n)
             rows.append(pi[inner])
             cols.append(qi[inner])
     rows = np.concatenate(rows)
     cols = np.concatenate(cols)
     A = sp.csr_matrix((np.full(rows.size, -1.0), (rows, cols)), shape=(n, n)) + sp.diags(diag)
     _check_anchored(A, diag, rows, n)
-    x = spla.spsolve(A.tocsc(), rhs, permc_spec="MMD_AT_PLUS_A")
+    # One sparse LU factorisation serves every channel.
+    x = spla.spsolve(A.tocsc(), rhs, permc_spec="MMD_AT_PLUS_A").reshape(n, C)
     f[region] = x
-    return f
+    return f[..., 0] if squeeze else f
 
 
 def _check_anchored(A, diag, rows, n):
@@ -82,7 +91,8 @@ def _check_anchored(A, diag, rows, n):
 
 
 def laplace_fill(values, region) -> np.ndarray:
-    """Harmonic interpolation of ``values`` into ``region`` (values outside are the boundary)."""
+    """Harmonic interpolation of ``values`` (H, W) or (H, W, C) into ``region`` (values outside
+    are the boundary)."""
     return solve_poisson(values, region)
 
 

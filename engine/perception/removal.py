@@ -73,7 +73,7 @@ def harmonic_fill(image: np.ndarray, region: np.ndarray) -> np.ndarray:
     """Laplace fill of each channel of ``image`` (H, W, C) inside ``region``."""
     from ..poisson import laplace_fill
 
-    return np.stack([laplace_fill(image[..., c], region) for c in range(image.shape[2])], axis=-1)
+    return laplace_fill(image, region)
 
 
 def load_inpaint_pipeline(models_dir=None, override=None, device="auto"):

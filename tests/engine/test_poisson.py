@@ -65,3 +65,14 @@ def test_region_touching_the_border_uses_neumann_and_unanchored_fails():
     np.testing.assert_allclose(laplace_fill(vals, region), 7.0)
     with pytest.raises(ValueError):
         laplace_fill(vals, np.ones((10, 10), bool))
+
+
+def test_channels_are_solved_like_separate_maps():
+    rng = np.random.default_rng(3)
+    values = rng.random((20, 24, 3))
+    region = np.zeros((20, 24), bool)
+    region[4:15, 5:19] = True
+    together = laplace_fill(values, region)
+    assert together.shape == (20, 24, 3)
+    for c in range(3):
+        np.testing.assert_allclose(together[..., c], laplace_fill(values[..., c], region), atol=1e-12)
