@@ -1,0 +1,85 @@
+"""`python -m engine tiny-models / prepare / edit` on inputs made in tmp_path, with the tiny models."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from engine import io
+from engine.cli import main
+
+FAST = ["--resolution", "32", "--steps", "4", "--inversion", "negative-prompt", "--device", "cpu",
+        "--dtype", "fp32"]
+
+
+@pytest.fixture(scope="module")
+def photo(tmp_path_factory):
+    d = tmp_path_factory.mktemp("photo")
+    yy, xx = np.mgrid[0:40, 0:48] / 40.0
+    image = np.stack([0.2 + 0.5 * xx / 1.2, 0.5 + 0.2 * yy, 0.4 + 0.0 * xx], -1)
+    mask = np.zeros((40, 48), bool)
+    mask[12:26, 14:26] = True
+    image[mask] = [0.1, 0.3, 0.9]
+    depth = np.where(mask, 1.6, 3.2 - 0.6 * yy).astype(np.float32)
+    io.save_image(d / "image.png", image.astype(np.float32))
+    np.save(d / "depth.npy", depth)
+    io.save_mask(d / "mask.png", mask)
+    T = np.eye(4)
+    T[0, 3] = 0.25
+    (d / "transforms.json").write_text(json.dumps({"frames": [{"matrix": np.eye(4).tolist()},
+                                                              {"matrix": T.tolist()}]}))
+    return d
+
+
+def test_tiny_models_command(tmp_path, capsys):
+    assert main(["tiny-models", str(tmp_path / "m"), "--roles", "diffusion"]) == 0
+    assert (tmp_path / "m" / "diffusion" / "unet" / "diffusion_pytorch_model.safetensors").is_file()
+    assert (tmp_path / "m" / "diffusion" / "tokenizer" / "vocab.json").is_file()
+
+
+def test_prepare_then_edit(photo, tiny_models_dir, tmp_path, capsys):
+    prep = tmp_path / "prep"
+    rc = main(["prepare", "--image", str(photo / "image.png"), "--prompt", "a blue box",
+               "--depth", str(photo / "depth.npy"), "--mask", str(photo / "mask.png"),
+               "--out", str(prep), "--models", str(tiny_models_dir), *FAST])
+    assert rc == 0, capsys.readouterr().err
+    assert (prep / "prepared.json").is_file() and (prep / "prepared.safetensors").is_file()
+    out = tmp_path / "out"
+    rc = main(["edit", "--prepared", str(prep), "--transforms", str(photo / "transforms.json"),
+               "--out", str(out), "--models", str(tiny_models_dir), "--device", "cpu", "--dtype", "fp32"])
+    assert rc == 0, capsys.readouterr().err
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["edited_depth_0001.exr", "edited_depth_0002.exr", "frame_0001.png", "frame_0002.png",
+                     "report.json", "target_mask_0001.png", "target_mask_0002.png"]
+    frame = io.load_image(out / "frame_0002.png")
+    assert frame.shape == (32, 32, 3) or max(frame.shape[:2]) == 32
+    report = json.loads((out / "report.json").read_text())
+    assert report["frames"] == 2
+    assert report["edit_unet_forward"] > 0 and report["edit_unet_backward"] > 0
+    assert {"prepare", "edit", "write", "total"} <= set(report["seconds"])
+    assert report["peak_memory_bytes"] > 0
+
+
+def test_edit_from_photo_arguments(photo, tiny_models_dir, tmp_path, capsys):
+    out = tmp_path / "out"
+    rc = main(["edit", "--image", str(photo / "image.png"), "--prompt", "a blue box",
+               "--depth", str(photo / "depth.npy"), "--mask", str(photo / "mask.png"),
+               "--transforms", str(photo / "transforms.json"), "--out", str(out),
+               "--models", str(tiny_models_dir), "--guided-steps", "2", *FAST])
+    assert rc == 0, capsys.readouterr().err
+    assert (out / "frame_0002.png").is_file() and (out / "report.json").is_file()
+
+
+def test_clear_errors(photo, tiny_models_dir, tmp_path, capsys):
+    base = ["prepare", "--image", str(photo / "image.png"), "--prompt", "a box", "--out", str(tmp_path / "p")]
+    assert main([*base, "--mask", str(photo / "mask.png"), "--models", str(tiny_models_dir), *FAST]) == 2
+    assert "--depth" in capsys.readouterr().err
+    assert main([*base, "--depth", str(photo / "depth.npy"), "--mask", str(photo / "mask.png"),
+                 "--models", str(tmp_path / "no-models"), *FAST]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["edit", "--prepared", str(tmp_path / "nothing"), "--transforms",
+                 str(photo / "transforms.json"), "--out", str(tmp_path / "o"),
+                 "--models", str(tiny_models_dir), "--device", "cpu"]) == 2
+    assert "not a prepared photo" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
