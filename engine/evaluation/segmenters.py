@@ -165,34 +165,28 @@ class PerceptionSegmenter(Segmenter):
             raise SegmenterUnavailable(f"perception segmenter: engine.perception is not importable ({exc})") from None
         from .. import registry
 
-        roles = [r for r in ("detection", "segmentation", "grounding", "sam") if r in registry.REGISTRY]
-        if not roles:
-            raise SegmenterUnavailable("perception segmenter: no detection/segmentation roles in the model registry")
-        for role in roles:
+        overrides = dict(model_overrides or {})
+        for role in ("detector", "sam"):
+            if role not in registry.REGISTRY:
+                raise SegmenterUnavailable(f"perception segmenter: no {role!r} role in the model registry")
             try:
-                registry.resolve(role, (model_overrides or {}).get(role), models_dir)
-            except Exception as exc:
+                registry.resolve(role, overrides.get(role), models_dir)
+            except Exception as exc:  # ModelNotFoundError and friends: say why, fall back
                 raise SegmenterUnavailable(f"perception segmenter: {exc}") from None
-        import inspect
-
-        params = inspect.signature(detect.select_objects).parameters
-        kwargs = {}
-        for key, value in (("models_dir", models_dir), ("model_overrides", model_overrides), ("device", device)):
-            if key in params and value is not None:
-                kwargs[key] = value
+        kwargs = {"models_dir": models_dir, "overrides": overrides or None, "device": device}
         return cls(detect.select_objects, kwargs)
 
     def segment(self, image: np.ndarray, prompt: str) -> np.ndarray:
+        from ..errors import InputError
         from .scenes import object_query
 
-        candidates = self._select(image, object_query(prompt), **self._kwargs)
+        try:
+            candidates = self._select(image, object_query(prompt), **self._kwargs)
+        except InputError:  # nothing found: the object is not recognisable in this frame
+            return np.zeros(image.shape[:2], bool)
         if not candidates:
             return np.zeros(image.shape[:2], bool)
-        best = candidates[0]  # candidates come best first
-        mask = getattr(best, "mask", None)
-        if mask is None and isinstance(best, dict):
-            mask = best.get("mask")
-        return np.asarray(mask, bool)
+        return np.asarray(candidates[0].mask, bool)  # candidates come best first
 
 
 def make_segmenter(kind: str, reference_image, reference_mask, *, models_dir=None,
