@@ -140,6 +140,16 @@ class Engine:
         self._denoiser = None
         self.timings: dict = {}
 
+    @classmethod
+    def from_models(cls, models, settings: EditSettings | None = None) -> "Engine":
+        """An engine around already-loaded DiffusionModels (the benchmark builds them from configs)."""
+        from .diffusion.denoiser import Denoiser
+
+        engine = cls(settings=settings)
+        engine._models = models
+        engine._denoiser = Denoiser(models.unet, engine.settings.guided_layers, models.device, models.dtype)
+        return engine
+
     # --- model ----------------------------------------------------------------------------------
     @property
     def models(self):

@@ -1,0 +1,198 @@
+"""``python -m engine bench``: time prepare and an N-frame trajectory on the SD2-depth architecture.
+
+The UNet and VAE are built from SD2-depth's configs (engine.diffusion.sd2_config) with random
+weights: nothing is downloaded, and speed and memory depend only on the architecture. The text
+encoder is a 2-layer CLIP of SD2's width (its cost is two calls per photo). Two configurations run
+side by side in one process, so the speed-up is a measured ratio:
+
+- ``fast``: this engine's fast path: negative-prompt inversion, the device's auto dtype, frames
+  batched (frame_batch_size = N), half-precision activation references of the guided layers only;
+- ``release``: the authors' release costs: null-text inversion, fp32, frames one by one.
+
+Memory options (--memory-options) rerun ``fast`` with each of cpu_offload, vae_tiling,
+vae_slicing and gradient_checkpointing and report their peak memory.
+"""
+from __future__ import annotations
+
+import json
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+HELP = "benchmark prepare + an N-frame trajectory on the SD2-depth architecture (random weights)"
+
+MEMORY_OPTIONS = ("cpu_offload", "vae_tiling", "vae_slicing", "gradient_checkpointing")
+
+
+def add_arguments(p) -> None:
+    from ..devices import DEVICE_CHOICES, DTYPE_CHOICES
+
+    p.add_argument("--resolution", type=int, default=512, help="image side (square), default 512")
+    p.add_argument("--steps", type=int, default=50, help="DDIM steps (guided: 38/50 of them)")
+    p.add_argument("--frames", type=int, default=4, help="frames in the trajectory")
+    p.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
+    p.add_argument("--dtype", choices=DTYPE_CHOICES, default="auto", help="dtype of the fast configuration")
+    p.add_argument("--configs", nargs="+", default=["fast", "release"], choices=["fast", "release"])
+    p.add_argument("--memory-options", action="store_true", help="also run fast with each memory option")
+    p.add_argument("--out", metavar="JSON", help="write the results here")
+
+
+def build_sd2_depth_models(device, dtype, *, cpu_offload=False, vae_tiling=False, vae_slicing=False,
+                           gradient_checkpointing=False):
+    import torch
+    from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+    from ..diffusion.loading import DiffusionModels
+    from ..diffusion.sd2_config import SD2_DEPTH_UNET, SD2_DEPTH_VAE
+    from ..diffusion.tiny import SCHEDULER_CONFIG, _byte_vocab
+
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(**SD2_DEPTH_UNET)
+    vae = AutoencoderKL(**SD2_DEPTH_VAE)
+    vocab = _byte_vocab()
+    text_encoder = CLIPTextModel(CLIPTextConfig(
+        vocab_size=len(vocab), hidden_size=1024, intermediate_size=4096, num_hidden_layers=2,
+        num_attention_heads=16, max_position_embeddings=77, bos_token_id=vocab["<|startoftext|>"],
+        eos_token_id=vocab["<|endoftext|>"], pad_token_id=0))
+    with tempfile.TemporaryDirectory() as d:
+        (Path(d) / "vocab.json").write_text(json.dumps(vocab))
+        (Path(d) / "merges.txt").write_text("#version: 0.2\n")
+        tokenizer = CLIPTokenizer(str(Path(d) / "vocab.json"), str(Path(d) / "merges.txt"), pad_token="!", model_max_length=77)
+    cfg = {k: v for k, v in SCHEDULER_CONFIG.items() if not k.startswith("_")}
+    scheduler = DDIMScheduler(**dict(cfg, steps_offset=0))
+    for m in (unet, vae, text_encoder):
+        m.eval().requires_grad_(False)
+        m.to("cpu" if cpu_offload else device)
+        if dtype != torch.float32:
+            m.to(dtype)
+    if vae_tiling:
+        vae.enable_tiling()
+    if vae_slicing:
+        vae.enable_slicing()
+    if gradient_checkpointing:
+        unet.enable_gradient_checkpointing()
+    return DiffusionModels(unet, vae, text_encoder, tokenizer, scheduler, Path("<sd2-depth config>"),
+                           "sd2-depth-architecture", "random", device, dtype, cpu_offload)
+
+
+def synthetic_photo(size):
+    import numpy as np
+
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    image = np.stack([0.3 + 0.4 * xx, 0.4 + 0.2 * yy, 0.5 + 0.2 * np.sin(8 * xx)], -1).astype(np.float32)
+    mask = (np.abs(xx - 0.4) < 0.15) & (np.abs(yy - 0.55) < 0.2)
+    image[mask] = [0.9, 0.2, 0.1]
+    depth = np.where(mask, 1.5, 3.0 - 0.5 * yy).astype(np.float32)
+    return image, depth, mask
+
+
+def trajectory(frames):
+    import numpy as np
+
+    out = []
+    for k in range(frames):
+        T = np.eye(4)
+        T[0, 3] = 0.05 * (k + 1)
+        out.append(T)
+    return out
+
+
+def run_config(name, settings, device, dtype, frames, options=None):
+    import torch
+
+    from ..pipeline import Engine
+
+    options = options or {}
+    t0 = time.perf_counter()
+    models = build_sd2_depth_models(device, dtype, **options)
+    build_s = time.perf_counter() - t0
+    engine = Engine.from_models(models, settings)
+    image, depth, mask = synthetic_photo(settings.resolution)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    prepared = engine.prepare(image, "a red box in front of a wall", depth, mask)
+    prepare_s = time.perf_counter() - t0
+    c_prep = dict(engine.counts)
+    t0 = time.perf_counter()
+    results = engine.edit(prepared, trajectory(frames))
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    edit_s = time.perf_counter() - t0
+    counts = engine.counts
+    edit_counts = {k: counts[k] - c_prep[k] for k in counts}
+    # a backward pass costs about two forwards: "UNet-forward equivalents" = fwd + 2 * bwd
+    equiv_prep = c_prep["unet_forward"] + 2 * c_prep["unet_backward"]
+    equiv_edit = edit_counts["unet_forward"] + 2 * edit_counts["unet_backward"]
+    row = {
+        "config": name, "options": options, "dtype": str(dtype), "inversion": settings.inversion,
+        "frame_batch_size": settings.frame_batch_size, "build_seconds": build_s,
+        "prepare_seconds": prepare_s, "prepare_stages": prepared.report["seconds"],
+        "prepare_unet_forward": c_prep["unet_forward"], "prepare_unet_backward": c_prep["unet_backward"],
+        "edit_seconds": edit_s, "edit_seconds_per_frame": edit_s / frames,
+        "edit_unet_forward": edit_counts["unet_forward"], "edit_unet_backward": edit_counts["unet_backward"],
+        "seconds_per_unet_equivalent": (prepare_s + edit_s) / max(1, equiv_prep + equiv_edit),
+        "peak_memory_bytes": max([prepared.report["peak_memory_bytes"]] +
+                                 [r.stats["peak_memory_bytes"] for r in results]),
+        "activation_cache_bytes": sum(a.numel() * a.element_size() for a in prepared.references.values()),
+    }
+    engine.free()
+    del models, engine
+    return row
+
+
+def run(args) -> int:
+    import torch
+
+    from ..devices import resolve_device, resolve_dtype
+    from ..settings import EditSettings
+
+    device = resolve_device(args.device)
+    fast_dtype = resolve_dtype(args.dtype, device)
+    guided = round(args.steps * 38 / 50)
+    base = EditSettings(resolution=args.resolution, steps=args.steps, guided_steps=guided)
+    configs = {
+        "fast": (base.replace(inversion="negative-prompt", frame_batch_size=args.frames), fast_dtype),
+        "release": (base.replace(inversion="null-text", frame_batch_size=1, cache_activations_fp16=False),
+                    torch.float32),
+    }
+    rows = []
+    for name in args.configs:
+        s, dt = configs[name]
+        rows.append(run_config(name, s, device, dt, args.frames))
+        _print_row(rows[-1])
+    if args.memory_options:
+        s, dt = configs["fast"]
+        for opt in MEMORY_OPTIONS:
+            rows.append(run_config(f"fast+{opt}", s, device, dt, args.frames, {opt: True}))
+            _print_row(rows[-1])
+    by = {r["config"]: r for r in rows}
+    summary = {}
+    if "fast" in by and "release" in by:
+        f, r = by["fast"], by["release"]
+        summary = {"prepare_speedup": r["prepare_seconds"] / f["prepare_seconds"],
+                   "edit_speedup": r["edit_seconds"] / f["edit_seconds"],
+                   "total_speedup": (r["prepare_seconds"] + r["edit_seconds"]) /
+                                    (f["prepare_seconds"] + f["edit_seconds"])}
+        print("speed-up (release / fast): " + ", ".join(f"{k} {v:.2f}x" for k, v in summary.items()))
+    result = {"machine": {"device": str(device), "gpu": torch.cuda.get_device_name(0) if device.type == "cuda" else None,
+                          "cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
+                          "torch": torch.__version__, "python": platform.python_version()},
+              "resolution": args.resolution, "steps": args.steps, "guided_steps": guided, "frames": args.frames,
+              "rows": rows, "summary": summary}
+    if args.out:
+        from ..io import atomic_output
+
+        with atomic_output(args.out) as tmp:
+            Path(tmp).write_text(json.dumps(result, indent=1))
+    return 0
+
+
+def _print_row(r):
+    print(f"{r['config']:<28} prepare {r['prepare_seconds']:8.1f} s ({r['prepare_unet_forward']} fwd, "
+          f"{r['prepare_unet_backward']} bwd)  edit {r['edit_seconds']:8.1f} s ({r['edit_unet_forward']} fwd, "
+          f"{r['edit_unet_backward']} bwd)  {r['seconds_per_unet_equivalent']:.3f} s/UNet-eq  "
+          f"peak {r['peak_memory_bytes'] / 2**30:.2f} GiB  refs {r['activation_cache_bytes'] / 2**20:.1f} MiB",
+          flush=True)
