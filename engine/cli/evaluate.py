@@ -32,6 +32,9 @@ def add_arguments(parser) -> None:
                              "are present, else colour)")
     parser.add_argument("--no-cycle", action="store_true",
                         help="skip the cycle-consistency identity metric (saves two prepares per frame)")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="override any EditSettings field for an ablation (VALUE is JSON, e.g. "
+                             "--set weight_scale=60 --set loss=\"l2\"); repeatable")
     parser.add_argument("--baseline-energy", action="store_true",
                         help="run the no-guidance baseline with zero guidance weights instead of zero "
                              "iterations: same images, its guidance energies recorded (slower)")
@@ -46,11 +49,12 @@ def run(args) -> int:
         if v is not None and v < (0 if name == "guided_steps" else 1):
             raise InputError(f"--{name.replace('_', '-')} {v}: must be positive")
     overrides = {"diffusion": args.diffusion_model} if args.diffusion_model else {}
+    settings_overrides = _parse_sets(args.set)
     cfg = EvalConfig(scenes=args.scenes, out=args.out, models_dir=args.models, model_overrides=overrides,
                      steps=args.steps, inversion=args.inversion, resolution=args.resolution,
                      guided_steps=args.guided_steps, device=args.device, dtype=args.dtype, seed=args.seed,
                      limit=args.limit, frames=args.frames, segmenter=args.segmenter, cycle=not args.no_cycle,
-                     baseline_energy=args.baseline_energy)
+                     baseline_energy=args.baseline_energy, settings_overrides=settings_overrides)
     report = evaluate(cfg, progress=print)
     from ..evaluation.report import summary_table
 
@@ -60,3 +64,26 @@ def run(args) -> int:
     print(f"segmenter: {report['segmenter']}; ceiling IoU {s['segmenter_ceiling_iou']}")
     print(f"wrote {Path(args.out) / 'report.md'}, report.json, contact_sheet.png")
     return 0
+
+
+def _parse_sets(items) -> dict:
+    import json
+    from dataclasses import fields
+
+    from ..errors import InputError
+    from ..settings import EditSettings
+
+    known = {f.name for f in fields(EditSettings)}
+    out = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        name = name.strip().replace("-", "_")
+        if not sep or name not in known:
+            raise InputError(f"--set {item!r}: expected FIELD=VALUE with FIELD one of the settings "
+                             f"({', '.join(sorted(known))})")
+        try:
+            value = json.loads(text)
+        except ValueError:
+            value = text  # a bare word: a string setting such as loss=l2
+        out[name] = value
+    return out

@@ -152,6 +152,8 @@ def markdown(report: dict) -> str:
                f"guided steps {cfg.get('guided_steps')}, resolution {cfg.get('resolution')}, "
                f"device {cfg.get('device')}, seed {cfg.get('seed')}")
     out.append(f"- models: {cfg.get('models')}")
+    if cfg.get("settings_overrides"):
+        out.append(f"- settings overrides (ablation): {cfg.get('settings_overrides')}")
     out.append(f"- no-guidance baseline: {cfg.get('no_guidance')}")
     out.append(f"- segmenter: {report['segmenter']}; its ceiling (same segmenter on the true render "
                f"gt_image_K vs gt_true_K): IoU {_fmt(s.get('segmenter_ceiling_iou'), '{:.3f}')}")

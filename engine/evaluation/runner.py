@@ -52,6 +52,7 @@ class EvalConfig:
     cycle: bool = True
     save_images: bool = True
     baseline_energy: bool = False  # no-guidance baseline with zero weights (energies recorded, slower)
+    settings_overrides: dict = field(default_factory=dict)  # any EditSettings field, for ablations
 
 
 # ---------------------------------------------------------------------------------------------
@@ -72,6 +73,7 @@ def _settings(cfg: EvalConfig, scene: Scene | None = None):
     if cfg.resolution is None and scene is not None:
         changes["resolution"] = max(scene.shape)  # evaluate at the scenes' own resolution
     changes["device"], changes["dtype"] = cfg.device, cfg.dtype
+    changes.update(cfg.settings_overrides or {})
     return EditSettings().replace(**changes)
 
 
@@ -361,6 +363,7 @@ def evaluate(cfg: EvalConfig, progress=None) -> dict:
             "no_guidance": ("the same settings with weight_scale=0 (energies recorded, latents unchanged)"
                             if cfg.baseline_energy else "the same settings with opt_iterations=0 (no latent "
                             "optimisation)") + "; same prepared photo, noise, null embeddings and edited depth",
+            "settings_overrides": cfg.settings_overrides,
             "settings": settings.to_dict(),
         },
         "segmenter": scene_rows[0]["segmenter"] if scene_rows else cfg.segmenter,

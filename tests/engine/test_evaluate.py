@@ -63,6 +63,20 @@ def test_eval_bad_inputs(tmp_path, capsys):
     assert "not a directory" in capsys.readouterr().err
     assert main(["eval", "--scenes", str(SCENES), "--out", str(tmp_path / "o"), "--steps", "0"]) == 2
     assert "--steps" in capsys.readouterr().err
+    assert main(["eval", "--scenes", str(SCENES), "--out", str(tmp_path / "o"), "--set", "nope=1"]) == 2
+    assert "--set" in capsys.readouterr().err
+
+
+def test_settings_overrides_for_ablations():
+    from engine.cli.evaluate import _parse_sets
+    from engine.evaluation.runner import EvalConfig, _settings, no_guidance_settings
+
+    sets = _parse_sets(["weight_scale=60", "loss=l2", "iteration_multipliers=[[1, 1]]"])
+    assert sets == {"weight_scale": 60, "loss": "l2", "iteration_multipliers": [[1, 1]]}
+    s = _settings(EvalConfig(scenes=SCENES, out=SCENES, steps=10, settings_overrides=sets), load_scene(SCENE))
+    assert (s.weight_scale, s.loss, s.steps, s.guided_steps, s.resolution) == (60, "l2", 10, 8, 64)
+    assert no_guidance_settings(s).opt_iterations == 0
+    assert no_guidance_settings(s, measure_energy=True).weight_scale == 0
 
 
 # --- with the trained toy model ---------------------------------------------------------------
