@@ -35,6 +35,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                         help="override any EditSettings field for an ablation (VALUE is JSON, e.g. "
                              "--set weight_scale=60 --set loss=\"l2\"); repeatable")
+    parser.add_argument("--cache", type=Path, default=None, metavar="DIR",
+                        help="keep the prepared input photos here and reuse them when inputs and prepare "
+                             "settings match (ablations of edit-only settings; its timing is then a load)")
+    parser.add_argument("--rescore", action="store_true",
+                        help="recompute the adherence metrics of an existing --out with the current "
+                             "segmenter, from its saved frames (no model run)")
     parser.add_argument("--baseline-energy", action="store_true",
                         help="run the no-guidance baseline with zero guidance weights instead of zero "
                              "iterations: same images, its guidance energies recorded (slower)")
@@ -54,8 +60,14 @@ def run(args) -> int:
                      steps=args.steps, inversion=args.inversion, resolution=args.resolution,
                      guided_steps=args.guided_steps, device=args.device, dtype=args.dtype, seed=args.seed,
                      limit=args.limit, frames=args.frames, segmenter=args.segmenter, cycle=not args.no_cycle,
-                     baseline_energy=args.baseline_energy, settings_overrides=settings_overrides)
-    report = evaluate(cfg, progress=print)
+                     baseline_energy=args.baseline_energy, settings_overrides=settings_overrides,
+                     cache_dir=args.cache)
+    if args.rescore:
+        from ..evaluation.runner import rescore
+
+        report = rescore(cfg, progress=print)
+    else:
+        report = evaluate(cfg, progress=print)
     from ..evaluation.report import summary_table
 
     s = report["summary"]

@@ -86,6 +86,7 @@ def summarise(scenes: list[dict]) -> dict:
     summary["target_mask_iou_lifted"] = mean_of([f.get("target_mask_iou_lifted") for f in frames])
     summary["reconstruction_l1"] = mean_of([s.get("reconstruction", {}).get("l1") for s in scenes])
     summary["reconstruction_psnr"] = mean_of([s.get("reconstruction", {}).get("psnr") for s in scenes])
+    summary["segmenter_reconstruction_iou"] = mean_of([s.get("reconstruction", {}).get("segmenter_iou") for s in scenes])
     # costs: per stage, mean seconds and UNet evaluations per call
     stages: dict[str, dict[str, list]] = {}
     for s in scenes:
@@ -156,7 +157,8 @@ def markdown(report: dict) -> str:
         out.append(f"- settings overrides (ablation): {cfg.get('settings_overrides')}")
     out.append(f"- no-guidance baseline: {cfg.get('no_guidance')}")
     out.append(f"- segmenter: {report['segmenter']}; its ceiling (same segmenter on the true render "
-               f"gt_image_K vs gt_true_K): IoU {_fmt(s.get('segmenter_ceiling_iou'), '{:.3f}')}")
+               f"gt_image_K vs gt_true_K): IoU {_fmt(s.get('segmenter_ceiling_iou'), '{:.3f}')}; on the "
+               f"model's reconstruction vs the input mask: IoU {_fmt(s.get('segmenter_reconstruction_iou'), '{:.3f}')}")
     out.append(f"- target mask vs gt_lifted_K (geometry): IoU {_fmt(s.get('target_mask_iou_lifted'), '{:.3f}')}")
     out.append(f"- inversion reconstruction vs input: L1 {_fmt(s.get('reconstruction_l1'), '{:.4f}')}, "
                f"PSNR {_fmt(s.get('reconstruction_psnr'), '{:.2f}')} dB")

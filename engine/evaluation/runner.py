@@ -53,6 +53,7 @@ class EvalConfig:
     save_images: bool = True
     baseline_energy: bool = False  # no-guidance baseline with zero weights (energies recorded, slower)
     settings_overrides: dict = field(default_factory=dict)  # any EditSettings field, for ablations
+    cache_dir: Path | None = None  # reuse prepared input photos (keyed by content and prepare settings)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -173,8 +174,9 @@ class EngineRunner:
     def counts(self) -> dict:
         return dict(self.engine.counts)
 
-    def prepare(self, image, prompt, depth, mask, background_depth=None):
-        return self.engine.prepare(image, prompt, depth, mask, background_depth=background_depth)
+    def prepare(self, image, prompt, depth, mask, background_depth=None, cache_dir=None):
+        return self.engine.prepare(image, prompt, depth, mask, background_depth=background_depth,
+                                   cache_dir=cache_dir)
 
     def edit(self, prepared, transforms, guided: bool = True):
         eng = self.engine if guided else self.ng_engine
@@ -241,15 +243,18 @@ def evaluate_scene(scene: Scene, runner: EngineRunner, cfg: EvalConfig, out_dir:
         out_dir.mkdir(parents=True, exist_ok=True)
     save = out_dir is not None and cfg.save_images
 
-    segmenter, seg_note = make_segmenter(cfg.segmenter, scene.image, scene.mask, models_dir=cfg.models_dir,
-                                         model_overrides=cfg.model_overrides, device=cfg.device)
-
-    with _Stage(costs, "prepare", runner):
-        prepared = runner.prepare(scene.image, scene.prompt, scene.depth, scene.mask)
+    cache = None if cfg.cache_dir is None else Path(cfg.cache_dir) / scene.name
+    with _Stage(costs, "prepare" if cache is None else "prepare (or load from --cache)", runner):
+        prepared = runner.prepare(scene.image, scene.prompt, scene.depth, scene.mask, cache_dir=cache)
     recon = _resize_to(_image01(prepared.reconstruction), (h, w), "image")
+    # the segmenter knows the object's colours in the photo AND in the model's reconstruction
+    segmenter, seg_note = make_segmenter(cfg.segmenter, scene.image, scene.mask, extra_references=[recon],
+                                         models_dir=cfg.models_dir, model_overrides=cfg.model_overrides,
+                                         device=cfg.device)
     scene_row = {"name": scene.name, "prompt": scene.prompt, "segmenter": seg_note,
                  "working_size": list(prepared.size),
-                 "reconstruction": {"l1": metrics.l1(recon, scene.image), "psnr": metrics.psnr(recon, scene.image)},
+                 "reconstruction": {"l1": metrics.l1(recon, scene.image), "psnr": metrics.psnr(recon, scene.image),
+                                    "segmenter_iou": metrics.iou(segmenter.segment(recon, scene.prompt), scene.mask)},
                  "frames": []}
     with _Stage(costs, "edit (guided)", runner):
         edits = runner.edit(prepared, mats, guided=True)
@@ -376,4 +381,49 @@ def evaluate(cfg: EvalConfig, progress=None) -> dict:
     write_markdown(report, out / "report.md")
     if sheet_rows:
         contact_sheet(sheet_rows, path=out / "contact_sheet.png")
+    return report
+
+
+def rescore(cfg: EvalConfig, progress=None) -> dict:
+    """Recompute the adherence metrics of an existing ``cfg.out`` (its saved frames and
+    reconstructions) with the current segmenter, without running the model again; rewrites
+    report.json and report.md. For segmenter changes only: every other number is kept."""
+    import json
+
+    from PIL import Image
+
+    out = Path(cfg.out)
+    try:
+        report = json.loads((out / "report.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise InputError(f"--rescore: {str(out / 'report.json')!r} cannot be read ({exc})") from None
+
+    def read(p):
+        return np.asarray(Image.open(p).convert("RGB"), np.float32) / 255.0
+
+    root = Path(report["config"]["scenes"])
+    for row in report["scenes"]:
+        scene = load_scene(root / row["name"] if (root / row["name"]).is_dir() else root)
+        d = out / row["name"]
+        recon = read(d / "reconstruction.png")
+        seg, note = make_segmenter(cfg.segmenter, scene.image, scene.mask, extra_references=[recon],
+                                   models_dir=cfg.models_dir, model_overrides=cfg.model_overrides)
+        row["segmenter"] = note
+        row["reconstruction"]["segmenter_iou"] = metrics.iou(seg.segment(recon, scene.prompt), scene.mask)
+        frames = {f.tag: f for f in scene.frames}
+        for fr in row["frames"]:
+            frame = frames[fr["frame"]]
+            if frame.gt_image is not None and frame.gt_true is not None:
+                fr["segmenter_ceiling_iou"] = metrics.iou(seg.segment(frame.gt_image, scene.prompt), frame.gt_true)
+            for method, m in fr["methods"].items():
+                img = scene.image if method == "nothing_moved" else read(d / f"{method}_{frame.tag}.png")
+                a, _ = _adherence(seg, img, scene.prompt, frame)
+                m.update(a)
+        if progress:
+            progress(f"rescored {row['name']}")
+    report["segmenter"] = report["scenes"][0]["segmenter"] if report["scenes"] else cfg.segmenter
+    report["summary"] = summarise(report["scenes"])
+    report["rescored"] = True
+    write_json(report, out / "report.json")
+    write_markdown(report, out / "report.md")
     return report

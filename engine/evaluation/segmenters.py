@@ -14,7 +14,9 @@
   not only the largest is kept).
 
 How good a segmenter is on a scene is measured, not assumed: its *ceiling* is the IoU of its mask
-on the true edited render (``gt_image_K``) against the true silhouette (``gt_true_K``).
+on the true edited render (``gt_image_K``) against the true silhouette (``gt_true_K``); the
+evaluation also reports its IoU on the model's own reconstruction against the input mask (a
+segmenter that cannot find the object in the unedited reconstruction under-rates every edit).
 """
 from __future__ import annotations
 
@@ -50,25 +52,31 @@ def srgb_to_lab(rgb: np.ndarray) -> np.ndarray:
     return np.stack([116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]), 200 * (f[..., 1] - f[..., 2])], -1)
 
 
-def kmeans(x: np.ndarray, k: int, iters: int = 25, seed: int = 0) -> np.ndarray:
-    """Plain k-means with k-means++ seeding; deterministic for a seed. Returns (k', D) centres."""
+def kmeans(x: np.ndarray, k: int, iters: int = 30, seed: int = 0, restarts: int = 6) -> np.ndarray:
+    """k-means with k-means++ seeding, best of ``restarts`` by inertia; deterministic for a seed
+    (and, with the restarts, nearly independent of the order of the samples). Returns (k', D)."""
     x = np.asarray(x, np.float64)
     k = max(1, min(k, len(x)))
     rng = np.random.default_rng(seed)
-    centres = [x[rng.integers(len(x))]]
-    for _ in range(1, k):
-        d2 = np.min(((x[:, None, :] - np.array(centres)[None]) ** 2).sum(-1), axis=1)
-        if d2.sum() <= 0:
-            break
-        centres.append(x[rng.choice(len(x), p=d2 / d2.sum())])
-    c = np.array(centres)
-    for _ in range(iters):
-        lab = np.argmin(((x[:, None, :] - c[None]) ** 2).sum(-1), axis=1)
-        new = np.array([x[lab == j].mean(0) if np.any(lab == j) else c[j] for j in range(len(c))])
-        if np.allclose(new, c):
-            break
-        c = new
-    return c
+    best, best_inertia = None, np.inf
+    for _ in range(restarts):
+        centres = [x[rng.integers(len(x))]]
+        for _ in range(1, k):
+            d2 = np.min(((x[:, None, :] - np.array(centres)[None]) ** 2).sum(-1), axis=1)
+            if d2.sum() <= 0:
+                break
+            centres.append(x[rng.choice(len(x), p=d2 / d2.sum())])
+        c = np.array(centres)
+        for _ in range(iters):
+            lab = np.argmin(((x[:, None, :] - c[None]) ** 2).sum(-1), axis=1)
+            new = np.array([x[lab == j].mean(0) if np.any(lab == j) else c[j] for j in range(len(c))])
+            if np.allclose(new, c):
+                break
+            c = new
+        inertia = np.min(((x[:, None, :] - c[None]) ** 2).sum(-1), axis=1).sum()
+        if inertia < best_inertia:
+            best, best_inertia = c, inertia
+    return best
 
 
 def _binary_erode(mask: np.ndarray, r: int) -> np.ndarray:
@@ -102,21 +110,25 @@ class ColourSegmenter(Segmenter):
     name = "colour"
 
     def __init__(self, reference_image: np.ndarray, reference_mask: np.ndarray, *,
-                 object_clusters: int = 3, scene_clusters: int = 10, lightness_weight: float = 0.35,
-                 min_component_fraction: float = 0.25, seed: int = 0):
-        ref = np.asarray(reference_image, np.float32)
+                 extra_references=(), object_clusters: int = 3, scene_clusters: int = 10,
+                 lightness_weight: float = 0.35, min_component_fraction: float = 0.25, seed: int = 0):
+        """``extra_references``: more images with the SAME object mask (e.g. the model's own
+        reconstruction of the photo, whose colours went through the VAE): their colours join the
+        object and scene models, so the model's renderings are not mis-segmented for colours the
+        photo never had."""
         m = np.asarray(reference_mask, bool)
-        if ref.shape[:2] != m.shape or not m.any():
-            raise ValueError("colour segmenter: the reference mask must be non-empty and match the image")
+        refs = [np.asarray(reference_image, np.float32)] + [np.asarray(r, np.float32) for r in extra_references]
+        if any(r.shape[:2] != m.shape for r in refs) or not m.any():
+            raise ValueError("colour segmenter: the reference mask must be non-empty and match the images")
         self.lightness_weight = lightness_weight
         self.min_component_fraction = min_component_fraction
-        feats = self._features(ref)
         inner = _binary_erode(m, 1)
         if inner.sum() < 8:  # thin objects: keep the edge pixels rather than nothing
             inner = m
         outer = ~_binary_dilate(m, 2)
-        self.object_centres = kmeans(feats[inner], object_clusters, seed=seed)
-        self.scene_centres = kmeans(feats[outer], scene_clusters, seed=seed + 1)
+        feats = [self._features(r) for r in refs]
+        self.object_centres = kmeans(np.concatenate([f[inner] for f in feats]), object_clusters, seed=seed)
+        self.scene_centres = kmeans(np.concatenate([f[outer] for f in feats]), scene_clusters, seed=seed + 1)
 
     def _features(self, image: np.ndarray) -> np.ndarray:
         lab = srgb_to_lab(image)
@@ -189,7 +201,7 @@ class PerceptionSegmenter(Segmenter):
         return np.asarray(candidates[0].mask, bool)  # candidates come best first
 
 
-def make_segmenter(kind: str, reference_image, reference_mask, *, models_dir=None,
+def make_segmenter(kind: str, reference_image, reference_mask, *, extra_references=(), models_dir=None,
                    model_overrides=None, device="auto") -> tuple[Segmenter, str]:
     """``kind`` is ``auto`` | ``perception`` | ``colour``. Returns (segmenter, note)."""
     if kind not in ("auto", "perception", "colour"):
@@ -202,4 +214,6 @@ def make_segmenter(kind: str, reference_image, reference_mask, *, models_dir=Non
             if kind == "perception":
                 raise
             note = f"; perception unavailable: {exc}"
-    return ColourSegmenter(reference_image, reference_mask), "colour (nearest Lab cluster)" + note
+    extra = " (colours of the photo and of its reconstruction)" if len(extra_references) else ""
+    return (ColourSegmenter(reference_image, reference_mask, extra_references=extra_references),
+            "colour (nearest Lab cluster" + extra + ")" + note)
