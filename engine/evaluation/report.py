@@ -136,7 +136,7 @@ def frames_table(scenes: list[dict]) -> str:
 
 
 def costs_table(summary: dict) -> str:
-    header = ["stage", "calls", "seconds / call", "UNet forwards / call", "UNet backwards / call"]
+    header = ["stage (per frame; prepare: per photo)", "calls", "seconds", "UNet forwards", "UNet backwards"]
     rows = []
     for stage, c in summary.get("costs", {}).items():
         rows.append([stage, _fmt(c.get("calls"), "{:.0f}"), _fmt(c.get("seconds"), "{:.2f}"),

@@ -122,8 +122,8 @@ def _resize_to(a: np.ndarray, shape, kind: str) -> np.ndarray:
 class _Stage:
     """Accumulates seconds and the engine's UNet forward/backward counts for one named stage."""
 
-    def __init__(self, costs: dict, name: str, runner: "EngineRunner"):
-        self.costs, self.name, self.runner = costs, name, runner
+    def __init__(self, costs: dict, name: str, runner: "EngineRunner", frames: int = 1):
+        self.costs, self.name, self.runner, self.frames = costs, name, runner, frames
 
     def __enter__(self):
         self.counts0 = self.runner.counts()
@@ -135,8 +135,10 @@ class _Stage:
             return False
         seconds = time.perf_counter() - self.t0
         counts = self.runner.counts()
-        c = self.costs.setdefault(self.name, {"calls": 0, "seconds": 0.0, "unet_forward": 0, "unet_backward": 0})
+        c = self.costs.setdefault(self.name, {"calls": 0, "frames": 0, "seconds": 0.0, "unet_forward": 0,
+                                              "unet_backward": 0})
         c["calls"] += 1
+        c["frames"] += self.frames
         c["seconds"] += seconds
         for k in ("unet_forward", "unet_backward"):
             c[k] += counts.get(k, 0) - self.counts0.get(k, 0)
@@ -144,10 +146,11 @@ class _Stage:
 
 
 def _per_call(costs: dict) -> dict:
+    """Per frame for edits (a call edits a batch of frames), per photo for prepares."""
     out = {}
     for stage, c in costs.items():
-        n = max(1, c["calls"])
-        out[stage] = {"calls": c["calls"], "seconds": c["seconds"] / n,
+        n = max(1, c["frames"])
+        out[stage] = {"calls": c["calls"], "frames": c["frames"], "seconds": c["seconds"] / n,
                       "unet_forward": c["unet_forward"] / n, "unet_backward": c["unet_backward"] / n}
     return out
 
@@ -256,9 +259,9 @@ def evaluate_scene(scene: Scene, runner: EngineRunner, cfg: EvalConfig, out_dir:
                  "reconstruction": {"l1": metrics.l1(recon, scene.image), "psnr": metrics.psnr(recon, scene.image),
                                     "segmenter_iou": metrics.iou(segmenter.segment(recon, scene.prompt), scene.mask)},
                  "frames": []}
-    with _Stage(costs, "edit (guided)", runner):
+    with _Stage(costs, "edit (guided)", runner, frames=len(mats)):
         edits = runner.edit(prepared, mats, guided=True)
-    with _Stage(costs, "edit (no guidance)", runner):
+    with _Stage(costs, "edit (no guidance)", runner, frames=len(mats)):
         plain = runner.edit(prepared, mats, guided=False)
     bg_depth = prepared.background_depth  # the static scene does not change: reuse it in the cycle
 

@@ -42,7 +42,9 @@ def test_eval_writes_report_and_both_baselines(tiny_models_dir, tmp_path, capsys
             assert m[key] is not None, (method, key)
         assert 0.0 <= m["adherence_iou"] <= 1.0
     assert frame["methods"]["nothing_moved"]["cycle_l1"] == 0.0
-    assert 0.9 < frame["segmenter_ceiling_iou"] <= 1.0
+    # (random weights: the reconstruction whose colours the segmenter also learns is noise)
+    assert 0.8 < frame["segmenter_ceiling_iou"] <= 1.0
+    assert costs_per_frame_ok(scene)
     assert frame["target_mask_iou_lifted"] > 0.5  # the geometry finds the moved object
     costs = scene["costs"]
     assert costs["prepare"]["unet_forward"] > 0
@@ -127,3 +129,9 @@ def test_guidance_lowers_foreground_energy_at_last_guided_step(toy_prepared):
     (plain0,) = off0.edit(prepared, [transform])
     np.testing.assert_allclose(plain.image, plain0.image, atol=1e-5)
     assert not plain0.stats["energy"]
+
+
+def costs_per_frame_ok(scene) -> bool:
+    c = scene["costs"]
+    # an edit's costs are per frame: one frame of --steps 3 is at most 2 x 3 CFG + 3 x 3 guidance forwards
+    return c["edit (no guidance)"]["frames"] == 1 and c["edit (guided)"]["unet_forward"] <= 2 * 3 + 3 * 3
