@@ -15,8 +15,8 @@ they fall in. Triangles with a vertex at or behind the camera are dropped; parts
 frame are simply not drawn (never clamped to the border).
 
 Occlusion: the moved object is hidden where the static scene is nearer. The static scene is the
-input depth outside the object mask and the background depth inside it (what is behind the
-object). The object also occludes itself through the z-buffer.
+input depth outside the object mask and, inside it, the background depth (what is behind the
+object) but never nearer than the object itself was there. The object also occludes itself through the z-buffer.
 
 Valid mask M_v (range of P.T.L over the whole image): static pixels map to themselves, the moved
 object covers the target mask, and the old object region that the moved object does not cover is
@@ -443,7 +443,9 @@ def compute_edit_geometry(depth, object_mask, transform, background_depth=None, 
     t0 = time.perf_counter()
     mesh = object_mesh(depth, mask, camera, max_depth_jump)
     moved = mesh.vertices @ T[:3, :3].T + T[:3, 3]
-    static = np.where(mask, background, depth.astype(np.float64))
+    # Behind the object, the static scene can never be nearer than the object was: a smooth fill
+    # that bulges in front of a concave or far-leaning object must not hide it in place.
+    static = np.where(mask, np.maximum(background, depth), depth).astype(np.float64)
     ctx = {"mesh": mesh, "camera": camera, "moved_vertices": moved, "static_depth": static,
            "object_mask": mask, "occlusion_tolerance": occlusion_tolerance, "transform": T}
     geo = _geometry_on_grid(ctx, H, W, H, W)
