@@ -314,17 +314,19 @@ def _geometry_on_grid(ctx, h, w, H, W) -> dict:
     moved = ctx["moved_vertices"]
     u, v, z = camera.project(moved)
     r = rasterize(u * sx, v * sy, z, mesh.faces, mesh.isolated, h, w)
+    static = ctx["static_depth"]
     if (h, w) == (H, W):
         mask = ctx["object_mask"]
     else:
         u0, v0, z0 = camera.project(mesh.vertices)
-        mask = rasterize(u0 * sx, v0 * sy, z0, mesh.faces, mesh.isolated, h, w).covered
-    static = ctx["static_depth"]
-    if (h, w) != (H, W):
-        # Nearest fine pixel to each coarse pixel centre.
+        rest = rasterize(u0 * sx, v0 * sy, z0, mesh.faces, mesh.isolated, h, w)
+        mask = rest.covered
+        # Nearest fine pixel to each coarse pixel centre; behind the unmoved object never nearer
+        # than the object as sampled on this grid (as at full resolution).
         ri = np.minimum(((np.arange(h) + 0.5) / sy).astype(np.int64), H - 1)
         ci = np.minimum(((np.arange(w) + 0.5) / sx).astype(np.int64), W - 1)
         static = static[np.ix_(ri, ci)]
+        static = np.where(mask, np.maximum(static, np.where(mask, rest.depth, 0.0)), static)
     obj_depth = r.depth
     target = r.covered & (obj_depth <= static * (1.0 + ctx["occlusion_tolerance"]))
     valid = ~mask | target
