@@ -46,7 +46,7 @@ def run(args) -> int:
         prepared = Prepared.load(args.prepared)
         prepare_report = {"loaded_from": str(args.prepared), **prepared.report}
     else:
-        inputs = load_prepare_inputs(args)
+        inputs = load_prepare_inputs(args, candidates_dir=args.out)
         prepared = engine.prepare(**inputs, progress=progress_printer(verbose))
         prepare_report = prepared.report
     stages["prepare"] = time.perf_counter() - t0

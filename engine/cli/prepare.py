@@ -13,6 +13,9 @@ HELP = "invert a photo (image, prompt, depth, object mask) and write its prepare
 
 log = logging.getLogger(__name__)
 
+# Models used to complete a photo's inputs (estimated depth, object by text, removal).
+PERCEPTION_ROLES = ("depth", "detector", "sam", "inpaint")
+
 
 def add_input_arguments(p, required=True) -> None:
     g = p.add_argument_group("photo")
@@ -21,6 +24,12 @@ def add_input_arguments(p, required=True) -> None:
     g.add_argument("--depth", help="z-depth in metres (.exr, .npy, or 16-bit .png in millimetres)")
     g.add_argument("--depth-png-scale", type=float, default=None, help="metres per unit of a PNG depth")
     g.add_argument("--mask", help="object mask (white = object)")
+    g.add_argument("--object", metavar="TEXT", help="find the object by a text query instead of --mask "
+                   "(Grounding DINO + SAM; candidate masks are written to the output directory)")
+    g.add_argument("--candidate", type=int, default=None, metavar="N",
+                   help="with --object: use candidate N (0 = best; see candidates.json)")
+    g.add_argument("--removal", choices=("fill", "diffusers"), default="fill",
+                   help="object removal backend for the background (default: fill, no download)")
     g.add_argument("--background-depth", help="depth of the scene without the object (optional)")
 
 
@@ -40,6 +49,9 @@ def add_model_arguments(p) -> None:
     g.add_argument("--seed", type=int, help="seed (default 2773)")
     g.add_argument("--frame-batch-size", type=int, help="frames sampled together (default 4)")
     g.add_argument("--settings", metavar="JSON", help="a JSON file of EditSettings fields")
+    from .models import add_model_override_arguments
+
+    add_model_override_arguments(g, PERCEPTION_ROLES)
 
 
 def add_arguments(p) -> None:
@@ -74,25 +86,45 @@ def engine_from_args(args):
                   dtype=args.dtype, settings=settings_from_args(args))
 
 
-def load_prepare_inputs(args) -> dict:
+def load_prepare_inputs(args, candidates_dir=None) -> dict:
     """All of prepare's photo inputs from the command line, checked: the one place that turns
-    --image/--prompt/--depth/--mask (and, with the perception models, estimated depth or an
-    object query) into arrays."""
+    --image/--prompt/--depth/--mask/--object into arrays. Without --depth, or with --object, the
+    perception models complete them (estimated depth, object found by text, object removed for
+    the background depth); the candidate masks of --object are written to ``candidates_dir``."""
     from .. import io
 
     if not args.image or args.prompt is None:
         raise InputError("give --image and --prompt (or --prepared PREP_DIR)")
+    query = getattr(args, "object", None)
+    if args.mask and query:
+        raise InputError("give either --mask or --object, not both")
+    if not args.mask and not query:
+        raise InputError("--mask or --object: say which object to edit (a mask file, white = object, "
+                         "or a text query such as 'the car')")
+    if getattr(args, "candidate", None) is not None and not query:
+        raise InputError("--candidate: only meaningful with --object")
     image = io.load_image(args.image)
     shape = image.shape[:2]
-    if not args.depth:
-        raise InputError("--depth: a depth map is required (z-depth in metres: .exr, .npy or 16-bit .png)")
-    if not args.mask:
-        raise InputError("--mask: an object mask is required (white = the object to edit)")
-    depth = io.load_depth(args.depth, png_scale=args.depth_png_scale, expected_shape=shape)
-    mask = io.load_mask(args.mask, expected_shape=shape)
+    depth = io.load_depth(args.depth, png_scale=args.depth_png_scale, expected_shape=shape) if args.depth else None
+    mask = io.load_mask(args.mask, expected_shape=shape) if args.mask else None
     background = None
     if getattr(args, "background_depth", None):
         background = io.load_depth(args.background_depth, png_scale=args.depth_png_scale, expected_shape=shape)
+    if depth is None or query:
+        from ..perception.inputs import resolve_inputs, write_candidates
+        from .models import overrides_from_args
+
+        found = resolve_inputs(image, depth=depth, mask=mask, object_query=query,
+                               candidate=getattr(args, "candidate", None), models_dir=args.models,
+                               overrides=overrides_from_args(args, PERCEPTION_ROLES), device=args.device,
+                               removal=getattr(args, "removal", "fill"))
+        if found.candidates and candidates_dir is not None:
+            write_candidates(found.candidates, candidates_dir, found.chosen)
+            print(f"{len(found.candidates)} candidate(s) for {query!r}; using candidate {found.chosen} "
+                  f"(see {Path(candidates_dir) / 'candidates.json'})")
+        depth, mask = found.depth, found.mask
+        if background is None:
+            background = found.background_depth
     return dict(image=image, prompt=args.prompt, depth=depth, object_mask=mask, background_depth=background)
 
 
@@ -108,7 +140,7 @@ def progress_printer(verbose: bool):
 
 
 def run(args) -> int:
-    inputs = load_prepare_inputs(args)
+    inputs = load_prepare_inputs(args, candidates_dir=args.out)
     engine = engine_from_args(args)
     prepared = engine.prepare(**inputs, cache_dir=args.out,
                               progress=progress_printer(getattr(args, "verbose", False)))
