@@ -46,45 +46,11 @@ class PhotoInputs:
 
 
 def fill_background(image, depth, mask):
-    """The photo with the object removed: (background image, background depth).
+    """The photo with the object removed, without models: (background image, background depth),
+    harmonic fills of colour and inverse depth inside the dilated mask (engine.perception)."""
+    from ..engine.perception.removal import fill_background as fill
 
-    Uses the engine's removal and depth fill when present; otherwise a nearest-pixel colour fill
-    and a Laplace depth fill inside the dilated mask.
-    """
-    try:
-        from ..engine.geometry import fill_background_depth
-    except ImportError:
-        fill_background_depth = None
-    try:
-        from ..engine.perception.removal import remove_object
-    except ImportError:
-        remove_object = None
-    region = None
-    if fill_background_depth is not None:
-        background_depth = fill_background_depth(depth, mask)
-    else:
-        from ..engine.poisson import laplace_fill
-
-        region = _dilate(mask, max(2, round(max(mask.shape) / 64)))
-        background_depth = laplace_fill(depth, region)
-    if remove_object is not None:
-        removed = remove_object(image, mask, backend="fill")
-        background_image = getattr(removed, "image", removed)
-    else:
-        from scipy import ndimage
-
-        region = _dilate(mask, max(2, round(max(mask.shape) / 64))) if region is None else region
-        _, (rows, cols) = ndimage.distance_transform_edt(region, return_indices=True)
-        background_image = image[rows, cols]
-    return (np.clip(np.asarray(background_image, dtype=np.float32), 0.0, 1.0),
-            np.asarray(background_depth, dtype=np.float32))
-
-
-def _dilate(mask, radius):
-    from scipy import ndimage
-
-    yy, xx = np.mgrid[-radius:radius + 1, -radius:radius + 1]
-    return ndimage.binary_dilation(mask, structure=xx * xx + yy * yy <= radius * radius)
+    return fill(image, depth, mask)
 
 
 def resolve_inputs(image_path, depth_path="", mask_path="", object_query="", candidate=0,
@@ -103,20 +69,11 @@ def resolve_inputs(image_path, depth_path="", mask_path="", object_query="", can
     if depth is not None and mask is not None:
         background_image, background_depth = fill_background(image, depth, mask)
         return PhotoInputs(image, depth, mask, background_image, background_depth)
-    try:
-        from ..engine.perception.inputs import resolve_inputs as perceive
-    except ImportError as exc:
-        if getattr(exc, "name", "") and not exc.name.startswith(("torch", "transformers")) \
-                and "perception" in str(exc):
-            raise AddonError("estimating depth or finding the object needs the perception module, "
-                             "which this version lacks: give depth and mask files") from None
-        raise
+    from ..engine.perception.inputs import resolve_inputs as perceive
+
     prepared = perceive(image, depth=depth, mask=mask, object_query=object_query or None,
                         candidate=candidate, models_dir=models_dir, overrides=overrides, device=device)
-    background_image = getattr(prepared, "background_image", None)
-    background_depth = getattr(prepared, "background_depth", None)
-    if background_image is None or background_depth is None:
-        background_image, background_depth = fill_background(image, prepared.depth, prepared.mask)
+    background_image, background_depth = prepared.background_image, prepared.background_depth
     return PhotoInputs(image, np.asarray(prepared.depth, dtype=np.float32), np.asarray(prepared.mask, bool),
                        np.asarray(background_image, dtype=np.float32),
                        np.asarray(background_depth, dtype=np.float32),

@@ -130,3 +130,24 @@ def diffusers_inpaint(image, region, models_dir=None, override=None, device="aut
         result = np.asarray(Image.fromarray(to_uint8(result)).resize((width, height), Image.BICUBIC),
                             dtype=np.float32) / 255.0
     return result
+
+
+def fill_background(image: np.ndarray, depth: np.ndarray, mask: np.ndarray, dilate_px=None):
+    """The background without a depth model: (image, depth) with the dilated object filled.
+
+    Colour is the harmonic fill of the "fill" backend; depth is the harmonic fill of INVERSE
+    depth, like :func:`engine.geometry.fill_background_depth` (planes come back exactly). Both
+    share one region, so the four channels share one sparse factorisation: about twice as fast as
+    filling them one after the other (a 1024x1024 photo's import, docs/addon.md).
+    """
+    from ..io import validate_depth
+    from ..poisson import laplace_fill
+
+    image = check_image(image)
+    mask = check_mask(mask, image.shape[:2])
+    depth = validate_depth(depth, "depth", image.shape[:2]).astype(np.float64)
+    region = removal_region(mask, dilate_px)
+    stacked = np.concatenate([image.astype(np.float64), (1.0 / depth)[..., None]], axis=-1)
+    filled = laplace_fill(stacked, region)
+    background = np.where(region[..., None], np.clip(filled[..., :3], 0.0, 1.0), image)
+    return background.astype(np.float32), (1.0 / filled[..., 3]).astype(np.float32)

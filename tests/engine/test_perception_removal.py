@@ -67,3 +67,22 @@ def test_diffusers_backend_with_tiny_inpainting_model(tmp_path):
     assert out.shape == image.shape and out.dtype == np.float32
     assert out.min() >= 0 and out.max() <= 1
     np.testing.assert_array_equal(out[~region], image[~region])
+
+
+def test_fill_background_equals_separate_colour_and_depth_fills():
+    from engine.geometry import fill_background_depth
+    from engine.perception.removal import fill_background, remove_object
+
+    rng = np.random.default_rng(5)
+    image = rng.random((30, 40, 3)).astype(np.float32)
+    yy = np.mgrid[0:30, 0:40][0]
+    plane = 1.0 / (0.25 + 0.004 * yy)  # a plane: inverse depth affine in the pixel coordinates
+    depth = plane.astype(np.float32)
+    mask = np.zeros((30, 40), bool)
+    mask[8:20, 10:26] = True
+    depth[mask] = 1.5
+    background, background_depth = fill_background(image, depth, mask)
+    np.testing.assert_allclose(background, remove_object(image, mask, backend="fill"), atol=1e-6)
+    np.testing.assert_allclose(background_depth, fill_background_depth(depth, mask), rtol=1e-5)
+    # The plane behind the object comes back (inverse depth is harmonic there).
+    np.testing.assert_allclose(background_depth[mask], plane[mask], rtol=1e-4)
