@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import copy
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import DATA, REPO_ROOT
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DATA = REPO_ROOT / "tests" / "data"
 from engine.cli import main
 from engine.evaluation.scenes import load_scene
 

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import DATA
+DATA = Path(__file__).resolve().parents[1] / "data"
 from engine.errors import InputError
 from engine.evaluation import metrics
 from engine.evaluation.report import contact_sheet, markdown, summarise, write_json
