@@ -71,10 +71,14 @@ def test_edit_from_photo_arguments(photo, tiny_models_dir, tmp_path, capsys):
     assert (out / "frame_0002.png").is_file() and (out / "report.json").is_file()
 
 
-def test_clear_errors(photo, tiny_models_dir, tmp_path, capsys):
+def test_clear_errors(photo, tiny_models_dir, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hf-cache"))  # no real model found by chance
     base = ["prepare", "--image", str(photo / "image.png"), "--prompt", "a box", "--out", str(tmp_path / "p")]
-    assert main([*base, "--mask", str(photo / "mask.png"), "--models", str(tiny_models_dir), *FAST]) == 2
-    assert "--depth" in capsys.readouterr().err
+    assert main([*base, "--depth", str(photo / "depth.npy"), "--models", str(tiny_models_dir), *FAST]) == 2
+    assert "--mask or --object" in capsys.readouterr().err
+    # No --depth: estimating it needs the depth model; a models directory without it says so.
+    assert main([*base, "--mask", str(photo / "mask.png"), "--models", str(tmp_path / "no-models"), *FAST]) == 2
+    assert "'depth'" in capsys.readouterr().err
     assert main([*base, "--depth", str(photo / "depth.npy"), "--mask", str(photo / "mask.png"),
                  "--models", str(tmp_path / "no-models"), *FAST]) == 2
     assert "does not exist" in capsys.readouterr().err

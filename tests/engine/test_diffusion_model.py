@@ -27,8 +27,9 @@ def test_settings_defaults_and_round_trip():
     assert (s.guidance_step_size, s.cfg_scale, s.seed, s.loss, s.inversion) == (0.1, 7.5, 2773, "l1", "null-text")
     assert s.layers_at(0) == (3,) and s.layers_at(1) == (2,) and s.layers_at(2) == (2, 3)
     assert s.layers_at(37) == (2,) and s.layers_at(38) == ()
-    assert s.layer_weights(2) == (5.0 * 1.5 * 30, 1.5 * 1.25 * 30)
-    assert s.layer_weights(3) == (7.5 * 1.5 * 30, 1.5 * 1.25 * 30)
+    # weight_scale 100 (the release: 30; measured change, docs/method.md)
+    assert s.layer_weights(2) == (5.0 * 1.5 * 100, 1.5 * 1.25 * 100)
+    assert s.layer_weights(3) == (7.5 * 1.5 * 100, 1.5 * 1.25 * 100)
     assert s.multipliers_at(0) == (2.5, 1.25) and s.multipliers_at(1) == (1.25, 2.5)
     assert EditSettings.from_dict(s.to_dict()) == s and hash(EditSettings.from_dict(s.to_dict())) == hash(s)
     with pytest.raises(InputError, match="inversion"):
