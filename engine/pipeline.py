@@ -25,7 +25,7 @@ import numpy as np
 
 from . import cache
 from .camera import Camera
-from .errors import CancelledError, InputError
+from .errors import CancelledError, InputError  # noqa: F401  (CancelledError: part of this module's contract)
 from .settings import EditSettings
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from ..errors import CancelledError
+from .progress import check_cancel, report
 from .ddim import DDIM
 from .denoiser import Denoiser
 
@@ -38,12 +38,12 @@ def ddim_invert(den: Denoiser, ddim: DDIM, latents, cond, depth, progress=None, 
     x = latents
     steps = len(ddim.timesteps)
     for i, t in enumerate(reversed(ddim.timesteps)):
-        _check(should_cancel)
+        check_cancel(should_cancel)
         with torch.no_grad():
             eps = den.eps(x, t, cond, depth)
         x = ddim.inverse_step(x, eps, t)
         traj.append(x)
-        _report(progress, "invert", i + 1, steps)
+        report(progress, "invert", i + 1, steps)
     return traj
 
 
@@ -72,7 +72,7 @@ def null_text_optimise(den: Denoiser, ddim: DDIM, traj, cond, null, depth, setti
     null_cur = null.detach().clone().float()
     nulls, losses = [], []
     for i, t in enumerate(ddim.timesteps):
-        _check(should_cancel)
+        check_cancel(should_cancel)
         target = traj[steps - i - 1]
         with torch.no_grad():
             eps_cond = den.eps(x, t, cond, depth)
@@ -98,15 +98,5 @@ def null_text_optimise(den: Denoiser, ddim: DDIM, traj, cond, null, depth, setti
         with torch.no_grad():
             e_null = den.eps(x, t, null_cur.to(cond.dtype), depth)
             x = ddim.step(x, e_null + scale * (eps_cond - e_null), t)
-        _report(progress, "null-text", i + 1, steps)
+        report(progress, "null-text", i + 1, steps)
     return torch.stack(nulls), losses
-
-
-def _check(should_cancel):
-    if should_cancel is not None and should_cancel():
-        raise CancelledError("cancelled")
-
-
-def _report(progress, stage, step, total):
-    if progress is not None:
-        progress(stage, step, total)

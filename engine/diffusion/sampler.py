@@ -12,7 +12,7 @@ Per DDIM step i with timestep t (both passes):
 """
 from __future__ import annotations
 
-from ..errors import CancelledError
+from .progress import check_cancel, report
 from .ddim import DDIM
 from .denoiser import Denoiser
 from .guidance import Guidance
@@ -31,7 +31,7 @@ def reconstruct(den: Denoiser, ddim: DDIM, noise, cond, nulls, depth, settings, 
     x = noise
     steps = len(ddim.timesteps)
     for i, t in enumerate(ddim.timesteps):
-        _check(should_cancel)
+        check_cancel(should_cancel)
         layers = settings.layers_at(i)
         with torch.no_grad():
             if layers:
@@ -40,7 +40,7 @@ def reconstruct(den: Denoiser, ddim: DDIM, noise, cond, nulls, depth, settings, 
                     refs[(i, layer)] = a.detach().to("cpu", keep).clone()
             eps = den.cfg_eps(x, t, cond, nulls[i:i + 1], depth, settings.cfg_scale)
             x = ddim.step(x, eps, t)
-        _report(progress, "reconstruct", i + 1, steps)
+        report(progress, "reconstruct", i + 1, steps)
     return x, refs
 
 
@@ -58,7 +58,7 @@ def guided_sample(den: Denoiser, ddim: DDIM, noise, cond, nulls, depth, settings
     total = progress_total or steps
     trace = []
     for i, t in enumerate(ddim.timesteps):
-        _check(should_cancel)
+        check_cancel(should_cancel)
         layers = settings.layers_at(i) if guidance is not None else ()
         if layers and settings.opt_iterations > 0:
             warped = guidance.warped_references(i, layers)
@@ -79,7 +79,7 @@ def guided_sample(den: Denoiser, ddim: DDIM, noise, cond, nulls, depth, settings
         with torch.no_grad():
             eps = den.cfg_eps(x, t, cond, nulls[i:i + 1], depth, settings.cfg_scale)
             x = ddim.step(x, eps, t)
-        _report(progress, stage, progress_offset + i + 1, total)
+        report(progress, stage, progress_offset + i + 1, total)
     return x, {"energy": trace}
 
 
@@ -89,13 +89,3 @@ def _floats(v, B):
     if torch.is_tensor(v):
         return [float(a) for a in v.detach().reshape(-1).cpu()]
     return [float(v)] * B
-
-
-def _check(should_cancel):
-    if should_cancel is not None and should_cancel():
-        raise CancelledError("cancelled")
-
-
-def _report(progress, stage, step, total):
-    if progress is not None:
-        progress(stage, step, total)
