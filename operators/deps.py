@@ -100,7 +100,7 @@ class DH_OT_install_dependencies(JobOperator, bpy.types.Operator):
 
     bl_idname = "dh.install_dependencies"
     bl_label = "Install Dependencies"
-    bl_options = {"REGISTER", "INTERNAL"}
+    bl_options = {"REGISTER"}  # not INTERNAL: every dh.* operator is findable in F3 search
 
     @classmethod
     def poll(cls, context):
