@@ -25,3 +25,13 @@ def test_register_unregister_twice():
 def test_fixture_registers(addon):
     assert addon.__name__ == ADDON_MODULE
     assert addon_utils.check(ADDON_MODULE)[1]
+
+
+def test_every_operator_is_searchable(addon):
+    """Issue 6: every dh.* operator shows in F3 search (has a label, is not INTERNAL)."""
+    ops = [c for c in bpy.types.Operator.__subclasses__() if getattr(c, "bl_idname", "").startswith("dh.")]
+    names = {c.bl_idname for c in ops}
+    assert {"dh.import_photo", "dh.render_edit", "dh.render_stop_motion"} <= names
+    for cls in ops:
+        assert cls.bl_label, cls.bl_idname
+        assert "INTERNAL" not in getattr(cls, "bl_options", set()), cls.bl_idname
