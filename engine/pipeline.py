@@ -229,7 +229,7 @@ class Engine:
         _reset_peak_memory(m.device)
         report = {"seconds": {}}
         # 2. Resize to the working resolution (multiples of the VAE scale factor x UNet downsampling)
-        h, w = cond_mod.working_size(*image.shape[:2], s.resolution, m.size_multiple)
+        h, w = cond_mod.working_size(*image.shape[:2], s.resolution or m.native_resolution, m.size_multiple)
         img = cond_mod.resize_image(image, (h, w))
         dep = cond_mod.resize_nearest(depth, (h, w)).astype(np.float32)
         mask = cond_mod.resize_nearest(object_mask, (h, w)).astype(bool)

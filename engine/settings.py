@@ -22,9 +22,11 @@ INVERSIONS = ("null-text", "negative-prompt", "ddim")
 @dataclass(frozen=True)
 class EditSettings:
     # --- image and sampler -------------------------------------------------------------------
-    resolution: int = 512
+    resolution: int | None = None
     """Working resolution: the longer image side in pixels (sides are rounded to multiples of the
-    VAE scale factor times the UNet's downsampling, read from the loaded model's configs)."""
+    VAE scale factor times the UNet's downsampling, read from the loaded model's configs). None
+    (default): the loaded model's native size, UNet sample_size x VAE scale factor, i.e. 512 for
+    SD2-depth (the release's fixed size) and 64 for a model trained at 64x64."""
     steps: int = 50
     """DDIM steps (eta 0; timesteps 980, 960, ..., 0 for 50 steps)."""
     cfg_scale: float = 7.5
@@ -115,8 +117,8 @@ class EditSettings:
         def bad(name, why):
             raise InputError(f"setting {name}={getattr(self, name)!r}: {why}")
 
-        if self.resolution < 8:
-            bad("resolution", "must be at least 8 pixels")
+        if self.resolution is not None and self.resolution < 8:
+            bad("resolution", "must be at least 8 pixels (or None for the model's native size)")
         if not 1 <= self.steps <= 1000:
             bad("steps", "must be between 1 and 1000")
         if not 0 <= self.guided_steps <= self.steps:

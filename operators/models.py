@@ -43,7 +43,7 @@ def edit_settings(props, options):
     """The engine's EditSettings from a photo's properties (Object.dh) and the preferences."""
     from ..engine.settings import EditSettings
 
-    return EditSettings(resolution=props.resolution, steps=props.steps, seed=props.seed,
+    return EditSettings(resolution=props.resolution or None, steps=props.steps, seed=props.seed,
                         inversion=props.inversion, fg_weight=props.fg_weight, bg_weight=props.bg_weight,
                         # the release guides 38 of 50 steps: keep that fraction for other step counts
                         guided_steps=round(props.steps * EditSettings.guided_steps / EditSettings.steps),

@@ -51,8 +51,9 @@ class DH_ObjectProperties(bpy.types.PropertyGroup):
     engine: EnumProperty(name="Engine", items=ENGINES, default="PREVIEW")
     steps: IntProperty(name="Steps", default=50, min=1, max=1000, description="DDIM steps")
     seed: IntProperty(name="Seed", default=2773, min=0)
-    resolution: IntProperty(name="Resolution", default=512, min=8, max=4096,
-                            description="Working resolution: the longer side in pixels")
+    resolution: IntProperty(name="Resolution", default=0, min=0, max=4096,
+                            description="Working resolution: the longer side in pixels; 0 = the "
+                                        "model's native size (512 for SD2-depth)")
     fg_weight: FloatProperty(name="Foreground", default=1.5, min=0.0, soft_max=10.0,
                              description="Weight of the object's identity preservation")
     bg_weight: FloatProperty(name="Background", default=1.25, min=0.0, soft_max=10.0,

@@ -43,7 +43,7 @@ def add_model_arguments(p) -> None:
     g.add_argument("--steps", type=int, help="DDIM steps (default 50; guided steps scale with it)")
     g.add_argument("--guided-steps", type=int, help="guided steps (default 38 of 50)")
     g.add_argument("--inversion", choices=INVERSIONS, help="inversion method (default null-text)")
-    g.add_argument("--resolution", type=int, help="longer side of the working image (default 512)")
+    g.add_argument("--resolution", type=int, help="longer side of the working image (default: the model's native size, 512 for SD2-depth)")
     g.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
     g.add_argument("--dtype", choices=DTYPE_CHOICES, default="auto")
     g.add_argument("--seed", type=int, help="seed (default 2773)")

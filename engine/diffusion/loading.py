@@ -45,6 +45,11 @@ class DiffusionModels:
         return 2 ** sum(1 for b in self.unet.down_blocks if getattr(b, "downsamplers", None))
 
     @property
+    def native_resolution(self) -> int:
+        """The size the model was trained at: UNet sample_size (latent pixels) x VAE scale factor."""
+        return int(self.unet.config.sample_size) * self.vae_scale_factor
+
+    @property
     def size_multiple(self) -> int:
         """Image sides are multiples of this (VAE scale factor x UNet downsampling)."""
         return self.vae_scale_factor * self.unet_downsampling

@@ -23,7 +23,8 @@ def models(tiny_models_dir):
 
 def test_settings_defaults_and_round_trip():
     s = EditSettings()
-    assert (s.resolution, s.steps, s.guided_steps, s.opt_iterations) == (512, 50, 38, 3)
+    # resolution None = the model's native size (512 for SD2-depth, see test_native_resolution)
+    assert (s.resolution, s.steps, s.guided_steps, s.opt_iterations) == (None, 50, 38, 3)
     assert (s.guidance_step_size, s.cfg_scale, s.seed, s.loss, s.inversion) == (0.1, 7.5, 2773, "l1", "null-text")
     assert s.layers_at(0) == (3,) and s.layers_at(1) == (2,) and s.layers_at(2) == (2, 3)
     assert s.layers_at(37) == (2,) and s.layers_at(38) == ()
@@ -102,6 +103,28 @@ def test_hooks_on_real_sd2_depth_unet_config_meta_device():
     assert acts[2].shape == (1, 640, 64, 64)
     assert acts[3].shape == (1, 320, 64, 64)
     rec.remove()
+
+
+def test_native_resolution_follows_the_loaded_model(tiny_models_dir):
+    """The default working size is the model's own: 512 for SD2-depth (the release's size)."""
+    from types import SimpleNamespace
+
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+
+    from engine.diffusion.loading import DiffusionModels
+    from engine.diffusion.sd2_config import SD2_DEPTH_UNET, SD2_DEPTH_VAE
+
+    def native(unet, vae):
+        models = SimpleNamespace(unet=unet, vae=vae)
+        models.vae_scale_factor = DiffusionModels.vae_scale_factor.fget(models)
+        return DiffusionModels.native_resolution.fget(models), models.vae_scale_factor
+
+    with torch.device("meta"):
+        assert native(UNet2DConditionModel(**SD2_DEPTH_UNET), AutoencoderKL(**SD2_DEPTH_VAE)) == (512, 8)
+    unet = UNet2DConditionModel.from_pretrained(tiny_models_dir / "diffusion", subfolder="unet")
+    vae = AutoencoderKL.from_pretrained(tiny_models_dir / "diffusion", subfolder="vae")
+    size, factor = native(unet, vae)
+    assert size == unet.config.sample_size * factor
 
 
 def test_depth_condition_is_normalised_disparity():
