@@ -95,12 +95,8 @@ def pip_install_command(target):
 from .jobs import JobOperator  # noqa: E402  (after the helpers above, which jobs does not need)
 
 
-class DH_OT_install_dependencies(JobOperator, bpy.types.Operator):
-    """Install torch, diffusers and the other engine packages into the extension's user folder (pip)"""
-
-    bl_idname = "dh.install_dependencies"
-    bl_label = "Install Dependencies"
-    bl_options = {"REGISTER"}  # not INTERNAL: every dh.* operator is findable in F3 search
+class OnlineOnly:
+    """Mix-in: the operator downloads, so it is available only when Blender may go online."""
 
     @classmethod
     def poll(cls, context):
@@ -108,6 +104,14 @@ class DH_OT_install_dependencies(JobOperator, bpy.types.Operator):
             cls.poll_message_set("Online access is disabled (Preferences > System > Network)")
             return False
         return True
+
+
+class DH_OT_install_dependencies(OnlineOnly, JobOperator, bpy.types.Operator):
+    """Install torch, diffusers and the other engine packages into the extension's user folder (pip)"""
+
+    bl_idname = "dh.install_dependencies"
+    bl_label = "Install Dependencies"
+    bl_options = {"REGISTER"}  # not INTERNAL: every dh.* operator is findable in F3 search
 
     def start(self, context):
         target = user_site_packages(create=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import bpy
 
-from .deps import preferences
+from .deps import OnlineOnly, preferences
 from .errors import AddonError
 
 ROLES = ("diffusion", "depth", "detector", "sam", "inpaint")  # engine.registry role names
@@ -132,19 +132,12 @@ class DH_OT_free_memory(bpy.types.Operator):
 from .jobs import JobOperator  # noqa: E402
 
 
-class DH_OT_download_models(JobOperator, bpy.types.Operator):
+class DH_OT_download_models(OnlineOnly, JobOperator, bpy.types.Operator):
     """Download the default models into the Hugging Face cache (several GB; needs online access)"""
 
     bl_idname = "dh.download_models"
     bl_label = "Download Models"
     bl_options = {"REGISTER"}
-
-    @classmethod
-    def poll(cls, context):
-        if not bpy.app.online_access:
-            cls.poll_message_set("Online access is disabled (Preferences > System > Network)")
-            return False
-        return True
 
     def start(self, context):
         from .deps import require

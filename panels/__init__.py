@@ -24,18 +24,3 @@ def register():
 def unregister():
     for cls in reversed(list(_classes())):
         bpy.utils.unregister_class(cls)
-    _forget_submodules()
-
-
-def _forget_submodules():
-    """Drop our submodules so nothing of the unregistered classes stays alive (a re-enable
-    imports them afresh, as Blender does for a reinstalled extension)."""
-    import gc
-    import sys
-
-    package = sys.modules.get(__name__)
-    for name in [n for n in sys.modules if n.startswith(__name__ + ".")]:
-        del sys.modules[name]
-        if package is not None and hasattr(package, name.rsplit(".", 1)[1]):
-            delattr(package, name.rsplit(".", 1)[1])
-    gc.collect()
