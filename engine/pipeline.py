@@ -341,11 +341,6 @@ class Engine:
 
         out = []
         for k, T in enumerate(mats):
-            if np.array_equal(T, np.eye(4)):
-                # No edit: the input's own geometry (a lift / project round trip would lose edge
-                # pixels), so the identity edit is exactly the unguided reconstruction.
-                out.append(IdentityGeometry(prepared.depth, prepared.object_mask))
-                continue
             g = compute_edit_geometry(prepared.depth, prepared.object_mask, T,
                                       background_depth=prepared.background_depth, camera=prepared.camera)
             visible = np.asarray(g.target_mask, bool) & np.asarray(g.valid_mask, bool)
@@ -362,28 +357,6 @@ class Engine:
             yield
         finally:
             self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - t0
-
-
-class IdentityGeometry:
-    """The geometry of the identity edit, with the EditGeometry fields the engine uses."""
-
-    def __init__(self, depth, object_mask):
-        from .diffusion.conditioning import resize_nearest
-
-        h, w = object_mask.shape
-        u, v = Camera(h, w).pixel_centres()
-        self.target_mask = np.asarray(object_mask, bool)
-        self.object_mask = self.target_mask
-        self.valid_mask = np.ones((h, w), bool)
-        self.source_coords = np.stack([u, v], -1).astype(np.float32)
-        self.edited_depth = np.asarray(depth, np.float32)
-        self.object_depth = np.where(self.target_mask, self.edited_depth, np.nan).astype(np.float32)
-        self._resize = resize_nearest
-
-    def at_resolution(self, h, w):
-        if (h, w) == self.target_mask.shape:
-            return self
-        return IdentityGeometry(self._resize(self.edited_depth, (h, w)), self._resize(self.target_mask, (h, w)))
 
 
 # --- input checks and helpers ------------------------------------------------------------------
