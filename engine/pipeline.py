@@ -158,7 +158,7 @@ class Engine:
             from .diffusion.loading import load_diffusion
 
             s = self.settings
-            with self._timed("load"):
+            with _timer(self.timings, "load"):
                 self._models = load_diffusion(
                     self.models_dir, self.model_overrides.get("diffusion"), self.device_name,
                     self.dtype_name, cpu_offload=s.cpu_offload, vae_tiling=s.vae_tiling,
@@ -240,19 +240,19 @@ class Engine:
         den = self.denoiser
         ddim = DDIM(m.scheduler, s.steps)
         # 3. Encode prompt, image and depth
-        with _timer(report, "encode"):
+        with _timer(report["seconds"], "encode"):
             cond = cond_mod.encode_prompt(m, prompt)
             null = cond_mod.encode_prompt(m, "")
             latents = cond_mod.encode_image(m, img)
             depth_cond = cond_mod.depth_condition(dep, latents.shape[-2:], m.device, m.dtype)
         # 4. Invert (DDIM, then null-text optimisation or a fast option)
-        with _timer(report, "invert"), m.on_device(m.unet):
+        with _timer(report["seconds"], "invert"), m.on_device(m.unet):
             inv = invert(den, ddim, latents, cond, null, depth_cond, s, progress, should_cancel)
         # 5. Reconstruct from the inverted noise, recording the reference activations
-        with _timer(report, "reconstruct"), m.on_device(m.unet):
+        with _timer(report["seconds"], "reconstruct"), m.on_device(m.unet):
             rec_latents, refs = reconstruct(den, ddim, inv.noise, cond, inv.null_embeddings, depth_cond,
                                             s, progress, should_cancel)
-        with _timer(report, "decode"):
+        with _timer(report["seconds"], "decode"):
             reconstruction = cond_mod.decode_latents(m, rec_latents)[0]
         counts = {k: v - count0[k] for k, v in self.counts.items()}
         report.update(counts, total_seconds=time.perf_counter() - t_start,
@@ -350,14 +350,6 @@ class Engine:
             out.append(g)
         return out
 
-    @contextmanager
-    def _timed(self, name):
-        t0 = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - t0
-
 
 # --- input checks and helpers ------------------------------------------------------------------
 def check_inputs(image, depth, object_mask, background_depth=None):
@@ -395,35 +387,22 @@ def _check_depth(depth, what, hw):
 
 
 def check_transforms(transforms) -> list:
+    """The edit matrices as float64 (4, 4), each checked by `engine.transforms.validate_transform`."""
+    from .transforms import validate_transform
+
     if transforms is None or len(transforms) == 0:
         raise InputError("transforms: none given (expected a list of 4x4 matrices)")
-    try:
-        from .transforms import validate_transform
-    except ImportError:  # pragma: no cover - the geometry side provides it
-        validate_transform = None
-    out = []
-    for k, T in enumerate(transforms):
-        name = f"transform {k + 1}"
-        T = np.asarray(T, dtype=np.float64)
-        if T.shape != (4, 4):
-            raise InputError(f"{name}: expected a 4x4 matrix, got shape {T.shape}")
-        if not np.isfinite(T).all():
-            raise InputError(f"{name}: contains NaN or inf")
-        if validate_transform is not None:
-            checked = validate_transform(T, name)
-            if checked is not None:
-                T = np.asarray(checked, dtype=np.float64)
-        out.append(T)
-    return out
+    return [validate_transform(T, f"transform {k + 1}") for k, T in enumerate(transforms)]
 
 
 @contextmanager
-def _timer(report, name):
+def _timer(seconds: dict, name):
+    """Add the block's wall time to ``seconds[name]``."""
     t0 = time.perf_counter()
     try:
         yield
     finally:
-        report["seconds"][name] = report["seconds"].get(name, 0.0) + time.perf_counter() - t0
+        seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - t0
 
 
 def _reset_peak_memory(device):

@@ -44,7 +44,7 @@ def build_sd2_depth_models(device, dtype, *, cpu_offload=False, vae_tiling=False
     from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
-    from ..diffusion.loading import DiffusionModels
+    from ..diffusion.loading import DiffusionModels, place_models
     from ..diffusion.sd2_config import SD2_DEPTH_UNET, SD2_DEPTH_VAE
     from ..diffusion.tiny import SCHEDULER_CONFIG, _byte_vocab
 
@@ -62,17 +62,8 @@ def build_sd2_depth_models(device, dtype, *, cpu_offload=False, vae_tiling=False
         tokenizer = CLIPTokenizer(str(Path(d) / "vocab.json"), str(Path(d) / "merges.txt"), pad_token="!", model_max_length=77)
     cfg = {k: v for k, v in SCHEDULER_CONFIG.items() if not k.startswith("_")}
     scheduler = DDIMScheduler(**dict(cfg, steps_offset=0))
-    for m in (unet, vae, text_encoder):
-        m.eval().requires_grad_(False)
-        m.to("cpu" if cpu_offload else device)
-        if dtype != torch.float32:
-            m.to(dtype)
-    if vae_tiling:
-        vae.enable_tiling()
-    if vae_slicing:
-        vae.enable_slicing()
-    if gradient_checkpointing:
-        unet.enable_gradient_checkpointing()
+    place_models(unet, vae, text_encoder, device, dtype, cpu_offload, vae_tiling, vae_slicing,
+                 gradient_checkpointing)
     return DiffusionModels(unet, vae, text_encoder, tokenizer, scheduler, Path("<sd2-depth config>"),
                            "sd2-depth-architecture", "random", device, dtype, cpu_offload)
 

@@ -134,22 +134,32 @@ def load_diffusion(models_dir=None, override=None, device=None, dtype=None, *, c
             f"diffusion model at {str(path)!r} is not depth-conditioned: its UNet takes "
             f"{unet.config.in_channels} input channels, expected {vae.config.latent_channels + 1} "
             f"(latents + depth)")
+    place_models(unet, vae, text_encoder, device, dtype, cpu_offload, vae_tiling, vae_slicing,
+                 gradient_checkpointing)
+    model_id = str(override) if override else (registry.spec("diffusion").default_id
+                                                if models_dir is None else str(path))
+    log.info("loaded diffusion model %s from %s on %s (%s)", model_id, path, device, dtype)
+    return DiffusionModels(unet, vae, text_encoder, tokenizer, scheduler, path, model_id,
+                           fingerprint(path), device, dtype, cpu_offload)
+
+
+def place_models(unet, vae, text_encoder, device, dtype, cpu_offload=False, vae_tiling=False,
+                 vae_slicing=False, gradient_checkpointing=False) -> None:
+    """Inference mode, the memory options, and each model on its home device in ``dtype`` (the
+    CPU with ``cpu_offload``: `DiffusionModels.on_device` moves it over only while it runs)."""
+    import torch
+
     for m in (unet, vae, text_encoder):
         m.eval().requires_grad_(False)
+        m.to(torch.device("cpu") if cpu_offload else device)
+        if m.dtype != dtype:  # from_pretrained already loads in dtype; casting again only warns
+            m.to(dtype)
     if vae_tiling:
         vae.enable_tiling()
     if vae_slicing:
         vae.enable_slicing()
     if gradient_checkpointing:
         unet.enable_gradient_checkpointing()
-    home = torch.device("cpu") if cpu_offload else device
-    for m in (unet, vae, text_encoder):
-        m.to(home)
-    model_id = str(override) if override else (registry.spec("diffusion").default_id
-                                                if models_dir is None else str(path))
-    log.info("loaded diffusion model %s from %s on %s (%s)", model_id, path, device, dtype)
-    return DiffusionModels(unet, vae, text_encoder, tokenizer, scheduler, path, model_id,
-                           fingerprint(path), device, dtype, cpu_offload)
 
 
 def _variant(path: Path, sub: str, dtype) -> str | None:
