@@ -41,7 +41,9 @@ def parse_args(argv):
                    help="auto: diffusion when its weights are found, else the weightless preview")
     p.add_argument("--models", help="models folder (one sub-folder per role, e.g. diffusion/)")
     p.add_argument("--device", default="auto")
-    p.add_argument("--steps", type=int, help="DDIM steps (default 50)")
+    p.add_argument("--preset", help="edit schedule, one of the engine's presets: 'default' (the paper's, "
+                                    "the add-on's Final quality) or 'fast' (Draft); default: default")
+    p.add_argument("--steps", type=int, help="DDIM steps (default: the preset's)")
     p.add_argument("--resolution", type=int, help="working resolution, longer side (default 512)")
     p.add_argument("--seed", type=int)
     p.add_argument("--inversion", choices=("null-text", "negative-prompt", "ddim"))
@@ -155,6 +157,11 @@ def run(args):
                             object_query=args.object or "", candidate=args.candidate,
                             cache_dir=os.path.join(out, "cache"), engine=engine)
     obj = bpy.context.view_layer.objects.active
+    if args.preset is not None:
+        presets = importlib.import_module(f"{package}.engine.settings").PRESETS
+        if args.preset not in presets:
+            fail(f"--preset {args.preset!r}: expected one of {', '.join(presets)}", 2)
+        obj.dh.quality = args.preset
     for name in ("steps", "resolution", "seed", "inversion"):
         if getattr(args, name) is not None:
             setattr(obj.dh, name, getattr(args, name))

@@ -1,11 +1,9 @@
-"""Device and dtype selection (DESIGN.md section 5): CUDA, Apple MPS or CPU; dtype "auto" means
-fp16 on CUDA/MPS (bf16 where fp16 is unsupported), fp32 on the CPU."""
+"""Device and dtype selection (docs/design.md): CUDA, Apple MPS or CPU; dtype "auto" means fp16
+on CUDA and MPS and fp32 on the CPU. fp16 on the CPU is refused (use fp32 or bf16)."""
 from __future__ import annotations
 
 from .errors import InputError
-
-DEVICE_CHOICES = ("auto", "cuda", "mps", "cpu")
-DTYPE_CHOICES = ("auto", "fp32", "fp16", "bf16")
+from .settings import DEVICE_CHOICES, DTYPE_CHOICES  # noqa: F401  (the choices live with the settings)
 
 
 def resolve_device(name: str = "auto"):
@@ -40,8 +38,4 @@ def resolve_dtype(name: str = "auto", device=None):
     if name != "auto":
         raise InputError(f"dtype {name!r}: expected one of {', '.join(DTYPE_CHOICES)}")
     device = torch.device(device) if device is not None else resolve_device("auto")
-    if device.type == "cuda":
-        return torch.float16
-    if device.type == "mps":
-        return torch.float16
-    return torch.float32
+    return torch.float16 if device.type in ("cuda", "mps") else torch.float32

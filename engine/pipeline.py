@@ -8,7 +8,7 @@
 ``prepare`` follows DESIGN.md section 4 steps 1 and 5 (resize, inversion, reconstruction with the
 reference activations); ``edit`` steps 6: lift / transform / project (engine.geometry), edited
 depth, guided sampling from the shared inverted noise. Frames of a trajectory run in batches of
-``settings.frame_batch_size``; each frame's result equals the one-by-one result within float
+``runtime.frame_batch_size``; each frame's result equals the one-by-one result within float
 tolerance. ``progress(stage, step, total)`` is called between steps, ``should_cancel()`` is
 polled there too and a True raises ``CancelledError`` (nothing is written by a cancelled call).
 """
@@ -26,7 +26,7 @@ import numpy as np
 from . import cache
 from .camera import Camera
 from .errors import CancelledError, InputError  # noqa: F401  (CancelledError: part of this module's contract)
-from .settings import EditSettings
+from .settings import EditSettings, RuntimeOptions
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ class Prepared:
         tensors, meta = cache.load(directory, expected_key)
         what = f"prepared cache {str(directory)!r}"
         try:
-            settings = EditSettings.from_dict(meta["settings"])
+            settings = EditSettings.from_saved(meta["settings"])
             refs = {}
             for name, a in tensors.items():
                 if name.startswith("ref/"):
@@ -127,25 +127,31 @@ class EditResult:
 
 
 class Engine:
-    """Loads the depth-to-image model (lazily) and runs prepare / edit with one EditSettings."""
+    """Loads the depth-to-image model (lazily) and runs prepare / edit.
 
-    def __init__(self, models_dir=None, model_overrides=None, device="auto", dtype="auto",
-                 settings: EditSettings | None = None):
+    ``settings`` (EditSettings) are the defaults of calls that do not pass their own; ``runtime``
+    (RuntimeOptions) says where and how the models run. Neither is changed after construction:
+    pass ``settings=`` to `prepare` / `edit` for another schedule with the same loaded models."""
+
+    def __init__(self, models_dir=None, model_overrides=None, device=None, dtype=None,
+                 settings: EditSettings | None = None, runtime: RuntimeOptions | None = None):
         self.settings = settings or EditSettings()
+        runtime = runtime or RuntimeOptions()
+        given = {k: v for k, v in (("device", device), ("dtype", dtype)) if v not in (None, "auto")}
+        self.runtime = runtime.replace(**given)
         self.models_dir = models_dir
         self.model_overrides = dict(model_overrides or {})
-        self.device_name = device if device not in (None, "auto") else self.settings.device
-        self.dtype_name = dtype if dtype not in (None, "auto") else self.settings.dtype
         self._models = None
         self._denoiser = None
         self.timings: dict = {}
 
     @classmethod
-    def from_models(cls, models, settings: EditSettings | None = None) -> "Engine":
+    def from_models(cls, models, settings: EditSettings | None = None,
+                    runtime: RuntimeOptions | None = None) -> "Engine":
         """An engine around already-loaded DiffusionModels (the benchmark builds them from configs)."""
         from .diffusion.denoiser import Denoiser
 
-        engine = cls(settings=settings)
+        engine = cls(settings=settings, runtime=runtime)
         engine._models = models
         engine._denoiser = Denoiser(models.unet, engine.settings.guided_layers, models.device, models.dtype)
         return engine
@@ -157,13 +163,10 @@ class Engine:
             from .diffusion.denoiser import Denoiser
             from .diffusion.loading import load_diffusion
 
-            s = self.settings
             with _timer(self.timings, "load"):
-                self._models = load_diffusion(
-                    self.models_dir, self.model_overrides.get("diffusion"), self.device_name,
-                    self.dtype_name, cpu_offload=s.cpu_offload, vae_tiling=s.vae_tiling,
-                    vae_slicing=s.vae_slicing, gradient_checkpointing=s.gradient_checkpointing)
-            self._denoiser = Denoiser(self._models.unet, s.guided_layers, self._models.device,
+                self._models = load_diffusion(self.models_dir, self.model_overrides.get("diffusion"),
+                                              runtime=self.runtime)
+            self._denoiser = Denoiser(self._models.unet, self.settings.guided_layers, self._models.device,
                                       self._models.dtype)
         return self._models
 
@@ -198,10 +201,11 @@ class Engine:
 
     # --- prepare --------------------------------------------------------------------------------
     def prepare(self, image, prompt, depth, object_mask, background_depth=None, cache_dir=None,
-                progress=None, should_cancel=None) -> Prepared:
+                progress=None, should_cancel=None, settings: EditSettings | None = None) -> Prepared:
         """Invert ``image`` (H, W, 3 float in [0, 1], any size) with its z-depth (H, W) and object
         mask (H, W bool); record the reference activations. With ``cache_dir``, a valid cache
-        of the same inputs is loaded instead, and a fresh result is saved there."""
+        of the same inputs is loaded instead, and a fresh result is saved there. ``settings``:
+        this call's (default: the engine's); their prepare-time fields go into the result."""
         import torch
 
         from .diffusion import conditioning as cond_mod
@@ -213,7 +217,7 @@ class Engine:
         image, depth, object_mask, background_depth = check_inputs(image, depth, object_mask, background_depth)
         m = self.models
         cond_mod.check_prompt(m.tokenizer, prompt)
-        s = self.settings
+        s = self._check_settings(settings or self.settings)
         key = cache.content_key(image, depth, object_mask, background_depth, prompt, m.model_id,
                                 m.revision, dict(s.prepare_dict(), dtype=str(m.dtype)))
         if cache_dir is not None:
@@ -270,9 +274,11 @@ class Engine:
         return prepared
 
     # --- edit -----------------------------------------------------------------------------------
-    def edit(self, prepared: Prepared, transforms, progress=None, should_cancel=None) -> list:
+    def edit(self, prepared: Prepared, transforms, progress=None, should_cancel=None,
+             settings: EditSettings | None = None) -> list:
         """One EditResult per 4x4 camera-frame transform (p' = T p), all from the same inverted
-        noise; frames run in batches of settings.frame_batch_size."""
+        noise; frames run in batches of runtime.frame_batch_size. ``settings``: this call's
+        edit-only settings (default: the engine's); the prepare-time ones are the photo's."""
         import torch
 
         from .diffusion import conditioning as cond_mod
@@ -285,8 +291,8 @@ class Engine:
             raise InputError(f"prepared photo was made with the model {prepared.model_id} "
                              f"({prepared.revision}); this engine has {m.model_id} ({m.revision}): "
                              f"prepare the photo again")
-        # the prepared photo fixes what prepare computed; edit-only settings come from the engine
-        s = self.settings.replace(**{k: getattr(prepared.settings, k) for k in EditSettings.PREPARE_FIELDS})
+        # the prepared photo fixes what prepare computed; edit-only settings come from this call
+        s = self.edit_settings(prepared, settings)
         # 1. Check inputs, 2. lift / transform / project every frame
         mats = check_transforms(transforms)
         geoms = self.edit_geometry(prepared, mats)
@@ -298,9 +304,10 @@ class Engine:
         noise = prepared.noise.to(device, dtype)
         grids = {tuple(a.shape[-2:]) for a in prepared.references.values()}
         results = []
+        fb = self.runtime.frame_batch_size
         n = len(mats)
-        for start in range(0, n, s.frame_batch_size):
-            batch = list(range(start, min(n, start + s.frame_batch_size)))
+        for start in range(0, n, fb):
+            batch = list(range(start, min(n, start + fb)))
             t0 = time.perf_counter()
             count0 = dict(self.counts)
             _reset_peak_memory(device)
@@ -315,8 +322,8 @@ class Engine:
             with m.on_device(m.unet):
                 latents, stats = guided_sample(
                     den, ddim, noise, cond, nulls, depth_cond, s, guidance, progress, should_cancel,
-                    stage="edit", progress_offset=(start // s.frame_batch_size) * s.steps,
-                    progress_total=-(-n // s.frame_batch_size) * s.steps)
+                    stage="edit", progress_offset=(start // fb) * s.steps,
+                    progress_total=-(-n // fb) * s.steps)
             images = cond_mod.decode_latents(m, latents)
             seconds = time.perf_counter() - t0
             counts = {k: v - count0[k] for k, v in self.counts.items()}
@@ -330,10 +337,24 @@ class Engine:
                     valid_mask=np.asarray(g.valid_mask, bool),
                     edited_depth=np.asarray(g.edited_depth, np.float32),
                     stats={"frame": k + 1, "batch_frames": len(batch), "batch_seconds": seconds,
+                           # frames of a batch cost the same: the per-frame share of the counts
+                           "unet_forward": counts["unet_forward"] // len(batch),
+                           "unet_backward": counts["unet_backward"] // len(batch),
                            "batch_unet_forward": counts["unet_forward"],
                            "batch_unet_backward": counts["unet_backward"],
                            "peak_memory_bytes": _peak_memory(device), "energy": trace}))
         return results
+
+    def edit_settings(self, prepared: Prepared, settings: EditSettings | None = None) -> EditSettings:
+        """The settings an edit of ``prepared`` runs with: ``settings`` (default: the engine's)
+        with the prepare-time fields of the prepared photo."""
+        return self._check_settings(settings or self.settings).for_prepared(prepared.settings)
+
+    def _check_settings(self, s: EditSettings) -> EditSettings:
+        if not set(s.guided_layers) <= set(self.denoiser.recorder.layers):
+            raise InputError(f"settings guided_layers {list(s.guided_layers)}: this engine hooks "
+                             f"{list(self.denoiser.recorder.layers)} (make an Engine with those settings)")
+        return s
 
     def edit_geometry(self, prepared: Prepared, mats) -> list:
         """engine.geometry for each transform at the working resolution; rejects empty edits."""

@@ -1,66 +1,92 @@
-"""The method's constants: one settings object with the defaults of the authors' release.
+"""The method's constants and the machine's options: one module, every default written once.
 
-Every default below is a row of DESIGN.md section 4 (the paper, sections 5.2 and S5). Change one
-only with a measured reason, and write it down in docs/method.md.
+- `EditSettings`: the method (the paper's sections 5.2 and S5; docs/design.md lists the defaults).
+  Frozen (hashable), round-trips through plain JSON (`to_dict` / `from_dict`). Fields that change
+  what `Engine.prepare` computes carry ``metadata={"prepare": True}``: `prepare_dict()` is that
+  subset, the per-photo cache key, so changing an edit-only weight never invalidates a prepared
+  photo, and `for_prepared` takes those fields from a prepared photo.
+- Named presets (`EditSettings.preset(name)`): "default" (the paper's schedule, the add-on's
+  "Final") and "fast" (a measured cheaper schedule, the add-on's "Draft"; docs/method.md).
+- The steps -> guided-steps rule (`with_steps`): the one place that keeps a schedule's guided
+  share when only the step count is given.
+- `RuntimeOptions`: where and how the model runs (device, dtype, memory options, frames per
+  batch); they never change the method's result beyond float tolerance.
 
-`EditSettings` is frozen (hashable), and round-trips through plain JSON (`to_dict` / `from_dict`).
-`prepare_dict()` is the subset that changes what `Engine.prepare` computes: it goes into the
-per-photo cache key, so changing an edit-only weight never invalidates a prepared photo.
+Change a default only with a measured reason, and write it down in docs/method.md.
 """
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass, field, fields
 
 from .errors import InputError
 
 LOSSES = ("l1", "l2")
 INVERSIONS = ("null-text", "negative-prompt", "ddim")
+INVERSION_LABELS = {  # (label, description) for menus
+    "null-text": ("Null-text", "The paper's null-text inversion (slow, faithful)"),
+    "negative-prompt": ("Negative prompt", "Fast inversion: no per-step optimisation, one UNet "
+                                           "forward per step instead of two"),
+    "ddim": ("DDIM", "Plain DDIM inversion"),
+}
+DEVICE_CHOICES = ("auto", "cuda", "mps", "cpu")
+DTYPE_CHOICES = ("auto", "fp32", "fp16", "bf16")
+
+_PREPARE = {"prepare": True}
+
+
+def _switch(help_text):
+    return field(default=False, metadata={"help": help_text})
+
+
+def _prep(default):
+    """A field that changes what prepare computes (part of the per-photo cache key)."""
+    return field(default=default, metadata=_PREPARE)
 
 
 @dataclass(frozen=True)
 class EditSettings:
     # --- image and sampler -------------------------------------------------------------------
-    resolution: int | None = None
+    resolution: int | None = _prep(None)
     """Working resolution: the longer image side in pixels (sides are rounded to multiples of the
     VAE scale factor times the UNet's downsampling, read from the loaded model's configs). None
     (default): the loaded model's native size, UNet sample_size x VAE scale factor, i.e. 512 for
     SD2-depth (the release's fixed size) and 64 for a model trained at 64x64."""
-    steps: int = 50
+    steps: int = _prep(50)
     """DDIM steps (eta 0; timesteps 980, 960, ..., 0 for 50 steps)."""
-    cfg_scale: float = 7.5
+    cfg_scale: float = _prep(7.5)
     """Classifier-free guidance scale, used in inversion replay, reconstruction and edit."""
-    seed: int = 2773
+    seed: int = _prep(2773)
     """Seed for anything random (the inverted noise makes the method itself deterministic)."""
 
     # --- inversion ---------------------------------------------------------------------------
-    inversion: str = "null-text"
+    inversion: str = _prep("null-text")
     """'null-text' (the paper: DDIM inversion then per-step null-embedding optimisation),
     'negative-prompt' (fast: the prompt embedding is the null embedding, no optimisation; one
     UNet forward per step instead of two), or 'ddim' (plain DDIM inversion, empty-prompt null)."""
-    null_text_inner_steps: int = 5
+    null_text_inner_steps: int = _prep(5)
     """Adam iterations per DDIM step in null-text inversion."""
-    null_text_lr: float = 1e-2
+    null_text_lr: float = _prep(1e-2)
     """Adam learning rate at step i is null_text_lr * (1 - i * null_text_lr_decay)."""
-    null_text_lr_decay: float = 1.0 / 100.0
+    null_text_lr_decay: float = _prep(1.0 / 100.0)
     """See null_text_lr."""
-    null_text_early_stop: float = 1e-5
+    null_text_early_stop: float = _prep(1e-5)
     """Stop the inner loop of step i when the latent MSE < early_stop + i * early_stop_growth."""
-    null_text_early_stop_growth: float = 2e-5
+    null_text_early_stop_growth: float = _prep(2e-5)
     """See null_text_early_stop."""
 
     # --- guidance (section 5.2) --------------------------------------------------------------
-    guided_steps: int = 38
+    guided_steps: int = _prep(38)
     """Steps 0 .. guided_steps-1 are guided; the rest are plain CFG DDIM steps."""
     opt_iterations: int = 3
     """Gradient-descent iterations on the latents per guided step (paper S5)."""
     guidance_step_size: float = 0.1
     """latents -= guidance_step_size * grad(energy) at each iteration."""
-    guided_layers: tuple = (2, 3)
+    guided_layers: tuple = _prep((2, 3))
     """Indices into unet.up_blocks whose outputs are guided (SD2: 640 and 320 channels)."""
-    layer_cycle: tuple = ((3,), (2,), (2, 3))
-    """Layers guided at step i: layer_cycle[i % len(layer_cycle)] (paper: 3, then 2, then both)."""
+    layer_cycle: tuple = _prep(((3,), (2,), (2, 3)))
+    """Layers guided at step i: layer_cycle[i % len(layer_cycle)] (paper: 3, then 2, then both).
+    An empty entry leaves that step unguided (e.g. guiding every other step)."""
     fg_layer_weights: tuple = (5.0, 7.5)
     """Foreground (object) energy weight per guided layer, in the order of guided_layers."""
     bg_layer_weights: tuple = (1.5, 1.5)
@@ -79,31 +105,9 @@ class EditSettings:
     loss: str = "l1"
     """Distance used by both energies: 'l1' (mean absolute, the release) or 'l2' (mean squared,
     as the paper writes)."""
-
-    # --- precision, device and memory --------------------------------------------------------
-    device: str = "auto"
-    """'auto', 'cuda', 'mps' or 'cpu'."""
-    dtype: str = "auto"
-    """'auto' (fp16 on GPU, fp32 on CPU), 'fp32', 'fp16' or 'bf16'."""
-    cache_activations_fp16: bool = True
+    cache_activations_fp16: bool = _prep(True)
     """Keep the reference activations in half precision (in memory and in the cache); the energy
     compares the current activations rounded the same way, so an identity edit stays at zero."""
-    cpu_offload: bool = False
-    """Keep each model on the CPU and move it to the device only while it runs."""
-    vae_tiling: bool = False
-    """Decode/encode with the VAE in tiles (large images on small GPUs)."""
-    vae_slicing: bool = False
-    """Decode a batch of frames one image at a time."""
-    gradient_checkpointing: bool = False
-    """Recompute UNet activations in the guidance backward pass instead of storing them."""
-    frame_batch_size: int = 4
-    """Frames of a trajectory sampled together (results equal one-by-one within float tolerance)."""
-
-    # fields that change what prepare computes (the per-photo cache key)
-    PREPARE_FIELDS = ("resolution", "steps", "cfg_scale", "seed", "inversion", "null_text_inner_steps",
-                      "null_text_lr", "null_text_lr_decay", "null_text_early_stop",
-                      "null_text_early_stop_growth", "guided_steps", "guided_layers", "layer_cycle",
-                      "dtype", "cache_activations_fp16")
 
     def __post_init__(self):
         # tuples (from JSON lists) keep the object hashable
@@ -137,8 +141,21 @@ class EditSettings:
             bad("layer_cycle", "every entry must list layers from guided_layers")
         if not self.iteration_multipliers or any(len(m) != 2 for m in self.iteration_multipliers):
             bad("iteration_multipliers", "expected (fg, bg) pairs")
-        if self.frame_batch_size < 1:
-            bad("frame_batch_size", "must be >= 1")
+
+    # --- presets and the steps rule -----------------------------------------------------------
+    @classmethod
+    def preset(cls, name: str = "default", **changes) -> "EditSettings":
+        """The named schedule (`PRESETS`), with ``changes`` on top."""
+        if name not in PRESETS:
+            raise InputError(f"preset {name!r}: expected one of {', '.join(PRESETS)}")
+        return cls(**{**PRESETS[name], **changes})
+
+    def with_steps(self, steps: int, guided_steps: int | None = None) -> "EditSettings":
+        """These settings at ``steps`` DDIM steps. Without ``guided_steps`` the schedule keeps its
+        guided share (the release: 38 of 50), so every entry point scales the same way."""
+        if guided_steps is None:
+            guided_steps = min(steps, round(steps * self.guided_steps / self.steps))
+        return self.replace(steps=steps, guided_steps=guided_steps)
 
     # --- derived values -------------------------------------------------------------------------
     def layers_at(self, step: int) -> tuple:
@@ -157,6 +174,17 @@ class EditSettings:
         return (self.fg_layer_weights[k] * self.fg_weight * self.weight_scale,
                 self.bg_layer_weights[k] * self.bg_weight * self.weight_scale)
 
+    def unet_cost(self, cfg_pair: bool | None = None) -> dict:
+        """UNet evaluations of one edited frame, counted as `Denoiser` counts them: forwards
+        (a CFG pair is 2; 1 where the null embedding is the prompt's, i.e. negative-prompt
+        inversion), backwards, and forward equivalents (a backward costs about two forwards)."""
+        if cfg_pair is None:
+            cfg_pair = self.inversion != "negative-prompt"
+        guided = sum(1 for i in range(self.steps) if self.layers_at(i))
+        fwd = self.steps * (2 if cfg_pair else 1) + guided * self.opt_iterations
+        bwd = guided * self.opt_iterations
+        return {"unet_forward": fwd, "unet_backward": bwd, "unet_equivalents": fwd + 2 * bwd}
+
     # --- serialisation --------------------------------------------------------------------------
     def to_dict(self) -> dict:
         return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
@@ -166,18 +194,92 @@ class EditSettings:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise InputError(f"settings: unknown field(s) {', '.join(unknown)}")
+            runtime = [k for k in unknown if k in {f.name for f in fields(RuntimeOptions)}]
+            hint = (f" ({', '.join(runtime)}: runtime options, given on the command line or in the "
+                    f"preferences)") if runtime else ""
+            raise InputError(f"settings: unknown field(s) {', '.join(unknown)}{hint}")
         return cls(**data)
+
+    @classmethod
+    def from_saved(cls, data: dict) -> "EditSettings":
+        """`from_dict` for settings saved with a prepared photo: caches written before the runtime
+        options moved to RuntimeOptions also hold those (device, dtype, ...); they are dropped."""
+        runtime = {f.name for f in fields(RuntimeOptions)}
+        return cls.from_dict({k: v for k, v in data.items() if k not in runtime})
 
     def replace(self, **changes) -> "EditSettings":
         return dataclasses.replace(self, **changes)
 
+    @classmethod
+    def prepare_fields(cls) -> tuple:
+        """Names of the fields that change what prepare computes."""
+        return tuple(f.name for f in fields(cls) if f.metadata.get("prepare"))
+
     def prepare_dict(self) -> dict:
         d = self.to_dict()
-        return {k: d[k] for k in self.PREPARE_FIELDS}
+        return {k: d[k] for k in self.prepare_fields()}
 
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True)
+    def for_prepared(self, prepared_settings: "EditSettings") -> "EditSettings":
+        """These settings with the prepare-time fields of a prepared photo (which fixed them)."""
+        return self.replace(**{k: getattr(prepared_settings, k) for k in self.prepare_fields()})
+
+
+PRESETS = {
+    # the paper's schedule (sections 5.2 and S5): 50 DDIM steps, 38 guided, 3 iterations each
+    "default": {},
+    # measured on the toy model (docs/method.md, "The fast schedule"): half the DDIM steps with
+    # the guided share kept, one gradient step per guided step with the three iterations' summed
+    # multipliers, the step doubled for the halved number of guided steps
+    "fast": {"steps": 25, "guided_steps": 19, "opt_iterations": 1, "iteration_multipliers": ((1.0, 1.0),),
+             "guidance_step_size": 1.0},
+}
+PRESET_LABELS = {  # (label, description) for menus
+    "default": ("Final", "The paper's schedule: 50 steps, 38 guided with 3 gradient steps each"),
+    "fast": ("Draft", "The fast schedule: about a quarter of the UNet evaluations per frame"),
+}
+
+
+@dataclass(frozen=True)
+class RuntimeOptions:
+    """Where and how the model runs; none of these change the method beyond float tolerance."""
+
+    device: str = "auto"
+    """'auto', 'cuda', 'mps' or 'cpu'."""
+    dtype: str = "auto"
+    """'auto' (fp16 on GPU, fp32 on CPU), 'fp32', 'fp16' or 'bf16'. The UNet runs in it; the
+    guidance energy and its gradient are computed in fp32."""
+    # memory / speed switches; "help" is what the command line and the preferences show
+    cpu_offload: bool = _switch("keep each model on the CPU and move it to the device only while it "
+                                "runs (accelerate's hooks)")
+    vae_tiling: bool = _switch("encode/decode with the VAE in tiles (large images on small GPUs)")
+    vae_slicing: bool = _switch("decode a batch of frames one image at a time")
+    gradient_checkpointing: bool = _switch("recompute UNet activations in the guidance backward pass "
+                                           "instead of storing them")
+    channels_last: bool = _switch("run the UNet and VAE in the channels-last memory layout (faster "
+                                  "convolutions in half precision on recent GPUs)")
+    frame_batch_size: int = 4
+    """Frames of a trajectory sampled together (results equal one-by-one within float tolerance)."""
+
+    MEMORY_OPTIONS = ("cpu_offload", "vae_tiling", "vae_slicing", "gradient_checkpointing")
+
+    @classmethod
+    def switches(cls) -> dict:
+        """{name: help} of the on/off options."""
+        return {f.name: f.metadata["help"] for f in fields(cls) if "help" in f.metadata}
+
+    def __post_init__(self):
+        if self.device.split(":")[0] not in DEVICE_CHOICES:
+            raise InputError(f"device {self.device!r}: expected one of {', '.join(DEVICE_CHOICES)}")
+        if self.dtype not in DTYPE_CHOICES:
+            raise InputError(f"dtype {self.dtype!r}: expected one of {', '.join(DTYPE_CHOICES)}")
+        if self.frame_batch_size < 1:
+            raise InputError(f"frame batch size {self.frame_batch_size}: must be >= 1")
+
+    def replace(self, **changes) -> "RuntimeOptions":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 def _plain(value):

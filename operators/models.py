@@ -39,15 +39,16 @@ def engine_options(context=None):
     return options
 
 
-def edit_settings(props, options):
-    """The engine's EditSettings from a photo's properties (Object.dh) and the preferences."""
+def edit_settings(props, options=None):
+    """The engine's EditSettings from a photo's properties (Object.dh): its quality preset with the
+    photo's own choices on top (``options``, the runtime ones, do not enter the settings)."""
     from ..engine.settings import EditSettings
 
-    return EditSettings(resolution=props.resolution or None, steps=props.steps, seed=props.seed,
-                        inversion=props.inversion, fg_weight=props.fg_weight, bg_weight=props.bg_weight,
-                        # the release guides 38 of 50 steps: keep that fraction for other step counts
-                        guided_steps=round(props.steps * EditSettings.guided_steps / EditSettings.steps),
-                        device=options["device"], dtype=options["dtype"])
+    s = EditSettings.preset(props.quality, resolution=props.resolution or None, seed=props.seed,
+                            fg_weight=props.fg_weight, bg_weight=props.bg_weight)
+    if props.inversion != "PRESET":
+        s = s.replace(inversion=props.inversion)
+    return s.with_steps(props.steps) if props.steps else s
 
 
 def get_engine(options, settings):
@@ -63,10 +64,7 @@ def get_engine(options, settings):
                                         model_overrides=options["overrides"] or None,
                                         device=options["device"], dtype=options["dtype"], settings=settings)
             _session["key"] = key
-        engine = _session["engine"]
-        if getattr(engine, "settings", settings) != settings:
-            engine.settings = settings  # edit weights change per photo; the models stay
-        return engine
+        return _session["engine"]  # each call passes its photo's settings; the engine never changes
 
 
 def prepared_dir(cache_dir, prompt, settings):
@@ -84,7 +82,7 @@ def get_prepared(engine, inputs, prompt, settings, cache_dir, progress=None, sho
             return _session["prepared"][directory], directory
     prepared = engine.prepare(inputs.image, prompt, inputs.depth, inputs.mask,
                               background_depth=inputs.background_depth, cache_dir=directory,
-                              progress=progress, should_cancel=should_cancel)
+                              progress=progress, should_cancel=should_cancel, settings=settings)
     with _lock:
         _session["prepared"][directory] = prepared
     return prepared, directory

@@ -8,6 +8,8 @@ import bpy
 from bpy.props import (BoolProperty, EnumProperty, FloatProperty, FloatVectorProperty, IntProperty,
                        PointerProperty, StringProperty)
 
+from ..engine.settings import INVERSION_LABELS, PRESET_LABELS, PRESETS, EditSettings
+
 ROLES = (
     ("NONE", "None", "Not part of an imported photo"),
     ("CAMERA", "Camera", "The camera matching the photo"),
@@ -18,11 +20,10 @@ ENGINES = (
     ("PREVIEW", "Preview", "Geometric preview (no model weights): the lifted object warped into place"),
     ("DIFFUSION", "Diffusion", "Diffusion Handles: the depth-to-image model re-renders the photo"),
 )
-INVERSIONS = (
-    ("null-text", "Null-text", "The paper's null-text inversion (slow, faithful)"),
-    ("negative-prompt", "Negative prompt", "Fast inversion: no per-step optimisation"),
-    ("ddim", "DDIM", "Plain DDIM inversion"),
-)
+# choices and defaults come from the engine's settings (one place for the CLI, batch and here)
+QUALITIES = tuple((name, *PRESET_LABELS[name]) for name in PRESETS)
+INVERSIONS = (("PRESET", "From quality", "The inversion of the chosen quality"),) + tuple(
+    (name, *INVERSION_LABELS[name]) for name in INVERSION_LABELS)
 IDENTITY16 = (1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0)
 
 
@@ -49,16 +50,19 @@ class DH_ObjectProperties(bpy.types.PropertyGroup):
     # --- edit settings (per photo) -------------------------------------------------------------
     prompt: StringProperty(name="Prompt", description="A caption of the photo")
     engine: EnumProperty(name="Engine", items=ENGINES, default="PREVIEW")
-    steps: IntProperty(name="Steps", default=50, min=1, max=1000, description="DDIM steps")
-    seed: IntProperty(name="Seed", default=2773, min=0)
+    quality: EnumProperty(name="Quality", items=QUALITIES, default="default",
+                          description="Edit schedule: Final (the paper's) or Draft (the fast one)")
+    steps: IntProperty(name="Steps", default=0, min=0, max=1000,
+                       description="DDIM steps; 0 = the quality's (guided steps keep its share)")
+    seed: IntProperty(name="Seed", default=EditSettings.seed, min=0)
     resolution: IntProperty(name="Resolution", default=0, min=0, max=4096,
                             description="Working resolution: the longer side in pixels; 0 = the "
                                         "model's native size (512 for SD2-depth)")
-    fg_weight: FloatProperty(name="Foreground", default=1.5, min=0.0, soft_max=10.0,
+    fg_weight: FloatProperty(name="Foreground", default=EditSettings.fg_weight, min=0.0, soft_max=10.0,
                              description="Weight of the object's identity preservation")
-    bg_weight: FloatProperty(name="Background", default=1.25, min=0.0, soft_max=10.0,
+    bg_weight: FloatProperty(name="Background", default=EditSettings.bg_weight, min=0.0, soft_max=10.0,
                              description="Weight of the background preservation")
-    inversion: EnumProperty(name="Inversion", items=INVERSIONS, default="null-text")
+    inversion: EnumProperty(name="Inversion", items=INVERSIONS, default="PRESET")
 
 
 class DH_JobProperties(bpy.types.PropertyGroup):

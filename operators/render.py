@@ -65,7 +65,7 @@ def _renderer_factory(context, obj, engine_name):
         engine = get_engine(options, settings)
         prepared, prepared_dir = get_prepared(engine, inputs, prompt, settings, cache_dir,
                                               progress=progress, should_cancel=should_cancel)
-        return DiffusionRenderer(inputs, engine, prepared, settings.frame_batch_size), prepared_dir
+        return DiffusionRenderer(inputs, engine, prepared, engine.runtime.frame_batch_size, settings), prepared_dir
 
     return make, json.dumps(key, sort_keys=True)
 

@@ -47,11 +47,11 @@ class DiffusionRenderer:
 
     name = "diffusion"
 
-    def __init__(self, inputs, engine, prepared, batch_size=1):
-        self.inputs, self.engine, self.prepared = inputs, engine, prepared
+    def __init__(self, inputs, engine, prepared, batch_size=1, settings=None):
+        self.inputs, self.engine, self.prepared, self.settings = inputs, engine, prepared, settings
         self.batch_size = max(1, int(batch_size))
 
     def __call__(self, transforms, progress=None, should_cancel=None):
         results = self.engine.edit(self.prepared, [np.asarray(t) for t in transforms], progress=progress,
-                                   should_cancel=should_cancel)
+                                   should_cancel=should_cancel, settings=self.settings)
         return [resize_to(result.image, *self.inputs.shape) for result in results]

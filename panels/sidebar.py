@@ -47,6 +47,7 @@ class DH_PT_handles(bpy.types.Panel):
         col.prop(props, "engine", expand=True)
         sub = col.column(align=True)
         sub.enabled = props.engine == "DIFFUSION"
+        sub.prop(props, "quality", expand=True)
         sub.prop(props, "fg_weight")
         sub.prop(props, "bg_weight")
         sub.prop(props, "steps")

@@ -2,15 +2,21 @@
 
 The UNet and VAE are built from SD2-depth's configs (engine.diffusion.sd2_config) with random
 weights: nothing is downloaded, and speed and memory depend only on the architecture. The text
-encoder is a 2-layer CLIP of SD2's width (its cost is two calls per photo). Two configurations run
-side by side in one process, so the speed-up is a measured ratio:
+encoder is a 2-layer CLIP of SD2's width (its cost is two calls per photo). Three configurations
+run side by side in one process, so the ratios are measured:
 
-- ``fast``: this engine's fast path: negative-prompt inversion, the device's auto dtype, frames
-  batched (frame_batch_size = N), half-precision activation references of the guided layers only;
-- ``release``: the authors' release costs: null-text inversion, fp32, frames one by one.
+- ``release``: the authors' release costs: the paper's schedule, null-text inversion, fp32,
+  fp32 references, frames one by one;
+- ``default``: this engine at the default preset (the paper's schedule): the device's auto
+  dtype, frames batched, half-precision references of the guided layers only;
+- ``fast``: the same at the fast preset (docs/method.md).
 
-Memory options (--memory-options) rerun ``fast`` with each of cpu_offload, vae_tiling,
-vae_slicing and gradient_checkpointing and report their peak memory.
+``--steps N`` is the release's step count; each preset keeps its own proportion (the fast preset's
+25 of 50 becomes N/2). Per frame, the UNet-forward equivalents (forward = 1, backward = 2) are
+printed as counted in this run and as they count at the release's 50 steps.
+
+Memory options (--memory-options) rerun ``default`` and ``fast`` with each of cpu_offload,
+vae_tiling, vae_slicing and gradient_checkpointing and report seconds and peak memory per stage.
 """
 from __future__ import annotations
 
@@ -22,24 +28,26 @@ from pathlib import Path
 
 HELP = "benchmark prepare + an N-frame trajectory on the SD2-depth architecture (random weights)"
 
-MEMORY_OPTIONS = ("cpu_offload", "vae_tiling", "vae_slicing", "gradient_checkpointing")
+CONFIGS = ("release", "default", "fast")
 
 
 def add_arguments(p) -> None:
-    from ..devices import DEVICE_CHOICES, DTYPE_CHOICES
+    from ..settings import DEVICE_CHOICES, DTYPE_CHOICES
 
     p.add_argument("--resolution", type=int, default=512, help="image side (square), default 512")
-    p.add_argument("--steps", type=int, default=50, help="DDIM steps (guided: 38/50 of them)")
+    p.add_argument("--steps", type=int, default=50,
+                   help="the release's DDIM steps (default 50); the presets scale with it")
     p.add_argument("--frames", type=int, default=4, help="frames in the trajectory")
     p.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
-    p.add_argument("--dtype", choices=DTYPE_CHOICES, default="auto", help="dtype of the fast configuration")
-    p.add_argument("--configs", nargs="+", default=["fast", "release"], choices=["fast", "release"])
-    p.add_argument("--memory-options", action="store_true", help="also run fast with each memory option")
+    p.add_argument("--dtype", choices=DTYPE_CHOICES, default="auto",
+                   help="dtype of the default and fast configurations (release: fp32)")
+    p.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=CONFIGS)
+    p.add_argument("--memory-options", action="store_true",
+                   help="also run default and fast with each memory option")
     p.add_argument("--out", metavar="JSON", help="write the results here")
 
 
-def build_sd2_depth_models(device, dtype, *, cpu_offload=False, vae_tiling=False, vae_slicing=False,
-                           gradient_checkpointing=False):
+def build_sd2_depth_models(device, dtype, runtime=None):
     import torch
     from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
@@ -62,10 +70,9 @@ def build_sd2_depth_models(device, dtype, *, cpu_offload=False, vae_tiling=False
         tokenizer = CLIPTokenizer(str(Path(d) / "vocab.json"), str(Path(d) / "merges.txt"), pad_token="!", model_max_length=77)
     cfg = {k: v for k, v in SCHEDULER_CONFIG.items() if not k.startswith("_")}
     scheduler = DDIMScheduler(**dict(cfg, steps_offset=0))
-    place_models(unet, vae, text_encoder, device, dtype, cpu_offload, vae_tiling, vae_slicing,
-                 gradient_checkpointing)
+    hooks = place_models(unet, vae, text_encoder, device, dtype, runtime)
     return DiffusionModels(unet, vae, text_encoder, tokenizer, scheduler, Path("<sd2-depth config>"),
-                           "sd2-depth-architecture", "random", device, dtype, cpu_offload)
+                           "sd2-depth-architecture", "random", device, dtype, hooks)
 
 
 def synthetic_photo(size):
@@ -90,17 +97,16 @@ def trajectory(frames):
     return out
 
 
-def run_config(name, settings, device, dtype, frames, options=None):
+def run_config(name, settings, runtime, device, dtype, frames, resolution):
     import torch
 
     from ..pipeline import Engine
 
-    options = options or {}
     t0 = time.perf_counter()
-    models = build_sd2_depth_models(device, dtype, **options)
+    models = build_sd2_depth_models(device, dtype, runtime)
     build_s = time.perf_counter() - t0
-    engine = Engine.from_models(models, settings)
-    image, depth, mask = synthetic_photo(settings.resolution)
+    engine = Engine.from_models(models, settings, runtime)
+    image, depth, mask = synthetic_photo(resolution)
     if device.type == "cuda":
         torch.cuda.synchronize()
     t0 = time.perf_counter()
@@ -118,15 +124,19 @@ def run_config(name, settings, device, dtype, frames, options=None):
     equiv_prep = c_prep["unet_forward"] + 2 * c_prep["unet_backward"]
     equiv_edit = edit_counts["unet_forward"] + 2 * edit_counts["unet_backward"]
     row = {
-        "config": name, "options": options, "dtype": str(dtype), "inversion": settings.inversion,
-        "frame_batch_size": settings.frame_batch_size, "build_seconds": build_s,
+        "config": name, "options": {k: v for k, v in runtime.to_dict().items() if v is True},
+        "dtype": str(dtype), "inversion": settings.inversion, "steps": settings.steps,
+        "guided_steps": settings.guided_steps, "opt_iterations": settings.opt_iterations,
+        "frame_batch_size": runtime.frame_batch_size, "build_seconds": build_s,
         "prepare_seconds": prepare_s, "prepare_stages": prepared.report["seconds"],
         "prepare_unet_forward": c_prep["unet_forward"], "prepare_unet_backward": c_prep["unet_backward"],
         "edit_seconds": edit_s, "edit_seconds_per_frame": edit_s / frames,
         "edit_unet_forward": edit_counts["unet_forward"], "edit_unet_backward": edit_counts["unet_backward"],
+        "edit_unet_equivalents_per_frame": equiv_edit / frames,
+        "edit_unet_equivalents_per_frame_at_50_steps": _cost_at_50(name, settings),
         "seconds_per_unet_equivalent": (prepare_s + edit_s) / max(1, equiv_prep + equiv_edit),
-        "peak_memory_bytes": max([prepared.report["peak_memory_bytes"]] +
-                                 [r.stats["peak_memory_bytes"] for r in results]),
+        "prepare_peak_memory_bytes": prepared.report["peak_memory_bytes"],
+        "edit_peak_memory_bytes": max(r.stats["peak_memory_bytes"] for r in results),
         "activation_cache_bytes": sum(a.numel() * a.element_size() for a in prepared.references.values()),
     }
     engine.free()
@@ -134,44 +144,78 @@ def run_config(name, settings, device, dtype, frames, options=None):
     return row
 
 
-def run(args) -> int:
+def _cost_at_50(name, settings) -> int:
+    """Per-frame UNet-forward equivalents of this configuration at the release's 50 steps."""
+    from ..settings import EditSettings
+
+    s = (EditSettings() if name.startswith("release") else
+         EditSettings.preset(name.split("+")[0])).replace(inversion=settings.inversion)
+    return s.unet_cost(cfg_pair=settings.inversion != "negative-prompt")["unet_equivalents"]
+
+
+def bench_settings(args) -> dict:
+    """{config: (EditSettings, RuntimeOptions, dtype)} at the run's resolution and step count."""
     import torch
 
     from ..devices import resolve_device, resolve_dtype
-    from ..settings import EditSettings
+    from ..settings import EditSettings, RuntimeOptions
 
     device = resolve_device(args.device)
-    fast_dtype = resolve_dtype(args.dtype, device)
-    guided = round(args.steps * 38 / 50)
-    base = EditSettings(resolution=args.resolution, steps=args.steps, guided_steps=guided)
-    configs = {
-        "fast": (base.replace(inversion="negative-prompt", frame_batch_size=args.frames), fast_dtype),
-        "release": (base.replace(inversion="null-text", frame_batch_size=1, cache_activations_fp16=False),
-                    torch.float32),
-    }
+    dtype = resolve_dtype(args.dtype, device)
+
+    def scaled(s):
+        return s.with_steps(max(1, round(s.steps * args.steps / 50))).replace(resolution=args.resolution)
+
+    batched = RuntimeOptions(device=str(device), frame_batch_size=args.frames)
+    return {
+        "release": (scaled(EditSettings(inversion="null-text", cache_activations_fp16=False)),
+                    RuntimeOptions(device=str(device), dtype="fp32", frame_batch_size=1), torch.float32),
+        "default": (scaled(EditSettings.preset("default")), batched, dtype),
+        "fast": (scaled(EditSettings.preset("fast")), batched, dtype),
+    }, device
+
+
+def run(args) -> int:
+    import torch
+
+    configs, device = bench_settings(args)
     rows = []
     for name in args.configs:
-        s, dt = configs[name]
-        rows.append(run_config(name, s, device, dt, args.frames))
+        s, rt, dt = configs[name]
+        rows.append(run_config(name, s, rt, device, dt, args.frames, args.resolution))
         _print_row(rows[-1])
     if args.memory_options:
-        s, dt = configs["fast"]
-        for opt in MEMORY_OPTIONS:
-            rows.append(run_config(f"fast+{opt}", s, device, dt, args.frames, {opt: True}))
-            _print_row(rows[-1])
+        for name in ("default", "fast"):
+            s, rt, dt = configs[name]
+            for opt in rt.MEMORY_OPTIONS:
+                rows.append(run_config(f"{name}+{opt}", s, rt.replace(**{opt: True}), device, dt,
+                                       args.frames, args.resolution))
+                _print_row(rows[-1])
     by = {r["config"]: r for r in rows}
     summary = {}
-    if "fast" in by and "release" in by:
-        f, r = by["fast"], by["release"]
-        summary = {"prepare_speedup": r["prepare_seconds"] / f["prepare_seconds"],
-                   "edit_speedup": r["edit_seconds"] / f["edit_seconds"],
-                   "total_speedup": (r["prepare_seconds"] + r["edit_seconds"]) /
-                                    (f["prepare_seconds"] + f["edit_seconds"])}
-        print("speed-up (release / fast): " + ", ".join(f"{k} {v:.2f}x" for k, v in summary.items()))
+    if "release" in by:
+        r = by["release"]
+        for name in ("default", "fast"):
+            if name in by:
+                f = by[name]
+                summary[name] = {
+                    "prepare_speedup": r["prepare_seconds"] / f["prepare_seconds"],
+                    "edit_speedup_per_frame": r["edit_seconds_per_frame"] / f["edit_seconds_per_frame"],
+                    "unet_equivalents_ratio_per_frame": f["edit_unet_equivalents_per_frame"] /
+                                                        r["edit_unet_equivalents_per_frame"],
+                    "unet_equivalents_ratio_per_frame_at_50_steps":
+                        f["edit_unet_equivalents_per_frame_at_50_steps"] /
+                        r["edit_unet_equivalents_per_frame_at_50_steps"]}
+                v = summary[name]
+                print(f"{name} / release per frame: UNet-eq {v['unet_equivalents_ratio_per_frame']:.2f} "
+                      f"(at 512x512 / 50 steps: {f['edit_unet_equivalents_per_frame_at_50_steps']} / "
+                      f"{r['edit_unet_equivalents_per_frame_at_50_steps']} = "
+                      f"{v['unet_equivalents_ratio_per_frame_at_50_steps']:.2f}), seconds "
+                      f"{1 / v['edit_speedup_per_frame']:.2f}; prepare {v['prepare_speedup']:.2f}x faster", flush=True)
     result = {"machine": {"device": str(device), "gpu": torch.cuda.get_device_name(0) if device.type == "cuda" else None,
                           "cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
                           "torch": torch.__version__, "python": platform.python_version()},
-              "resolution": args.resolution, "steps": args.steps, "guided_steps": guided, "frames": args.frames,
+              "resolution": args.resolution, "release_steps": args.steps, "frames": args.frames,
               "rows": rows, "summary": summary}
     if args.out:
         from ..io import atomic_output
@@ -182,8 +226,9 @@ def run(args) -> int:
 
 
 def _print_row(r):
-    print(f"{r['config']:<28} prepare {r['prepare_seconds']:8.1f} s ({r['prepare_unet_forward']} fwd, "
-          f"{r['prepare_unet_backward']} bwd)  edit {r['edit_seconds']:8.1f} s ({r['edit_unet_forward']} fwd, "
-          f"{r['edit_unet_backward']} bwd)  {r['seconds_per_unet_equivalent']:.3f} s/UNet-eq  "
-          f"peak {r['peak_memory_bytes'] / 2**30:.2f} GiB  refs {r['activation_cache_bytes'] / 2**20:.1f} MiB",
-          flush=True)
+    print(f"{r['config']:<30} prepare {r['prepare_seconds']:8.1f} s ({r['prepare_unet_forward']} fwd, "
+          f"{r['prepare_unet_backward']} bwd)  edit/frame {r['edit_seconds_per_frame']:8.2f} s "
+          f"{r['edit_unet_equivalents_per_frame']:6.1f} UNet-eq ({r['edit_unet_equivalents_per_frame_at_50_steps']} "
+          f"at 50 steps)  {r['seconds_per_unet_equivalent']:.3f} s/UNet-eq  peak prepare "
+          f"{r['prepare_peak_memory_bytes'] / 2**30:.2f} GiB edit {r['edit_peak_memory_bytes'] / 2**30:.2f} GiB  "
+          f"refs {r['activation_cache_bytes'] / 2**20:.1f} MiB", flush=True)

@@ -32,6 +32,7 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     from .. import io
     from ..pipeline import Prepared
+    from ..settings import EditSettings
     from ..transforms import load_transforms, object_centroid
 
     t_all = time.perf_counter()
@@ -50,6 +51,7 @@ def run(args) -> int:
         prepared = engine.prepare(**inputs, progress=progress_printer(verbose))
         prepare_report = prepared.report
     stages["prepare"] = time.perf_counter() - t0
+    _warn_prepare_mismatch(engine.settings, prepared)
     centroid = object_centroid(prepared.depth, prepared.object_mask, prepared.camera)
     transforms = load_transforms(args.transforms, convention=args.convention, centroid=centroid)
     out.mkdir(parents=True, exist_ok=True)
@@ -66,9 +68,11 @@ def run(args) -> int:
         energy = r.stats["energy"]
         frames.append({"frame": k, "batch_frames": r.stats["batch_frames"],
                        "batch_seconds": r.stats["batch_seconds"],
+                       "unet_forward": r.stats["unet_forward"], "unet_backward": r.stats["unet_backward"],
                        "energy_first": energy[0]["energy"] if energy else 0.0,
                        "energy_last": energy[-1]["energy"] if energy else 0.0})
     stages["write"] = time.perf_counter() - t0
+    settings = engine.edit_settings(prepared)
     counts = {k: v - counts0[k] for k, v in engine.counts.items()}
     report = {
         "frames": len(results), "size": list(prepared.size), "device": str(engine.models.device),
@@ -78,8 +82,13 @@ def run(args) -> int:
         "prepare": prepare_report,
         "peak_memory_bytes": max([r.stats["peak_memory_bytes"] for r in results] +
                                  [prepare_report.get("peak_memory_bytes", 0)]),
-        "settings": engine.settings.replace(**{k: getattr(prepared.settings, k)
-                                               for k in prepared.settings.PREPARE_FIELDS}).to_dict(),
+        "preset": args.preset,
+        # what one frame costs with these settings, and with the release's (50 steps, 38 guided
+        # x 3 iterations, CFG pairs): forward = 1, backward = 2 UNet-forward equivalents
+        "unet_cost_per_frame": settings.unet_cost(),
+        "release_unet_cost_per_frame": EditSettings().unet_cost(cfg_pair=True),
+        "settings": settings.to_dict(),
+        "runtime": engine.runtime.to_dict(),
         "per_frame": frames,
     }
     with io.atomic_output(out / "report.json") as tmp:
@@ -87,3 +96,14 @@ def run(args) -> int:
     print(f"wrote {len(results)} frame(s) to {out} ({report['seconds']['total']:.1f} s, "
           f"{counts['unet_forward']} UNet forwards, {counts['unet_backward']} backwards)")
     return 0
+
+
+def _warn_prepare_mismatch(requested, prepared) -> None:
+    """A prepared photo fixes the prepare-time settings (steps, inversion, ...): say so when the
+    command asked for others (e.g. --preset fast on a photo prepared with the default)."""
+    want, have = requested.prepare_dict(), prepared.settings.prepare_dict()
+    diff = [k for k in want if want[k] != have[k] and k != "resolution"]
+    if diff:
+        print("note: the prepared photo fixes " + ", ".join(f"{k}={have[k]}" for k in diff) +
+              " (asked: " + ", ".join(f"{k}={want[k]}" for k in diff) + "); prepare it again with "
+              "these settings to use them")

@@ -15,10 +15,17 @@ def add_arguments(parser) -> None:
                         help="models directory with one sub-folder per role (e.g. ../shared/models/toy-depth)")
     parser.add_argument("--diffusion-model", default=None, metavar="ID_OR_DIR",
                         help="override the diffusion model (Hugging Face id[@revision] or local directory)")
-    parser.add_argument("--steps", type=int, default=None, help="DDIM steps (default 50)")
+    from ..settings import INVERSIONS, PRESETS
+
+    parser.add_argument("--preset", default="default", choices=tuple(PRESETS),
+                        help="the method's schedule (default: the paper's; fast: docs/method.md)")
+    parser.add_argument("--compare-presets", nargs="+", default=[], choices=tuple(PRESETS), metavar="PRESET",
+                        help="also run these presets at their own settings, side by side in the same "
+                             "report (methods 'preset:NAME'; each with its own prepare)")
+    parser.add_argument("--steps", type=int, default=None, help="DDIM steps (default: the preset's)")
     parser.add_argument("--guided-steps", type=int, default=None,
                         help="guided steps (default 38 of 50, the same proportion at other step counts)")
-    parser.add_argument("--inversion", default=None, choices=("null-text", "negative-prompt", "ddim"),
+    parser.add_argument("--inversion", default=None, choices=INVERSIONS,
                         help="inversion (default null-text; negative-prompt is the fast one)")
     parser.add_argument("--resolution", type=int, default=None,
                         help="working resolution (default: each scene's own longer side)")
@@ -61,7 +68,7 @@ def run(args) -> int:
                      guided_steps=args.guided_steps, device=args.device, dtype=args.dtype, seed=args.seed,
                      limit=args.limit, frames=args.frames, segmenter=args.segmenter, cycle=not args.no_cycle,
                      baseline_energy=args.baseline_energy, settings_overrides=settings_overrides,
-                     cache_dir=args.cache)
+                     cache_dir=args.cache, preset=args.preset, compare_presets=tuple(args.compare_presets))
     if args.rescore:
         from ..evaluation.runner import rescore
 

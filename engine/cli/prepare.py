@@ -34,21 +34,29 @@ def add_input_arguments(p, required=True) -> None:
 
 
 def add_model_arguments(p) -> None:
-    from ..devices import DEVICE_CHOICES, DTYPE_CHOICES
-    from ..settings import INVERSIONS
+    from ..settings import DEVICE_CHOICES, DTYPE_CHOICES, INVERSIONS, PRESETS, EditSettings, RuntimeOptions
 
+    d = EditSettings()
     g = p.add_argument_group("model and settings")
     g.add_argument("--models", metavar="DIR", help="models directory laid out as DIR/<role>/")
     g.add_argument("--diffusion-model", metavar="ID_OR_DIR", help="override the diffusion model")
-    g.add_argument("--steps", type=int, help="DDIM steps (default 50; guided steps scale with it)")
-    g.add_argument("--guided-steps", type=int, help="guided steps (default 38 of 50)")
-    g.add_argument("--inversion", choices=INVERSIONS, help="inversion method (default null-text)")
+    g.add_argument("--preset", choices=tuple(PRESETS), default="default",
+                   help="edit schedule: default (the paper's) or fast (about a quarter of the UNet "
+                        "evaluations per frame; docs/method.md); the options below override it")
+    g.add_argument("--steps", type=int, help=f"DDIM steps (default {d.steps}; guided steps keep the "
+                                             f"preset's share)")
+    g.add_argument("--guided-steps", type=int, help=f"guided steps (default {d.guided_steps} of {d.steps})")
+    g.add_argument("--inversion", choices=INVERSIONS, help=f"inversion method (default {d.inversion})")
     g.add_argument("--resolution", type=int, help="longer side of the working image (default: the model's native size, 512 for SD2-depth)")
-    g.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
-    g.add_argument("--dtype", choices=DTYPE_CHOICES, default="auto")
-    g.add_argument("--seed", type=int, help="seed (default 2773)")
-    g.add_argument("--frame-batch-size", type=int, help="frames sampled together (default 4)")
-    g.add_argument("--settings", metavar="JSON", help="a JSON file of EditSettings fields")
+    g.add_argument("--seed", type=int, help=f"seed (default {d.seed})")
+    g.add_argument("--settings", metavar="JSON", help="a JSON file of EditSettings fields (on top of the preset)")
+    r = p.add_argument_group("runtime (where and how the model runs)")
+    r.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
+    r.add_argument("--dtype", choices=DTYPE_CHOICES, default="auto")
+    r.add_argument("--frame-batch-size", type=int,
+                   help=f"frames sampled together (default {RuntimeOptions.frame_batch_size})")
+    for name, text in RuntimeOptions.switches().items():
+        r.add_argument("--" + name.replace("_", "-"), action="store_true", help=text)
     from .models import add_model_override_arguments
 
     add_model_override_arguments(g, PERCEPTION_ROLES)
@@ -61,6 +69,7 @@ def add_arguments(p) -> None:
 
 
 def settings_from_args(args):
+    """EditSettings from --preset, then --settings JSON, then the single options."""
     from ..settings import EditSettings
 
     data = {}
@@ -69,21 +78,32 @@ def settings_from_args(args):
             data = json.loads(Path(args.settings).read_text())
         except (OSError, ValueError) as exc:
             raise InputError(f"settings {args.settings!r}: {exc}") from None
-    s = EditSettings.from_dict(data) if data else EditSettings()
-    changes = {k: getattr(args, k) for k in ("steps", "guided_steps", "inversion", "resolution", "seed",
-                                             "frame_batch_size") if getattr(args, k, None) is not None}
-    if "steps" in changes and "guided_steps" not in changes:
-        # keep the release's proportion (38 of 50) when only the step count is given
-        changes["guided_steps"] = round(changes["steps"] * s.guided_steps / s.steps)
-    return s.replace(**changes)
+        if not isinstance(data, dict):
+            raise InputError(f"settings {args.settings!r}: expected a JSON object of EditSettings fields")
+    s = EditSettings.preset(getattr(args, "preset", None) or "default")
+    if data:
+        s = EditSettings.from_dict({**s.to_dict(), **data})
+    changes = {k: getattr(args, k) for k in ("inversion", "resolution", "seed") if getattr(args, k, None) is not None}
+    s = s.replace(**changes)
+    if getattr(args, "steps", None) is not None or getattr(args, "guided_steps", None) is not None:
+        s = s.with_steps(args.steps if args.steps is not None else s.steps, getattr(args, "guided_steps", None))
+    return s
+
+
+def runtime_from_args(args):
+    from ..settings import RuntimeOptions
+
+    changes = {k: getattr(args, k) for k in ("device", "dtype", "frame_batch_size") if getattr(args, k, None) is not None}
+    changes.update({k: True for k in RuntimeOptions.switches() if getattr(args, k, False)})
+    return RuntimeOptions(**changes)
 
 
 def engine_from_args(args):
     from ..pipeline import Engine
 
     overrides = {"diffusion": args.diffusion_model} if getattr(args, "diffusion_model", None) else None
-    return Engine(models_dir=args.models, model_overrides=overrides, device=args.device,
-                  dtype=args.dtype, settings=settings_from_args(args))
+    return Engine(models_dir=args.models, model_overrides=overrides, settings=settings_from_args(args),
+                  runtime=runtime_from_args(args))
 
 
 def load_prepare_inputs(args, candidates_dir=None) -> dict:

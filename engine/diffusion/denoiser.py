@@ -1,5 +1,10 @@
 """The UNet as the method calls it: depth channel concatenated, classifier-free guidance, and a
-count of every forward and backward evaluation (per image in the batch)."""
+count of every forward and backward evaluation (per image in the batch).
+
+Precision: the UNet runs in the model's dtype (fp16/bf16 on a GPU); latents, noise predictions,
+the guidance energy and its gradient stay in fp32. The energy's gradient flows back through a
+half-precision UNet, so `energy_grad` scales the energy up before the backward pass (as mixed-
+precision training does) and checks the result: no silent underflow, no NaN step."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -16,6 +21,9 @@ class EvalCounter:
         return {"unet_forward": self.forward, "unet_backward": self.backward}
 
 
+FP16_LOSS_SCALE = 2.0 ** 12
+
+
 class Denoiser:
     def __init__(self, unet, layers, device, dtype):
         self.unet = unet
@@ -24,9 +32,12 @@ class Denoiser:
         self.count = EvalCounter()
 
     def _unet(self, latents, t, text, depth):
-        x = __import__("torch").cat([latents, depth.to(latents.dtype)], dim=1)
+        import torch
+
+        x = torch.cat([latents, depth.to(latents.dtype)], dim=1).to(self.dtype)
         self.count.forward += latents.shape[0]
-        return self.unet(x, t, encoder_hidden_states=text, return_dict=False)[0]
+        out = self.unet(x, t, encoder_hidden_states=text.to(self.dtype), return_dict=False)
+        return None if out is None else out[0].float()
 
     def eps(self, latents, t, text, depth):
         """Noise prediction (B, C, h, w); text (B or 1, L, D), depth (B or 1, 1, h, w)."""
@@ -54,6 +65,24 @@ class Denoiser:
         with self.recorder.capture(layers, stop_early=stop_early) as acts:
             self.recorder.run(lambda: self.eps(latents, t, cond, depth))
         return dict(acts)
+
+    def energy_grad(self, energy, latents):
+        """d(energy.sum()) / d(latents) in fp32. In half precision the energy is multiplied by a
+        loss scale first (FP16_LOSS_SCALE for fp16, whose gradients would otherwise underflow; 1 for bf16 and
+        fp32, which have fp32's range); an inf/NaN gradient halves the scale and tries again."""
+        import torch
+
+        scale = FP16_LOSS_SCALE if self.dtype == torch.float16 else 1.0
+        while True:
+            (grad,) = torch.autograd.grad(energy.sum() * scale, latents, retain_graph=scale > 1.0)
+            self.count.backward += latents.shape[0]
+            grad = grad.float() / scale
+            if torch.isfinite(grad).all():
+                return grad
+            if scale <= 1.0:
+                raise FloatingPointError("the guidance gradient is not finite (inf or NaN) at loss "
+                                         "scale 1: run in fp32 or bf16")
+            scale /= 2.0 ** 4
 
     def remove(self):
         self.recorder.remove()

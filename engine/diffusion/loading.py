@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InputError, ModelNotFoundError
@@ -32,7 +33,7 @@ class DiffusionModels:
     revision: str
     device: object
     dtype: object
-    cpu_offload: bool = False
+    offload_hooks: dict = field(default_factory=dict)  # id(module) -> accelerate hook (cpu_offload)
 
     @property
     def vae_scale_factor(self) -> int:
@@ -55,27 +56,22 @@ class DiffusionModels:
         return self.vae_scale_factor * self.unet_downsampling
 
     def on_device(self, module):
-        """Context: ``module`` on the compute device (moves it there and back with cpu_offload)."""
-        return _OnDevice(module, self.device, self.cpu_offload)
+        """Context around a stage that runs ``module``: with cpu_offload its accelerate hook has
+        moved it to the device on its first forward, and it goes back to the CPU on exit."""
+        return _offload_after(module, self.offload_hooks.get(id(module)))
 
 
-class _OnDevice:
-    def __init__(self, module, device, offload):
-        self.module, self.device, self.offload = module, device, offload
-
-    def __enter__(self):
-        if self.offload:
-            self.module.to(self.device)
-        return self.module
-
-    def __exit__(self, *exc):
-        if self.offload:
-            self.module.to("cpu")
+@contextmanager
+def _offload_after(module, hook):
+    try:
+        yield module
+    finally:
+        if hook is not None:
+            hook.offload()
             import torch
 
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
-        return False
 
 
 def fingerprint(path: Path) -> str:
@@ -95,15 +91,16 @@ def fingerprint(path: Path) -> str:
     return "local-" + h.hexdigest()[:16]
 
 
-def load_diffusion(models_dir=None, override=None, device=None, dtype=None, *, cpu_offload=False,
-                   vae_tiling=False, vae_slicing=False, gradient_checkpointing=False) -> DiffusionModels:
-    """Load the ``diffusion`` role; raises ModelNotFoundError naming the role and where it looked."""
+def load_diffusion(models_dir=None, override=None, runtime=None) -> DiffusionModels:
+    """Load the ``diffusion`` role on ``runtime``'s device, dtype and memory options (RuntimeOptions);
+    raises ModelNotFoundError naming the role and where it looked."""
     import torch
     from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTokenizer
 
     from .. import registry
     from ..devices import resolve_device, resolve_dtype
+    from ..settings import RuntimeOptions
 
     if models_dir is not None and not Path(models_dir).expanduser().is_dir():
         raise ModelNotFoundError(f"models directory {str(models_dir)!r} does not exist "
@@ -114,8 +111,9 @@ def load_diffusion(models_dir=None, override=None, device=None, dtype=None, *, c
         raise ModelNotFoundError(f"diffusion model at {str(path)!r} is incomplete: missing "
                                  f"{', '.join(s + '/' for s in missing)} (expected the diffusers layout "
                                  f"unet/, vae/, text_encoder/, tokenizer/, scheduler/)")
-    device = resolve_device(device) if not isinstance(device, torch.device) else device
-    dtype = resolve_dtype(dtype, device) if not isinstance(dtype, torch.dtype) else dtype
+    runtime = runtime or RuntimeOptions()
+    device = resolve_device(runtime.device)
+    dtype = resolve_dtype(runtime.dtype, device)
     kw = dict(local_files_only=True, torch_dtype=dtype)
     try:
         unet = UNet2DConditionModel.from_pretrained(path, subfolder="unet", variant=_variant(path, "unet", dtype), **kw)
@@ -134,32 +132,58 @@ def load_diffusion(models_dir=None, override=None, device=None, dtype=None, *, c
             f"diffusion model at {str(path)!r} is not depth-conditioned: its UNet takes "
             f"{unet.config.in_channels} input channels, expected {vae.config.latent_channels + 1} "
             f"(latents + depth)")
-    place_models(unet, vae, text_encoder, device, dtype, cpu_offload, vae_tiling, vae_slicing,
-                 gradient_checkpointing)
+    hooks = place_models(unet, vae, text_encoder, device, dtype, runtime)
     model_id = str(override) if override else (registry.spec("diffusion").default_id
                                                 if models_dir is None else str(path))
     log.info("loaded diffusion model %s from %s on %s (%s)", model_id, path, device, dtype)
     return DiffusionModels(unet, vae, text_encoder, tokenizer, scheduler, path, model_id,
-                           fingerprint(path), device, dtype, cpu_offload)
+                           fingerprint(path), device, dtype, hooks)
 
 
-def place_models(unet, vae, text_encoder, device, dtype, cpu_offload=False, vae_tiling=False,
-                 vae_slicing=False, gradient_checkpointing=False) -> None:
-    """Inference mode, the memory options, and each model on its home device in ``dtype`` (the
-    CPU with ``cpu_offload``: `DiffusionModels.on_device` moves it over only while it runs)."""
+def place_models(unet, vae, text_encoder, device, dtype, runtime=None) -> dict:
+    """Inference mode, each model in ``dtype`` on ``device``, and ``runtime``'s memory options.
+    Returns the cpu_offload hooks, {id(model): hook}: with cpu_offload every model stays on the
+    CPU and accelerate's hook moves it to the device at its first forward (`on_device` sends it
+    back), so one model at a time occupies the GPU."""
     import torch
 
+    from ..settings import RuntimeOptions
+
+    runtime = runtime or RuntimeOptions()
+    hooks = {}
     for m in (unet, vae, text_encoder):
         m.eval().requires_grad_(False)
-        m.to(torch.device("cpu") if cpu_offload else device)
         if m.dtype != dtype:  # from_pretrained already loads in dtype; casting again only warns
             m.to(dtype)
-    if vae_tiling:
+        if runtime.cpu_offload:
+            from accelerate import cpu_offload_with_hook
+
+            _, hooks[id(m)] = cpu_offload_with_hook(m, execution_device=device)
+        else:
+            m.to(device)
+    use_sdpa(unet, vae)
+    if runtime.channels_last:
+        unet.to(memory_format=torch.channels_last)
+        vae.to(memory_format=torch.channels_last)
+    if runtime.vae_tiling:
         vae.enable_tiling()
-    if vae_slicing:
+    if runtime.vae_slicing:
         vae.enable_slicing()
-    if gradient_checkpointing:
+    if runtime.gradient_checkpointing:
         unet.enable_gradient_checkpointing()
+    return hooks
+
+
+def use_sdpa(*models) -> None:
+    """PyTorch's fused scaled-dot-product attention in every attention layer (diffusers'
+    AttnProcessor2_0; the flash / memory-efficient kernels on CUDA). Layers with another kind of
+    processor (none in SD2-depth) keep theirs."""
+    from diffusers.models.attention_processor import Attention, AttnProcessor, AttnProcessor2_0
+
+    for model in models:
+        for module in model.modules():
+            if isinstance(module, Attention) and type(module.processor) in (AttnProcessor, AttnProcessor2_0):
+                module.set_processor(AttnProcessor2_0())
 
 
 def _variant(path: Path, sub: str, dtype) -> str | None:

@@ -28,7 +28,7 @@ def reconstruct(den: Denoiser, ddim: DDIM, noise, cond, nulls, depth, settings, 
 
     refs = {}
     keep = torch.float16 if settings.cache_activations_fp16 else torch.float32
-    x = noise
+    x = noise.float()
     steps = len(ddim.timesteps)
     for i, t in enumerate(ddim.timesteps):
         check_cancel(should_cancel)
@@ -53,7 +53,7 @@ def guided_sample(den: Denoiser, ddim: DDIM, noise, cond, nulls, depth, settings
     import torch
 
     B = depth.shape[0]
-    x = noise.expand(B, *noise.shape[1:]).clone()
+    x = noise.float().expand(B, *noise.shape[1:]).clone()  # latents in fp32 (denoiser docstring)
     steps = len(ddim.timesteps)
     total = progress_total or steps
     trace = []
@@ -68,8 +68,7 @@ def guided_sample(den: Denoiser, ddim: DDIM, noise, cond, nulls, depth, settings
                     acts = den.activations(xg, t, cond, depth, layers)
                     energy, plain, parts = guidance.energy(i, acts, warped, k)
                     if torch.is_tensor(energy) and energy.requires_grad:
-                        (grad,) = torch.autograd.grad(energy.sum(), xg)
-                        den.count.backward += B
+                        grad = den.energy_grad(energy, xg)
                     else:
                         grad = torch.zeros_like(xg)
                 x = (x - settings.guidance_step_size * grad).detach()

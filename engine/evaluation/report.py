@@ -75,11 +75,17 @@ def mean_of(values) -> float | None:
     return float(np.mean(vals))
 
 
+def _methods(frames) -> tuple:
+    """METHODS, then any other method the frames have (presets compared side by side)."""
+    extra = sorted({m for f in frames for m in f.get("methods", {})} - set(METHODS))
+    return METHODS + tuple(extra)
+
+
 def summarise(scenes: list[dict]) -> dict:
     """Means over every frame of every scene, per method, plus the segmenter ceiling and costs."""
     frames = [f for s in scenes for f in s["frames"]]
     summary: dict = {"frames": len(frames), "scenes": len(scenes), "methods": {}}
-    for m in METHODS:
+    for m in _methods(frames):
         rows = [f["methods"][m] for f in frames if m in f.get("methods", {})]
         summary["methods"][m] = {key: mean_of([r.get(key) for r in rows]) for key, *_ in METRIC_COLUMNS}
     summary["segmenter_ceiling_iou"] = mean_of([f.get("segmenter_ceiling_iou") for f in frames])
@@ -107,9 +113,9 @@ def summary_table(summary: dict, lpips_present: bool = True) -> str:
     cols = [c for c in METRIC_COLUMNS if lpips_present or c[0] != "cycle_lpips"]
     header = ["method"] + [c[1] + (" ↑" if c[3] == "higher" else " ↓") for c in cols]
     rows = []
-    for m in METHODS:
-        vals = summary["methods"].get(m, {})
-        rows.append([METHOD_LABELS[m]] + [_fmt(vals.get(c[0]), c[2]) for c in cols])
+    for m in summary["methods"]:
+        vals = summary["methods"][m]
+        rows.append([METHOD_LABELS.get(m, m)] + [_fmt(vals.get(c[0]), c[2]) for c in cols])
     return _table(header, rows)
 
 

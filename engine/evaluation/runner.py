@@ -54,28 +54,29 @@ class EvalConfig:
     baseline_energy: bool = False  # no-guidance baseline with zero weights (energies recorded, slower)
     settings_overrides: dict = field(default_factory=dict)  # any EditSettings field, for ablations
     cache_dir: Path | None = None  # reuse prepared input photos (keyed by content and prepare settings)
+    preset: str = "default"  # the method's schedule (EditSettings.preset)
+    compare_presets: tuple = ()  # other presets run side by side as methods "preset:<name>"
 
 
 # ---------------------------------------------------------------------------------------------
 # engine access (the only place that knows the pipeline's API)
 
-def _settings(cfg: EvalConfig, scene: Scene | None = None):
+def _settings(cfg: EvalConfig, scene: Scene | None = None, preset: str | None = None):
+    """The settings of ``preset`` (default: cfg.preset) with the config's options; the --set
+    overrides apply to the method's own preset only, not to the presets compared with it."""
     from ..settings import EditSettings
 
-    changes = {}
-    for name in ("steps", "inversion", "guided_steps", "seed", "resolution"):
-        value = getattr(cfg, name)
-        if value is not None:
-            changes[name] = value
-    if cfg.guided_steps is None and cfg.steps is not None:
-        # keep the release's proportion of guided steps (38 of 50) at other step counts
-        base = EditSettings()
-        changes["guided_steps"] = min(cfg.steps, round(base.guided_steps * cfg.steps / base.steps))
+    s = EditSettings.preset(preset or cfg.preset)
+    changes = {name: getattr(cfg, name) for name in ("inversion", "seed", "resolution")
+               if getattr(cfg, name) is not None}
     if cfg.resolution is None and scene is not None:
         changes["resolution"] = max(scene.shape)  # evaluate at the scenes' own resolution
-    changes["device"], changes["dtype"] = cfg.device, cfg.dtype
-    changes.update(cfg.settings_overrides or {})
-    return EditSettings().replace(**changes)
+    s = s.replace(**changes)
+    if cfg.steps is not None or cfg.guided_steps is not None:
+        s = s.with_steps(cfg.steps if cfg.steps is not None else s.steps, cfg.guided_steps)
+    if cfg.settings_overrides and preset is None:
+        s = s.replace(**cfg.settings_overrides)
+    return s
 
 
 def no_guidance_settings(settings, measure_energy: bool = False):
@@ -160,30 +161,26 @@ class EngineRunner:
     method's settings and a second one, sharing the loaded models, with guidance switched off."""
 
     def __init__(self, cfg: EvalConfig, settings):
-        import copy
-
         from ..pipeline import Engine
+        from ..settings import RuntimeOptions
 
         self.settings = settings
         self.ng_settings = no_guidance_settings(settings, cfg.baseline_energy)
         self.engine = Engine(models_dir=cfg.models_dir, model_overrides=cfg.model_overrides or None,
-                             device=cfg.device, dtype=cfg.dtype, settings=settings)
+                             settings=settings, runtime=RuntimeOptions(device=cfg.device, dtype=cfg.dtype))
         self.engine.load()
-        # edit() takes its edit-only settings from the engine and the rest from the prepared
-        # photo, so a shallow copy with other settings shares models, hooks and counters.
-        self.ng_engine = copy.copy(self.engine)
-        self.ng_engine.settings = self.ng_settings
 
     def counts(self) -> dict:
         return dict(self.engine.counts)
 
-    def prepare(self, image, prompt, depth, mask, background_depth=None, cache_dir=None):
+    def prepare(self, image, prompt, depth, mask, background_depth=None, cache_dir=None, settings=None):
         return self.engine.prepare(image, prompt, depth, mask, background_depth=background_depth,
-                                   cache_dir=cache_dir)
+                                   cache_dir=cache_dir, settings=settings)
 
-    def edit(self, prepared, transforms, guided: bool = True):
-        eng = self.engine if guided else self.ng_engine
-        return eng.edit(prepared, [np.asarray(t, np.float64) for t in transforms])
+    def edit(self, prepared, transforms, guided: bool = True, settings=None):
+        """Edit with ``settings`` (default: the method's, or without guidance when not ``guided``)."""
+        s = settings or (self.settings if guided else self.ng_settings)
+        return self.engine.edit(prepared, [np.asarray(t, np.float64) for t in transforms], settings=s)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -264,9 +261,17 @@ def evaluate_scene(scene: Scene, runner: EngineRunner, cfg: EvalConfig, out_dir:
     with _Stage(costs, "edit (no guidance)", runner, frames=len(mats)):
         plain = runner.edit(prepared, mats, guided=False)
     bg_depth = prepared.background_depth  # the static scene does not change: reuse it in the cycle
+    compared = {}  # other presets side by side: their own prepare (cached apart) and edit
+    for name in cfg.compare_presets:
+        ps = _settings(cfg, scene, name)
+        pcache = None if cache is None else cache.with_name(f"{scene.name}-preset-{name}")
+        with _Stage(costs, f"prepare (preset {name})", runner):
+            pp = runner.prepare(scene.image, scene.prompt, scene.depth, scene.mask, cache_dir=pcache, settings=ps)
+        with _Stage(costs, f"edit (preset {name})", runner, frames=len(mats)):
+            compared[f"preset:{name}"] = runner.edit(pp, mats, settings=ps)
 
     sheet_rows = []
-    for frame, res_g, res_n in zip(frames, edits, plain):
+    for n_frame, (frame, res_g, res_n) in enumerate(zip(frames, edits, plain)):
         tag = frame.tag
         row: dict = {"frame": tag, "methods": {}}
         target = _resize_to(np.asarray(_as_np(res_g.target_mask), bool), (h, w), "mask")
@@ -280,13 +285,14 @@ def evaluate_scene(scene: Scene, runner: EngineRunner, cfg: EvalConfig, out_dir:
             if save:
                 _save_png(out_dir / f"segmented_truth_{tag}.png", ceiling_mask)
         images = {}
-        for method, res in (("edit", res_g), ("no_guidance", res_n)):
+        runs = [("edit", res_g), ("no_guidance", res_n)] + [(k, v[n_frame]) for k, v in compared.items()]
+        for method, res in runs:
             img = _resize_to(_image01(res.image), (h, w), "image")
             images[method] = img
             m, seg = _adherence(segmenter, img, scene.prompt, frame)
             m.update(_gt_metrics(img, frame))
             m.update(_energy_summary(res.stats, runner.settings))
-            if cfg.cycle:
+            if cfg.cycle and method in ("edit", "no_guidance"):
                 stage = "cycle " + ("(guided)" if method == "edit" else "(no guidance)")
                 with _Stage(costs, stage + " prepare", runner):
                     p2 = runner.prepare(np.clip(np.asarray(res.image, np.float32), 0, 1), scene.prompt,
@@ -302,8 +308,8 @@ def evaluate_scene(scene: Scene, runner: EngineRunner, cfg: EvalConfig, out_dir:
                     _save_png(out_dir / f"cycle_{method}_{tag}.png", back_img)
             row["methods"][method] = m
             if save:
-                _save_png(out_dir / f"{method}_{tag}.png", img)
-                _save_png(out_dir / f"segmented_{method}_{tag}.png", seg)
+                _save_png(out_dir / f"{method.replace(':', '_')}_{tag}.png", img)
+                _save_png(out_dir / f"segmented_{method.replace(':', '_')}_{tag}.png", seg)
         # baseline: nothing moved (the input itself; its cycle gives back the input exactly)
         m, seg = _adherence(segmenter, scene.image, scene.prompt, frame)
         m.update(_gt_metrics(scene.image, frame))
@@ -371,7 +377,8 @@ def evaluate(cfg: EvalConfig, progress=None) -> dict:
             "no_guidance": ("the same settings with weight_scale=0 (energies recorded, latents unchanged)"
                             if cfg.baseline_energy else "the same settings with opt_iterations=0 (no latent "
                             "optimisation)") + "; same prepared photo, noise, null embeddings and edited depth",
-            "settings_overrides": cfg.settings_overrides,
+            "settings_overrides": cfg.settings_overrides, "preset": cfg.preset,
+            "compare_presets": {name: _settings(cfg, None, name).to_dict() for name in cfg.compare_presets},
             "settings": settings.to_dict(),
         },
         "segmenter": scene_rows[0]["segmenter"] if scene_rows else cfg.segmenter,
@@ -419,7 +426,7 @@ def rescore(cfg: EvalConfig, progress=None) -> dict:
             if frame.gt_image is not None and frame.gt_true is not None:
                 fr["segmenter_ceiling_iou"] = metrics.iou(seg.segment(frame.gt_image, scene.prompt), frame.gt_true)
             for method, m in fr["methods"].items():
-                img = scene.image if method == "nothing_moved" else read(d / f"{method}_{frame.tag}.png")
+                img = scene.image if method == "nothing_moved" else read(d / f"{method.replace(':', '_')}_{frame.tag}.png")
                 a, _ = _adherence(seg, img, scene.prompt, frame)
                 m.update(a)
         if progress:

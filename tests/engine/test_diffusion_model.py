@@ -13,12 +13,14 @@ from engine.diffusion.inversion import invert
 from engine.diffusion.loading import load_diffusion
 from engine.diffusion.sampler import reconstruct
 from engine.errors import InputError, ModelNotFoundError
-from engine.settings import EditSettings
+from engine.settings import EditSettings, RuntimeOptions
+
+CPU32 = RuntimeOptions(device="cpu", dtype="fp32")
 
 
 @pytest.fixture(scope="module")
 def models(tiny_models_dir):
-    return load_diffusion(tiny_models_dir, device="cpu", dtype="fp32")
+    return load_diffusion(tiny_models_dir, runtime=CPU32)
 
 
 def test_settings_defaults_and_round_trip():
@@ -55,10 +57,10 @@ def test_tiny_model_loads_through_real_classes(models):
 
 def test_missing_model_dir_is_a_clear_error(tmp_path):
     with pytest.raises(ModelNotFoundError, match="does not exist"):
-        load_diffusion(tmp_path / "nowhere", device="cpu", dtype="fp32")
+        load_diffusion(tmp_path / "nowhere", runtime=CPU32)
     (tmp_path / "empty" / "diffusion" / "unet").mkdir(parents=True)
     with pytest.raises(ModelNotFoundError, match="missing vae/"):
-        load_diffusion(tmp_path / "empty", device="cpu", dtype="fp32")
+        load_diffusion(tmp_path / "empty", runtime=CPU32)
 
 
 def test_prompt_too_long_is_a_clear_error(models):
@@ -184,7 +186,7 @@ TOY = __import__("pathlib").Path(__file__).resolve().parents[3] / "shared" / "mo
 @pytest.mark.slow
 @pytest.mark.skipif(not (TOY / "diffusion").is_dir(), reason="../shared/models/toy-depth not present")
 def test_null_text_beats_ddim_on_trained_toy_model_with_paper_settings():
-    models = load_diffusion(TOY, device="cpu", dtype="fp32")
+    models = load_diffusion(TOY, runtime=CPU32)
     s = EditSettings(resolution=64, steps=10, guided_steps=6)
     den = Denoiser(models.unet, s.guided_layers, "cpu", torch.float32)
     try:

@@ -7,7 +7,6 @@ foreground energy at the last guided step is lower than without.
 """
 from __future__ import annotations
 
-import copy
 import json
 from pathlib import Path
 
@@ -118,17 +117,14 @@ def test_guidance_lowers_foreground_energy_at_last_guided_step(toy_prepared):
     engine, prepared, scene = toy_prepared
     transform = scene.frames[0].transform
     (guided,) = engine.edit(prepared, [transform])
-    off = copy.copy(engine)
-    off.settings = no_guidance_settings(engine.settings, measure_energy=True)
-    (plain,) = off.edit(prepared, [transform])
+    off = no_guidance_settings(engine.settings, measure_energy=True)
+    (plain,) = engine.edit(prepared, [transform], settings=off)
     g = _energy_summary(guided.stats, engine.settings)
-    p = _energy_summary(plain.stats, off.settings)
+    p = _energy_summary(plain.stats, off)
     assert p["fg_energy_last_guided_step"] > 0
     assert g["fg_energy_last_guided_step"] < p["fg_energy_last_guided_step"]
     # zero weights leave the latents alone: the baseline image is the opt_iterations=0 image
-    off0 = copy.copy(engine)
-    off0.settings = no_guidance_settings(engine.settings)
-    (plain0,) = off0.edit(prepared, [transform])
+    (plain0,) = engine.edit(prepared, [transform], settings=no_guidance_settings(engine.settings))
     np.testing.assert_allclose(plain.image, plain0.image, atol=1e-5)
     assert not plain0.stats["energy"]
 

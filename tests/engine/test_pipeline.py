@@ -6,10 +6,10 @@ import pytest
 
 from engine.errors import CancelledError, InputError
 from engine.pipeline import Engine
-from engine.settings import EditSettings
+from engine.settings import EditSettings, RuntimeOptions
 
-SETTINGS = EditSettings(resolution=32, steps=6, guided_steps=4, inversion="negative-prompt",
-                        frame_batch_size=1)
+SETTINGS = EditSettings(resolution=32, steps=6, guided_steps=4, inversion="negative-prompt")
+RUNTIME = RuntimeOptions(device="cpu", dtype="fp32", frame_batch_size=1)
 
 
 def synthetic_scene(size=32):
@@ -31,7 +31,7 @@ def translation(x=0.0, y=0.0, z=0.0):
 
 @pytest.fixture(scope="module")
 def engine(tiny_models_dir):
-    return Engine(models_dir=tiny_models_dir, device="cpu", dtype="fp32", settings=SETTINGS)
+    return Engine(models_dir=tiny_models_dir, settings=SETTINGS, runtime=RUNTIME)
 
 
 @pytest.fixture(scope="module")
@@ -68,8 +68,8 @@ def test_identity_edit_is_the_reconstruction_with_zero_energy(engine, prepared):
 def test_translation_energy_falls_and_image_changes(tiny_models_dir, prepared):
     # Gradient descent lowers the energy for a small enough step; the paper's 0.1 is tuned to
     # SD2's activations, a random tiny UNet's energy landscape needs a smaller one.
-    engine = Engine(models_dir=tiny_models_dir, device="cpu", dtype="fp32",
-                    settings=SETTINGS.replace(guidance_step_size=0.002))
+    engine = Engine(models_dir=tiny_models_dir, settings=SETTINGS.replace(guidance_step_size=0.002),
+                    runtime=RUNTIME)
     (result,) = engine.edit(prepared, [translation(x=0.3)])
     trace = result.stats["energy"]
     first_step = [e["energy_unscaled"] for e in trace if e["step"] == 0]
@@ -89,8 +89,8 @@ def test_same_seed_same_frames(engine, prepared):
 def test_batched_frames_equal_sequential(tiny_models_dir, engine, prepared):
     transforms = [translation(x=0.2), translation(y=0.15), translation(z=-0.3)]
     sequential = engine.edit(prepared, transforms)
-    batched_engine = Engine(models_dir=tiny_models_dir, device="cpu", dtype="fp32",
-                            settings=SETTINGS.replace(frame_batch_size=3))
+    batched_engine = Engine(models_dir=tiny_models_dir, settings=SETTINGS,
+                            runtime=RUNTIME.replace(frame_batch_size=3))
     batched = batched_engine.edit(prepared, transforms)
     assert [r.stats["batch_frames"] for r in batched] == [3, 3, 3]
     for s, b in zip(sequential, batched):
