@@ -59,7 +59,7 @@ def main(argv=None) -> int:
                                                cache_dir=args.cache / folder)
             return prepared[key]
 
-        recon = prepare(base).reconstruction
+        recon = prepare(base).reconstruction  # the default's: one judge for every candidate
         seg, _ = make_segmenter("colour", scene.image, scene.mask, extra_references=[recon])
         mats = [f.transform for f in scene.frames]
         for name, changes in candidates.items():
@@ -72,6 +72,8 @@ def main(argv=None) -> int:
                 img = np.clip(np.asarray(r.image, np.float32), 0, 1)
                 rows[name]["iou"].append(metrics.iou(seg.segment(img, scene.prompt), frame.gt_true))
                 rows[name]["l1_object"].append(metrics.l1(img, frame.gt_image, frame.gt_true))
+                print(f"  {scene.name} frame {frame.tag} {name}: IoU {rows[name]['iou'][-1]:.3f} "
+                      f"L1obj {rows[name]['l1_object'][-1]:.4f}", flush=True)
         print(f"{scene.name} done", flush=True)
     table = []
     for name, r in rows.items():

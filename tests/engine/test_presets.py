@@ -1,0 +1,81 @@
+"""The preset reaches the engine: UNet evaluation counts in report.json of `engine edit` (tiny models)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from engine import io
+from engine.cli import main
+from engine.settings import EditSettings
+
+CPU = ["--device", "cpu", "--dtype", "fp32", "--resolution", "32", "--inversion", "negative-prompt"]
+
+
+@pytest.fixture(scope="module")
+def photo(tmp_path_factory):
+    d = tmp_path_factory.mktemp("photo")
+    yy, xx = np.mgrid[0:32, 0:32] / 32.0
+    image = np.stack([0.2 + 0.4 * xx, 0.5 + 0.2 * yy, 0.4 + 0.0 * xx], -1)
+    mask = np.zeros((32, 32), bool)
+    mask[10:22, 10:20] = True
+    image[mask] = [0.1, 0.3, 0.9]
+    io.save_image(d / "image.png", image.astype(np.float32))
+    np.save(d / "depth.npy", np.where(mask, 1.6, 3.2 - 0.6 * yy).astype(np.float32))
+    io.save_mask(d / "mask.png", mask)
+    frames = []
+    for x in (0.1, 0.2, 0.3):
+        T = np.eye(4)
+        T[0, 3] = x
+        frames.append({"matrix": T.tolist()})
+    (d / "transforms.json").write_text(json.dumps({"frames": frames}))
+    return d
+
+
+def edit(photo, tiny_models_dir, out, *extra):
+    rc = main(["edit", "--image", str(photo / "image.png"), "--prompt", "a blue box",
+               "--depth", str(photo / "depth.npy"), "--mask", str(photo / "mask.png"),
+               "--transforms", str(photo / "transforms.json"), "--out", str(out),
+               "--models", str(tiny_models_dir), *CPU, *extra])
+    assert rc == 0
+    return json.loads((out / "report.json").read_text())
+
+
+def test_fast_preset_reaches_the_engine_with_its_counted_reduction(photo, tiny_models_dir, tmp_path):
+    # both at 8 steps (a short run); each preset keeps its guided share and its iterations
+    fast = edit(photo, tiny_models_dir, tmp_path / "fast", "--preset", "fast", "--steps", "8",
+                "--frame-batch-size", "2")
+    default = edit(photo, tiny_models_dir, tmp_path / "default", "--steps", "8")
+    assert fast["preset"] == "fast" and default["preset"] == "default"
+    expected = EditSettings.preset("fast", resolution=32, inversion="negative-prompt").with_steps(8)
+    assert fast["settings"] == expected.to_dict()
+    assert fast["runtime"]["frame_batch_size"] == 2
+    # every frame's counted UNet evaluations are the schedule's cost (the batch of 2 + a batch of 1)
+    for report, s in ((fast, expected), (default, EditSettings(resolution=32, inversion="negative-prompt").with_steps(8))):
+        cost = s.unet_cost()
+        assert report["unet_cost_per_frame"] == cost
+        assert [(f["unet_forward"], f["unet_backward"]) for f in report["per_frame"]] == \
+            [(cost["unet_forward"], cost["unet_backward"])] * 3
+        assert report["edit_unet_forward"] == 3 * cost["unet_forward"]
+        assert report["edit_unet_backward"] == 3 * cost["unet_backward"]
+    # one gradient step per guided step instead of three (guided steps: 6 of 8 in both)
+    assert default["settings"]["guided_steps"] == fast["settings"]["guided_steps"] == 6
+    assert default["edit_unet_backward"] == 3 * fast["edit_unet_backward"]
+    assert fast["release_unet_cost_per_frame"]["unet_equivalents"] == 442
+
+
+def test_prepared_photo_fixes_its_prepare_time_settings(photo, tiny_models_dir, tmp_path, capsys):
+    prep = tmp_path / "prep"
+    assert main(["prepare", "--image", str(photo / "image.png"), "--prompt", "a blue box",
+                 "--depth", str(photo / "depth.npy"), "--mask", str(photo / "mask.png"), "--out", str(prep),
+                 "--models", str(tiny_models_dir), *CPU, "--steps", "4"]) == 0
+    out = tmp_path / "out"
+    assert main(["edit", "--prepared", str(prep), "--transforms", str(photo / "transforms.json"),
+                 "--out", str(out), "--models", str(tiny_models_dir), "--device", "cpu", "--dtype", "fp32",
+                 "--preset", "fast"]) == 0
+    assert "the prepared photo fixes steps=4" in capsys.readouterr().out
+    report = json.loads((out / "report.json").read_text())
+    # the photo's 6 steps, the fast preset's edit-only settings (one gradient step)
+    assert report["settings"]["steps"] == 4 and report["settings"]["opt_iterations"] == 1
+    assert report["per_frame"][0]["unet_backward"] == report["unet_cost_per_frame"]["unet_backward"]
