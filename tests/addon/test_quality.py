@@ -1,0 +1,47 @@
+"""The add-on's Quality (Final / Draft) is the engine's preset, and it reaches every engine call."""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from blender_session import bpy  # noqa: E402
+from dh_synthetic import addon_module  # noqa: E402
+
+
+def test_quality_choices_and_defaults_come_from_the_engine_settings(addon):
+    settings = addon_module("engine.settings")
+    props = addon_module("operators.properties")
+    assert [q[0] for q in props.QUALITIES] == list(settings.PRESETS)
+    assert dict((q[0], q[1]) for q in props.QUALITIES) == {"default": "Final", "fast": "Draft"}
+    obj = bpy.data.objects.new("photo object", None)
+    assert obj.dh.quality == "default" and obj.dh.seed == settings.EditSettings.seed
+
+
+def test_draft_quality_gives_the_fast_preset_with_the_photos_choices(addon):
+    settings = addon_module("engine.settings")
+    models = addon_module("operators.models")
+    obj = bpy.data.objects.new("photo object", None)
+    assert models.edit_settings(obj.dh) == settings.EditSettings.preset("default")
+    obj.dh.quality = "fast"
+    obj.dh.fg_weight = 2.0
+    fast = models.edit_settings(obj.dh)
+    assert fast == settings.EditSettings.preset("fast", fg_weight=2.0)
+    obj.dh.steps, obj.dh.inversion = 10, "ddim"
+    s = models.edit_settings(obj.dh)
+    assert (s.steps, s.guided_steps, s.inversion, s.opt_iterations) == (10, fast.with_steps(10).guided_steps,
+                                                                       "ddim", fast.opt_iterations)
+
+
+def test_renderer_passes_the_photos_settings_to_each_edit(addon):
+    renderers = addon_module("operators.renderers")
+    settings = addon_module("engine.settings")
+    calls = []
+
+    class Engine:
+        def edit(self, prepared, transforms, progress=None, should_cancel=None, settings=None):
+            calls.append(settings)
+            return []
+
+    fast = settings.EditSettings.preset("fast")
+    renderer = renderers.DiffusionRenderer(inputs=None, engine=Engine(), prepared=None, batch_size=2, settings=fast)
+    renderer([])
+    assert calls == [fast]
