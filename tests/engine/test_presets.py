@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -79,3 +80,23 @@ def test_prepared_photo_fixes_its_prepare_time_settings(photo, tiny_models_dir, 
     # the photo's 6 steps, the fast preset's edit-only settings (one gradient step)
     assert report["settings"]["steps"] == 4 and report["settings"]["opt_iterations"] == 1
     assert report["per_frame"][0]["unet_backward"] == report["unet_cost_per_frame"]["unet_backward"]
+
+
+def test_eval_puts_presets_side_by_side(tiny_models_dir, tmp_path):
+    scenes = Path(__file__).resolve().parents[1] / "data" / "toy"
+    out = tmp_path / "eval"
+    assert main(["eval", "--scenes", str(scenes), "--out", str(out), "--models", str(tiny_models_dir),
+                 "--steps", "4", "--inversion", "negative-prompt", "--segmenter", "colour", "--frames", "1",
+                 "--no-cycle", "--compare-presets", "fast"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    (scene,) = report["scenes"]
+    (frame,) = scene["frames"]
+    assert set(frame["methods"]) == {"edit", "no_guidance", "nothing_moved", "preset:fast"}
+    assert frame["methods"]["preset:fast"]["adherence_iou"] is not None
+    assert "preset:fast" in report["summary"]["methods"]
+    fast = EditSettings.from_dict(report["config"]["compare_presets"]["fast"])
+    assert (fast.steps, fast.opt_iterations) == (4, 1)
+    # the counted cost of each: 3 guided steps x 3 iterations (default) or x 1 (fast)
+    costs = scene["costs"]
+    assert costs["edit (guided)"]["unet_backward"] == 9 and costs["edit (preset fast)"]["unet_backward"] == 3
+    assert "preset:fast" in (out / "report.md").read_text()
