@@ -46,7 +46,7 @@ def parse_args(argv):
     p.add_argument("--steps", type=int, help="DDIM steps (default: the preset's)")
     p.add_argument("--resolution", type=int, help="working resolution, longer side (default 512)")
     p.add_argument("--seed", type=int)
-    p.add_argument("--inversion", choices=("null-text", "negative-prompt", "ddim"))
+    p.add_argument("--inversion", help="null-text, negative-prompt or ddim (default: the preset's)")
     p.add_argument("--movie", action="store_true", help="also encode DIR/frames/stop_motion.mp4")
     p.add_argument("--save-blend", help="save the keyed scene as a .blend (renders again with "
                                         "`blender -b FILE --python-expr \"import bpy; bpy.ops.dh.render_stop_motion()\"`)")
@@ -141,6 +141,10 @@ def run(args):
     started = time.perf_counter()
 
     package = ensure_addon()
+    settings = importlib.import_module(f"{package}.engine.settings")  # the choices live there
+    for name, choices in (("preset", settings.PRESETS), ("inversion", settings.INVERSIONS)):
+        if getattr(args, name) is not None and getattr(args, name) not in choices:
+            fail(f"--{name} {getattr(args, name)!r}: expected one of {', '.join(choices)}", 2)
     models = importlib.import_module(f"{package}.operators.models")
     keyframes = importlib.import_module(f"{package}.operators.keyframes")
     transforms = importlib.import_module(f"{package}.engine.transforms")
@@ -158,9 +162,6 @@ def run(args):
                             cache_dir=os.path.join(out, "cache"), engine=engine)
     obj = bpy.context.view_layer.objects.active
     if args.preset is not None:
-        presets = importlib.import_module(f"{package}.engine.settings").PRESETS
-        if args.preset not in presets:
-            fail(f"--preset {args.preset!r}: expected one of {', '.join(presets)}", 2)
         obj.dh.quality = args.preset
     for name in ("steps", "resolution", "seed", "inversion"):
         if getattr(args, name) is not None:
