@@ -82,7 +82,10 @@ def settings_from_args(args):
             raise InputError(f"settings {args.settings!r}: expected a JSON object of EditSettings fields")
     s = EditSettings.preset(getattr(args, "preset", None) or "default")
     if data:
-        s = EditSettings.from_dict({**s.to_dict(), **data})
+        rest = {k: v for k, v in data.items() if k not in ("steps", "guided_steps")}
+        s = EditSettings.from_dict({**s.to_dict(), **rest})
+        if "steps" in data or "guided_steps" in data:
+            s = s.with_steps(data.get("steps", s.steps), data.get("guided_steps"))
     changes = {k: getattr(args, k) for k in ("inversion", "resolution", "seed") if getattr(args, k, None) is not None}
     s = s.replace(**changes)
     if getattr(args, "steps", None) is not None or getattr(args, "guided_steps", None) is not None:
