@@ -39,10 +39,15 @@ def main(argv=None) -> int:
     p.add_argument("--candidates", required=True, type=Path)
     p.add_argument("--out", type=Path)
     p.add_argument("--limit", type=int)
+    p.add_argument("--only", nargs="+", metavar="SCENE", help="these scene folders, in this order")
     args = p.parse_args(argv)
 
     candidates = json.loads(args.candidates.read_text())
-    scenes = [load_scene(s) for s in find_scenes(args.scenes)][: args.limit]
+    paths = find_scenes(args.scenes)
+    if args.only:
+        paths = sorted(paths, key=lambda p: args.only.index(p.name) if p.name in args.only else len(args.only))
+        paths = [p for p in paths if p.name in args.only]
+    scenes = [load_scene(s) for s in paths][: args.limit]
     engine = Engine(models_dir=args.models, runtime=RuntimeOptions(device="cpu"))
     rows = {name: {"iou": [], "l1_object": [], "seconds": 0.0} for name in candidates}
     for scene in scenes:

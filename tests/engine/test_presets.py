@@ -60,9 +60,9 @@ def test_fast_preset_reaches_the_engine_with_its_counted_reduction(photo, tiny_m
             [(cost["unet_forward"], cost["unet_backward"])] * 3
         assert report["edit_unet_forward"] == 3 * cost["unet_forward"]
         assert report["edit_unet_backward"] == 3 * cost["unet_backward"]
-    # one gradient step per guided step instead of three (guided steps: 6 of 8 in both)
-    assert default["settings"]["guided_steps"] == fast["settings"]["guided_steps"] == 6
-    assert default["edit_unet_backward"] == 3 * fast["edit_unet_backward"]
+    # the fast schedule guides fewer steps (its share: 9 of 25) with the same iterations
+    assert default["settings"]["guided_steps"] == 6 and fast["settings"]["guided_steps"] == 3
+    assert default["edit_unet_backward"] == 2 * fast["edit_unet_backward"]
     assert fast["release_unet_cost_per_frame"]["unet_equivalents"] == 442
 
 
@@ -77,8 +77,8 @@ def test_prepared_photo_fixes_its_prepare_time_settings(photo, tiny_models_dir, 
                  "--preset", "fast"]) == 0
     assert "the prepared photo fixes steps=4" in capsys.readouterr().out
     report = json.loads((out / "report.json").read_text())
-    # the photo's 6 steps, the fast preset's edit-only settings (one gradient step)
-    assert report["settings"]["steps"] == 4 and report["settings"]["opt_iterations"] == 1
+    # the photo's 4 steps (3 guided), whatever the preset asked
+    assert (report["settings"]["steps"], report["settings"]["guided_steps"]) == (4, 3)
     assert report["per_frame"][0]["unet_backward"] == report["unet_cost_per_frame"]["unet_backward"]
 
 
@@ -95,8 +95,8 @@ def test_eval_puts_presets_side_by_side(tiny_models_dir, tmp_path):
     assert frame["methods"]["preset:fast"]["adherence_iou"] is not None
     assert "preset:fast" in report["summary"]["methods"]
     fast = EditSettings.from_dict(report["config"]["compare_presets"]["fast"])
-    assert (fast.steps, fast.opt_iterations) == (4, 1)
-    # the counted cost of each: 3 guided steps x 3 iterations (default) or x 1 (fast)
+    assert (fast.steps, fast.guided_steps) == (4, 1)
+    # the counted cost of each: 3 iterations at 3 guided steps (default) or at 1 (fast)
     costs = scene["costs"]
     assert costs["edit (guided)"]["unet_backward"] == 9 and costs["edit (preset fast)"]["unet_backward"] == 3
     assert "preset:fast" in (out / "report.md").read_text()
