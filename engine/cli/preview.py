@@ -1,7 +1,8 @@
 """``python -m engine preview``: the naive 3D-warped photo and the edit geometry, per frame.
 
 Writes into --out, for each frame k (1-based, 4 digits): preview_k.png, target_mask_k.png (the
-union of the objects), target_mask_k_n.png (object n, 1-based, in --mask order), valid_mask_k.png
+union of the objects), with several objects target_mask_k_n.png (object n, 1-based, in --mask
+order), valid_mask_k.png
 (the covered part of the view), edited_depth_k.exr, then report.json. Every input is read and
 every transform parsed before anything is written; each file is written to a temporary name and
 renamed. The photo is lifted once (engine.lifted) and every frame reuses it.
@@ -81,7 +82,7 @@ def run(args) -> int:
         tag = f"{k:04d}"
         save_image(out / f"preview_{tag}.png", rgb)
         save_mask(out / f"target_mask_{tag}.png", geo.target_mask)
-        for n, m in enumerate(geo.target_masks, start=1):
+        for n, m in enumerate(geo.target_masks if scene.n_objects > 1 else [], start=1):
             save_mask(out / f"target_mask_{tag}_{n}.png", m)
         save_mask(out / f"valid_mask_{tag}.png", geo.valid_mask)
         save_depth_exr(out / f"edited_depth_{tag}.exr", geo.edited_depth)
