@@ -99,7 +99,8 @@ class LiftedScene:
         else:
             background = validate_depth(background_depth, "background depth", (H, W)).astype(np.float64)
         # Behind an object the background can never be nearer than the object was there.
-        background = np.where(taken, np.maximum(background, depth), depth)
+        # Kept at float32 precision: a scene rebuilt from a saved (float32) background is identical.
+        background = np.where(taken, np.maximum(background, depth), depth).astype(np.float32).astype(np.float64)
         timings["background_s"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
