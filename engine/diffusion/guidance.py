@@ -39,6 +39,11 @@ class LayerTargets:
         return self.fg_masks.amax(dim=1, keepdim=True)
 
 
+# In a camera move the static scene moves too: it is guided like one more object (docs/method.md,
+# "Camera moves": measured on the toy model against guiding the objects only).
+CAMERA_MOVE_GUIDES_SCENE = True
+
+
 def layer_targets(geometries, device) -> LayerTargets:
     """The targets of B frames from their `engine.geometry.EditGeometry` on ONE activation grid
     (`engine.lifted.LiftedScene.frame(edit, grid=(h, w))`)."""
@@ -53,7 +58,8 @@ def layer_targets(geometries, device) -> LayerTargets:
         valid = np.asarray(g.valid_mask, dtype=bool) & np.isfinite(src).all(axis=-1)
         masks = [np.asarray(m, dtype=bool) & valid for m in g.target_masks]
         # A camera move moves the static scene too: it is one more part with its own sources.
-        masks.append((valid & ~np.asarray(g.target_mask, bool)) if g.camera_moved else np.zeros_like(valid))
+        scene_part = g.camera_moved and CAMERA_MOVE_GUIDES_SCENE
+        masks.append((valid & ~np.asarray(g.target_mask, bool)) if scene_part else np.zeros_like(valid))
         coords.append(src)
         parts.append(np.stack(masks))
         bg.append(~np.asarray(g.target_mask, dtype=bool))
