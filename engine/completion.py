@@ -8,9 +8,11 @@ is filled by continuing them:
 2. Planes: up to `MAX_PLANES` affine disparity planes found in the ring by sequential RANSAC (each
    must explain enough of the ring to within `PLANE_TOLERANCE`, relative), refitted by least squares.
 3. Which plane where: every outside pixel is labelled with its closest plane; the labels' harmonic
-   interpolation into the hole gives each hole pixel one weight per plane. Deep inside the part of
-   the hole surrounded by the floor the floor's weight is 1: the floor continues as a plane, also
-   where the hole reaches the frame edge (a harmonic fill of disparity flattens there instead).
+   interpolation into the hole gives each hole pixel one weight per plane. A plane is present
+   where its weight is at least `PRESENT_WEIGHT` of the largest, and the fill is the NEAREST present
+   plane (largest disparity): a floor and a wall meet in their true crease (a room's corners are
+   concave as seen from inside), and a floor continues as a plane up to the frame edge (a
+   harmonic fill of disparity flattens there instead, and sags between floor and wall).
 4. The ring's departure from its planes (texture, small bumps) is filled harmonically and added,
    so the fill meets the ring continuously.
 
@@ -32,6 +34,7 @@ from .errors import InputError
 MAX_PLANES = 3
 PLANE_TOLERANCE = 0.01  # a ring pixel is on a plane when |q - plane| <= this * q (q: disparity)
 MIN_PLANE_SHARE = 0.1  # a plane must explain at least this share of the ring
+PRESENT_WEIGHT = 0.1  # a plane is present at a hole pixel with at least this share of the top weight
 SOLVE_SIZE = 192
 _RANSAC_TRIALS = 64
 
@@ -84,9 +87,12 @@ def complete_background_depth(depth, object_mask, dilate_px=None, *, planes=True
     onehot = (label[..., None] == np.arange(len(found))).astype(np.float64)
     residual = q - np.take_along_axis(P, label[..., None], -1)[..., 0]
     solved = _harmonic(np.concatenate([onehot, residual[..., None]], -1), region)
-    weights = np.clip(solved[..., :-1], 0.0, None)
-    blend = (weights * P).sum(-1) / np.maximum(weights.sum(-1), 1e-12)
-    fill = np.clip(blend + solved[..., -1], q[ring].min(), 2.0 * q[ring].max())
+    weights = solved[..., :-1]
+    # Where several planes meet (a floor running into a wall) the visible one is the nearest:
+    # the largest disparity among the planes present there.
+    present = weights >= PRESENT_WEIGHT * weights.max(-1, keepdims=True)
+    nearest = np.where(present, P, -np.inf).max(-1)
+    fill = np.clip(nearest + solved[..., -1], q[ring].min(), 2.0 * q[ring].max())
     return np.where(region, 1.0 / fill, depth)
 
 
@@ -118,9 +124,16 @@ def fit_planes(u, v, q, max_planes=MAX_PLANES, tolerance=PLANE_TOLERANCE, min_sh
             best_in = left & (np.abs(A @ best - q) <= tolerance * q)
         if best_in.sum() < need:
             break
-        planes.append(tuple(float(x) for x in best))
+        planes.append(best)
         left &= ~best_in
-    return planes
+    if len(planes) > 1:
+        # Refit each plane on the samples that are on it and on no other (near a crease a sample
+        # can be within tolerance of two planes: it would bias both).
+        on = np.stack([np.abs(A @ p - q) <= tolerance * q for p in planes])
+        only = on & (on.sum(0) == 1)
+        planes = [np.linalg.lstsq(A[o], q[o], rcond=None)[0] if o.sum() >= 3 else p
+                  for p, o in zip(planes, only)]
+    return [tuple(float(x) for x in p) for p in planes]
 
 
 def _harmonic(values, region) -> np.ndarray:

@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 # name: (box centre x, y (distance), box size, camera height, camera pitch down in degrees)
 SCENES = {
-    "scene_000": (0.0, 2.2, 0.9, 1.0, 12.0),
-    "scene_001": (0.35, 2.6, 1.1, 1.3, 18.0),
+    "scene_000": (0.0, 1.3, 0.9, 1.0, 12.0),
+    "scene_001": (0.35, 1.6, 1.1, 1.3, 18.0),
 }
 EDITS = [  # camera-frame translations: back, sideways, forward
     [0.0, 0.0, -1.2],
