@@ -45,11 +45,6 @@ def default_dilation(height, width) -> int:
     return max(1, round(0.01 * max(height, width)))
 
 
-def _disc(r):
-    yy, xx = np.mgrid[-r:r + 1, -r:r + 1]
-    return (xx * xx + yy * yy) <= r * r
-
-
 def completion_region(mask, dilate_px=None) -> np.ndarray:
     """``mask`` (H, W) bool dilated by ``dilate_px`` (default `default_dilation`) with a disc."""
     from scipy import ndimage
@@ -58,7 +53,7 @@ def completion_region(mask, dilate_px=None) -> np.ndarray:
     H, W = mask.shape
     if dilate_px is None:
         dilate_px = default_dilation(H, W)
-    region = ndimage.binary_dilation(mask, structure=_disc(int(dilate_px))) if dilate_px > 0 else mask
+    region = (ndimage.distance_transform_edt(~mask) <= int(dilate_px)) if dilate_px > 0 else mask
     if region.all():
         raise InputError("mask: the dilated object covers the whole image; no background depth "
                          "is left to fill from")
@@ -77,7 +72,7 @@ def complete_background_depth(depth, object_mask, dilate_px=None, *, planes=True
         return depth.copy()
     q = 1.0 / depth
     width = max(3, round(0.03 * max(H, W)))
-    ring = ndimage.binary_dilation(region, structure=_disc(width)) & ~region
+    ring = ~region & (ndimage.distance_transform_edt(~region) <= width)
     v, u = np.mgrid[0:H, 0:W] + 0.5
     found = fit_planes(u[ring], v[ring], q[ring]) if planes else []
     if not found:
@@ -101,27 +96,38 @@ def fit_planes(u, v, q, max_planes=MAX_PLANES, tolerance=PLANE_TOLERANCE, min_sh
     """Affine disparity planes (a, b, c): q ~ a u + b v + c, found by sequential RANSAC among the
     samples (u, v, q) (1-D arrays); each explains at least ``min_share`` of them."""
     rng = np.random.default_rng(seed)
-    A = np.stack([u, v, np.ones_like(u)], -1)
+    u, v, q = (np.asarray(x, dtype=np.float64) for x in (u, v, q))
+    tol = tolerance * q
     left = np.ones(len(q), dtype=bool)
     need = max(8, int(min_share * len(q)))
+
+    def on_plane(p):
+        # elementwise, not a matrix product: small BLAS calls are slow on a busy machine
+        return np.abs(p[0] * u + p[1] * v + p[2] - q) <= tol
+
+    def refit(sel):
+        A = np.stack([u[sel], v[sel], np.ones(int(sel.sum()))], -1)
+        return np.linalg.lstsq(A, q[sel], rcond=None)[0]
+
     planes = []
     while len(planes) < max_planes and left.sum() >= need:
         idx = np.nonzero(left)[0]
         best, best_in = None, None
         for _ in range(_RANSAC_TRIALS):
             pick = rng.choice(idx, 3, replace=False)
+            A3 = np.stack([u[pick], v[pick], np.ones(3)], -1)
             try:
-                p = np.linalg.solve(A[pick], q[pick])
+                p = np.linalg.solve(A3, q[pick])
             except np.linalg.LinAlgError:
                 continue
-            inl = left & (np.abs(A @ p - q) <= tolerance * q)
+            inl = left & on_plane(p)
             if best_in is None or inl.sum() > best_in.sum():
                 best, best_in = p, inl
         if best_in is None or best_in.sum() < need:
             break
         for _ in range(2):  # least squares on the inliers, then the inliers of that plane
-            best = np.linalg.lstsq(A[best_in], q[best_in], rcond=None)[0]
-            best_in = left & (np.abs(A @ best - q) <= tolerance * q)
+            best = refit(best_in)
+            best_in = left & on_plane(best)
         if best_in.sum() < need:
             break
         planes.append(best)
@@ -129,10 +135,9 @@ def fit_planes(u, v, q, max_planes=MAX_PLANES, tolerance=PLANE_TOLERANCE, min_sh
     if len(planes) > 1:
         # Refit each plane on the samples that are on it and on no other (near a crease a sample
         # can be within tolerance of two planes: it would bias both).
-        on = np.stack([np.abs(A @ p - q) <= tolerance * q for p in planes])
+        on = np.stack([on_plane(p) for p in planes])
         only = on & (on.sum(0) == 1)
-        planes = [np.linalg.lstsq(A[o], q[o], rcond=None)[0] if o.sum() >= 3 else p
-                  for p, o in zip(planes, only)]
+        planes = [refit(o) if o.sum() >= 3 else p for p, o in zip(planes, only)]
     return [tuple(float(x) for x in p) for p in planes]
 
 
@@ -145,8 +150,7 @@ def _harmonic(values, region) -> np.ndarray:
     f = int(np.ceil(max(H, W) / SOLVE_SIZE))
     if f <= 1:
         return laplace_fill(values, region)
-    import torch
-    import torch.nn.functional as F
+    from scipy import ndimage
 
     h, w = -(-H // f), -(-W // f)
     pad = ((0, h * f - H), (0, w * f - W))
@@ -160,7 +164,10 @@ def _harmonic(values, region) -> np.ndarray:
     if coarse_region.all():
         return laplace_fill(values, region)
     coarse = laplace_fill(coarse, coarse_region)
-    t = torch.from_numpy(np.ascontiguousarray(coarse.transpose(2, 0, 1)))[None]
-    up = F.interpolate(t, size=(h * f, w * f), mode="bilinear", align_corners=False)[0]
-    up = up.numpy().transpose(1, 2, 0)[:H, :W]
+    # Bilinear, pixel centres aligned: fine pixel i sits at coarse coordinate (i + 0.5) / f - 0.5.
+    rows = (np.arange(H) + 0.5) / f - 0.5
+    cols = (np.arange(W) + 0.5) / f - 0.5
+    grid = np.meshgrid(rows, cols, indexing="ij")
+    up = np.stack([ndimage.map_coordinates(coarse[..., c], grid, order=1, mode="nearest")
+                   for c in range(coarse.shape[-1])], -1)
     return np.where(region[..., None], up, values)

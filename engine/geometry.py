@@ -84,21 +84,18 @@ def grid_faces(depth, valid, max_depth_jump=DEFAULT_MAX_DEPTH_JUMP, index=None) 
     full = ha & hb & hc & hd
     za, zb, zc, zd = depth[:-1, :-1], depth[:-1, 1:], depth[1:, :-1], depth[1:, 1:]
     diag_ad = np.abs(za - zd) <= np.abs(zb - zc)
-    corners = [((a, c, d), full & diag_ad), ((a, d, b), full & diag_ad),
-               ((a, c, b), full & ~diag_ad), ((b, c, d), full & ~diag_ad),
+    corners = [((a, c, d), (za, zc, zd), full & diag_ad), ((a, d, b), (za, zd, zb), full & diag_ad),
+               ((a, c, b), (za, zc, zb), full & ~diag_ad), ((b, c, d), (zb, zc, zd), full & ~diag_ad),
                # Three of four: the one triangle they span (keeps diagonal mask edges smooth).
-               ((a, c, b), ha & hb & hc & ~hd), ((a, d, b), ha & hb & ~hc & hd),
-               ((a, c, d), ha & ~hb & hc & hd), ((b, c, d), ~ha & hb & hc & hd)]
-    tris, zs = [], []
-    for (p, q, r), sel in corners:
+               ((a, c, b), (za, zc, zb), ha & hb & hc & ~hd), ((a, d, b), (za, zd, zb), ha & hb & ~hc & hd),
+               ((a, c, d), (za, zc, zd), ha & ~hb & hc & hd), ((b, c, d), (zb, zc, zd), ~ha & hb & hc & hd)]
+    tris = []
+    for (p, q, r), (zp, zq, zr), sel in corners:
+        with np.errstate(invalid="ignore"):
+            sel = sel & (np.maximum(np.maximum(zp, zq), zr) <=
+                         np.minimum(np.minimum(zp, zq), zr) * (1.0 + max_depth_jump))
         tris.append(np.stack([p[sel], q[sel], r[sel]], -1))
-    faces = np.concatenate(tris, axis=0).astype(np.int64)
-    if faces.size:
-        flat = np.full(int(index.max()) + 1, np.nan)
-        flat[index[valid]] = depth[valid]
-        zf = flat[faces]
-        faces = faces[zf.max(1) <= zf.min(1) * (1.0 + max_depth_jump)]
-    return faces
+    return np.concatenate(tris, axis=0).astype(np.int64)
 
 
 def object_mesh(depth, object_mask, camera=None, max_depth_jump=DEFAULT_MAX_DEPTH_JUMP) -> GridMesh:

@@ -113,8 +113,10 @@ class LiftedScene:
 
         def part(valid):
             faces = grid_faces(depth, valid, max_depth_jump, index)
-            points = np.setdiff1d(index[valid], faces.ravel())
-            return _Part(faces, points)
+            in_face = np.zeros(H * W, dtype=bool)
+            in_face[faces.ravel()] = True
+            mine = index[valid]
+            return _Part(faces, mine[~in_face[mine]])
 
         objects = [part(m) for m in masks]
         static = part(~taken)
@@ -164,8 +166,7 @@ class LiftedScene:
         moves_camera = edit.moves_camera
 
         def project(M):
-            moved = self.vertices @ M[:3, :3].T + M[:3, 3]
-            u, v, z = cam.project(moved)
+            u, v, z = cam.project(_apply(M, self.vertices))
             return u * sx, v * sy, z
 
         projections = {}
@@ -296,6 +297,13 @@ class LiftedScene:
         # a foreground edge uncovers is behind it), grown in from the covered pixels.
         out = np.where(target, object_depth, np.where(static_r.covered, static_r.depth, np.nan))
         return _fill_far(out)
+
+
+def _apply(M, points) -> np.ndarray:
+    """M (4, 4) applied to points (N, 3), elementwise (a thin matrix product goes through BLAS
+    threads, which are slow on a busy machine)."""
+    x, y, z = points[:, 0], points[:, 1], points[:, 2]
+    return np.stack([M[r, 0] * x + M[r, 1] * y + M[r, 2] * z + M[r, 3] for r in range(3)], -1)
 
 
 def _class_of(T, moves, n, camera) -> int:
