@@ -258,7 +258,14 @@ class LiftedScene:
         return self.seams[alike & (self.seam_labels.min(1) == n)]
 
     def _union_on_grid(self, h, w) -> np.ndarray:
-        """The objects' rest silhouette on an h x w grid (the masks themselves at the photo's grid)."""
+        """The objects' rest silhouette on an h x w grid (the masks themselves at the photo's
+        grid); computed once per grid."""
+        cache = self.__dict__.setdefault("_grid_cache", {})
+        if (h, w) not in cache:
+            cache[(h, w)] = self._rest_silhouette(h, w)
+        return cache[(h, w)]
+
+    def _rest_silhouette(self, h, w) -> np.ndarray:
         if (h, w) == self.shape:
             return self.object_mask
         out = np.zeros((h, w), dtype=bool)
@@ -318,19 +325,26 @@ def _class_of(T, moves, n, camera) -> int:
     return n + 1
 
 
-def _fill_far(depth) -> np.ndarray:
-    """NaN pixels take the largest depth among already-known 8-neighbours, ring by ring."""
+def _fill_far(depth, grow=2) -> np.ndarray:
+    """NaN pixels filled from the known ones: ``grow`` rings take the largest depth among their
+    known 8-neighbours (a sliver uncovered beside a foreground edge shows what is behind it), the
+    rest the depth of the nearest known pixel (one distance transform)."""
     from scipy import ndimage
 
     out = np.array(depth, dtype=np.float64)
     missing = np.isnan(out)
     if missing.all():
         raise InputError("camera move: no pixel of the photo is in view")
-    while missing.any():
+    for _ in range(grow):
+        if not missing.any():
+            return out
         grown = ndimage.maximum_filter(np.where(missing, -np.inf, out), size=3)
         new = missing & np.isfinite(grown)
         out[new] = grown[new]
         missing &= ~new
+    if missing.any():
+        _, (ri, ci) = ndimage.distance_transform_edt(missing, return_indices=True)
+        out[missing] = out[ri[missing], ci[missing]]
     return out
 
 
