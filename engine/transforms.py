@@ -1,7 +1,7 @@
 """3D edit transforms: the transform file format, conversions and checks.
 
 A transform is a 4x4 float64 matrix T acting on camera-frame points (Blender's camera frame,
-DESIGN.md section 3): p' = T p, a rigid motion optionally with a uniform scale.
+docs/design.md): p' = T p, a rigid motion optionally with a uniform scale.
 
 One frame of a trajectory is a `FrameEdit`: one transform per object (in mask order; identity =
 the object stays) and an optional camera move M (p_new = M p_old: the whole scene, objects

@@ -1,4 +1,4 @@
-"""Scene folders in the ``../shared/scenes/`` format (see that folder's README).
+"""Scene folders with ground truth (Blender renders; copies in tests/data, format below).
 
 ``scene_XXX/`` holds ``image.png``, ``depth.npy`` (or ``depth.exr``), ``mask.png``, ``prompt.txt``,
 ``transforms.json`` (any transform file `engine.transforms` reads: ``{"frames": [{"matrix": 4x4}]}``
