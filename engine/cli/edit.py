@@ -65,6 +65,9 @@ def run(args) -> int:
         for n, m in enumerate(r.target_masks if len(r.target_masks) > 1 else [], start=1):
             io.save_mask(out / f"target_mask_{k:04d}_{n}.png", m)  # per object, with several
         io.save_depth_exr(out / f"edited_depth_{k:04d}.exr", r.edited_depth)
+        hidden = [str(n + 1) for n, v in enumerate(r.stats["visible_objects"]) if not v]
+        if hidden:
+            print(f"frame {k}: object(s) {', '.join(hidden)} out of view; rendered without them")
         energy = r.stats["energy"]
         frames.append({"frame": k, "batch_frames": r.stats["batch_frames"],
                        "batch_seconds": r.stats["batch_seconds"],
