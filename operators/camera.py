@@ -42,6 +42,7 @@ def configure_render(scene, height, width):
     render.resolution_y = int(height)
     render.resolution_percentage = 100
     render.pixel_aspect_x = render.pixel_aspect_y = 1.0
+    render.dither_intensity = 0.0  # 8-bit frames hold the edit's exact values
     # Standard view transform: the unlit photo renders back to its own sRGB values.
     scene.view_settings.view_transform = "Standard"
     scene.view_settings.look = "None"

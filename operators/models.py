@@ -25,8 +25,9 @@ _session = {"key": None, "engine": None, "prepared": {}}
 SESSION_OPTIONS: dict = {}
 
 
-def engine_options(context=None):
-    """Models folder, per-role overrides, device and precision from the add-on preferences."""
+def engine_options(context=None, scene=None):
+    """Models folder, per-role overrides, device and precision from the add-on preferences; a
+    scene's own models folder (saved in the .blend, e.g. for a farm) wins over the preferences'."""
     prefs = preferences(context)
     options = {"models_dir": None, "overrides": {}, "device": "auto", "dtype": "auto"}
     if prefs is not None:
@@ -35,6 +36,9 @@ def engine_options(context=None):
             overrides={role: getattr(prefs, f"{role}_model").strip() for role in ROLES
                        if getattr(prefs, f"{role}_model", "").strip()},
             device=prefs.device.lower(), dtype=prefs.precision.lower())
+    scene_props = getattr(scene, "dh", None)
+    if scene_props is not None and scene_props.models_dir:
+        options["models_dir"] = bpy.path.abspath(scene_props.models_dir)
     options.update({k: v for k, v in SESSION_OPTIONS.items() if v is not None})
     return options
 
@@ -94,6 +98,9 @@ def free_engine():
     with _lock:
         engine, _session["engine"], _session["key"] = _session["engine"], None, None
         _session["prepared"].clear()
+    from . import frames
+
+    frames.forget()
     if engine is not None and hasattr(engine, "free"):
         engine.free()
     try:

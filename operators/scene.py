@@ -34,6 +34,9 @@ def build_photo_scene(context, name, inputs, cache_dir, settings, max_depth_jump
     camera = camera_conv.create_camera(f"{name} Camera", height, width, collection)
     scene.camera = camera
     camera_conv.configure_render(scene, height, width)
+    from .render_engine import IDNAME
+
+    scene.render.engine = IDNAME  # F12 / Ctrl+F12 render the edit
     camera_world = to_numpy(camera.matrix_world)
     rotation = camera_world[:3, :3]
 
