@@ -50,11 +50,16 @@ def test_two_nodes_render_each_frame_once_equal_to_batch(tmp_path):
     blend.parent.mkdir()
     batch = subprocess.run([sys.executable, str(REPO_ROOT / "batch.py"), "--image", str(p["image"]), "--mask",
                             str(p["mask"]), "--depth", str(p["depth"]), "--keyframes", str(keys), "--out", str(out),
-                            "--engine", "preview", "--save-blend", str(blend)],
+                            "--engine", "preview", "--save-blend", str(blend), "--movie"],
                            capture_output=True, text=True, timeout=300, cwd=str(REPO_ROOT))
     assert batch.returncode == 0, batch.stdout + batch.stderr
     expected = [out / "frames" / f"frame_{k:04d}.png" for k in range(1, FRAMES + 1)]
     assert all(path.is_file() for path in expected)
+    from blender_session import bpy
+
+    movie = out / "frames" / "stop_motion.mp4"  # --movie: Blender's FFmpeg output, every frame
+    assert bpy.data.movieclips.load(str(movie)).frame_duration == FRAMES
+    assert not list((out / "frames").glob(".partial*"))
 
     folder = tmp_path / "farm"
     (tmp_path / "sync").mkdir()
