@@ -98,8 +98,11 @@ def _relative(path, blend_path):
 
 @bpy.app.handlers.persistent
 def _paths_relative_on_save(filepath, *_):
-    """Photo caches and models folders are saved relative to the .blend, so a project folder (or a
-    farm's shared storage) can move as a whole and still render."""
+    """Photo caches and models folders are saved relative to the .blend (when Blender's own
+    Preferences > File Paths > Relative Paths is on, as for images), so a project folder on a farm's
+    shared storage, or moved as a whole, still renders."""
+    if not bpy.context.preferences.filepaths.use_relative_paths:
+        return
     for obj in bpy.data.objects:
         if obj.dh.role == "OBJECT":
             obj.dh.cache_dir = _relative(obj.dh.cache_dir, filepath)
