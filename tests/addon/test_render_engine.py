@@ -164,3 +164,52 @@ def test_paths_are_saved_relative_to_the_blend(addon, tmp_path):
     scene.render.filepath = str(tmp_path / "moved" / "f_####")
     assert bpy.ops.render.render(animation=True) == {"FINISHED"}
     assert len(list((tmp_path / "moved").glob("f_*.png"))) == 3
+
+
+@pytest.mark.slow
+def test_diffusion_frames_prepare_once_and_equal_stop_motion(addon, tmp_path, tiny_models_dir):
+    obj, scene, _ = _keyed(tmp_path)
+    obj.dh.engine, obj.dh.steps, obj.dh.resolution, obj.dh.inversion = "DIFFUSION", 2, 32, "ddim"
+    scene.dh.models_dir = str(tiny_models_dir)  # saved with the .blend: what a farm node finds
+    scene.dh.require_weights = True
+    models = addon_module("operators.models")
+    engine_module = addon_module("engine.pipeline")  # the add-on's own copy of the engine package
+    prepares = []
+    original = engine_module.Engine.prepare
+
+    def counting(self, *args, **kwargs):
+        prepares.append(kwargs.get("cache_dir"))
+        return original(self, *args, **kwargs)
+
+    try:
+        models.free_engine()
+        scene.frame_set(2)
+        scene.render.filepath = str(tmp_path / "f12.png")
+        engine_module.Engine.prepare = counting
+        assert bpy.ops.render.render(write_still=True) == {"FINISHED"}
+        assert len(prepares) == 1 and os.path.isdir(prepares[0])  # prepared into the photo's cache
+        scene.render.filepath = str(tmp_path / "anim" / "f_####")
+        assert bpy.ops.render.render(animation=True) == {"FINISHED"}
+        assert len(prepares) == 1  # the animation reuses the session's prepared photo
+        anim = [_png(tmp_path / "anim" / f"f_{k:04d}.png") for k in (1, 2, 3)]
+        assert np.array_equal(anim[1], _png(tmp_path / "f12.png"))
+
+        # a fresh session (a farm node): the prepared cache on disk is loaded, not computed again
+        models.free_engine()
+        prepared = Path(prepares[0])
+        stamp = {p.name: p.stat().st_mtime_ns for p in prepared.iterdir()}
+        scene.render.filepath = str(tmp_path / "stop" / "f_####")
+        # one frame per engine call, as the render engine runs: batched frames differ today (Engine.edit's
+        # result for a frame depends on the other frames of its batch; reported, an engine issue)
+        edit_settings = models.edit_settings
+        models.edit_settings = lambda props, options: edit_settings(props, options).replace(frame_batch_size=1)
+        try:
+            assert bpy.ops.dh.render_stop_motion() == {"FINISHED"}
+        finally:
+            models.edit_settings = edit_settings
+        assert {p.name: p.stat().st_mtime_ns for p in prepared.iterdir()} == stamp
+        for k in (1, 2, 3):  # the stop-motion operator's frames equal the render engine's
+            assert np.array_equal(_png(tmp_path / "stop" / f"f_{k:04d}.png"), anim[k - 1]), k
+    finally:
+        engine_module.Engine.prepare = original
+        models.free_engine()
