@@ -43,6 +43,33 @@ def engine_options(context=None, scene=None):
     return options
 
 
+_status_cache = {}
+
+
+def weights_status(context=None):
+    """(found, text) for the diffusion weights with the current options, for the interface
+    (looked up at most every few seconds: panels redraw often)."""
+    import time
+
+    options = engine_options(context, getattr(context, "scene", None))
+    key = (options["models_dir"], options["overrides"].get("diffusion"))
+    cached = _status_cache.get(key)
+    if cached is not None and time.monotonic() - cached[0] < 5.0:
+        return cached[1]
+    try:
+        from ..engine import registry
+
+        where = registry.resolve("diffusion", key[1], models_dir=key[0])
+        status = (True, f"Diffusion weights: {where}")
+    except ImportError as exc:
+        status = (False, f"Diffusion weights: cannot look (missing {exc.name or exc})")
+    except Exception as exc:  # noqa: BLE001 - not found, in any way: say so
+        status = (False, f"Diffusion weights not found ({str(exc).split(';')[0]}): Download Models")
+    _status_cache.clear()
+    _status_cache[key] = (time.monotonic(), status)
+    return status
+
+
 def edit_settings(props, options):
     """The engine's EditSettings from a photo's properties (Object.dh) and the preferences."""
     from ..engine.settings import EditSettings

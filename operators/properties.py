@@ -78,6 +78,7 @@ class DH_JobProperties(bpy.types.PropertyGroup):
     running: BoolProperty(default=False)
     progress: FloatProperty(default=0.0, min=0.0, max=1.0, subtype="FACTOR")
     status: StringProperty(default="")
+    error: StringProperty(default="", description="Why the last job failed (shown until the next job)")
 
 
 CLASSES = (DH_ObjectProperties, DH_SceneProperties, DH_JobProperties)

@@ -39,7 +39,7 @@ class DH_AddonPreferences(bpy.types.AddonPreferences):
 
     def draw(self, context):
         from ..operators import deps
-        from ..operators.models import engine_loaded
+        from ..operators.models import engine_loaded, weights_status
 
         layout = self.layout
         box = layout.box()
@@ -65,6 +65,8 @@ class DH_AddonPreferences(bpy.types.AddonPreferences):
         col = box.column(align=True)
         for role in ("diffusion", "depth", "detector", "sam", "inpaint"):
             col.prop(self, f"{role}_model")
+        found, text = weights_status(context)
+        box.label(text=text, icon="CHECKMARK" if found else "ERROR")
         row = box.row()
         row.operator("dh.download_models", icon="URL")
         if not bpy.app.online_access:

@@ -31,6 +31,8 @@ class DH_PT_handles(bpy.types.Panel):
             else:
                 box.prop(job, "progress", text="")
             box.operator("dh.cancel_job", icon="CANCEL")
+        elif job.error:
+            layout.label(text=job.error, icon="ERROR")
 
         obj = context.active_object
         handle = obj.dh.handle if obj is not None and obj.dh.role != "NONE" else None
