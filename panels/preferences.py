@@ -33,6 +33,9 @@ class DH_AddonPreferences(bpy.types.AddonPreferences):
     cache_dir: StringProperty(name="Cache Folder", subtype="DIR_PATH",
                               description="Per-photo caches (inputs and prepared inversions); empty: the "
                                           "extension's user folder")
+    wheels_dir: StringProperty(name="Wheels Folder", subtype="DIR_PATH",
+                               description="Install Dependencies from the wheel files in this folder only "
+                                           "(offline, e.g. a studio's mirror); empty: the package index")
     python_path: StringProperty(name="Python Packages", subtype="DIR_PATH", update=_on_python_path,
                                 description="site-packages of an existing Python 3.11 environment with torch "
                                             "(instead of installing into the extension's folder)")
@@ -50,6 +53,7 @@ class DH_AddonPreferences(bpy.types.AddonPreferences):
             box.label(text="Blender's Python lacks torch: install the packages (several GB) or point to an environment.")
             row = box.row()
             row.operator("dh.install_dependencies", icon="IMPORT")
+            box.prop(self, "wheels_dir")
             target = deps.user_site_packages()
             if target:
                 box.label(text=f"Installs into: {target}")
