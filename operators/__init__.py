@@ -9,7 +9,7 @@ import importlib
 import bpy
 
 # Submodules with operator classes, in registration order (property groups first).
-_SUBMODULES = ("properties", "deps", "jobs", "models", "import_photo", "render", "render_engine")
+_SUBMODULES = ("properties", "deps", "jobs", "install", "models", "import_photo", "render", "render_engine")
 
 
 def _modules():

@@ -15,6 +15,8 @@ import sys
 
 import bpy
 
+from .errors import INSTALL_HINT, AddonError
+
 ADDON_PACKAGE = __package__.rpartition(".")[0]
 
 # The engine's runtime requirements (the same pins as requirements.txt; a test keeps them equal).
@@ -73,16 +75,11 @@ def missing_modules(names=None):
 
 
 def install_hint():
-    return ("Install the dependencies: Edit > Preferences > Add-ons > Diffusion Handles > "
-            "'Install Dependencies' (pip installs torch and friends into the extension's user "
-            "folder), or set 'Python Packages' to the site-packages of an environment that has them "
-            "(pip install -r requirements.txt)")
+    return INSTALL_HINT
 
 
 def require(names):
     """Raise AddonError naming what is missing and how to install it."""
-    from .errors import AddonError
-
     missing = missing_modules(names)
     if missing:
         raise AddonError(f"missing Python package(s): {', '.join(missing)}. {install_hint()}")
@@ -100,8 +97,6 @@ def install(target, wheels_dir=None, progress=None):
     a failed install leaves ``target`` as it was (nothing half-installed on sys.path)."""
     import shutil
     import tempfile
-
-    from .errors import AddonError
 
     progress = progress or (lambda stage, step, total: None)
     if importlib.util.find_spec("pip") is None:
@@ -133,9 +128,6 @@ def install(target, wheels_dir=None, progress=None):
     return target
 
 
-from .jobs import JobOperator  # noqa: E402  (after the helpers above, which jobs does not need)
-
-
 class OnlineOnly:
     """Mix-in: the operator downloads, so it is available only when Blender may go online."""
 
@@ -151,50 +143,6 @@ def wheels_dir(context=None):
     """The preferences' local wheels folder (offline installs), or None."""
     prefs = preferences(context)
     return bpy.path.abspath(prefs.wheels_dir) if prefs is not None and prefs.wheels_dir else None
-
-
-class DH_OT_install_dependencies(OnlineOnly, JobOperator, bpy.types.Operator):
-    """Install torch, diffusers and the other engine packages into the extension's user folder (pip)"""
-
-    bl_idname = "dh.install_dependencies"
-    bl_label = "Install Dependencies"
-    bl_options = {"REGISTER"}  # not INTERNAL: every dh.* operator is findable in F3 search
-
-    @classmethod
-    def poll(cls, context):
-        return bool(wheels_dir(context)) or super().poll(context)  # local wheels need no network
-
-    def start(self, context):
-        target = user_site_packages(create=True)
-        if not target:
-            self.report({"ERROR"}, "the add-on is not installed as an extension: install the packages "
-                                   "yourself and set 'Python Packages' in the preferences")
-            return None
-        wheels = wheels_dir(context)
-        if wheels and not os.path.isdir(wheels):
-            self.report({"ERROR"}, f"Install Dependencies: wheels folder '{wheels}' not found")
-            return None
-        if not wheels and not bpy.app.online_access:
-            self.report({"ERROR"}, "Install Dependencies: online access is disabled (Preferences > System > "
-                                   "Network); allow it, or set a local Wheels Folder")
-            return None
-
-        def work(progress, should_cancel):
-            return install(target, wheels, progress)
-
-        return work
-
-    def finish(self, context, target):
-        add_paths(context)
-        missing = missing_modules()
-        if missing:
-            self.report({"WARNING"}, f"installed into {target}, but still missing: {', '.join(missing)}")
-        else:
-            self.report({"INFO"}, f"dependencies installed into {target}")
-        return {"FINISHED"}
-
-
-CLASSES = (DH_OT_install_dependencies,)
 
 
 def register():

@@ -19,12 +19,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import models
 from .errors import AddonError
 
 
@@ -123,10 +122,8 @@ def frame_source(obj, engine_name, scene=None, context=None, require=True):
     key = {"engine": engine_name, "cache": os.path.basename(cache_dir), "size": [props.height, props.width]}
     options = settings = None
     if engine_name == "DIFFUSION":
-        from .models import edit_settings, engine_options
-
-        options = engine_options(context, scene)
-        settings = edit_settings(props, options)
+        options = models.engine_options(context, scene)
+        settings = models.edit_settings(props, options)
         if not props.prompt.strip():
             raise AddonError("the diffusion engine needs a prompt: describe the photo in the sidebar")
         key.update(prompt=props.prompt, settings=settings.to_dict())
@@ -152,8 +149,8 @@ class FrameSource:
     def renderer(self, progress=None, should_cancel=None):
         """The session's FrameRenderer for this source (the photo, models and prepared state load
         once per Blender session)."""
-        with _lock:
-            cached = _renderers.get(self.context_key)
+        with models.session_lock:
+            cached = models.session_store("renderers").get(self.context_key)
         if cached is not None:
             return cached
         from .photo import load_cache
@@ -167,17 +164,15 @@ class FrameSource:
         if self.engine == "PREVIEW":
             base = PreviewRenderer(inputs)
         else:
-            from .models import get_engine, get_prepared
-
             if progress:
                 progress("loading models", 0, 1)
-            engine = get_engine(self.options, self.settings)
-            prepared, prepared_dir = get_prepared(engine, inputs, self.prompt, self.settings, self.cache_dir,
+            engine = models.get_engine(self.options, self.settings)
+            prepared, prepared_dir = models.get_prepared(engine, inputs, self.prompt, self.settings, self.cache_dir,
                                                   progress=progress, should_cancel=should_cancel)
             base = DiffusionRenderer(inputs, engine, prepared, self.settings.frame_batch_size)
         renderer = FrameRenderer(base, self, prepared_dir)
-        with _lock:
-            _renderers[self.context_key] = renderer
+        with models.session_lock:
+            models.session_store("renderers")[self.context_key] = renderer
         return renderer
 
 
@@ -204,26 +199,25 @@ class FrameRenderer:
         return [frames[k] for k in keys]
 
 
-_lock = threading.RLock()
-_renderers: dict = {}
-_memo: OrderedDict = OrderedDict()
 MEMO_BYTES = 256 << 20  # recent frames kept in memory (a few hundred photo-size frames)
 
 
 def _memo_get(key):
-    with _lock:
-        frame = _memo.get(key)
+    with models.session_lock:
+        memo = models.session_store("frames")
+        frame = memo.get(key)
         if frame is not None:
-            _memo.move_to_end(key)
+            memo.move_to_end(key)
         return frame
 
 
 def _memo_put(key, frame):
-    with _lock:
-        _memo[key] = frame
-        total = sum(f.nbytes for f in _memo.values())
-        while total > MEMO_BYTES and len(_memo) > 1:
-            _, dropped = _memo.popitem(last=False)
+    with models.session_lock:
+        memo = models.session_store("frames")
+        memo[key] = frame
+        total = sum(f.nbytes for f in memo.values())
+        while total > MEMO_BYTES and len(memo) > 1:
+            _, dropped = memo.popitem(last=False)
             total -= dropped.nbytes
 
 
@@ -233,7 +227,7 @@ def remember(key, frame):
 
 
 def forget():
-    """Drop the session's renderers and remembered frames (Free Memory, a changed photo)."""
-    with _lock:
-        _renderers.clear()
-        _memo.clear()
+    """Drop the session's renderers and remembered frames (e.g. after the photo's files changed)."""
+    with models.session_lock:
+        models.session_store("renderers").clear()
+        models.session_store("frames").clear()

@@ -3,7 +3,7 @@
 A job is split in three: ``start`` (main thread: read Blender data), ``work(progress,
 should_cancel)`` (worker thread: engine and files only, never bpy), ``finish(result)`` (main thread:
 write Blender data, report). Timers and modal operators do not run with ``blender -b``: there the
-same job runs synchronously on the main thread (DESIGN.md section 2).
+same job runs synchronously on the main thread (docs/design.md).
 """
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ import threading
 import traceback
 
 import bpy
+
+from .errors import user_message
 
 log = logging.getLogger(__name__)
 
@@ -97,8 +99,6 @@ class JobOperator:
         return {"FINISHED"}
 
     def failed(self, context, exc):
-        from .errors import user_message
-
         return user_message(exc)
 
     def execute(self, context):
