@@ -194,7 +194,7 @@ def download_plan(overrides):
 
 def progress_tqdm(progress, should_cancel, label):
     """A tqdm class for registry.download that reports bytes to a job's progress and stops the
-    download when the job is cancelled (the partial file stays in the cache: the next run resumes)."""
+    download when the job is cancelled (files already finished stay in the cache)."""
     from tqdm.auto import tqdm
 
     from ..engine.errors import CancelledError
@@ -207,7 +207,7 @@ def progress_tqdm(progress, should_cancel, label):
 
         def update(self, n=1):
             if should_cancel():
-                raise CancelledError("download cancelled; run it again to resume")
+                raise CancelledError("download cancelled; finished files stay in the cache, run it again for the rest")
             result = super().update(n)
             if self.unit == "B" and self.total:
                 progress(f"{label}: {self.format_sizeof(self.n)}B of {self.format_sizeof(self.total)}B",
@@ -249,7 +249,7 @@ class DH_OT_download_models(OnlineOnly, JobOperator, bpy.types.Operator):
             done = []
             for index, (role, override) in enumerate(plan):
                 if should_cancel():
-                    raise CancelledError("download cancelled; run it again to resume")
+                    raise CancelledError("download cancelled; finished files stay in the cache, run it again for the rest")
                 label = f"{role} ({index + 1}/{len(plan)})"
                 progress(label, 0, 1)
                 try:
