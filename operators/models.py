@@ -11,7 +11,6 @@ import json
 import os
 import threading
 from collections import OrderedDict
-from pathlib import Path
 
 import bpy
 

@@ -1,6 +1,7 @@
 """The "Diffusion Handles" render engine: F12, animation renders with Blender's own output settings,
 movies, errors, paths saved relative to the .blend (issue 16)."""
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -133,8 +134,6 @@ def test_problems_are_error_reports_and_write_nothing(addon, tmp_path):
     scene.camera = photo_camera
 
     # the photo cache is gone
-    import shutil
-
     shutil.rmtree(bpy.path.abspath(obj.dh.cache_dir))
     addon_module("operators.frames").forget()
     with pytest.raises(RuntimeError, match="import the photo again"):
@@ -154,9 +153,8 @@ def test_paths_are_saved_relative_to_the_blend(addon, tmp_path):
     # the whole folder moves (e.g. onto a farm's shared storage): the .blend still finds its cache
     moved = tmp_path / "elsewhere"
     moved.mkdir()
-    shutil_copy = __import__("shutil").copytree
-    shutil_copy(project, moved / "project")
-    shutil_copy(tmp_path / "cache", moved / "cache")
+    shutil.copytree(project, moved / "project")
+    shutil.copytree(tmp_path / "cache", moved / "cache")
     bpy.ops.wm.open_mainfile(filepath=str(moved / "project" / "scene.blend"))
     handle = next(o for o in bpy.data.objects if o.dh.role == "OBJECT")
     assert Path(bpy.path.abspath(handle.dh.cache_dir)).resolve().parent == (moved / "cache").resolve()
