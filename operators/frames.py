@@ -126,7 +126,8 @@ def frame_source(obj, engine_name, scene=None, context=None, require=True):
         settings = models.edit_settings(props, options)
         if not props.prompt.strip():
             raise AddonError("the diffusion engine needs a prompt: describe the photo in the sidebar")
-        key.update(prompt=props.prompt, settings=settings.to_dict())
+        # the models too: other weights are other pixels (and another session renderer)
+        key.update(prompt=props.prompt, settings=settings.to_dict(), models=options)
     return FrameSource(engine_name, cache_dir, props.prompt, (props.height, props.width),
                        json.dumps(key, sort_keys=True), options, settings)
 
