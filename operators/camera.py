@@ -1,7 +1,7 @@
 """Blender camera <-> the engine's camera model (engine/camera.py owns the conventions).
 
 The imported camera looks along world +Y with world +Z up (rotation X = 90 degrees), so the lifted
-photo stands upright in the viewport; the camera frame itself is Blender's (DESIGN.md section 3).
+photo stands upright in the viewport; the camera frame itself is Blender's (docs/design.md section 3).
 """
 import math
 

@@ -1,4 +1,4 @@
-"""Object matrices <-> the engine's camera-frame transforms (DESIGN.md section 3).
+"""Object matrices <-> the engine's camera-frame transforms (docs/design.md section 3).
 
 With C the camera's world matrix and M the object's world matrix (parenting included),
 the camera-frame edit of the object between its rest pose and now is

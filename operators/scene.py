@@ -1,4 +1,4 @@
-"""One imported photo -> one collection: camera, lifted background, lifted object (DESIGN.md 1).
+"""One imported photo -> one collection: camera, lifted background, lifted object (docs/design.md section 1).
 
 Vertex positions come from the engine's camera model (camera-frame points), mapped to the world
 by the camera object's matrix_world. The object's origin is its 3D centroid, so Blender's rotate
