@@ -84,14 +84,14 @@ class DiffusionHandlesRenderEngine(bpy.types.RenderEngine):
         try:
             obj = photo_for_camera(scene)
             engine_name, note = _engine_for(obj, scene.original)
-            self.update_stats("", f"Diffusion Handles | frame {frame} | {note}")
+            self.stats(f"Diffusion Handles | frame {frame} | {note}")
             source = frame_source(obj, engine_name, scene=scene.original)
             edit = frame_edit(obj, depsgraph)
 
             def progress(stage, step, total):
                 if total:
-                    self.update_progress(step / total)
-                self.update_stats("", f"Diffusion Handles | frame {frame} | {note} | {stage} {step}/{total}")
+                    self.progress(step / total)
+                self.stats(f"Diffusion Handles | frame {frame} | {note} | {stage} {step}/{total}")
 
             renderer = source.renderer(progress, self.test_break)
             image = renderer([edit], progress=progress, should_cancel=self.test_break)[0]
@@ -111,7 +111,14 @@ class DiffusionHandlesRenderEngine(bpy.types.RenderEngine):
         pixels = pass_pixels(image, scene.view_settings.view_transform)
         result.layers[0].passes["Combined"].rect.foreach_set(pixels.ravel())
         self.end_result(result)
-        self.update_progress(1.0)
+        self.progress(1.0)
+
+    # Blender's render progress and stats line (one place, so tests can watch them)
+    def stats(self, text):
+        self.update_stats("", text)
+
+    def progress(self, fraction):
+        self.update_progress(fraction)
 
 
 def _panels():

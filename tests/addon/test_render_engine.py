@@ -211,3 +211,19 @@ def test_diffusion_frames_prepare_once_and_equal_stop_motion(addon, tmp_path, ti
     finally:
         engine_module.Engine.prepare = original
         models.free_engine()
+
+
+def test_progress_and_stats_reach_blender(addon, tmp_path, monkeypatch):
+    obj, scene, _ = _keyed(tmp_path)
+    render_engine = addon_module("operators.render_engine")
+    cls = render_engine.DiffusionHandlesRenderEngine
+    stats, progress = [], []
+    watch = {"stats": stats, "progress": progress}
+    for name, seen in watch.items():
+        original = getattr(cls, name)
+        monkeypatch.setattr(cls, name, lambda self, value, o=original, s=seen: (s.append(value), o(self, value)))
+    scene.frame_set(2)
+    scene.render.filepath = str(tmp_path / "still.png")
+    assert bpy.ops.render.render(write_still=True) == {"FINISHED"}
+    assert stats and all(s.startswith("Diffusion Handles | frame 2 | preview engine") for s in stats)
+    assert progress[-1] == 1.0
