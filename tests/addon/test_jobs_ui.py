@@ -233,6 +233,11 @@ def test_panels_draw_in_every_state(addon, tmp_path, monkeypatch):
     side = _draw_sidebar(context)
     assert {"prompt", "engine", "steps", "seed", "inversion"} <= set(side.props())
     assert {"dh.render_edit", "dh.render_stop_motion"} <= set(side.operators())
+    assert not any("set Render Engine" in t for t in side.texts())  # Import Photo selected it
+    scene.render.engine = "CYCLES"
+    assert any("set Render Engine" in t for t in _draw_sidebar(context).texts())
+    assert not addon_module("panels.render").DH_PT_render.poll(context)
+    scene.render.engine = "DIFFUSION_HANDLES"
     assert addon_module("panels.render").DH_PT_render.poll(context)
     render = _draw_render(context)
     assert any(t.startswith("Photo: ") for t in render.texts()) and "require_weights" in render.props()
