@@ -24,7 +24,8 @@ _lock = threading.RLock()
 # The session: the engine, prepared photos by folder, and what is built on them (frames.py's
 # renderers and remembered frames), all dropped together by free_engine().
 _session = {"key": None, "engine": None, "prepared": {}, "renderers": {}, "frames": OrderedDict()}
-# Options set by code (batch.py) that win over the preferences: models_dir, overrides, device, dtype.
+# Options set by code (batch.py, tests) that win over the preferences: models_dir, overrides, device,
+# dtype, frame_batch_size.
 SESSION_OPTIONS: dict = {}
 
 
@@ -89,14 +90,17 @@ def get_engine(options, settings):
     """The session's engine for these options (loaded on first use; models stay loaded)."""
     from ..engine.pipeline import Engine
 
-    key = (options["models_dir"], tuple(sorted(options["overrides"].items())), options["device"],
-           options["dtype"])
+    from ..engine.settings import RuntimeOptions
+
+    runtime = RuntimeOptions(device=options["device"], dtype=options["dtype"],
+                             frame_batch_size=options.get("frame_batch_size") or RuntimeOptions.frame_batch_size)
+    key = (options["models_dir"], tuple(sorted(options["overrides"].items())), runtime)
     with _lock:
         if _session["engine"] is None or _session["key"] != key:
             free_engine()
             _session["engine"] = Engine(models_dir=options["models_dir"],
-                                        model_overrides=options["overrides"] or None,
-                                        device=options["device"], dtype=options["dtype"], settings=settings)
+                                        model_overrides=options["overrides"] or None, settings=settings,
+                                        runtime=runtime)
             _session["key"] = key
         return _session["engine"]  # each call passes its photo's settings; the engine never changes
 

@@ -199,12 +199,11 @@ def test_diffusion_frames_prepare_once_and_equal_stop_motion(addon, tmp_path, ti
         scene.render.filepath = str(tmp_path / "stop" / "f_####")
         # one frame per engine call, as the render engine runs: batched frames differ today (Engine.edit's
         # result for a frame depends on the other frames of its batch; reported, an engine issue)
-        edit_settings = models.edit_settings
-        models.edit_settings = lambda props, options: edit_settings(props, options).replace(frame_batch_size=1)
+        models.SESSION_OPTIONS["frame_batch_size"] = 1  # a runtime option (RuntimeOptions)
         try:
             assert bpy.ops.dh.render_stop_motion() == {"FINISHED"}
         finally:
-            models.edit_settings = edit_settings
+            models.SESSION_OPTIONS.pop("frame_batch_size", None)
         assert {p.name: p.stat().st_mtime_ns for p in prepared.iterdir()} == stamp
         for k in (1, 2, 3):  # the stop-motion operator's frames equal the render engine's
             assert np.array_equal(_png(tmp_path / "stop" / f"f_{k:04d}.png"), anim[k - 1]), k

@@ -7,11 +7,10 @@ import pytest
 from engine.camera import Camera
 from engine.errors import InputError
 from engine.pipeline import Engine, Prepared
-from engine.settings import EditSettings
+from engine.settings import EditSettings, RuntimeOptions
 from engine.transforms import FrameEdit
 
-SETTINGS = EditSettings(resolution=32, steps=4, guided_steps=3, inversion="negative-prompt",
-                        frame_batch_size=1)
+SETTINGS = EditSettings(resolution=32, steps=4, guided_steps=3, inversion="negative-prompt")
 
 
 def two_objects(size=32):
@@ -35,7 +34,8 @@ def shift(px, z, size=32):
 
 @pytest.fixture(scope="module")
 def engine(tiny_models_dir):
-    return Engine(models_dir=tiny_models_dir, device="cpu", dtype="fp32", settings=SETTINGS)
+    return Engine(models_dir=tiny_models_dir, settings=SETTINGS,
+                  runtime=RuntimeOptions(device="cpu", dtype="fp32", frame_batch_size=1))
 
 
 @pytest.fixture(scope="module")
