@@ -53,6 +53,10 @@ class Prepared:
     key: str
     original_size: tuple
     report: dict = field(default_factory=dict)
+    # The photo at its own size (engine.composite puts the edit back onto it): uint8 (H, W, 3)
+    # and the object mask (H, W) bool, as given to prepare.
+    photo: np.ndarray | None = None
+    photo_mask: np.ndarray | None = None
 
     @property
     def size(self) -> tuple:
@@ -73,6 +77,8 @@ class Prepared:
             "noise": self.noise, "latents": self.latents,
             "reconstruction_latents": self.reconstruction_latents,
             "reconstruction": torch.from_numpy(np.ascontiguousarray(self.reconstruction)),
+            "photo": torch.from_numpy(np.ascontiguousarray(self.photo)),
+            "photo_mask": torch.from_numpy(self.photo_mask.astype(np.uint8)),
         }
         if self.background_depth is not None:
             t["background_depth"] = torch.from_numpy(np.ascontiguousarray(self.background_depth))
@@ -107,7 +113,8 @@ class Prepared:
                     reconstruction_latents=tensors["reconstruction_latents"],
                     reconstruction=tensors["reconstruction"].numpy(), references=refs, settings=settings,
                     model_id=meta["model_id"], revision=meta["revision"], key=meta["key"],
-                    original_size=tuple(meta["original_size"]), report=meta.get("report", {}))
+                    original_size=tuple(meta["original_size"]), report=meta.get("report", {}),
+                    photo=tensors["photo"].numpy(), photo_mask=tensors["photo_mask"].numpy().astype(bool))
         except (KeyError, ValueError, TypeError) as exc:
             if isinstance(exc, InputError):
                 raise
@@ -124,6 +131,9 @@ class EditResult:
     valid_mask: np.ndarray  # (h, w) bool: pixels with a source (not a disocclusion hole)
     edited_depth: np.ndarray  # (h, w) float32 metres
     stats: dict
+    # (h, w, 2) float32: (u, v) working-grid pixel coordinates of each moved pixel's source in
+    # the photo; NaN where nothing moved there (static pixels and holes)
+    source_coords: np.ndarray | None = None
 
 
 class Engine:
@@ -264,7 +274,8 @@ class Engine:
             noise=inv.noise.detach().float().cpu(), latents=latents.detach().float().cpu(),
             reconstruction_latents=rec_latents.detach().float().cpu(), reconstruction=reconstruction,
             references=refs, settings=s, model_id=m.model_id, revision=m.revision, key=key,
-            original_size=tuple(image.shape[:2]), report=report)
+            original_size=tuple(image.shape[:2]), report=report,
+            photo=(image * 255.0 + 0.5).astype(np.uint8), photo_mask=object_mask)
         if cache_dir is not None:
             prepared.save(cache_dir)
         return prepared
@@ -329,6 +340,8 @@ class Engine:
                     image=images[j], target_mask=np.asarray(g.target_mask, bool),
                     valid_mask=np.asarray(g.valid_mask, bool),
                     edited_depth=np.asarray(g.edited_depth, np.float32),
+                    source_coords=np.where(np.asarray(g.target_mask, bool)[..., None],
+                                           g.source_coords, np.nan).astype(np.float32),
                     stats={"frame": k + 1, "batch_frames": len(batch), "batch_seconds": seconds,
                            "batch_unet_forward": counts["unet_forward"],
                            "batch_unet_backward": counts["unet_backward"],
