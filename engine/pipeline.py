@@ -57,6 +57,8 @@ class Prepared:
     # and the object mask (H, W) bool, as given to prepare.
     photo: np.ndarray | None = None
     photo_mask: np.ndarray | None = None
+    # torch (steps, 1, C, h/f, w/f): the reconstruction's latents after each step (local background)
+    trajectory: object = None
 
     @property
     def size(self) -> tuple:
@@ -79,6 +81,7 @@ class Prepared:
             "reconstruction": torch.from_numpy(np.ascontiguousarray(self.reconstruction)),
             "photo": torch.from_numpy(np.ascontiguousarray(self.photo)),
             "photo_mask": torch.from_numpy(self.photo_mask.astype(np.uint8)),
+            "trajectory": self.trajectory,
         }
         if self.background_depth is not None:
             t["background_depth"] = torch.from_numpy(np.ascontiguousarray(self.background_depth))
@@ -114,7 +117,8 @@ class Prepared:
                     reconstruction=tensors["reconstruction"].numpy(), references=refs, settings=settings,
                     model_id=meta["model_id"], revision=meta["revision"], key=meta["key"],
                     original_size=tuple(meta["original_size"]), report=meta.get("report", {}),
-                    photo=tensors["photo"].numpy(), photo_mask=tensors["photo_mask"].numpy().astype(bool))
+                    photo=tensors["photo"].numpy(), photo_mask=tensors["photo_mask"].numpy().astype(bool),
+                    trajectory=tensors["trajectory"])
         except (KeyError, ValueError, TypeError) as exc:
             if isinstance(exc, InputError):
                 raise
@@ -260,8 +264,9 @@ class Engine:
             inv = invert(den, ddim, latents, cond, null, depth_cond, s, progress, should_cancel)
         # 5. Reconstruct from the inverted noise, recording the reference activations
         with _timer(report["seconds"], "reconstruct"), m.on_device(m.unet):
+            trajectory = []
             rec_latents, refs = reconstruct(den, ddim, inv.noise, cond, inv.null_embeddings, depth_cond,
-                                            s, progress, should_cancel)
+                                            s, progress, should_cancel, trajectory)
         with _timer(report["seconds"], "decode"):
             reconstruction = cond_mod.decode_latents(m, rec_latents)[0]
         counts = {k: v - count0[k] for k, v in self.counts.items()}
@@ -275,7 +280,8 @@ class Engine:
             reconstruction_latents=rec_latents.detach().float().cpu(), reconstruction=reconstruction,
             references=refs, settings=s, model_id=m.model_id, revision=m.revision, key=key,
             original_size=tuple(image.shape[:2]), report=report,
-            photo=(image * 255.0 + 0.5).astype(np.uint8), photo_mask=object_mask)
+            photo=(image * 255.0 + 0.5).astype(np.uint8), photo_mask=object_mask,
+            trajectory=torch.stack(trajectory))
         if cache_dir is not None:
             prepared.save(cache_dir)
         return prepared
@@ -289,7 +295,7 @@ class Engine:
         from .diffusion import conditioning as cond_mod
         from .diffusion.ddim import DDIM
         from .diffusion.guidance import Guidance, layer_targets
-        from .diffusion.sampler import guided_sample
+        from .diffusion.sampler import guided_sample, local_background_keep
 
         m = self.models
         if (prepared.model_id, prepared.revision) != (m.model_id, m.revision):
@@ -322,12 +328,15 @@ class Engine:
             targets = {hw: layer_targets([geoms[k] for k in batch], prepared.object_mask, hw, device)
                        for hw in grids}
             guidance = Guidance(prepared.references, targets, s, device)
+            keep = None if s.background != "local" else (prepared.trajectory, torch.from_numpy(
+                local_background_keep(prepared.object_mask, [geoms[k] for k in batch], noise.shape[-2:],
+                                      s.background_margin)).to(device, dtype))
             # 4. Guided sampling from the inverted noise, then plain CFG steps
             with m.on_device(m.unet):
                 latents, stats = guided_sample(
                     den, ddim, noise, cond, nulls, depth_cond, s, guidance, progress, should_cancel,
                     stage="edit", progress_offset=(start // s.frame_batch_size) * s.steps,
-                    progress_total=-(-n // s.frame_batch_size) * s.steps)
+                    progress_total=-(-n // s.frame_batch_size) * s.steps, keep=keep)
             images = cond_mod.decode_latents(m, latents)
             seconds = time.perf_counter() - t0
             counts = {k: v - count0[k] for k, v in self.counts.items()}

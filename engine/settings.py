@@ -17,6 +17,7 @@ from .errors import InputError
 
 LOSSES = ("l1", "l2")
 INVERSIONS = ("null-text", "negative-prompt", "ddim")
+BACKGROUNDS = ("paper", "local")
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,16 @@ class EditSettings:
     """Distance used by both energies: 'l1' (mean absolute, the release) or 'l2' (mean squared,
     as the paper writes)."""
 
+    # --- background (beyond the paper: docs/method.md, measured in docs/evaluation.md) -------
+    background: str = "local"
+    """'paper': only the background energy (the mean activation) holds the background. 'local':
+    at the guided steps the latents outside the region the edit may touch are also set to the
+    reconstruction's at the same step, so a wall stays a wall; the region is the object's old and
+    new places and the holes, widened by background_margin; the unguided last steps blend it in."""
+    background_margin: float = 0.1
+    """'local': how far around the object's regions the edit may change the background (shadows,
+    light), as a fraction of the image's longer side."""
+
     # --- precision, device and memory --------------------------------------------------------
     device: str = "auto"
     """'auto', 'cuda', 'mps' or 'cpu'."""
@@ -129,6 +140,10 @@ class EditSettings:
             bad("loss", f"expected one of {', '.join(LOSSES)}")
         if self.inversion not in INVERSIONS:
             bad("inversion", f"expected one of {', '.join(INVERSIONS)}")
+        if self.background not in BACKGROUNDS:
+            bad("background", f"expected one of {', '.join(BACKGROUNDS)}")
+        if not 0.0 <= self.background_margin <= 1.0:
+            bad("background_margin", "must be between 0 and 1")
         if len(self.fg_layer_weights) != len(self.guided_layers):
             bad("fg_layer_weights", "needs one weight per guided layer")
         if len(self.bg_layer_weights) != len(self.guided_layers):

@@ -83,10 +83,10 @@ def no_guidance_settings(settings, measure_energy: bool = False):
     edited depth, CFG) unchanged: no optimisation iterations on the latents, or, with
     ``measure_energy``, the iterations run with zero weights (the latents do not move, the same
     image comes out, and the energies are recorded for comparison, at the cost of the
-    forward/backward passes)."""
+    forward/backward passes); nor the local background (the edited depth alone)."""
     if measure_energy:
-        return settings.replace(weight_scale=0.0)
-    return settings.replace(opt_iterations=0)
+        return settings.replace(weight_scale=0.0, background="paper")
+    return settings.replace(opt_iterations=0, background="paper")
 
 
 def _image01(x) -> np.ndarray:
