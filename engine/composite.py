@@ -29,6 +29,7 @@ import numpy as np
 # frame's typical difference (its median outside the object regions) and above MIN_CHANGE.
 CHANGE_OVER_TYPICAL = 4.0
 MIN_CHANGE = 0.08
+_SQUARE = np.ones((3, 3), bool)  # 8-connected neighbourhoods: a diagonal neighbour counts too
 
 
 def changed_region(prepared, result) -> np.ndarray:
@@ -38,14 +39,14 @@ def changed_region(prepared, result) -> np.ndarray:
     old = np.asarray(prepared.object_mask, bool)
     target = np.asarray(result.target_mask, bool)
     holes = ~np.asarray(result.valid_mask, bool)
-    seeds = ndimage.binary_dilation(old) | target | holes | _moved(result)
+    seeds = ndimage.binary_dilation(old, _SQUARE) | target | holes | _moved(result)
     diff = np.abs(np.asarray(result.image, np.float32) - np.asarray(prepared.reconstruction, np.float32)).max(-1)
-    rest = ~ndimage.binary_dilation(seeds)
+    rest = ~ndimage.binary_dilation(seeds, _SQUARE)
     typical = float(np.median(diff[rest])) if rest.any() else 0.0
     changed = diff > max(MIN_CHANGE, CHANGE_OVER_TYPICAL * typical)
     # keep the changes that touch the object's regions (a shadow is cast next to its object)
-    labels, _ = ndimage.label(changed, structure=np.ones((3, 3)))
-    touching = np.unique(labels[ndimage.binary_dilation(seeds) & changed])
+    labels, _ = ndimage.label(changed, structure=_SQUARE)
+    touching = np.unique(labels[ndimage.binary_dilation(seeds, _SQUARE) & changed])
     return seeds | np.isin(labels, touching[touching > 0])
 
 
@@ -179,19 +180,20 @@ def _edited_at_photo_size(prepared, result, box, scale) -> np.ndarray:
     src = np.full((h, w, 2), np.nan, np.float32) if src is None else np.asarray(src, np.float32)
     finite = np.isfinite(src).all(-1)
 
-    # the object's motion, grown two working pixels beyond the target so that silhouettes are
-    # decided by the full-resolution mask, not by the working grid
-    obj_known = finite & target
-    obj_vals, obj_known = _extend(src, obj_known, 2)
-    c_obj = _sample_field(obj_vals, obj_known, U * sx, V * sy)  # working units
-    near_target = _sample(ndimage.binary_dilation(target).astype(np.float32), U * sx, V * sy)
+    gu, gv = np.meshgrid(np.arange(w) + 0.5, np.arange(h) + 0.5)
+    identity = np.stack([gu, gv], -1).astype(np.float32)
+    # the object's motion (identity where it stays), grown two working pixels beyond the target
+    # so that silhouettes are decided by the full-resolution mask, not by the working grid
+    # (grown as a displacement, which is smooth: a rigid move shifts every pixel alike)
+    shift, obj_known = _extend(np.where(finite[..., None], src - identity, 0.0), target, 2)
+    c_obj = _sample_field(shift, obj_known, U * sx, V * sy) + np.stack([U * sx, V * sy], -1)
+    near_target = _sample(ndimage.binary_dilation(target, _SQUARE).astype(np.float32), U * sx, V * sy)
     # the background's motion: identity where it stays, the source where it moved (camera moves)
     bg_known = ~target & finite
-    gu, gv = np.meshgrid(np.arange(w) + 0.5, np.arange(h) + 0.5)
-    bg_vals = np.where(bg_known[..., None], src, np.stack([gu, gv], -1)).astype(np.float32)
+    bg_vals = np.where(bg_known[..., None], src, identity)
     moved_bg = bg_known.any()
     c_bg = _sample(bg_vals, U * sx, V * sy) if moved_bg else np.stack([U * sx, V * sy], -1)
-    bg_visible = _sample(ndimage.binary_dilation(np.asarray(result.valid_mask, bool)).astype(np.float32),
+    bg_visible = _sample(ndimage.binary_dilation(np.asarray(result.valid_mask, bool), _SQUARE).astype(np.float32),
                          U * sx, V * sy) if moved_bg else 1.0
 
     # photo, object mask and reconstruction around every source point
