@@ -149,17 +149,6 @@ def _extend(values: np.ndarray, known: np.ndarray, steps: int):
     return values, known
 
 
-def _sample_field(values, known, u, v):
-    """Normalised bilinear interpolation of a partly known field (h, w, C) at points (u, v):
-    only known pixels contribute; NaN where none does."""
-    num = _sample(np.where(known[..., None], values, 0.0), u, v)
-    den = _sample(known.astype(np.float32), u, v)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out = num / den[..., None]
-    out[den <= 1e-6] = np.nan
-    return out
-
-
 def _edited_at_photo_size(prepared, result, box, scale) -> np.ndarray:
     """The edit inside the photo-grid ``box``: up(edit) + the photo's detail moved by the geometry."""
     from scipy import ndimage
@@ -168,51 +157,59 @@ def _edited_at_photo_size(prepared, result, box, scale) -> np.ndarray:
     sy, sx = scale
     h, w = prepared.size
     photo = np.asarray(prepared.photo)
-    mask_full = np.asarray(prepared.photo_mask, bool)
     H, W = photo.shape[:2]
-    edit = np.asarray(result.image, np.float32)
-    recon = np.asarray(prepared.reconstruction, np.float32)
-    # photo-pixel centres of the box, and the same points on the working grid
-    U, V = np.meshgrid(np.arange(x0, x1) + 0.5, np.arange(y0, y1) + 0.5)
-    up_edit = _sample(edit, U * sx, V * sy)
     target = np.asarray(result.target_mask, bool)
     src = getattr(result, "source_coords", None)
     src = np.full((h, w, 2), np.nan, np.float32) if src is None else np.asarray(src, np.float32)
     finite = np.isfinite(src).all(-1)
-
     gu, gv = np.meshgrid(np.arange(w) + 0.5, np.arange(h) + 0.5)
     identity = np.stack([gu, gv], -1).astype(np.float32)
     # the object's motion (identity where it stays), grown two working pixels beyond the target
     # so that silhouettes are decided by the full-resolution mask, not by the working grid
     # (grown as a displacement, which is smooth: a rigid move shifts every pixel alike)
     shift, obj_known = _extend(np.where(finite[..., None], src - identity, 0.0), target, 2)
-    c_obj = _sample_field(shift, obj_known, U * sx, V * sy) + np.stack([U * sx, V * sy], -1)
-    near_target = _sample(ndimage.binary_dilation(target, _SQUARE).astype(np.float32), U * sx, V * sy)
-    # the background's motion: identity where it stays, the source where it moved (camera moves)
+    # the background's motion: the source where it moved (camera moves), else it stays
     bg_known = ~target & finite
-    bg_vals = np.where(bg_known[..., None], src, identity)
-    moved_bg = bg_known.any()
-    c_bg = _sample(bg_vals, U * sx, V * sy) if moved_bg else np.stack([U * sx, V * sy], -1)
-    bg_visible = _sample(ndimage.binary_dilation(np.asarray(result.valid_mask, bool), _SQUARE).astype(np.float32),
-                         U * sx, V * sy) if moved_bg else 1.0
+    moved_bg = bool(bg_known.any())
 
-    # photo, object mask and reconstruction around every source point
-    pts = np.concatenate([c_obj[np.isfinite(c_obj).all(-1)], c_bg.reshape(-1, 2)])
-    pu, pv = pts[:, 0] / sx, pts[:, 1] / sy
-    sy0, sy1 = max(0, int(np.floor(pv.min())) - 2), min(H, int(np.ceil(pv.max())) + 2)
-    sx0, sx1 = max(0, int(np.floor(pu.min())) - 2), min(W, int(np.ceil(pu.max())) + 2)
-    photo_box = photo[sy0:sy1, sx0:sx1].astype(np.float32) / 255.0
-    mask_box = mask_full[sy0:sy1, sx0:sx1].astype(np.float32)
+    # every working-grid field at the box's photo-pixel centres, in one resampling
+    fields = [np.asarray(result.image, np.float32), np.asarray(prepared.reconstruction, np.float32),
+              np.where(obj_known[..., None], shift, 0.0), obj_known[..., None],
+              ndimage.binary_dilation(target, _SQUARE)[..., None]]
+    if moved_bg:
+        fields += [np.where(bg_known[..., None], src - identity, 0.0),
+                   ndimage.binary_dilation(np.asarray(result.valid_mask, bool), _SQUARE)[..., None]]
+    U, V = np.meshgrid((np.arange(x0, x1) + 0.5) * sx, (np.arange(y0, y1) + 0.5) * sy)  # working units
+    at_p = _sample(np.concatenate([np.asarray(f, np.float32) for f in fields], -1), U, V)
+    up_edit, up_recon = at_p[..., 0:3], at_p[..., 3:6]
+    here = np.stack([U, V], -1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        c_obj = np.where(at_p[..., 8:9] > 1e-6, at_p[..., 6:8] / at_p[..., 8:9], np.nan) + here
+    near_target = np.minimum(at_p[..., 9], 1.0)
+
+    # the photo and its object mask around every source point (a box, not the whole photo)
+    pts = c_obj[np.isfinite(c_obj).all(-1)]
+    c_bg = here + at_p[..., 10:12] if moved_bg else here
+    pts = np.concatenate([pts, c_bg.reshape(-1, 2)])
+    sy0, sy1 = max(0, int(np.floor(pts[:, 1].min() / sy)) - 2), min(H, int(np.ceil(pts[:, 1].max() / sy)) + 2)
+    sx0, sx1 = max(0, int(np.floor(pts[:, 0].min() / sx)) - 2), min(W, int(np.ceil(pts[:, 0].max() / sx)) + 2)
+    photo_box = np.concatenate([photo[sy0:sy1, sx0:sx1].astype(np.float32) / 255.0,
+                                np.asarray(prepared.photo_mask, np.float32)[sy0:sy1, sx0:sx1, None]], -1)
 
     def at_source(c):
-        """(detail, object-mask coverage) at working-unit points c: photo - up(reconstruction)."""
-        u, v = c[..., 0] / sx - sx0, c[..., 1] / sy - sy0
-        detail = _sample(photo_box, u, v) - _sample(recon, c[..., 0], c[..., 1])
-        return np.nan_to_num(detail), np.nan_to_num(_sample(mask_box, u, v))
+        """(detail = photo - up(reconstruction), object-mask coverage) at working-unit points c."""
+        s = _sample(photo_box, c[..., 0] / sx - sx0, c[..., 1] / sy - sy0)
+        detail = s[..., :3] - _sample(np.asarray(prepared.reconstruction, np.float32), c[..., 0], c[..., 1])
+        return np.nan_to_num(detail), np.nan_to_num(s[..., 3])
 
-    d_obj, m_obj = at_source(np.nan_to_num(c_obj, nan=-1.0))
-    d_bg, m_bg = at_source(c_bg)
     has_obj = np.isfinite(c_obj).all(-1)
-    w_obj = np.where(has_obj, m_obj * np.minimum(near_target, 1.0), 0.0)
+    d_obj, m_obj = at_source(np.where(has_obj[..., None], c_obj, -1.0))  # outside the image: 0
+    if moved_bg:
+        d_bg, m_bg = at_source(c_bg)
+        bg_visible = np.minimum(at_p[..., 12], 1.0)
+    else:  # the background stays: its own pixels
+        box_photo = photo_box[y0 - sy0:y1 - sy0, x0 - sx0:x1 - sx0]
+        d_bg, m_bg, bg_visible = box_photo[..., :3] - up_recon, box_photo[..., 3], 1.0
+    w_obj = np.where(has_obj, m_obj * near_target, 0.0)
     w_bg = (1.0 - w_obj) * (1.0 - m_bg) * bg_visible
-    return up_edit + w_obj[..., None] * d_obj + np.asarray(w_bg)[..., None] * d_bg
+    return up_edit + w_obj[..., None] * d_obj + w_bg[..., None] * d_bg
