@@ -7,7 +7,8 @@ EditResult (working resolution) into the frame at the photo's size:
    working pixel wider: the mask is only known to a working pixel), its new region, the holes,
    and what the edit really changed compared with the reconstruction (shadows, light): pixels
    where |edit - reconstruction| stands out from the differences of the rest of the frame,
-   connected to the object's regions.
+   connected to the object's regions and within the margin where the edit may change the
+   background (``EditSettings.background_margin``).
 2. A feathered alpha on the photo grid: 1 on R, a smoothstep of the distance to R down to 0 over
    ``feather`` photo pixels, 0 beyond. Where alpha is 0 the frame is the photo's own pixels, bit
    for bit.
@@ -44,10 +45,14 @@ def changed_region(prepared, result) -> np.ndarray:
     rest = ~ndimage.binary_dilation(seeds, _SQUARE)
     typical = float(np.median(diff[rest])) if rest.any() else 0.0
     changed = diff > max(MIN_CHANGE, CHANGE_OVER_TYPICAL * typical)
-    # keep the changes that touch the object's regions (a shadow is cast next to its object)
+    # keep the changes that touch the object's regions (a shadow is cast next to its object), as
+    # far from them as the edit may change the background (EditSettings.background_margin)
     labels, _ = ndimage.label(changed, structure=_SQUARE)
     touching = np.unique(labels[ndimage.binary_dilation(seeds, _SQUARE) & changed])
-    return seeds | np.isin(labels, touching[touching > 0])
+    settings = getattr(prepared, "settings", None)
+    reach = getattr(settings, "background_margin", 0.1) * max(seeds.shape)
+    near = ndimage.distance_transform_edt(~seeds) <= reach
+    return seeds | (np.isin(labels, touching[touching > 0]) & near)
 
 
 def to_photo_size(prepared, result, feather: float | None = None) -> np.ndarray:

@@ -82,11 +82,13 @@ class EditSettings:
     as the paper writes)."""
 
     # --- background (beyond the paper: docs/method.md, measured in docs/evaluation.md) -------
-    background: str = "local"
-    """'paper': only the background energy (the mean activation) holds the background. 'local':
-    at the guided steps the latents outside the region the edit may touch are also set to the
-    reconstruction's at the same step, so a wall stays a wall; the region is the object's old and
-    new places and the holes, widened by background_margin; the unguided last steps blend it in."""
+    background: str = "paper"
+    """'paper' (default): only the background energy (the mean activation) holds the background.
+    'local': at the guided steps the latents outside the region the edit may touch are also set
+    to the reconstruction's at the same step, so a wall stays a wall; the region is the object's
+    old and new places and the holes, widened by background_margin; the unguided last steps blend
+    it in. Not the default: in the one comparison measured so far it did not lower the background
+    error (docs/evaluation.md)."""
     background_margin: float = 0.1
     """'local': how far around the object's regions the edit may change the background (shadows,
     light), as a fraction of the image's longer side."""
