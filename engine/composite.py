@@ -71,7 +71,9 @@ def to_photo_size(prepared, result, feather: float | None = None) -> np.ndarray:
     sy, sx = h / H, w / W  # working pixels per photo pixel
     if feather is None:
         feather = max(2.0, 1.5 / min(sy, sx))
-    rows, cols = _nearest_index(H, h), _nearest_index(W, w)
+    from .diffusion.conditioning import nearest_index
+
+    rows, cols = nearest_index(H, h), nearest_index(W, w)  # working pixel of each photo row / column
     # box around R and its feather, on the photo grid
     rr, cc = _box_of(region, rows, cols)
     pad = int(np.ceil(feather)) + 1
@@ -97,11 +99,6 @@ def _moved(result) -> np.ndarray:
     gu, gv = np.meshgrid(np.arange(w) + 0.5, np.arange(h) + 0.5)
     with np.errstate(invalid="ignore"):
         return np.isfinite(src).all(-1) & (np.hypot(src[..., 0] - gu, src[..., 1] - gv) > 0.5)
-
-
-def _nearest_index(n_photo: int, n_work: int) -> np.ndarray:
-    """Working-grid index of each photo row (or column): the one whose pixel contains its centre."""
-    return np.minimum(((np.arange(n_photo) + 0.5) * n_work / n_photo).astype(np.int64), n_work - 1)
 
 
 def _box_of(region, rows, cols):

@@ -102,6 +102,9 @@ def resize_nearest(array, hw):
     H, W = a.shape[:2]
     if (H, W) == tuple(hw):
         return a.copy()
-    rows = np.minimum(((np.arange(hw[0]) + 0.5) * H / hw[0]).astype(int), H - 1)
-    cols = np.minimum(((np.arange(hw[1]) + 0.5) * W / hw[1]).astype(int), W - 1)
-    return a[rows][:, cols].copy()
+    return a[nearest_index(hw[0], H)][:, nearest_index(hw[1], W)].copy()
+
+
+def nearest_index(n_to: int, n_from: int) -> np.ndarray:
+    """For each of ``n_to`` pixels along an axis, the index of the ``n_from``-grid pixel holding its centre."""
+    return np.minimum(((np.arange(n_to) + 0.5) * n_from / n_to).astype(np.int64), n_from - 1)
