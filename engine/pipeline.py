@@ -53,6 +53,12 @@ class Prepared:
     key: str
     original_size: tuple
     report: dict = field(default_factory=dict)
+    # The photo at its own size (engine.composite puts the edit back onto it): uint8 (H, W, 3)
+    # and the object mask (H, W) bool, as given to prepare.
+    photo: np.ndarray | None = None
+    photo_mask: np.ndarray | None = None
+    # torch (steps, 1, C, h/f, w/f): the reconstruction's latents after each step (local background)
+    trajectory: object = None
 
     @property
     def size(self) -> tuple:
@@ -87,6 +93,9 @@ class Prepared:
             "noise": self.noise, "latents": self.latents,
             "reconstruction_latents": self.reconstruction_latents,
             "reconstruction": torch.from_numpy(np.ascontiguousarray(self.reconstruction)),
+            "photo": torch.from_numpy(np.ascontiguousarray(self.photo)),
+            "photo_mask": torch.from_numpy(self.photo_mask.astype(np.uint8)),
+            "trajectory": self.trajectory,
         }
         if self.background_depth is not None:
             t["background_depth"] = torch.from_numpy(np.ascontiguousarray(self.background_depth))
@@ -121,7 +130,9 @@ class Prepared:
                     reconstruction_latents=tensors["reconstruction_latents"],
                     reconstruction=tensors["reconstruction"].numpy(), references=refs, settings=settings,
                     model_id=meta["model_id"], revision=meta["revision"], key=meta["key"],
-                    original_size=tuple(meta["original_size"]), report=meta.get("report", {}))
+                    original_size=tuple(meta["original_size"]), report=meta.get("report", {}),
+                    photo=tensors["photo"].numpy(), photo_mask=tensors["photo_mask"].numpy().astype(bool),
+                    trajectory=tensors["trajectory"])
         except (KeyError, ValueError, TypeError) as exc:
             if isinstance(exc, InputError):
                 raise
@@ -277,8 +288,9 @@ class Engine:
             inv = invert(den, ddim, latents, cond, null, depth_cond, s, progress, should_cancel)
         # 5. Reconstruct from the inverted noise, recording the reference activations
         with _timer(report["seconds"], "reconstruct"), m.on_device(m.unet):
+            trajectory = []
             rec_latents, refs = reconstruct(den, ddim, inv.noise, cond, inv.null_embeddings, depth_cond,
-                                            s, progress, should_cancel)
+                                            s, progress, should_cancel, trajectory)
         with _timer(report["seconds"], "decode"):
             reconstruction = cond_mod.decode_latents(m, rec_latents)[0]
         counts = {k: v - count0[k] for k, v in self.counts.items()}
@@ -292,7 +304,9 @@ class Engine:
             noise=inv.noise.detach().float().cpu(), latents=latents.detach().float().cpu(),
             reconstruction_latents=rec_latents.detach().float().cpu(), reconstruction=reconstruction,
             references=refs, settings=s, model_id=m.model_id, revision=m.revision, key=key,
-            original_size=tuple(image.shape[:2]), report=report)
+            original_size=tuple(image.shape[:2]), report=report,
+            photo=(image * 255.0 + 0.5).astype(np.uint8), photo_mask=object_mask.any(0),
+            trajectory=torch.stack(trajectory))
         prepared._scene = scene
         if cache_dir is not None:
             prepared.save(cache_dir)
@@ -311,7 +325,7 @@ class Engine:
         from .diffusion import conditioning as cond_mod
         from .diffusion.ddim import DDIM
         from .diffusion.guidance import Guidance, layer_targets
-        from .diffusion.sampler import guided_sample
+        from .diffusion.sampler import guided_sample, local_background_keep
 
         m = self.models
         if (prepared.model_id, prepared.revision) != (m.model_id, m.revision):
@@ -345,12 +359,15 @@ class Engine:
             targets = {hw: layer_targets([prepared.scene.frame(mats[k], hw, edited_depth=False) for k in batch],
                                          device) for hw in grids}
             guidance = Guidance(prepared.references, targets, s, device)
+            keep = None if s.background != "local" else (prepared.trajectory, torch.from_numpy(
+                local_background_keep(prepared.object_mask, [geoms[k] for k in batch], noise.shape[-2:],
+                                      s.background_margin)).to(device, dtype))
             # 4. Guided sampling from the inverted noise, then plain CFG steps
             with m.on_device(m.unet):
                 latents, stats = guided_sample(
                     den, ddim, noise, cond, nulls, depth_cond, s, guidance, progress, should_cancel,
                     stage="edit", progress_offset=(start // fb) * s.steps,
-                    progress_total=-(-n // fb) * s.steps)
+                    progress_total=-(-n // fb) * s.steps, keep=keep)
             images = cond_mod.decode_latents(m, latents)
             seconds = time.perf_counter() - t0
             counts = {k: v - count0[k] for k, v in self.counts.items()}

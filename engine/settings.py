@@ -42,6 +42,7 @@ def _switch(help_text):
 def _prep(default):
     """A field that changes what prepare computes (part of the per-photo cache key)."""
     return field(default=default, metadata=_PREPARE)
+BACKGROUNDS = ("paper", "local")
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,19 @@ class EditSettings:
     loss: str = "l1"
     """Distance used by both energies: 'l1' (mean absolute, the release) or 'l2' (mean squared,
     as the paper writes)."""
+
+    # --- background (beyond the paper: docs/method.md, measured in docs/evaluation.md) -------
+    background: str = "paper"
+    """'paper' (default): only the background energy (the mean activation) holds the background.
+    'local': at the guided steps the latents outside the region the edit may touch are also set
+    to the reconstruction's at the same step, so a wall stays a wall; the region is the object's
+    old and new places and the holes, widened by background_margin; the unguided last steps blend
+    it in. Not the default: in the one comparison measured so far it did not lower the background
+    error (docs/evaluation.md)."""
+    background_margin: float = 0.1
+    """'local': how far around the object's regions the edit may change the background (shadows,
+    light), as a fraction of the image's longer side."""
+
     cache_activations_fp16: bool = _prep(True)
     """Keep the reference activations in half precision (in memory and in the cache); the energy
     compares the current activations rounded the same way, so an identity edit stays at zero."""
@@ -133,6 +147,10 @@ class EditSettings:
             bad("loss", f"expected one of {', '.join(LOSSES)}")
         if self.inversion not in INVERSIONS:
             bad("inversion", f"expected one of {', '.join(INVERSIONS)}")
+        if self.background not in BACKGROUNDS:
+            bad("background", f"expected one of {', '.join(BACKGROUNDS)}")
+        if not 0.0 <= self.background_margin <= 1.0:
+            bad("background_margin", "must be between 0 and 1")
         if len(self.fg_layer_weights) != len(self.guided_layers):
             bad("fg_layer_weights", "needs one weight per guided layer")
         if len(self.bg_layer_weights) != len(self.guided_layers):

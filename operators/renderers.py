@@ -1,23 +1,14 @@
 """Frame renderers: camera-frame transform (4, 4) -> edited photo (H, W, 3) float at photo size.
 
 No bpy: they run in worker threads. ``PreviewRenderer`` needs no weights (the engine's geometric
-preview); ``DiffusionRenderer`` runs the Diffusion Handles edit on a prepared photo.
+preview, computed at the photo's size); ``DiffusionRenderer`` runs the Diffusion Handles edit on a
+prepared photo and puts each result back onto the photo with `engine.composite.to_photo_size`
+(pixels the edit does not change are the photo's own).
 Both share the call signature ``renderer(transforms, progress, should_cancel) -> list of images``.
 """
 from __future__ import annotations
 
 import numpy as np
-
-
-def resize_to(rgb, height, width):
-    """Resize a float (h, w, 3) image to (height, width, 3) (bicubic), unchanged if it fits."""
-    rgb = np.asarray(rgb, dtype=np.float32)
-    if rgb.shape[:2] == (height, width):
-        return np.clip(rgb, 0.0, 1.0)
-    from PIL import Image
-
-    channels = [Image.fromarray(rgb[..., c], mode="F").resize((width, height), Image.BICUBIC) for c in range(3)]
-    return np.clip(np.stack([np.asarray(c) for c in channels], axis=-1), 0.0, 1.0)
 
 
 class PreviewRenderer:
@@ -38,7 +29,7 @@ class PreviewRenderer:
             rgb, _geometry = render_preview(inputs.image, inputs.depth, inputs.mask, np.asarray(transform),
                                             background=inputs.background_image, camera=inputs.camera,
                                             background_depth=inputs.background_depth)
-            out.append(resize_to(rgb, *inputs.shape))
+            out.append(rgb)
         return out
 
 
@@ -52,6 +43,8 @@ class DiffusionRenderer:
         self.batch_size = max(1, int(batch_size))
 
     def __call__(self, transforms, progress=None, should_cancel=None):
+        from ..engine.composite import to_photo_size
+
         results = self.engine.edit(self.prepared, [np.asarray(t) for t in transforms], progress=progress,
                                    should_cancel=should_cancel, settings=self.settings)
-        return [resize_to(result.image, *self.inputs.shape) for result in results]
+        return [to_photo_size(self.prepared, result) for result in results]

@@ -1,7 +1,8 @@
 """``python -m engine edit``: edit a prepared photo with the transforms of a JSON file.
 
-Writes, for frame k (1-based, 4 digits): ``frame_k.png``, ``target_mask_k.png``,
-``edited_depth_k.exr``; and ``report.json`` (per-stage wall times, UNet forward / backward
+Writes, for frame k (1-based, 4 digits): ``frame_k.png`` (at the photo's size by default, see
+engine.composite; ``--output-size working`` for the model's working size), ``target_mask_k.png``,
+``edited_depth_k.exr`` (both at the working size); and ``report.json`` (per-stage wall times, UNet forward / backward
 counts, peak memory, settings). Every file is written under a temporary name and renamed.
 """
 from __future__ import annotations
@@ -26,11 +27,15 @@ def add_arguments(p) -> None:
                    help="frame of the transforms (camera = Blender camera frame; pytorch3d = the "
                         "reference release's data)")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    p.add_argument("--output-size", choices=("photo", "working"), default="photo",
+                   help="size of the written frames: the photo's own (default; unchanged pixels are "
+                        "the photo's) or the model's working resolution")
     add_model_arguments(p)
 
 
 def run(args) -> int:
     from .. import io
+    from ..composite import to_photo_size
     from ..pipeline import Prepared
     from ..settings import EditSettings
     from ..transforms import load_transforms, object_centroid
@@ -62,7 +67,8 @@ def run(args) -> int:
     t0 = time.perf_counter()
     frames = []
     for k, r in enumerate(results, start=1):
-        io.save_image(out / f"frame_{k:04d}.png", r.image)
+        io.save_image(out / f"frame_{k:04d}.png",
+                      to_photo_size(prepared, r) if args.output_size == "photo" else r.image)
         io.save_mask(out / f"target_mask_{k:04d}.png", r.target_mask)
         for n, m in enumerate(r.target_masks if len(r.target_masks) > 1 else [], start=1):
             io.save_mask(out / f"target_mask_{k:04d}_{n}.png", m)  # per object, with several
@@ -81,7 +87,8 @@ def run(args) -> int:
     settings = engine.edit_settings(prepared)
     counts = {k: v - counts0[k] for k, v in engine.counts.items()}
     report = {
-        "frames": len(results), "size": list(prepared.size), "device": str(engine.models.device),
+        "frames": len(results), "size": list(prepared.size), "output_size": args.output_size,
+        "frame_size": list(prepared.original_size if args.output_size == "photo" else prepared.size), "device": str(engine.models.device),
         "dtype": str(engine.models.dtype), "model_id": engine.models.model_id,
         "seconds": {**stages, "load": engine.timings.get("load", 0.0), "total": time.perf_counter() - t_all},
         "edit_unet_forward": counts["unet_forward"], "edit_unet_backward": counts["unet_backward"],

@@ -9,8 +9,16 @@ Per DDIM step i with timestep t (both passes):
    the references Psi_{i, layer}: so an identity edit sees exactly zero energy.
 2. The classifier-free guided DDIM step with the step's null embedding and the depth
    (the original depth in the reconstruction, the edited depth in the edit).
+3. (edit, ``settings.background == "local"``, i < guided_steps; beyond the paper) the latents
+   outside the region the edit may touch are set to the reconstruction's latents after the same
+   step (recorded by ``reconstruct``), with a feathered mask (`local_background_keep`). The paper's
+   background energy holds only the mean activation; this holds every background pixel, while the
+   object's old and new places, the holes and a margin around them (shadows) stay free, and the
+   unguided last steps blend the seam.
 """
 from __future__ import annotations
+
+import numpy as np
 
 from .progress import check_cancel, report
 from .ddim import DDIM
@@ -19,11 +27,12 @@ from .guidance import Guidance
 
 
 def reconstruct(den: Denoiser, ddim: DDIM, noise, cond, nulls, depth, settings, progress=None,
-                should_cancel=None):
+                should_cancel=None, trajectory: list | None = None):
     """Unguided sampling from the inverted noise; returns (latents x_0, references).
 
     references: {(step, layer): (1, C, h, w) on the CPU}, only the layers each guided step uses,
-    rounded to half precision when ``settings.cache_activations_fp16``."""
+    rounded to half precision when ``settings.cache_activations_fp16``. ``trajectory``: a list
+    that receives the latents after each step (float32 on the CPU), for the local background."""
     import torch
 
     refs = {}
@@ -40,13 +49,19 @@ def reconstruct(den: Denoiser, ddim: DDIM, noise, cond, nulls, depth, settings, 
                     refs[(i, layer)] = a.detach().to("cpu", keep).clone()
             eps = den.cfg_eps(x, t, cond, nulls[i:i + 1], depth, settings.cfg_scale)
             x = ddim.step(x, eps, t)
+        if trajectory is not None:
+            trajectory.append(x.detach().float().cpu())
         report(progress, "reconstruct", i + 1, steps)
     return x, refs
 
 
 def guided_sample(den: Denoiser, ddim: DDIM, noise, cond, nulls, depth, settings, guidance: Guidance | None,
-                  progress=None, should_cancel=None, stage="edit", progress_offset=0, progress_total=None):
+                  progress=None, should_cancel=None, stage="edit", progress_offset=0, progress_total=None,
+                  keep=None):
     """Sample B frames from the shared inverted noise with the (edited) depth (B, 1, h, w).
+
+    ``keep``: None, or (trajectory (steps, 1, C, h, w), weight (B, 1, h, w)): after each guided
+    step the latents become weight * reconstruction + (1 - weight) * latents (step 3 above).
 
     Returns (latents (B, C, h, w), stats) where stats["energy"] lists, per guided step and
     iteration, the weighted energy of each frame and the energy without iteration multipliers."""
@@ -78,6 +93,9 @@ def guided_sample(den: Denoiser, ddim: DDIM, noise, cond, nulls, depth, settings
         with torch.no_grad():
             eps = den.cfg_eps(x, t, cond, nulls[i:i + 1], depth, settings.cfg_scale)
             x = ddim.step(x, eps, t)
+            if keep is not None and i < settings.guided_steps:
+                trajectory, weight = keep
+                x = x + weight * (trajectory[i].to(x.device, x.dtype) - x)
         report(progress, stage, progress_offset + i + 1, total)
     return x, {"energy": trace}
 
@@ -88,3 +106,22 @@ def _floats(v, B):
     if torch.is_tensor(v):
         return [float(a) for a in v.detach().reshape(-1).cpu()]
     return [float(v)] * B
+
+
+def local_background_keep(object_mask, geometries, latent_hw, margin: float):
+    """(B, 1, h, w) float32 numpy: how much of each latent pixel is the reconstruction's (1 far from
+    the edit, 0 where it may change: the object's old and new places and the holes, on the image
+    grid, widened by ``margin`` of the longer side and feathered over two latent pixels)."""
+    from scipy import ndimage
+
+    from .conditioning import resize_image
+
+    out = []
+    h, w = latent_hw
+    reach = margin * max(h, w)
+    for g in geometries:
+        touched = np.asarray(object_mask, bool) | np.asarray(g.target_mask, bool) | ~np.asarray(g.valid_mask, bool)
+        touched = resize_image(touched.astype(np.float32), (h, w)) > 0  # any pixel of it
+        d = ndimage.distance_transform_edt(~touched)
+        out.append(np.clip((d - reach) / 2.0, 0.0, 1.0)[None].astype(np.float32))
+    return np.stack(out)

@@ -28,6 +28,7 @@ METRIC_COLUMNS = (
     ("gt_psnr", "PSNR to truth", "{:.2f}", "higher"),
     ("gt_l1_object", "L1 in true obj", "{:.4f}", "lower"),
     ("gt_psnr_object", "PSNR in true obj", "{:.2f}", "higher"),
+    ("gt_l1_outside", "L1 to truth outside objs", "{:.4f}", "lower"),
     ("fg_energy_last_guided_step", "fg energy, last guided step", "{:.4f}", "lower"),
 )
 

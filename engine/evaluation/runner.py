@@ -84,10 +84,10 @@ def no_guidance_settings(settings, measure_energy: bool = False):
     edited depth, CFG) unchanged: no optimisation iterations on the latents, or, with
     ``measure_energy``, the iterations run with zero weights (the latents do not move, the same
     image comes out, and the energies are recorded for comparison, at the cost of the
-    forward/backward passes)."""
+    forward/backward passes); nor the local background (the edited depth alone)."""
     if measure_energy:
-        return settings.replace(weight_scale=0.0)
-    return settings.replace(opt_iterations=0)
+        return settings.replace(weight_scale=0.0, background="paper")
+    return settings.replace(opt_iterations=0, background="paper")
 
 
 def _image01(x) -> np.ndarray:
@@ -107,17 +107,12 @@ def _as_np(x):
 
 
 def _resize_to(a: np.ndarray, shape, kind: str) -> np.ndarray:
+    """An image (smooth) or a mask (nearest) at the scene's size, with the engine's resize helpers."""
+    from ..diffusion.conditioning import resize_image, resize_nearest
+
     if a is None or a.shape[:2] == tuple(shape):
         return a
-    from PIL import Image
-
-    h, w = shape
-    if kind == "image":
-        im = Image.fromarray((np.clip(a, 0, 1) * 255 + 0.5).astype(np.uint8)).resize((w, h), Image.BICUBIC)
-        return np.asarray(im, np.float32) / 255.0
-    if kind == "mask":
-        return np.asarray(Image.fromarray(a.astype(np.uint8) * 255).resize((w, h), Image.NEAREST)) >= 128
-    return np.asarray(Image.fromarray(a.astype(np.float32)).resize((w, h), Image.BILINEAR))
+    return resize_image(a, shape) if kind == "image" else resize_nearest(a, shape)
 
 
 class _Stage:
@@ -196,8 +191,11 @@ def _save_png(path: Path, a: np.ndarray) -> None:
     im.save(path)
 
 
-def _gt_metrics(image: np.ndarray, frame) -> dict:
-    out = {"gt_l1": None, "gt_psnr": None, "gt_l1_object": None, "gt_psnr_object": None}
+def _gt_metrics(image: np.ndarray, frame, object_mask: np.ndarray) -> dict:
+    """L1 / PSNR to the true render: over the image, inside the true moved object, and outside
+    the object regions (neither the input's object nor the true moved one: the background)."""
+    out = {"gt_l1": None, "gt_psnr": None, "gt_l1_object": None, "gt_psnr_object": None,
+           "gt_l1_outside": None}
     if frame.gt_image is None:
         return out
     out["gt_l1"] = metrics.l1(image, frame.gt_image)
@@ -205,6 +203,7 @@ def _gt_metrics(image: np.ndarray, frame) -> dict:
     if frame.gt_true is not None and frame.gt_true.any():
         out["gt_l1_object"] = metrics.l1(image, frame.gt_image, frame.gt_true)
         out["gt_psnr_object"] = metrics.psnr(image, frame.gt_image, frame.gt_true)
+        out["gt_l1_outside"] = metrics.l1(image, frame.gt_image, ~(frame.gt_true | object_mask))
     return out
 
 
@@ -292,7 +291,7 @@ def evaluate_scene(scene: Scene, runner: EngineRunner, cfg: EvalConfig, out_dir:
             img = _resize_to(_image01(res.image), (h, w), "image")
             images[method] = img
             m, seg = _adherence(segmenter, img, scene.prompt, frame)
-            m.update(_gt_metrics(img, frame))
+            m.update(_gt_metrics(img, frame, scene.mask))
             m.update(_energy_summary(res.stats, runner.settings))
             if (cfg.cycle and method in ("edit", "no_guidance") and len(frame.transform.objects) == 1
                     and not frame.transform.moves_camera):
@@ -315,7 +314,7 @@ def evaluate_scene(scene: Scene, runner: EngineRunner, cfg: EvalConfig, out_dir:
                 _save_png(out_dir / f"segmented_{method.replace(':', '_')}_{tag}.png", seg)
         # baseline: nothing moved (the input itself; its cycle gives back the input exactly)
         m, seg = _adherence(segmenter, scene.image, scene.prompt, frame)
-        m.update(_gt_metrics(scene.image, frame))
+        m.update(_gt_metrics(scene.image, frame, scene.mask))
         m["cycle_l1"] = 0.0 if cfg.cycle else None
         m["cycle_lpips"] = 0.0 if (cfg.cycle and lpips_ok) else None
         row["methods"]["nothing_moved"] = m

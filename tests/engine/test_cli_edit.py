@@ -53,7 +53,7 @@ def test_prepare_then_edit(photo, tiny_models_dir, tmp_path, capsys):
     assert names == ["edited_depth_0001.exr", "edited_depth_0002.exr", "frame_0001.png", "frame_0002.png",
                      "report.json", "target_mask_0001.png", "target_mask_0002.png"]
     frame = io.load_image(out / "frame_0002.png")
-    assert frame.shape == (32, 32, 3) or max(frame.shape[:2]) == 32
+    assert frame.shape == (40, 48, 3)  # the photo's size by default
     report = json.loads((out / "report.json").read_text())
     assert report["frames"] == 2
     assert report["edit_unet_forward"] > 0 and report["edit_unet_backward"] > 0
@@ -66,9 +66,11 @@ def test_edit_from_photo_arguments(photo, tiny_models_dir, tmp_path, capsys):
     rc = main(["edit", "--image", str(photo / "image.png"), "--prompt", "a blue box",
                "--depth", str(photo / "depth.npy"), "--mask", str(photo / "mask.png"),
                "--transforms", str(photo / "transforms.json"), "--out", str(out),
-               "--models", str(tiny_models_dir), "--guided-steps", "2", *FAST])
+               "--models", str(tiny_models_dir), "--guided-steps", "2", "--output-size", "working", *FAST])
     assert rc == 0, capsys.readouterr().err
     assert (out / "frame_0002.png").is_file() and (out / "report.json").is_file()
+    report = json.loads((out / "report.json").read_text())
+    assert io.load_image(out / "frame_0002.png").shape[:2] == tuple(report["size"]) != (40, 48)  # working
 
 
 def test_clear_errors(photo, tiny_models_dir, tmp_path, capsys, monkeypatch):

@@ -1,0 +1,69 @@
+"""operators/renderers.py: both frame renderers give frames at the photo's size, far pixels the photo's."""
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+sys.path.insert(0, str(Path(__file__).parent))
+from dh_synthetic import addon_module, make_photo  # noqa: E402
+
+
+def _inputs(tmp_path):
+    """A photo four times the tiny model's working size (96 x 128 against 32 on the longer side)."""
+    photo = make_photo(tmp_path / "photo", height=96, width=128, box=(30, 62, 40, 80))
+    photo_module = addon_module("operators.photo")
+    paths = photo["paths"]
+    inputs = photo_module.resolve_inputs(str(paths["image"]), str(paths["depth"]), str(paths["mask"]))
+    return inputs, photo
+
+
+def _translation(dx):
+    T = np.eye(4)
+    T[0, 3] = dx
+    return T
+
+
+def _far(inputs, margin):
+    from engine.geometry import compute_edit_geometry
+
+    g = compute_edit_geometry(inputs.depth, inputs.mask, _translation(0.3))
+    return ~ndimage.binary_dilation(inputs.mask | g.target_mask, iterations=margin)
+
+
+def _bytes(rgb):
+    return (np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+def test_preview_renderer_at_photo_size(addon, tmp_path):
+    inputs, _ = _inputs(tmp_path)
+    renderer = addon_module("operators.renderers").PreviewRenderer(inputs)
+    (frame,) = renderer([_translation(0.3)])
+    assert frame.shape == (96, 128, 3)
+    far = _far(inputs, 8)
+    assert np.array_equal(_bytes(frame)[far], _bytes(inputs.image)[far])
+
+
+@pytest.mark.slow
+def test_diffusion_renderer_at_photo_size(addon, tmp_path, tiny_models_dir):
+    from engine.pipeline import Engine
+    from engine.settings import EditSettings
+
+    inputs, _ = _inputs(tmp_path)
+    engine = Engine(models_dir=tiny_models_dir, device="cpu", dtype="fp32",
+                    settings=EditSettings(resolution=32, steps=3, guided_steps=2, inversion="ddim"))
+    prepared = engine.prepare(inputs.image, "an orange box", inputs.depth, inputs.mask)
+    assert max(prepared.size) == 32
+    renderer = addon_module("operators.renderers").DiffusionRenderer(inputs, engine, prepared)
+    (frame,) = renderer([_translation(0.3)])
+    assert frame.shape == (96, 128, 3)
+    # the engine's compositing, whose region the random model's changes decide
+    from engine.composite import changed_region, to_photo_size
+    from engine.diffusion.conditioning import resize_nearest
+
+    result = engine.edit(prepared, [_translation(0.3)])[0]
+    assert np.array_equal(frame, to_photo_size(prepared, result))
+    far = ~ndimage.binary_dilation(resize_nearest(changed_region(prepared, result), (96, 128)), iterations=8)
+    assert far.any()
+    assert np.array_equal(_bytes(frame)[far], _bytes(inputs.image)[far])
