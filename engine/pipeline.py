@@ -270,9 +270,29 @@ class Engine:
         return prepared
 
     # --- edit -----------------------------------------------------------------------------------
-    def edit(self, prepared: Prepared, transforms, progress=None, should_cancel=None) -> list:
+    def edit(self, prepared: Prepared, transforms, settings: EditSettings | None = None, progress=None,
+             should_cancel=None) -> list:
         """One EditResult per 4x4 camera-frame transform (p' = T p), all from the same inverted
-        noise; frames run in batches of settings.frame_batch_size."""
+        noise; frames run in batches of settings.frame_batch_size. ``list(iter_edit(...))``."""
+        return list(self.iter_edit(prepared, transforms, settings, progress=progress,
+                                   should_cancel=should_cancel))
+
+    def check_frames(self, prepared: Prepared, transforms) -> list:
+        """The checks of `iter_edit` without the model: every transform valid and the object
+        visible in every frame. Geometry is computed one frame at a time and dropped, so a
+        caller can refuse a trajectory before creating outputs or loading weights."""
+        mats = check_transforms(transforms)
+        for k, T in enumerate(mats):
+            self.edit_geometry(prepared, [T], first=k)
+        return mats
+
+    def iter_edit(self, prepared: Prepared, transforms, settings: EditSettings | None = None,
+                  progress=None, should_cancel=None):
+        """Yield one EditResult per transform, in order, as soon as its frame batch is sampled.
+
+        Memory is bounded by the frame batch, not the trajectory: each batch's geometry is
+        computed when the batch starts and nothing of a yielded frame is kept. A caller that
+        writes each result as it comes keeps every finished frame when it is interrupted."""
         import torch
 
         from .diffusion import conditioning as cond_mod
@@ -280,16 +300,16 @@ class Engine:
         from .diffusion.guidance import Guidance, layer_targets
         from .diffusion.sampler import guided_sample
 
+        # 1. Check inputs (before the model is loaded)
+        mats = check_transforms(transforms)
         m = self.models
         if (prepared.model_id, prepared.revision) != (m.model_id, m.revision):
             raise InputError(f"prepared photo was made with the model {prepared.model_id} "
                              f"({prepared.revision}); this engine has {m.model_id} ({m.revision}): "
                              f"prepare the photo again")
-        # the prepared photo fixes what prepare computed; edit-only settings come from the engine
-        s = self.settings.replace(**{k: getattr(prepared.settings, k) for k in EditSettings.PREPARE_FIELDS})
-        # 1. Check inputs, 2. lift / transform / project every frame
-        mats = check_transforms(transforms)
-        geoms = self.edit_geometry(prepared, mats)
+        # the prepared photo fixes what prepare computed; edit-only settings come from this call
+        s = (settings or self.settings).replace(**{k: getattr(prepared.settings, k)
+                                                   for k in EditSettings.PREPARE_FIELDS})
         den = self.denoiser
         ddim = DDIM(m.scheduler, s.steps)
         device, dtype = m.device, m.dtype
@@ -297,10 +317,11 @@ class Engine:
         nulls = prepared.null_embeddings.to(device, dtype)
         noise = prepared.noise.to(device, dtype)
         grids = {tuple(a.shape[-2:]) for a in prepared.references.values()}
-        results = []
         n = len(mats)
         for start in range(0, n, s.frame_batch_size):
             batch = list(range(start, min(n, start + s.frame_batch_size)))
+            # 2. Lift / transform / project this batch's frames
+            geoms = dict(zip(batch, self.edit_geometry(prepared, [mats[k] for k in batch], first=start)))
             t0 = time.perf_counter()
             count0 = dict(self.counts)
             _reset_peak_memory(device)
@@ -321,26 +342,26 @@ class Engine:
             seconds = time.perf_counter() - t0
             counts = {k: v - count0[k] for k, v in self.counts.items()}
             for j, k in enumerate(batch):
-                g = geoms[k]
+                g = geoms.pop(k)
                 trace = [{**e, "energy": e["energy"][j], "energy_unscaled": e["energy_unscaled"][j],
                           "parts": {l: [p[0][j], p[1][j]] for l, p in e["parts"].items()}}
                          for e in stats["energy"]]
-                results.append(EditResult(
+                yield EditResult(
                     image=images[j], target_mask=np.asarray(g.target_mask, bool),
                     valid_mask=np.asarray(g.valid_mask, bool),
                     edited_depth=np.asarray(g.edited_depth, np.float32),
                     stats={"frame": k + 1, "batch_frames": len(batch), "batch_seconds": seconds,
                            "batch_unet_forward": counts["unet_forward"],
                            "batch_unet_backward": counts["unet_backward"],
-                           "peak_memory_bytes": _peak_memory(device), "energy": trace}))
-        return results
+                           "peak_memory_bytes": _peak_memory(device), "energy": trace})
 
-    def edit_geometry(self, prepared: Prepared, mats) -> list:
-        """engine.geometry for each transform at the working resolution; rejects empty edits."""
+    def edit_geometry(self, prepared: Prepared, mats, first: int = 0) -> list:
+        """engine.geometry for each transform at the working resolution; rejects empty edits
+        (``first``: index of mats[0] in the trajectory, for the message)."""
         from .geometry import compute_edit_geometry
 
         out = []
-        for k, T in enumerate(mats):
+        for k, T in enumerate(mats, start=first):
             g = compute_edit_geometry(prepared.depth, prepared.object_mask, T,
                                       background_depth=prepared.background_depth, camera=prepared.camera)
             visible = np.asarray(g.target_mask, bool) & np.asarray(g.valid_mask, bool)
@@ -353,37 +374,10 @@ class Engine:
 
 # --- input checks and helpers ------------------------------------------------------------------
 def check_inputs(image, depth, object_mask, background_depth=None):
-    """Validate the arrays prepare takes; returns them as float32 / bool numpy arrays."""
-    image = np.asarray(image)
-    if image.ndim != 3 or image.shape[2] != 3:
-        raise InputError(f"image: expected an RGB array (H, W, 3), got shape {image.shape}")
-    if image.dtype == np.uint8:
-        image = image.astype(np.float32) / 255.0
-    image = image.astype(np.float32)
-    if not np.isfinite(image).all() or image.min() < 0 or image.max() > 1:
-        raise InputError("image: values must be finite and in [0, 1]")
-    hw = image.shape[:2]
-    depth = _check_depth(depth, "depth", hw)
-    mask = np.asarray(object_mask)
-    if mask.shape != hw:
-        raise InputError(f"mask: shape {mask.shape} does not match the image {hw}")
-    mask = mask.astype(bool)
-    if not mask.any():
-        raise InputError("mask: empty (no object pixel)")
-    if mask.all():
-        raise InputError("mask: covers the whole image (no background left)")
-    if background_depth is not None:
-        background_depth = _check_depth(background_depth, "background depth", hw)
-    return image, depth, mask, background_depth
+    """Validate the arrays prepare takes (`engine.checks.photo_arrays`); float32 / bool arrays."""
+    from . import checks
 
-
-def _check_depth(depth, what, hw):
-    depth = np.asarray(depth, dtype=np.float32)
-    if depth.shape != hw:
-        raise InputError(f"{what}: shape {depth.shape} does not match the image {hw}")
-    if not np.isfinite(depth).all() or (depth <= 0).any():
-        raise InputError(f"{what}: contains NaN, inf or values <= 0 (z-depth in metres expected)")
-    return depth
+    return checks.photo_arrays(image, depth, object_mask, background_depth)
 
 
 def check_transforms(transforms) -> list:
