@@ -7,19 +7,21 @@ A prepared photo is a directory with two files:
   reconstruction latents, reconstruction image, and the reference activations
   ``ref/<step>/<layer>``: only the guided layers of the guided steps, half precision by default);
 - ``prepared.json``: metadata (format version, the content key, the SHA-256 of the tensor file,
-  prompt, model id and revision, settings, sizes, the prepare report).
+  prompt, model id and revision, settings, sizes, the prepare report) and ``integrity``: a
+  SHA-256 over the rest of the JSON (canonical form) and the tensor file's hash, so a
+  hand-edited prompt, setting or key is caught like a modified tensor file.
 
 The content key is a SHA-256 over the inputs (image, depth, mask, background depth, prompt), the
 model id and revision, and the settings that change what prepare computes. Loading checks the
-format, the tensor file's hash and (when the caller gives one) the key: a corrupt, tampered or
-mismatched cache raises ``InputError`` and is never trusted (``Engine.prepare`` then rebuilds it).
-Both files are written under temporary names and renamed, the JSON last.
+format, the integrity of the JSON, the tensor file's hash and (when the caller gives one) the
+key: a corrupt, tampered or mismatched cache raises ``InputError`` and is never trusted
+(``Engine.prepare`` then rebuilds it). Both files are written under temporary names and
+renamed, the JSON last, with the same normal permissions (0666 less the umask).
 """
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +29,7 @@ import numpy as np
 from .errors import InputError
 
 FORMAT = "diffusion-handles-prepared"
-VERSION = 1
+VERSION = 2  # 2: prepared.json carries its own integrity hash
 TENSORS = "prepared.safetensors"
 META = "prepared.json"
 
@@ -51,11 +53,14 @@ def content_key(image, depth, object_mask, background_depth, prompt, model_id, r
 
 
 def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    from .output import file_digest
+
+    return file_digest(path)
+
+
+def _integrity(meta: dict) -> str:
+    body = {k: v for k, v in meta.items() if k != "integrity"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 def save(directory, tensors: dict, meta: dict) -> None:
@@ -70,6 +75,7 @@ def save(directory, tensors: dict, meta: dict) -> None:
         save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp))
         digest = _sha256_file(tmp)
     meta = dict(meta, format=FORMAT, version=VERSION, tensors_sha256=digest)
+    meta["integrity"] = _integrity(meta)
     with atomic_output(d / META) as tmp:
         tmp.write_text(json.dumps(meta, indent=1, sort_keys=True))
 
@@ -83,15 +89,17 @@ def load(directory, expected_key: str | None = None):
     if not (d / META).is_file() or not (d / TENSORS).is_file():
         raise InputError(f"{what}: not a prepared photo (expected {META} and {TENSORS}; "
                          f"make one with `python -m engine prepare`)")
-    try:
-        meta = json.loads((d / META).read_text())
-    except (ValueError, OSError) as exc:
-        raise InputError(f"{what}: {META} is unreadable ({exc}); prepare the photo again") from None
+    from . import checks
+
+    meta = checks.json_file(d / META, f"{what}: {META}")
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise InputError(f"{what}: {META} is not a prepared-photo description")
     if meta.get("version") != VERSION:
         raise InputError(f"{what}: format version {meta.get('version')} (this engine reads {VERSION}); "
                          f"prepare the photo again")
+    if meta.get("integrity") != _integrity(meta):
+        raise InputError(f"{what}: {META} does not match its integrity hash (edited by hand or "
+                         f"corrupt); prepare the photo again")
     if _sha256_file(d / TENSORS) != meta.get("tensors_sha256"):
         raise InputError(f"{what}: {TENSORS} does not match its checksum (corrupt or modified); "
                          f"prepare the photo again")
@@ -102,12 +110,3 @@ def load(directory, expected_key: str | None = None):
     except Exception as exc:  # safetensors raises its own error types on bad headers
         raise InputError(f"{what}: {TENSORS} is unreadable ({exc})") from None
     return tensors, meta
-
-
-def remove(directory) -> None:
-    d = Path(directory)
-    for name in (META, TENSORS):
-        try:
-            os.remove(d / name)
-        except FileNotFoundError:
-            pass

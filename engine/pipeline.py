@@ -89,7 +89,9 @@ class Prepared:
         tensors, meta = cache.load(directory, expected_key)
         what = f"prepared cache {str(directory)!r}"
         try:
-            settings = EditSettings.from_dict(meta["settings"])
+            from . import checks
+
+            settings = checks.settings_data(meta["settings"], f"{what}: settings")
             refs = {}
             for name, a in tensors.items():
                 if name.startswith("ref/"):

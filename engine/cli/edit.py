@@ -1,20 +1,30 @@
 """``python -m engine edit``: edit a prepared photo with the transforms of a JSON file.
 
 Writes, for frame k (1-based, 4 digits): ``frame_k.png``, ``target_mask_k.png``,
-``edited_depth_k.exr``; and ``report.json`` (per-stage wall times, UNet forward / backward
-counts, peak memory, settings). Every file is written under a temporary name and renamed.
+``edited_depth_k.exr``, each as soon as its frame batch is sampled (under a temporary name,
+then renamed); ``manifest.json`` records every finished frame with the key of what made it, so
+an interrupted run, rerun with the same command, skips the finished frames and computes the
+rest. ``report.json`` (per-stage wall times, UNet forward / backward counts, peak memory,
+settings) is written at the end. Every input, option and the output folder are checked before
+any folder is created or any model is loaded.
 """
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 from ..errors import InputError
-from .prepare import (add_input_arguments, add_model_arguments, engine_from_args, load_prepare_inputs,
-                      progress_printer)
+from .prepare import (add_input_arguments, add_model_arguments, check_models_available, complete_photo,
+                      engine_from_args, load_photo_args, settings_changes, settings_from_args)
 
 HELP = "edit a prepared photo (or prepare it first) with 3D transforms; writes frames and a report"
+
+# Names edit writes into its folder (an input with one of these names there would be overwritten).
+OUTPUTS = (r"frame_\d+\.png", r"target_mask_\d+\.png", r"edited_depth_\d+\.exr", r"report\.json",
+           r"manifest\.json", r"candidates\.json", r"candidate_\d+\.png")
+# Settings that change how frames are computed, not what they are (a rerun may change them freely).
+RUNTIME_SETTINGS = ("frame_batch_size", "device", "cpu_offload", "vae_tiling", "vae_slicing",
+                    "gradient_checkpointing")
 
 
 def add_arguments(p) -> None:
@@ -29,61 +39,183 @@ def add_arguments(p) -> None:
     add_model_arguments(p)
 
 
+def _settings_for_prepared(args, prepared):
+    """The settings of an edit of ``prepared``: its prepare-time settings, the edit-time options
+    given; an option that contradicts the prepared photo is refused, never silently dropped."""
+    from .. import checks
+    from ..settings import EditSettings
+
+    fixed = prepared.settings
+    changes = settings_changes(args)
+    for name, value in changes.items():
+        if name in EditSettings.PREPARE_FIELDS and checks.settings_data({name: value}).to_dict()[name] \
+                != fixed.to_dict()[name]:
+            option = f"--{name.replace('_', '-')}" if name in vars(args) and getattr(args, name) is not None \
+                else f"{name} in --settings"
+            raise InputError(f"{option} {value!r}: the prepared photo was made with {name}="
+                             f"{fixed.to_dict()[name]!r}; this setting is fixed at prepare time (prepare "
+                             f"again with it, or leave it out)")
+    base = {**EditSettings().to_dict(), **fixed.prepare_dict()}
+    return checks.settings_data({**base, **{k: v for k, v in changes.items()
+                                            if k not in EditSettings.PREPARE_FIELDS}}, "settings")
+
+
+def _read_transforms(args, centroid):
+    from .. import checks
+    from ..transforms import load_transforms
+
+    checks.transforms_json(args.transforms, "--transforms")  # strict JSON, bounded, no booleans
+    return load_transforms(args.transforms, convention=args.convention, centroid=centroid)
+
+
+def _check_visible_in_photo(photo, mats) -> None:
+    """Refuse a trajectory that moves the object out of view, before the model runs: the edit
+    geometry on the photo's depth at a small size (the camera model is size-independent)."""
+    import numpy as np
+
+    from ..camera import Camera
+    from ..geometry import compute_edit_geometry
+
+    H, W = photo.shape
+    f = min(1.0, 96.0 / max(H, W))
+    h, w = max(8, round(H * f)), max(8, round(W * f))
+    ys = np.minimum((np.arange(h) + 0.5) * H / h, H - 1).astype(int)
+    xs = np.minimum((np.arange(w) + 0.5) * W / w, W - 1).astype(int)
+    depth, mask = photo.depth[np.ix_(ys, xs)], photo.mask[np.ix_(ys, xs)]
+    bg = None if photo.background_depth is None else photo.background_depth[np.ix_(ys, xs)]
+    if not mask.any() or mask.all():
+        return  # too small to judge at this size; the engine checks at the working size
+    for k, T in enumerate(mats, start=1):
+        g = compute_edit_geometry(depth, mask, T, background_depth=bg, camera=Camera(h, w))
+        if not (np.asarray(g.target_mask, bool) & np.asarray(g.valid_mask, bool)).any():
+            raise InputError(f"transform {k}: moves the object out of view (no pixel of it is visible "
+                             f"after the edit)")
+
+
+def _run_key(prepared, settings, args) -> str:
+    from ..output import digest_json
+
+    edit_settings = {k: v for k, v in settings.to_dict().items() if k not in RUNTIME_SETTINGS}
+    return digest_json({"prepared": prepared.key, "settings": edit_settings, "convention": args.convention,
+                        "outputs": ["frame", "target_mask", "edited_depth"]})
+
+
+def _frame_keys(mats) -> list:
+    from ..output import digest_json
+
+    return [digest_json([[float(x) for x in row] for row in T]) for T in mats]
+
+
+def _resume_from(done, n, batch) -> int:
+    """Index of the first frame to compute: the start of the batch holding the first unfinished
+    frame, so every batch is sampled exactly as in an uninterrupted run."""
+    todo = [k for k in range(n) if k + 1 not in done]
+    return (todo[0] // batch) * batch if todo else n
+
+
 def run(args) -> int:
-    from .. import io
-    from ..pipeline import Prepared
-    from ..transforms import load_transforms, object_centroid
+    import numpy as np
+
+    from .. import console, io
+    from ..inputs import input_files
+    from ..output import FrameManifest, check_inputs_not_in, check_output_dir, write_json
+    from ..pipeline import Engine, Prepared
+    from ..transforms import object_centroid
 
     t_all = time.perf_counter()
     out = Path(args.out)
-    engine = engine_from_args(args)
-    verbose = getattr(args, "verbose", False)
     stages = {}
-    t0 = time.perf_counter()
+    # 1. Every input, option and the output folder, before any folder is made or model loaded
     if args.prepared:
-        if args.image:
-            raise InputError("give either --prepared or the photo arguments, not both")
+        if args.image or args.prompt is not None:
+            raise InputError("give either --prepared or the photo arguments (--image, --prompt, ...), not both")
+        t0 = time.perf_counter()
         prepared = Prepared.load(args.prepared)
-        prepare_report = {"loaded_from": str(args.prepared), **prepared.report}
+        stages["prepare"] = time.perf_counter() - t0
+        settings = _settings_for_prepared(args, prepared)
+        mats = _read_transforms(args, object_centroid(prepared.depth, prepared.object_mask, prepared.camera))
+        Engine(settings=settings).check_frames(prepared, mats)  # no model is loaded for this
+        sources = [args.prepared, args.transforms]
+        photo = None
     else:
-        inputs = load_prepare_inputs(args, candidates_dir=args.out)
-        prepared = engine.prepare(**inputs, progress=progress_printer(verbose))
+        settings = settings_from_args(args)
+        photo = load_photo_args(args)
+        centroid = (object_centroid(photo.depth, photo.mask) if photo.complete_without_models
+                    else np.array([0.0, 0.0, -2.0]))  # a stand-in to check the file; re-read below
+        mats = _read_transforms(args, centroid)
+        if photo.complete_without_models:
+            _check_visible_in_photo(photo, mats)
+        sources = [*input_files(photo), args.transforms]
+    if args.settings:
+        sources.append(args.settings)
+    check_models_available(args, photo)
+    check_output_dir(out, "--out", inputs=sources)
+    check_inputs_not_in(out, sources, "--out", OUTPUTS)
+
+    # 2. Prepare (from the photo), or resume from the prepared photo without loading the model
+    engine = engine_from_args(args, settings)
+    if photo is not None:
+        t0 = time.perf_counter()
+        complete_photo(args, photo, candidates_dir=out)
+        with console.Progress() as progress:
+            prepared = engine.prepare(**photo.prepare_arguments(), progress=progress)
+        stages["prepare"] = time.perf_counter() - t0
+        # pivots about the centroid use the prepared (working-resolution) object, as --prepared does
+        mats = _read_transforms(args, object_centroid(prepared.depth, prepared.object_mask, prepared.camera))
+        engine.check_frames(prepared, mats)
         prepare_report = prepared.report
-    stages["prepare"] = time.perf_counter() - t0
-    centroid = object_centroid(prepared.depth, prepared.object_mask, prepared.camera)
-    transforms = load_transforms(args.transforms, convention=args.convention, centroid=centroid)
+    else:
+        prepare_report = {"loaded_from": str(args.prepared), **prepared.report}
+    n = len(mats)
     out.mkdir(parents=True, exist_ok=True)
-    counts0 = dict(engine.counts)
+    manifest = FrameManifest(out, _run_key(prepared, settings, args), _frame_keys(mats))
+    done = set(manifest.resume())
+    start = _resume_from(done, n, settings.frame_batch_size)
+    if done:
+        console.say(f"resuming: {len(done)} of {n} frame(s) already finished in {out} "
+                    f"({', '.join(map(str, sorted(done)[:8]))}{', ...' if len(done) > 8 else ''}); "
+                    f"computing the other {n - len(done)}")
+
+    # 3. Frames, each written as soon as it is sampled
+    counts = {"unet_forward": 0, "unet_backward": 0}
+    frames, peak = [], prepare_report.get("peak_memory_bytes", 0)
     t0 = time.perf_counter()
-    results = engine.edit(prepared, transforms, progress=progress_printer(verbose))
-    stages["edit"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    frames = []
-    for k, r in enumerate(results, start=1):
-        io.save_image(out / f"frame_{k:04d}.png", r.image)
-        io.save_mask(out / f"target_mask_{k:04d}.png", r.target_mask)
-        io.save_depth_exr(out / f"edited_depth_{k:04d}.exr", r.edited_depth)
-        energy = r.stats["energy"]
-        frames.append({"frame": k, "batch_frames": r.stats["batch_frames"],
-                       "batch_seconds": r.stats["batch_seconds"],
-                       "energy_first": energy[0]["energy"] if energy else 0.0,
-                       "energy_last": energy[-1]["energy"] if energy else 0.0})
-    stages["write"] = time.perf_counter() - t0
-    counts = {k: v - counts0[k] for k, v in engine.counts.items()}
+    stages["write"] = 0.0
+    if start < n:
+        counts0 = dict(engine.counts)
+        with console.Progress(f"{n - start} frame(s)") as progress:
+            for j, r in enumerate(engine.iter_edit(prepared, mats[start:], settings, progress=progress)):
+                k = start + j + 1
+                peak = max(peak, r.stats["peak_memory_bytes"])
+                if k in done:
+                    continue
+                tw = time.perf_counter()
+                names = [f"frame_{k:04d}.png", f"target_mask_{k:04d}.png", f"edited_depth_{k:04d}.exr"]
+                io.save_image(out / names[0], r.image)
+                io.save_mask(out / names[1], r.target_mask)
+                io.save_depth_exr(out / names[2], r.edited_depth)
+                manifest.add(k, names)
+                stages["write"] += time.perf_counter() - tw
+                energy = r.stats["energy"]
+                frames.append({"frame": k, "batch_frames": r.stats["batch_frames"],
+                               "batch_seconds": r.stats["batch_seconds"],
+                               "energy_first": energy[0]["energy"] if energy else 0.0,
+                               "energy_last": energy[-1]["energy"] if energy else 0.0})
+        counts = {k: v - counts0[k] for k, v in engine.counts.items()}
+    stages["edit"] = time.perf_counter() - t0 - stages["write"]
     report = {
-        "frames": len(results), "size": list(prepared.size), "device": str(engine.models.device),
-        "dtype": str(engine.models.dtype), "model_id": engine.models.model_id,
+        "frames": n, "computed": [f["frame"] for f in frames], "resumed": sorted(done),
+        "size": list(prepared.size), "model_id": prepared.model_id,
+        "device": str(engine.models.device) if start < n else None,
         "seconds": {**stages, "load": engine.timings.get("load", 0.0), "total": time.perf_counter() - t_all},
         "edit_unet_forward": counts["unet_forward"], "edit_unet_backward": counts["unet_backward"],
-        "prepare": prepare_report,
-        "peak_memory_bytes": max([r.stats["peak_memory_bytes"] for r in results] +
-                                 [prepare_report.get("peak_memory_bytes", 0)]),
-        "settings": engine.settings.replace(**{k: getattr(prepared.settings, k)
-                                               for k in prepared.settings.PREPARE_FIELDS}).to_dict(),
+        "prepare": prepare_report, "peak_memory_bytes": peak,
+        "settings": settings.replace(**{k: getattr(prepared.settings, k)
+                                        for k in prepared.settings.PREPARE_FIELDS}).to_dict(),
         "per_frame": frames,
     }
-    with io.atomic_output(out / "report.json") as tmp:
-        tmp.write_text(json.dumps(report, indent=1))
-    print(f"wrote {len(results)} frame(s) to {out} ({report['seconds']['total']:.1f} s, "
-          f"{counts['unet_forward']} UNet forwards, {counts['unet_backward']} backwards)")
+    write_json(out / "report.json", report)
+    skipped = f", {len(done)} already finished" if done else ""
+    console.say(f"wrote {len(frames)} frame(s) to {out}{skipped} ({report['seconds']['total']:.1f} s, "
+                f"{counts['unet_forward']} UNet forwards, {counts['unet_backward']} backwards)")
     return 0

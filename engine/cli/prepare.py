@@ -2,9 +2,7 @@
 per-photo cache (PREP_DIR/prepared.safetensors + prepared.json) that ``engine edit`` reads."""
 from __future__ import annotations
 
-import json
 import logging
-import time
 from pathlib import Path
 
 from ..errors import InputError
@@ -60,91 +58,131 @@ def add_arguments(p) -> None:
     add_model_arguments(p)
 
 
-def settings_from_args(args):
-    from ..settings import EditSettings
+# Options that set an EditSettings field of the same name.
+SETTING_OPTIONS = ("steps", "guided_steps", "inversion", "resolution", "seed", "frame_batch_size")
+
+
+def settings_changes(args) -> dict:
+    """The EditSettings fields the user set: those of --settings FILE, then the options given."""
+    from .. import checks
 
     data = {}
     if getattr(args, "settings", None):
-        try:
-            data = json.loads(Path(args.settings).read_text())
-        except (OSError, ValueError) as exc:
-            raise InputError(f"settings {args.settings!r}: {exc}") from None
-    s = EditSettings.from_dict(data) if data else EditSettings()
-    changes = {k: getattr(args, k) for k in ("steps", "guided_steps", "inversion", "resolution", "seed",
-                                             "frame_batch_size") if getattr(args, k, None) is not None}
+        data = checks.json_file(args.settings, "--settings")
+        checks.settings_data(data, f"--settings '{args.settings}'")  # types and ranges, one line
+    changes = dict(data)
+    changes.update({k: getattr(args, k) for k in SETTING_OPTIONS if getattr(args, k, None) is not None})
+    return changes
+
+
+def settings_from_args(args, base=None):
+    """EditSettings from ``base`` (default: the defaults) with the user's changes, checked."""
+    from .. import checks
+    from ..settings import EditSettings
+
+    base = base or EditSettings()
+    changes = settings_changes(args)
     if "steps" in changes and "guided_steps" not in changes:
         # keep the release's proportion (38 of 50) when only the step count is given
-        changes["guided_steps"] = round(changes["steps"] * s.guided_steps / s.steps)
-    return s.replace(**changes)
+        changes["guided_steps"] = round(changes["steps"] * base.guided_steps / base.steps)
+    return checks.settings_data({**base.to_dict(), **changes}, "settings")
 
 
-def engine_from_args(args):
+def check_models_dir(args) -> None:
+    """--models DIR must be a folder (checked before any output is made)."""
+    models = getattr(args, "models", None)
+    if models is not None:
+        p = Path(models).expanduser()
+        if not p.is_dir():
+            raise InputError(f"--models '{models}': {'not a folder' if p.exists() else 'does not exist'} "
+                             f"(write tiny test models with `python -m engine tiny-models DIR`)")
+
+
+def check_models_available(args, photo=None) -> None:
+    """Every model this run will load is found, and its weights are safetensors, before any
+    output is made (nothing is loaded here)."""
+    from .. import registry
+    from .models import overrides_from_args
+
+    check_models_dir(args)
+    overrides = overrides_from_args(args, PERCEPTION_ROLES)
+    roles = {}  # in the order they are used: perception, then diffusion
+    if photo is not None:
+        if photo.depth is None:
+            roles["depth"] = overrides.get("depth")
+        if photo.object_query is not None:
+            roles["detector"], roles["sam"] = overrides.get("detector"), overrides.get("sam")
+        if getattr(args, "removal", "fill") == "diffusers":
+            roles["inpaint"] = overrides.get("inpaint")
+    roles["diffusion"] = getattr(args, "diffusion_model", None)
+    for role, override in roles.items():
+        override_file = override and Path(override).expanduser().is_file()
+        if not override_file:
+            registry.check_weights(role, registry.resolve(role, override, args.models))
+
+
+def engine_from_args(args, settings=None):
     from ..pipeline import Engine
 
     overrides = {"diffusion": args.diffusion_model} if getattr(args, "diffusion_model", None) else None
     return Engine(models_dir=args.models, model_overrides=overrides, device=args.device,
-                  dtype=args.dtype, settings=settings_from_args(args))
+                  dtype=args.dtype, settings=settings or settings_from_args(args))
 
 
-def load_prepare_inputs(args, candidates_dir=None) -> dict:
-    """All of prepare's photo inputs from the command line, checked: the one place that turns
-    --image/--prompt/--depth/--mask/--object into arrays. Without --depth, or with --object, the
-    perception models complete them (estimated depth, object found by text, object removed for
-    the background depth); the candidate masks of --object are written to ``candidates_dir``."""
-    from .. import io
+def load_photo_args(args):
+    """The photo's files from the command line, read and checked; no model is loaded
+    (engine.inputs.load_photo)."""
+    from ..inputs import load_photo
 
     if not args.image or args.prompt is None:
         raise InputError("give --image and --prompt (or --prepared PREP_DIR)")
-    query = getattr(args, "object", None)
-    if args.mask and query:
-        raise InputError("give either --mask or --object, not both")
-    if not args.mask and not query:
-        raise InputError("--mask or --object: say which object to edit (a mask file, white = object, "
-                         "or a text query such as 'the car')")
-    if getattr(args, "candidate", None) is not None and not query:
-        raise InputError("--candidate: only meaningful with --object")
-    image = io.load_image(args.image)
-    shape = image.shape[:2]
-    depth = io.load_depth(args.depth, png_scale=args.depth_png_scale, expected_shape=shape) if args.depth else None
-    mask = io.load_mask(args.mask, expected_shape=shape) if args.mask else None
-    background = None
-    if getattr(args, "background_depth", None):
-        background = io.load_depth(args.background_depth, png_scale=args.depth_png_scale, expected_shape=shape)
-    if depth is None or query:
-        from ..perception.inputs import resolve_inputs, write_candidates
-        from .models import overrides_from_args
-
-        found = resolve_inputs(image, depth=depth, mask=mask, object_query=query,
-                               candidate=getattr(args, "candidate", None), models_dir=args.models,
-                               overrides=overrides_from_args(args, PERCEPTION_ROLES), device=args.device,
-                               removal=getattr(args, "removal", "fill"))
-        if found.candidates and candidates_dir is not None:
-            write_candidates(found.candidates, candidates_dir, found.chosen)
-            print(f"{len(found.candidates)} candidate(s) for {query!r}; using candidate {found.chosen} "
-                  f"(see {Path(candidates_dir) / 'candidates.json'})")
-        depth, mask = found.depth, found.mask
-        if background is None:
-            background = found.background_depth
-    return dict(image=image, prompt=args.prompt, depth=depth, object_mask=mask, background_depth=background)
+    return load_photo(args.image, args.prompt, depth=args.depth, mask=args.mask,
+                      object_query=getattr(args, "object", None), candidate=getattr(args, "candidate", None),
+                      background_depth=getattr(args, "background_depth", None),
+                      depth_png_scale=args.depth_png_scale)
 
 
-def progress_printer(verbose: bool):
-    last = {}
+def complete_photo(args, photo, candidates_dir=None):
+    """Fill the missing inputs with the perception models; say which candidate was used."""
+    from ..inputs import complete
+    from .models import overrides_from_args
+    from .. import console
 
-    def progress(stage, step, total):
-        if verbose and (step == total or time.monotonic() - last.get(stage, 0) > 2):
-            last[stage] = time.monotonic()
-            log.info("%s %d/%d", stage, step, total)
+    complete(photo, models_dir=args.models, overrides=overrides_from_args(args, PERCEPTION_ROLES),
+             device=args.device, removal=getattr(args, "removal", "fill"), candidates_dir=candidates_dir)
+    if photo.candidates:
+        where = f" (see {Path(candidates_dir) / 'candidates.json'})" if candidates_dir is not None else ""
+        console.say(f"{len(photo.candidates)} candidate(s) for {photo.object_query!r}; using candidate "
+                    f"{photo.chosen}{where}")
+    return photo
 
-    return progress
+
+def load_prepare_inputs(args, candidates_dir=None) -> dict:
+    """All of prepare's photo inputs from the command line: `Engine.prepare` keyword arguments."""
+    return complete_photo(args, load_photo_args(args), candidates_dir).prepare_arguments()
+
+
+# Names prepare writes into its folder.
+PREPARE_OUTPUTS = (r"prepared\.json", r"prepared\.safetensors", r"candidates\.json", r"candidate_\d+\.png")
 
 
 def run(args) -> int:
-    inputs = load_prepare_inputs(args, candidates_dir=args.out)
-    engine = engine_from_args(args)
-    prepared = engine.prepare(**inputs, cache_dir=args.out,
-                              progress=progress_printer(getattr(args, "verbose", False)))
+    from .. import console
+    from ..inputs import input_files
+    from ..output import check_inputs_not_in, check_output_dir
+
+    # 1. Everything checked before any folder is made or any model loaded
+    settings = settings_from_args(args)
+    photo = load_photo_args(args)
+    check_models_available(args, photo)
+    check_output_dir(args.out, "--out")
+    check_inputs_not_in(args.out, input_files(photo), "--out", PREPARE_OUTPUTS)
+    # 2. The work
+    engine = engine_from_args(args, settings)
+    complete_photo(args, photo, candidates_dir=args.out)
+    with console.Progress() as progress:
+        prepared = engine.prepare(**photo.prepare_arguments(), cache_dir=args.out, progress=progress)
     r = prepared.report
-    print(f"prepared {args.image} -> {args.out} ({prepared.size[1]}x{prepared.size[0]}, "
-          f"{r.get('unet_forward', 0)} UNet forwards, {r.get('total_seconds', 0):.1f} s)")
+    console.say(f"prepared {args.image} -> {args.out} ({prepared.size[1]}x{prepared.size[0]}, "
+                f"{r.get('unet_forward', 0)} UNet forwards, {r.get('total_seconds', 0):.1f} s)")
     return 0

@@ -75,4 +75,6 @@ def role_override(overrides, role: str):
 def resolve_model(role: str, override=None, models_dir=None) -> Path:
     from .. import registry
 
-    return registry.resolve(role, override, models_dir)
+    path = registry.resolve(role, override, models_dir)
+    registry.check_weights(role, path)  # safetensors only, refused before anything is unpickled
+    return path

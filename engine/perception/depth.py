@@ -53,7 +53,7 @@ def load_depth_model(model_dir=None, models_dir=None, device="auto", role: str =
         try:
             processor = AutoImageProcessor.from_pretrained(path, local_files_only=True)
             model = AutoModelForDepthEstimation.from_pretrained(path, local_files_only=True,
-                                                                use_safetensors=None)
+                                                                use_safetensors=True)
         except (OSError, ValueError, KeyError) as exc:
             raise ModelNotFoundError(f"depth model in {path} could not be loaded: {exc}".splitlines()[0]) from exc
         _check_metric(model.config, str(path))

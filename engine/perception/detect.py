@@ -61,7 +61,8 @@ def load_detector(models_dir=None, override=None, device="auto"):
 
         try:
             processor = AutoProcessor.from_pretrained(path, local_files_only=True)
-            model = AutoModelForZeroShotObjectDetection.from_pretrained(path, local_files_only=True)
+            model = AutoModelForZeroShotObjectDetection.from_pretrained(path, local_files_only=True,
+                                                                        use_safetensors=True)
         except (OSError, ValueError, KeyError) as exc:
             raise ModelNotFoundError(f"detector model in {path} could not be loaded: {exc}".splitlines()[0]) from exc
         return model.to(dev, torch.float32).eval(), processor
