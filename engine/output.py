@@ -58,13 +58,38 @@ def atomic_output(path):
     os.close(fd)
     tmp = Path(tmp)
     try:
-        os.chmod(tmp, NORMAL_FILE_MODE)
         yield tmp
+        # after the writer: some (safetensors) replace the file and would leave mkstemp's 0600
+        os.chmod(tmp, NORMAL_FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
+
+
+@contextlib.contextmanager
+def deferred_interrupt():
+    """Hold Ctrl+C / SIGTERM until the block is done (a frame's files and its manifest entry are
+    written together or not at all), then raise KeyboardInterrupt. Only in the main thread;
+    elsewhere the block runs unprotected."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received = []
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in previous:
+        signal.signal(sig, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if received:
+        raise KeyboardInterrupt
 
 
 def write_text(path, text: str) -> None:

@@ -137,6 +137,22 @@ def report_error(exc, verbose: bool, prefix: str = "error") -> int:
     return code
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def install_signal_handlers() -> None:
+    """Ctrl+C and a polite kill (SIGTERM) both stop between writes: temporaries are removed,
+    finished frames stay (even when the shell started us with SIGINT ignored, as `cmd &` does)."""
+    import signal
+
+    try:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, _interrupt)
+    except ValueError:  # not the main thread (embedded use): leave the handlers alone
+        pass
+
+
 def main(argv=None) -> int:
     from .. import console
 
@@ -150,6 +166,7 @@ def main(argv=None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     _quiet_libraries(verbose)
     console.configure(quiet=quiet)
+    install_signal_handlers()
     try:
         return int(args._run(args) or 0)
     except BaseException as exc:  # noqa: BLE001 - the one top-level error path

@@ -118,7 +118,7 @@ def run(args) -> int:
 
     from .. import console, io
     from ..inputs import input_files
-    from ..output import FrameManifest, check_inputs_not_in, check_output_dir, write_json
+    from ..output import FrameManifest, check_inputs_not_in, check_output_dir, deferred_interrupt, write_json
     from ..pipeline import Engine, Prepared
     from ..transforms import object_centroid
 
@@ -190,11 +190,12 @@ def run(args) -> int:
                 if k in done:
                     continue
                 tw = time.perf_counter()
-                names = [f"frame_{k:04d}.png", f"target_mask_{k:04d}.png", f"edited_depth_{k:04d}.exr"]
-                io.save_image(out / names[0], r.image)
-                io.save_mask(out / names[1], r.target_mask)
-                io.save_depth_exr(out / names[2], r.edited_depth)
-                manifest.add(k, names)
+                names = [f"target_mask_{k:04d}.png", f"edited_depth_{k:04d}.exr", f"frame_{k:04d}.png"]
+                with deferred_interrupt():  # a frame is finished with its manifest entry, or not at all
+                    io.save_mask(out / names[0], r.target_mask)
+                    io.save_depth_exr(out / names[1], r.edited_depth)
+                    io.save_image(out / names[2], r.image)  # last: its presence means the frame is there
+                    manifest.add(k, names)
                 stages["write"] += time.perf_counter() - tw
                 energy = r.stats["energy"]
                 frames.append({"frame": k, "batch_frames": r.stats["batch_frames"],
