@@ -271,10 +271,9 @@ def _value_ok(value, default, annotation: str) -> bool:
     return True
 
 
-def settings_data(data, what="settings"):
-    """A dict of EditSettings fields (a settings file, a prepared photo's record) -> EditSettings.
-    Types are checked field by field (a bool is not a number, a string is not a step count)
-    before EditSettings checks its ranges."""
+def settings_types(data, what="settings") -> dict:
+    """Check the names and value types of a dict of EditSettings fields (a bool is not a number,
+    a string is not a step count); ranges are EditSettings' own check (`settings_data`)."""
     from .settings import EditSettings
 
     if not isinstance(data, dict):
@@ -289,6 +288,15 @@ def settings_data(data, what="settings"):
         if not _value_ok(value, default, str(f.type)):
             raise InputError(f"{what}: {name}={value!r} has the wrong type (expected {f.type}, like "
                              f"the default {_plain(default)!r})")
+    return data
+
+
+def settings_data(data, what="settings"):
+    """A dict of EditSettings fields (a settings file, a prepared photo's record) -> EditSettings:
+    types first (`settings_types`), then EditSettings checks its ranges."""
+    from .settings import EditSettings
+
+    settings_types(data, what)
     try:
         return EditSettings.from_dict(data)
     except InputError as exc:

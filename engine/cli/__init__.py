@@ -81,6 +81,11 @@ def _quiet_libraries(verbose: bool) -> None:
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    for name in ("transformers", "diffusers"):  # already imported (in-process use): tell them too
+        if name in sys.modules:
+            lib_logging = importlib.import_module(f"{name}.utils.logging")
+            lib_logging.disable_progress_bar()
+            lib_logging.set_verbosity_error()
 
 
 def log_path():

@@ -46,10 +46,9 @@ def _settings_for_prepared(args, prepared):
     from ..settings import EditSettings
 
     fixed = prepared.settings
-    changes = settings_changes(args)
+    changes = checks.settings_types(settings_changes(args))
     for name, value in changes.items():
-        if name in EditSettings.PREPARE_FIELDS and checks.settings_data({name: value}).to_dict()[name] \
-                != fixed.to_dict()[name]:
+        if name in EditSettings.PREPARE_FIELDS and value != fixed.to_dict()[name]:
             option = f"--{name.replace('_', '-')}" if name in vars(args) and getattr(args, name) is not None \
                 else f"{name} in --settings"
             raise InputError(f"{option} {value!r}: the prepared photo was made with {name}="

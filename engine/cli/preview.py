@@ -30,7 +30,10 @@ def add_arguments(parser):
 def run(args) -> int:
     import numpy as np
 
+    from .. import checks, console
     from ..errors import InputError
+    from ..output import (FrameManifest, check_inputs_not_in, check_output_dir, deferred_interrupt,
+                          digest_json)
     from ..geometry import compute_edit_geometry, fill_background_depth
     from ..io import (load_depth, load_image, load_mask, save_depth_exr, save_image, save_mask)
     from ..preview import render_preview
@@ -55,14 +58,26 @@ def run(args) -> int:
     else:
         background_depth = fill_background_depth(depth, mask)
     centroid = object_centroid(depth, mask)
+    checks.transforms_json(args.transforms, "--transforms")  # strict JSON, bounded, no booleans
     keyframes = load_keyframes(args.transforms, args.convention, centroid)
+    # The object must be visible in at least one frame (behind the camera or 100 m away in
+    # every frame would write nothing but empty masks); frames where it is not are reported.
+    hidden = [k for k, (_, T) in enumerate(keyframes, start=1)
+              if not _visible(compute_edit_geometry(depth, mask, T, background_depth))]
+    if len(hidden) == len(keyframes):
+        raise InputError(f"transforms '{args.transforms}': the object is out of view in every frame "
+                         f"(behind the camera, outside the picture or too far to cover a pixel)")
     out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"out '{out}': exists and is not a directory")
+    sources = [args.image, args.depth, args.mask, args.transforms, args.background, args.background_depth]
+    check_output_dir(out, "--out", inputs=sources)
+    check_inputs_not_in(out, sources, "--out", OUTPUTS)
     t_inputs = time.perf_counter() - t_start
 
-    # 2. Frames.
+    # 2. Frames, each written (atomically) as it is made; the manifest drops a longer run's extras.
     out.mkdir(parents=True, exist_ok=True)
+    manifest = FrameManifest(out, digest_json({"command": "preview", "run": time.time_ns()}),
+                             [digest_json(T.tolist()) for _, T in keyframes])
+    manifest.resume()
     frames = []
     for k, (number, T) in enumerate(keyframes, start=1):
         t0 = time.perf_counter()
@@ -70,10 +85,13 @@ def run(args) -> int:
                                   background_depth=background_depth)
         t1 = time.perf_counter()
         tag = f"{k:04d}"
-        save_image(out / f"preview_{tag}.png", rgb)
-        save_mask(out / f"target_mask_{tag}.png", geo.target_mask)
-        save_mask(out / f"valid_mask_{tag}.png", geo.valid_mask)
-        save_depth_exr(out / f"edited_depth_{tag}.exr", geo.edited_depth)
+        names = [f"target_mask_{tag}.png", f"valid_mask_{tag}.png", f"edited_depth_{tag}.exr", f"preview_{tag}.png"]
+        with deferred_interrupt():
+            save_mask(out / names[0], geo.target_mask)
+            save_mask(out / names[1], geo.valid_mask)
+            save_depth_exr(out / names[2], geo.edited_depth)
+            save_image(out / names[3], rgb)
+            manifest.add(k, names)
         frames.append({
             "k": k,
             "frame": number,
@@ -92,10 +110,23 @@ def run(args) -> int:
         "centroid": [float(x) for x in np.asarray(centroid)],
         "frames": frames,
         "timings_s": {"inputs": round(t_inputs, 4), "total": round(time.perf_counter() - t_start, 4)},
+        "out_of_view": hidden,
     }
     from ..io import atomic_output
 
     with atomic_output(out / "report.json") as tmp:
         tmp.write_text(json.dumps(report, indent=1))
-    print(f"wrote {len(frames)} frame(s) to {out}")
+    note = f"; the object is out of view in frame(s) {', '.join(map(str, hidden))}" if hidden else ""
+    console.say(f"wrote {len(frames)} frame(s) to {out}{note}")
     return 0
+
+
+# Names preview writes into its folder.
+OUTPUTS = (r"preview_\d+\.png", r"target_mask_\d+\.png", r"valid_mask_\d+\.png", r"edited_depth_\d+\.exr",
+           r"report\.json", r"manifest\.json")
+
+
+def _visible(geo) -> bool:
+    import numpy as np
+
+    return bool((np.asarray(geo.target_mask, bool) & np.asarray(geo.valid_mask, bool)).any())
