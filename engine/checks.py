@@ -314,12 +314,12 @@ def _plain(value):
 
 
 def frame_numbers(numbers, what="keyframes") -> list:
-    """Keyframe numbers (int or None = next): within 0..MAX_FRAME, no duplicates, span at most
-    MAX_FRAMES frames. Returns the numbers with None filled in (previous + 1, starting at 1)."""
-    out, seen, previous = [], {}, 0
+    """Keyframe numbers (int, or None = its position 1, 2, 3, ... as the add-on keys them): within
+    0..MAX_FRAME, no duplicates, span at most MAX_FRAMES frames. Returns them filled in."""
+    out, seen = [], {}
     for k, n in enumerate(numbers, start=1):
         if n is None:
-            n = previous + 1
+            n = k
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
             raise InputError(f"{what} entry {k}: 'frame' must be an integer frame number, got {n!r}")
         n = int(n)
@@ -330,7 +330,6 @@ def frame_numbers(numbers, what="keyframes") -> list:
                              f"may appear once")
         seen[n] = k
         out.append(n)
-        previous = n
     if out and max(out) - min(out) + 1 > MAX_FRAMES:
         raise InputError(f"{what}: frames {min(out)} to {max(out)} span {max(out) - min(out) + 1} frames, "
                          f"more than {MAX_FRAMES}; check the frame numbers")

@@ -146,16 +146,26 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
-def install_signal_handlers() -> None:
+def install_signal_handlers() -> dict:
     """Ctrl+C and a polite kill (SIGTERM) both stop between writes: temporaries are removed,
-    finished frames stay (even when the shell started us with SIGINT ignored, as `cmd &` does)."""
+    finished frames stay (even when the shell started us with SIGINT ignored, as `cmd &` does).
+    Returns the previous handlers."""
     import signal
 
+    previous = {}
     try:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.signal(signal.SIGTERM, _interrupt)
+        for sig, handler in ((signal.SIGINT, signal.default_int_handler), (signal.SIGTERM, _interrupt)):
+            previous[sig] = signal.signal(sig, handler)
     except ValueError:  # not the main thread (embedded use): leave the handlers alone
         pass
+    return previous
+
+
+def restore_signal_handlers(previous: dict) -> None:
+    import signal
+
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)
 
 
 def main(argv=None) -> int:
@@ -171,10 +181,12 @@ def main(argv=None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     _quiet_libraries(verbose)
     console.configure(quiet=quiet)
-    install_signal_handlers()
+    previous = install_signal_handlers()
     try:
         return int(args._run(args) or 0)
     except BaseException as exc:  # noqa: BLE001 - the one top-level error path
         if isinstance(exc, SystemExit):
             raise
         return report_error(exc, verbose)
+    finally:
+        restore_signal_handlers(previous)

@@ -67,30 +67,6 @@ def _read_transforms(args, centroid):
     return load_transforms(args.transforms, convention=args.convention, centroid=centroid)
 
 
-def _check_visible_in_photo(photo, mats) -> None:
-    """Refuse a trajectory that moves the object out of view, before the model runs: the edit
-    geometry on the photo's depth at a small size (the camera model is size-independent)."""
-    import numpy as np
-
-    from ..camera import Camera
-    from ..geometry import compute_edit_geometry
-
-    H, W = photo.shape
-    f = min(1.0, 96.0 / max(H, W))
-    h, w = max(8, round(H * f)), max(8, round(W * f))
-    ys = np.minimum((np.arange(h) + 0.5) * H / h, H - 1).astype(int)
-    xs = np.minimum((np.arange(w) + 0.5) * W / w, W - 1).astype(int)
-    depth, mask = photo.depth[np.ix_(ys, xs)], photo.mask[np.ix_(ys, xs)]
-    bg = None if photo.background_depth is None else photo.background_depth[np.ix_(ys, xs)]
-    if not mask.any() or mask.all():
-        return  # too small to judge at this size; the engine checks at the working size
-    for k, T in enumerate(mats, start=1):
-        g = compute_edit_geometry(depth, mask, T, background_depth=bg, camera=Camera(h, w))
-        if not (np.asarray(g.target_mask, bool) & np.asarray(g.valid_mask, bool)).any():
-            raise InputError(f"transform {k}: moves the object out of view (no pixel of it is visible "
-                             f"after the edit)")
-
-
 def _run_key(prepared, settings, args) -> str:
     from ..output import digest_json
 
@@ -116,7 +92,7 @@ def run(args) -> int:
     import numpy as np
 
     from .. import console, io
-    from ..inputs import input_files
+    from ..inputs import check_visible, input_files
     from ..output import FrameManifest, check_inputs_not_in, check_output_dir, deferred_interrupt, write_json
     from ..pipeline import Engine, Prepared
     from ..transforms import object_centroid
@@ -143,7 +119,7 @@ def run(args) -> int:
                     else np.array([0.0, 0.0, -2.0]))  # a stand-in to check the file; re-read below
         mats = _read_transforms(args, centroid)
         if photo.complete_without_models:
-            _check_visible_in_photo(photo, mats)
+            check_visible(photo, mats, every=True)
         sources = [*input_files(photo), args.transforms]
     if args.settings:
         sources.append(args.settings)
