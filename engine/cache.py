@@ -67,10 +67,11 @@ def save(directory, tensors: dict, meta: dict) -> None:
     """Write ``tensors`` (name -> torch tensor) and ``meta`` (JSON-able) atomically into directory."""
     from safetensors.torch import save_file
 
-    from .io import atomic_output
+    from .output import atomic_output, clean_temporaries
 
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
+    clean_temporaries(d)  # what a killed earlier save left behind
     with atomic_output(d / TENSORS) as tmp:
         save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp))
         digest = _sha256_file(tmp)

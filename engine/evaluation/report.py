@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 
 import numpy as np
@@ -49,9 +48,10 @@ def _json_safe(value):
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    from ..output import atomic_output
+
+    with atomic_output(path) as tmp:
+        tmp.write_bytes(data)
 
 
 def write_json(report: dict, path: Path) -> None:
@@ -211,8 +211,8 @@ def contact_sheet(rows: list[tuple[str, list[np.ndarray]]], scale: int = 3, path
                 tile = Image.fromarray(a).resize((a.shape[1] * scale, a.shape[0] * scale), Image.NEAREST)
             sheet.paste(tile, (x, y))
     if path is not None:
-        path = Path(path)
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}.png")
-        sheet.save(tmp)
-        os.replace(tmp, path)
+        from ..output import atomic_output
+
+        with atomic_output(Path(path)) as tmp:
+            sheet.save(tmp, format="PNG")
     return sheet

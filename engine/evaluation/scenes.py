@@ -67,37 +67,13 @@ def _read_mask(path: Path) -> np.ndarray:
 
 
 def _read_depth(folder: Path) -> np.ndarray:
-    npy, exr = folder / "depth.npy", folder / "depth.exr"
-    if npy.is_file():
-        try:
-            d = np.load(npy, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise InputError(f"depth {str(npy)!r}: cannot be read ({exc})") from None
-        where = npy
-    elif exr.is_file():
-        try:
-            from ..io import load_depth  # the project's reader, once present
-        except ImportError:
-            load_depth = None
-        if load_depth is not None:
-            return np.asarray(load_depth(exr), dtype=np.float32)
-        import OpenEXR
+    """The scene's depth.npy or depth.exr, checked (engine.io.load_depth)."""
+    from ..io import load_depth
 
-        with OpenEXR.File(str(exr)) as f:
-            channels = f.channels()
-            name = "Y" if "Y" in channels else next(iter(channels))
-            d = np.asarray(channels[name].pixels)
-        where = exr
-    else:
-        raise InputError(f"scene {str(folder)!r}: no depth.npy or depth.exr")
-    d = np.asarray(d, dtype=np.float32)
-    if d.ndim == 3 and d.shape[-1] == 1:
-        d = d[..., 0]
-    if d.ndim != 2:
-        raise InputError(f"depth {str(where)!r}: expected an (H, W) array, got shape {d.shape}")
-    if not np.all(np.isfinite(d)) or np.any(d <= 0):
-        raise InputError(f"depth {str(where)!r}: contains NaN, inf or values <= 0")
-    return d
+    for name in ("depth.npy", "depth.exr"):
+        if (folder / name).is_file():
+            return load_depth(folder / name)
+    raise InputError(f"scene {str(folder)!r}: no depth.npy or depth.exr")
 
 
 def _read_transforms(path: Path) -> list[np.ndarray]:

@@ -158,19 +158,19 @@ def write_candidates(candidates, out_dir, chosen: int | None = None) -> list:
     under a temporary name and renamed, so a failure leaves no half-written file. Returns paths."""
     import json
     import math
-    import os
     from pathlib import Path
 
     from PIL import Image
+
+    from ..output import atomic_output, write_text
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written, rows = [], []
     for i, c in enumerate(candidates):
         path = out / f"candidate_{i}.png"
-        tmp = path.with_name(f".{path.name}.tmp")
-        Image.fromarray(np.asarray(c.mask, bool).astype(np.uint8) * 255).save(tmp, format="PNG")
-        os.replace(tmp, path)
+        with atomic_output(path) as tmp:
+            Image.fromarray(np.asarray(c.mask, bool).astype(np.uint8) * 255).save(tmp, format="PNG")
         written.append(path)
         mask_score = getattr(c, "mask_score", float("nan"))
         rows.append({"index": i, "file": path.name, "score": float(c.score),
@@ -178,8 +178,6 @@ def write_candidates(candidates, out_dir, chosen: int | None = None) -> list:
                      "box": [float(v) for v in c.box], "label": c.label, "area": int(np.count_nonzero(c.mask)),
                      "chosen": chosen == i})
     path = out / "candidates.json"
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps({"candidates": rows}, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_text(path, json.dumps({"candidates": rows}, indent=2) + "\n")
     written.append(path)
     return written
