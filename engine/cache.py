@@ -104,6 +104,7 @@ def load(directory, expected_key: str | None = None):
     if _sha256_file(d / TENSORS) != meta.get("tensors_sha256"):
         raise InputError(f"{what}: {TENSORS} does not match its checksum (corrupt or modified); "
                          f"prepare the photo again")
+    _check_meta_types(meta, what)
     if expected_key is not None and meta.get("key") != expected_key:
         raise InputError(f"{what}: made from other inputs, model or settings (key mismatch)")
     try:
@@ -111,3 +112,19 @@ def load(directory, expected_key: str | None = None):
     except Exception as exc:  # safetensors raises its own error types on bad headers
         raise InputError(f"{what}: {TENSORS} is unreadable ({exc})") from None
     return tensors, meta
+
+
+# The fields of prepared.json and their JSON types (a hand-edited file with another type is refused).
+META_TYPES = {"key": str, "prompt": str, "model_id": str, "revision": str, "settings": dict,
+              "original_size": list, "size": list, "report": dict}
+
+
+def _check_meta_types(meta: dict, what: str) -> None:
+    for name, kind in META_TYPES.items():
+        if not isinstance(meta.get(name), kind):
+            raise InputError(f"{what}: {META} field {name!r} is missing or not a {kind.__name__}; "
+                             f"prepare the photo again")
+    for name in ("original_size", "size"):
+        v = meta[name]
+        if len(v) != 2 or not all(isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in v):
+            raise InputError(f"{what}: {META} field {name!r} must be two positive integers, got {v!r}")

@@ -114,6 +114,10 @@ class Prepared:
             if isinstance(exc, InputError):
                 raise
             raise InputError(f"{what}: incomplete or inconsistent ({exc}); prepare the photo again") from None
+        h, w = meta["size"]
+        if p.image.shape != (h, w, 3) or p.depth.shape != (h, w) or p.object_mask.shape != (h, w) or \
+                (p.background_depth is not None and p.background_depth.shape != (h, w)):
+            raise InputError(f"{what}: image, depth and mask do not have its recorded size {w}x{h}")
         if p.null_embeddings.shape[0] != settings.steps:
             raise InputError(f"{what}: {p.null_embeddings.shape[0]} null embeddings for {settings.steps} steps")
         return p
