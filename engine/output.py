@@ -70,25 +70,31 @@ def atomic_output(path):
 
 @contextlib.contextmanager
 def deferred_interrupt():
-    """Hold Ctrl+C / SIGTERM until the block is done (a frame's files and its manifest entry are
-    written together or not at all), then raise KeyboardInterrupt. Only in the main thread;
-    elsewhere the block runs unprotected."""
+    """Hold Ctrl+C / SIGTERM until the block is done, then raise KeyboardInterrupt. The block
+    gets a state whose ``requested`` turns True when a signal came, so it can stop at a point of
+    its choosing (a frame's files and its manifest entry are written together or not at all).
+    Only in the main thread; elsewhere the block runs unprotected."""
     import signal
     import threading
+    from types import SimpleNamespace
 
+    state = SimpleNamespace(requested=False)
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield state
         return
-    received = []
+
+    def hold(signum, frame):
+        state.requested = True
+
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     for sig in previous:
-        signal.signal(sig, lambda signum, frame: received.append(signum))
+        signal.signal(sig, hold)
     try:
-        yield
+        yield state
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    if received:
+    if state.requested:
         raise KeyboardInterrupt
 
 
@@ -278,6 +284,22 @@ class FrameManifest:
             p = self._file(name)
             if p.is_file() and not p.is_symlink():
                 p.unlink()
+
+    def commit(self, number: int, writers) -> None:
+        """Write frame ``number``'s files (``writers``: (name, write(path)) pairs, the last one is
+        the frame image) and record it, as one step: an interruption before the last file is
+        renamed into place removes the frame's other files; after it, the manifest entry is
+        written too. Either way the interruption is raised afterwards."""
+        with deferred_interrupt() as stop:
+            written = []
+            for i, (name, write) in enumerate(writers):
+                if stop.requested and i == len(writers) - 1:
+                    for done in written:
+                        self._remove(done)
+                    return  # deferred_interrupt raises KeyboardInterrupt on the way out
+                write(self.directory / name)
+                written.append(name)
+            self.add(number, written)
 
     def add(self, number: int, names) -> None:
         """Record frame ``number`` (1-based) as finished with the files ``names`` (already written)."""

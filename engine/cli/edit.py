@@ -93,7 +93,7 @@ def run(args) -> int:
 
     from .. import console, io
     from ..inputs import check_visible, input_files
-    from ..output import FrameManifest, check_inputs_not_in, check_output_dir, deferred_interrupt, write_json
+    from ..output import FrameManifest, check_inputs_not_in, check_output_dir, write_json
     from ..pipeline import Engine, Prepared
     from ..transforms import object_centroid
 
@@ -165,12 +165,10 @@ def run(args) -> int:
                 if k in done:
                     continue
                 tw = time.perf_counter()
-                names = [f"target_mask_{k:04d}.png", f"edited_depth_{k:04d}.exr", f"frame_{k:04d}.png"]
-                with deferred_interrupt():  # a frame is finished with its manifest entry, or not at all
-                    io.save_mask(out / names[0], r.target_mask)
-                    io.save_depth_exr(out / names[1], r.edited_depth)
-                    io.save_image(out / names[2], r.image)  # last: its presence means the frame is there
-                    manifest.add(k, names)
+                # the frame image last: once it is there, the frame is finished and recorded
+                manifest.commit(k, [(f"target_mask_{k:04d}.png", lambda p, r=r: io.save_mask(p, r.target_mask)),
+                                    (f"edited_depth_{k:04d}.exr", lambda p, r=r: io.save_depth_exr(p, r.edited_depth)),
+                                    (f"frame_{k:04d}.png", lambda p, r=r: io.save_image(p, r.image))])
                 stages["write"] += time.perf_counter() - tw
                 energy = r.stats["energy"]
                 frames.append({"frame": k, "batch_frames": r.stats["batch_frames"],

@@ -54,8 +54,14 @@ def run(args) -> int:
         v = getattr(args, name)
         if v is not None and v < (0 if name == "guided_steps" else 1):
             raise InputError(f"--{name.replace('_', '-')} {v}: must be positive")
+    from .. import checks, console
+    from ..output import check_output_dir
+
     overrides = {"diffusion": args.diffusion_model} if args.diffusion_model else {}
-    settings_overrides = _parse_sets(args.set)
+    settings_overrides = checks.settings_types(_parse_sets(args.set), "--set")
+    check_output_dir(args.out, "--out", inputs=[args.scenes])
+    if args.models is not None and not Path(args.models).is_dir():
+        raise InputError(f"--models '{args.models}': not a folder")
     cfg = EvalConfig(scenes=args.scenes, out=args.out, models_dir=args.models, model_overrides=overrides,
                      steps=args.steps, inversion=args.inversion, resolution=args.resolution,
                      guided_steps=args.guided_steps, device=args.device, dtype=args.dtype, seed=args.seed,
@@ -65,9 +71,9 @@ def run(args) -> int:
     if args.rescore:
         from ..evaluation.runner import rescore
 
-        report = rescore(cfg, progress=print)
+        report = rescore(cfg, progress=console.say)
     else:
-        report = evaluate(cfg, progress=print)
+        report = evaluate(cfg, progress=console.say)
     from ..evaluation.report import summary_table
 
     s = report["summary"]

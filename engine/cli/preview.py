@@ -32,8 +32,7 @@ def run(args) -> int:
 
     from .. import checks, console
     from ..errors import InputError
-    from ..output import (FrameManifest, check_inputs_not_in, check_output_dir, deferred_interrupt,
-                          digest_json)
+    from ..output import FrameManifest, check_inputs_not_in, check_output_dir, digest_json
     from ..geometry import compute_edit_geometry, fill_background_depth
     from ..io import (load_depth, load_image, load_mask, save_depth_exr, save_image, save_mask)
     from ..preview import render_preview
@@ -85,13 +84,10 @@ def run(args) -> int:
                                   background_depth=background_depth)
         t1 = time.perf_counter()
         tag = f"{k:04d}"
-        names = [f"target_mask_{tag}.png", f"valid_mask_{tag}.png", f"edited_depth_{tag}.exr", f"preview_{tag}.png"]
-        with deferred_interrupt():
-            save_mask(out / names[0], geo.target_mask)
-            save_mask(out / names[1], geo.valid_mask)
-            save_depth_exr(out / names[2], geo.edited_depth)
-            save_image(out / names[3], rgb)
-            manifest.add(k, names)
+        manifest.commit(k, [(f"target_mask_{tag}.png", lambda p: save_mask(p, geo.target_mask)),
+                            (f"valid_mask_{tag}.png", lambda p: save_mask(p, geo.valid_mask)),
+                            (f"edited_depth_{tag}.exr", lambda p: save_depth_exr(p, geo.edited_depth)),
+                            (f"preview_{tag}.png", lambda p: save_image(p, rgb))])
         frames.append({
             "k": k,
             "frame": number,

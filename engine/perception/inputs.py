@@ -47,12 +47,10 @@ def align_background_depth(depth, estimated_background_depth, region) -> np.ndar
     """
     from ..poisson import poisson_blend
 
+    from .. import checks
+
     depth = np.asarray(depth, np.float64)
-    estimate = np.asarray(estimated_background_depth, np.float64)
-    if estimate.shape != depth.shape:
-        raise InputError(f"background depth: shape {estimate.shape} does not match the depth's {depth.shape}")
-    if not np.isfinite(estimate).all() or (estimate <= 0).any():
-        raise InputError("background depth: contains NaN, inf, zero or negative values")
+    estimate = checks.depth(estimated_background_depth, "background depth", depth.shape).astype(np.float64)
     aligned = np.exp(poisson_blend(np.log(estimate), np.log(depth), np.asarray(region, bool)))
     return aligned.astype(np.float32)
 
