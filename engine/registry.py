@@ -25,7 +25,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import EngineError, ModelNotFoundError
+from .errors import EngineError, InputError, ModelNotFoundError
 
 
 @dataclass(frozen=True)
@@ -345,10 +345,10 @@ def download(role: str, override: str | None = None, tqdm_class=None) -> Path:
     """
     s = spec(role)
     if hf_offline():
-        raise EngineError(f"cannot download the {role!r} model: HF_HUB_OFFLINE is set (unset it to "
+        raise InputError(f"cannot download the {role!r} model: HF_HUB_OFFLINE is set (unset it to "
                           f"allow downloads; models are looked up in {hf_cache_dir()})")
     if override and not _looks_like_hub_id(str(override)):
-        raise EngineError(f"--id {override!r}: expected a Hugging Face id org/name[@revision]")
+        raise InputError(f"--id {override!r}: expected a Hugging Face id org/name[@revision]")
     repo, rev = _split_id(str(override), "main") if override else (s.default_id, s.revision)
     patterns = s.allow_patterns if repo == s.default_id else None
     from huggingface_hub import snapshot_download
