@@ -110,7 +110,7 @@ def png_depth_scale(raw_max: int, scale, what) -> float:
         if raw_max < 256:
             raise InputError(f"{what}: 16-bit PNG values only reach {raw_max}, i.e. {raw_max} mm at the "
                              f"default millimetre scale; if they are metres (or another unit) say so with "
-                             f"--depth-png-scale (1 for metres, 0.01 for centimetres)")
+                             f"--depth-png-scale (preview: --png-scale): 1 for metres, 0.01 for centimetres")
         return DEFAULT_PNG_DEPTH_SCALE
     if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not (math.isfinite(scale) and scale > 0):
         raise InputError(f"{what}: PNG depth scale must be a positive number of metres per unit, got {scale!r}")
