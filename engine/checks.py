@@ -291,12 +291,22 @@ def settings_types(data, what="settings") -> dict:
     return data
 
 
+# Outer limits no real run reaches (EditSettings checks the method's own ranges): beyond them a
+# value is a typo that would exhaust memory or overflow the random generator.
+SANE_RANGES = {"resolution": (8, 8192), "frame_batch_size": (1, 1024), "seed": (0, 2 ** 63 - 1),
+               "null_text_inner_steps": (0, 10_000), "opt_iterations": (0, 10_000)}
+
+
 def settings_data(data, what="settings"):
     """A dict of EditSettings fields (a settings file, a prepared photo's record) -> EditSettings:
-    types first (`settings_types`), then EditSettings checks its ranges."""
+    types first (`settings_types`), outer limits, then EditSettings checks its ranges."""
     from .settings import EditSettings
 
     settings_types(data, what)
+    for name, (lo, hi) in SANE_RANGES.items():
+        value = data.get(name)
+        if value is not None and not lo <= value <= hi:
+            raise InputError(f"{what}: {name}={value!r} is outside {lo}..{hi}")
     try:
         return EditSettings.from_dict(data)
     except InputError as exc:

@@ -118,7 +118,23 @@ def check_models_available(args, photo=None) -> None:
     for role, override in roles.items():
         override_file = override and Path(override).expanduser().is_file()
         if not override_file:
-            registry.check_weights(role, registry.resolve(role, override, args.models))
+            path = registry.resolve(role, override, args.models)
+            registry.check_weights(role, path)
+            if role == "diffusion" and photo is not None:
+                _check_prompt_length(path, photo.prompt)
+
+
+def _check_prompt_length(path, prompt) -> None:
+    """The prompt fits the text encoder (its tokenizer only is read; no weights)."""
+    from transformers import CLIPTokenizer
+
+    from ..diffusion.loading import check_prompt
+
+    try:
+        tokenizer = CLIPTokenizer.from_pretrained(path, subfolder="tokenizer", local_files_only=True)
+    except (OSError, ValueError):
+        return  # an incomplete model folder: the loader says so with its own message
+    check_prompt(tokenizer, prompt)
 
 
 def engine_from_args(args, settings=None):
