@@ -148,6 +148,9 @@ def check_inputs(package, args):
                               require_prompt=args.engine == "diffusion")
     if args.models and not os.path.isdir(args.models):
         raise errors.InputError(f"--models '{args.models}': not a folder")
+    if args.engine == "diffusion":  # found, and safetensors, before anything is written
+        registry = engine("registry")
+        registry.check_weights("diffusion", registry.resolve("diffusion", None, args.models))
     changes = {k: getattr(args, k) for k in ("steps", "resolution", "seed", "inversion") if getattr(args, k) is not None}
     if changes:
         settings = importlib.import_module(f"{package}.engine.settings").EditSettings()

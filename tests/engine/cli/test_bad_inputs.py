@@ -84,6 +84,9 @@ PREPARE_CASES = [
     ("settings deeply nested", {"--settings": "settings_deep.json"}, "nested"),
     ("settings NaN", {"--settings": "settings_nan.json"}, "NaN"),
     ("steps out of range", {"--steps": "0"}, "steps"),
+    ("resolution absurd", {"--resolution": "100000"}, "resolution"),
+    ("seed overflows", {"--seed": str(2 ** 64)}, "seed"),
+    ("prompt too long", {"--prompt": "a box " * 100}, "tokens"),
     ("out is a file", {"--out": "a_file"}, "not a folder"),
     ("out below a file", {"--out": "a_file/sub"}, "file"),
     ("out symlink loop", {"--out": "loop/sub"}, "symlink loop"),
@@ -95,7 +98,7 @@ def _prepare_args(scene, models, out, changes):
     args = {"--image": scene / "image.png", "--prompt": "a blue box", "--depth": scene / "depth.npy",
             "--mask": scene / "mask.png", "--out": out, "--models": models}
     for k, v in changes.items():
-        args[k] = v if k in ("--prompt", "--steps") else scene / v
+        args[k] = v if k in ("--prompt", "--steps", "--resolution", "--seed") else scene / v
     return [x for kv in args.items() for x in kv]
 
 
