@@ -145,6 +145,7 @@ def run(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     manifest = FrameManifest(out, _run_key(prepared, settings, args), _frame_keys(mats))
     done = set(manifest.resume())
+    (out / "report.json").unlink(missing_ok=True)  # describes another run until this one ends
     start = _resume_from(done, n, settings.frame_batch_size)
     if done:
         console.say(f"resuming: {len(done)} of {n} frame(s) already finished in {out} "
