@@ -119,20 +119,11 @@ def choose_engine(package, requested, models_dir):
 
 
 def contact_sheet(package, paths, out_path, columns=4):
-    """Frames side by side, ``columns`` per row, written atomically."""
-    import numpy as np
-
+    """Frames side by side, ``columns`` per row, written atomically (engine.output.contact_sheet)."""
     io = importlib.import_module(f"{package}.engine.io")
+    output = importlib.import_module(f"{package}.engine.output")
     frames = [io.load_image(p) for p in paths]
-    h, w = frames[0].shape[:2]
-    rows = -(-len(frames) // columns)
-    cols = min(columns, len(frames))
-    gap = 2
-    sheet = np.ones((rows * h + (rows - 1) * gap, cols * w + (cols - 1) * gap, 3), np.float32)
-    for k, frame in enumerate(frames):
-        r, c = divmod(k, columns)
-        sheet[r * (h + gap):r * (h + gap) + h, c * (w + gap):c * (w + gap) + w] = frame[:h, :w]
-    io.save_image(out_path, sheet)
+    output.contact_sheet([("", frames[i:i + columns]) for i in range(0, len(frames), columns)], path=out_path)
     return out_path
 
 
