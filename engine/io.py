@@ -1,6 +1,6 @@
 """Image, depth and mask files: loading with checks at the boundary, atomic saving.
 
-Conventions (DESIGN.md section 3): images are RGB float32 (H, W, 3) in [0, 1] inside the engine,
+Conventions (docs/design.md section 3): images are RGB float32 (H, W, 3) in [0, 1] inside the engine,
 uint8 sRGB on disk; depth is z-depth in metres, float32 (H, W), finite and > 0; masks are bool
 (H, W). Every loader raises `InputError` naming the file and what is wrong. Every saver writes a
 temporary file in the destination directory and renames it (`os.replace`), so a reader never sees

@@ -1,4 +1,4 @@
-"""The model registry: every model the project uses, by role, in one place (DESIGN.md section 5).
+"""The model registry: every model the project uses, by role, in one place (docs/design.md section 5).
 
 A role resolves to a local directory in this order:
 1. an explicit override: a local directory, or a Hugging Face id (``org/name`` or ``org/name@rev``);

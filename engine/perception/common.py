@@ -1,4 +1,4 @@
-"""Input checks and small helpers shared by the perception modules (DESIGN.md sections 3 and 7)."""
+"""Input checks and small helpers shared by the perception modules (docs/design.md sections 3 and 7)."""
 from __future__ import annotations
 
 import logging

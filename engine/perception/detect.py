@@ -1,5 +1,5 @@
 """Text-prompted object selection: Grounding DINO boxes for a query, then a SAM mask per box,
-returned as ranked candidates the user can pick from (paper section 5; DESIGN.md section 4 step 3).
+returned as ranked candidates the user can pick from (paper section 5; docs/design.md section 4 step 3).
 
 Nothing matching is a clear result: :class:`~engine.errors.InputError` naming the query, never an
 empty mask passed on silently.

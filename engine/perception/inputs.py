@@ -1,4 +1,4 @@
-"""From a bare photo to the method's inputs (DESIGN.md section 4, steps 2 to 4):
+"""From a bare photo to the method's inputs (docs/design.md section 4, steps 2 to 4):
 
 1. depth: given (checked) or estimated (metric, :mod:`.depth`);
 2. object mask: given (checked), or the chosen candidate for a text query (:mod:`.detect`);
