@@ -3,7 +3,7 @@
 A role resolves to a local directory in this order:
 1. an explicit override: a local directory, or a Hugging Face id (``org/name`` or ``org/name@rev``);
 2. ``<models_dir>/<role>/`` when a models directory is given (the layout ``engine tiny-models``
-   writes and ``../shared/models/toy-depth`` uses);
+   writes, and the toy model folders use);
 3. the role's default id at its pinned revision in the Hugging Face cache (offline lookup; honours
    HF_HOME / HF_HUB_CACHE, read when the lookup happens). Nothing is downloaded here: downloads are
    explicit (``python -m engine models download``, :func:`download`).

@@ -8,11 +8,11 @@ HELP = "evaluate edits on scene folders with ground truth: adherence, identity, 
 
 def add_arguments(parser) -> None:
     parser.add_argument("--scenes", required=True, type=Path,
-                        help="a scene folder, or a folder of scene folders (../shared/scenes/ format)")
+                        help="a scene folder, or a folder of scene folders (each with image, depth, mask, prompt and transforms; see docs/evaluation.md)")
     parser.add_argument("--out", required=True, type=Path,
                         help="output folder: report.json, report.md, contact_sheet.png, per-scene images")
     parser.add_argument("--models", default=None, metavar="DIR",
-                        help="models directory with one sub-folder per role (e.g. ../shared/models/toy-depth)")
+                        help="models directory with one sub-folder per role")
     parser.add_argument("--diffusion-model", default=None, metavar="ID_OR_DIR",
                         help="override the diffusion model (Hugging Face id[@revision] or local directory)")
     parser.add_argument("--steps", type=int, default=None, help="DDIM steps (default 50)")
