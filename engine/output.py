@@ -284,14 +284,28 @@ class FrameManifest:
             return {}
         return data
 
+    def finished(self) -> list:
+        """The frame numbers (1-based) a `resume` would keep; reads only, changes nothing."""
+        return sorted(self._sort()[0])
+
     def resume(self) -> list:
         """Read the previous manifest: keep its valid frames, delete the files of stale and extra
         ones (a rerun never leaves unlisted frames behind), remove stale temporaries. Returns the
         frame numbers (1-based) already finished."""
         clean_temporaries(self.directory)
+        keep, stale = self._sort()
+        for files in stale:
+            for name in files:
+                self._remove(name)
+        self.frames = keep
+        self._write()
+        return sorted(keep)
+
+    def _sort(self):
+        """(valid frames {number: entry}, [file lists of stale or extra frames]) of the previous manifest."""
         old = self._previous()
         same_run = old.get("key") == self.key
-        done = []
+        keep, stale = {}, []
         for number, entry in old.get("frames", {}).items():
             files = entry.get("files") if isinstance(entry, dict) else None
             if not isinstance(files, dict):
@@ -303,13 +317,10 @@ class FrameManifest:
             valid = (same_run and 1 <= k <= len(self.frame_keys) and entry.get("key") == self.frame_keys[k - 1]
                      and all(self._unchanged(name, digest) for name, digest in files.items()))
             if valid:
-                self.frames[k] = {"key": entry["key"], "files": dict(files)}
-                done.append(k)
+                keep[k] = {"key": entry["key"], "files": dict(files)}
             else:
-                for name in files:
-                    self._remove(name)
-        self._write()
-        return sorted(done)
+                stale.append(list(files))
+        return keep, stale
 
     def _file(self, name) -> Path:
         p = self.directory / str(name)

@@ -283,6 +283,15 @@ class Engine:
         return list(self.iter_edit(prepared, transforms, settings, progress=progress,
                                    should_cancel=should_cancel))
 
+    def check_model(self, prepared: Prepared):
+        """Load the model; refuse a prepared photo made with another one. Returns the models."""
+        m = self.models
+        if (prepared.model_id, prepared.revision) != (m.model_id, m.revision):
+            raise InputError(f"prepared photo was made with the model {prepared.model_id} "
+                             f"({prepared.revision}); this engine has {m.model_id} ({m.revision}): "
+                             f"prepare the photo again")
+        return m
+
     def check_frames(self, prepared: Prepared, transforms) -> list:
         """The checks of `iter_edit` without the model: every transform valid and the object
         visible in every frame. Geometry is computed one frame at a time and dropped, so a
@@ -308,11 +317,7 @@ class Engine:
 
         # 1. Check inputs (before the model is loaded)
         mats = check_transforms(transforms)
-        m = self.models
-        if (prepared.model_id, prepared.revision) != (m.model_id, m.revision):
-            raise InputError(f"prepared photo was made with the model {prepared.model_id} "
-                             f"({prepared.revision}); this engine has {m.model_id} ({m.revision}): "
-                             f"prepare the photo again")
+        m = self.check_model(prepared)
         # the prepared photo fixes what prepare computed; edit-only settings come from this call
         s = (settings or self.settings).replace(**{k: getattr(prepared.settings, k)
                                                    for k in EditSettings.PREPARE_FIELDS})

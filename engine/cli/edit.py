@@ -142,8 +142,10 @@ def run(args) -> int:
     else:
         prepare_report = {"loaded_from": str(args.prepared), **prepared.report}
     n = len(mats)
-    out.mkdir(parents=True, exist_ok=True)
     manifest = FrameManifest(out, _run_key(prepared, settings, args), _frame_keys(mats))
+    if len(manifest.finished()) < n:
+        engine.check_model(prepared)  # loads it; another model than the prepared photo's is refused
+    out.mkdir(parents=True, exist_ok=True)
     done = set(manifest.resume())
     (out / "report.json").unlink(missing_ok=True)  # describes another run until this one ends
     start = _resume_from(done, n, settings.frame_batch_size)
