@@ -294,7 +294,9 @@ def settings_types(data, what="settings") -> dict:
 # Outer limits no real run reaches (EditSettings checks the method's own ranges): beyond them a
 # value is a typo that would exhaust memory or overflow the random generator.
 SANE_RANGES = {"resolution": (8, 8192), "frame_batch_size": (1, 1024), "seed": (0, 2 ** 63 - 1),
-               "null_text_inner_steps": (0, 10_000), "opt_iterations": (0, 10_000)}
+               "null_text_inner_steps": (0, 10_000), "opt_iterations": (0, 10_000),
+               "cfg_scale": (0.0, 1000.0), "guidance_step_size": (0.0, 1000.0), "null_text_lr": (0.0, 10.0),
+               "fg_weight": (0.0, 1e6), "bg_weight": (0.0, 1e6), "weight_scale": (0.0, 1e6)}
 
 
 def settings_data(data, what="settings"):
