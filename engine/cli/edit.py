@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from ..errors import InputError
+from ..errors import EngineError, InputError
 from .prepare import (add_input_arguments, add_model_arguments, check_models_available, complete_photo,
                       engine_from_args, load_photo_args, settings_changes, settings_from_args)
 
@@ -167,6 +167,9 @@ def run(args) -> int:
                 peak = max(peak, r.stats["peak_memory_bytes"])
                 if k in done:
                     continue
+                if not np.isfinite(r.image).all():
+                    raise EngineError(f"frame {k}: the model produced NaN or inf pixels (with fp16, try "
+                                      f"--dtype fp32; or lower the guidance weights)")
                 tw = time.perf_counter()
                 # the frame image last: once it is there, the frame is finished and recorded
                 manifest.commit(k, [(f"target_mask_{k:04d}.png", lambda p, r=r: io.save_mask(p, r.target_mask)),
