@@ -151,7 +151,7 @@ def check_inputs(package, args):
     checks.transforms_json(args.keyframes, "--keyframes")
     centroid = None
     if photo.complete_without_models:
-        centroid = transforms.object_centroid(photo.depth, photo.mask)
+        centroid = transforms.object_centroid(photo.depth, photo.union_mask)
     keyed = transforms.load_keyframes(args.keyframes, convention=args.convention,
                                       centroid=centroid if centroid is not None else (0.0, 0.0, -2.0))
     checks.frame_numbers([n for n, _ in keyed], f"--keyframes '{args.keyframes}'")

@@ -20,25 +20,33 @@ from .errors import InputError
 @dataclass
 class PhotoInputs:
     """image float32 (H, W, 3) in [0, 1]; depth float32 (H, W) metres or None (to estimate);
-    mask bool (H, W) or None (to find with ``object_query``); background_depth float32 or None;
+    mask bool (H, W) or (N, H, W), or None (found with ``object_queries``); background_depth or None;
     ``paths``: the files they came from (input name -> path), so outputs never overwrite them;
     ``notes``: where each input came from, for reports."""
 
     image: np.ndarray
     prompt: str
     depth: np.ndarray | None = None
-    mask: np.ndarray | None = None
+    mask: np.ndarray | None = None  # (H, W), or (N, H, W) for several objects
     background_depth: np.ndarray | None = None
-    object_query: str | None = None
-    candidate: int | None = None
+    object_queries: list = field(default_factory=list)  # text queries, one per object
+    picks: list = field(default_factory=list)  # chosen candidate per query (missing: the best)
     paths: dict = field(default_factory=dict)
     notes: dict = field(default_factory=dict)
-    candidates: list = field(default_factory=list)
-    chosen: int | None = None
+    candidates: list = field(default_factory=list)  # the ranked candidates of each query
+    chosen: list = field(default_factory=list)
 
     @property
     def shape(self) -> tuple:
         return tuple(self.image.shape[:2])
+
+    @property
+    def object_query(self) -> str | None:
+        return self.object_queries[0] if self.object_queries else None
+
+    @property
+    def union_mask(self) -> np.ndarray | None:
+        return None if self.mask is None else (self.mask if self.mask.ndim == 2 else self.mask.any(0))
 
     @property
     def complete_without_models(self) -> bool:
@@ -52,44 +60,56 @@ class PhotoInputs:
                     background_depth=self.background_depth)
 
 
+def _listed(value) -> list:
+    """An option given once (a scalar) or repeated (a list); None or "" = not given."""
+    if value is None or value == "":
+        return []
+    return [v for v in value if v not in (None, "")] if isinstance(value, (list, tuple)) else [value]
+
+
 def load_photo(image, prompt, depth=None, mask=None, object_query=None, candidate=None,
                background_depth=None, depth_png_scale=None, require_prompt=True) -> PhotoInputs:
     """Read and check a photo's input files (paths; None / "" = not given). No model is loaded.
 
-    Exactly one of ``mask`` (a file, white = object) and ``object_query`` (text) says which
-    object to edit; ``candidate`` only goes with a query. Depth files are z-depth in metres
-    (.exr, .npy, or 16-bit .png with ``depth_png_scale`` metres per unit)."""
+    ``mask`` (a file, white = object) or ``object_query`` (text) says which object to edit; either
+    may be a list, one per object. ``candidate`` (int or list, one per query) only goes with
+    queries. Depth files are z-depth in metres (.exr, .npy, or 16-bit .png with
+    ``depth_png_scale`` metres per unit)."""
     from . import io
 
-    mask = mask or None
-    object_query = object_query if object_query not in (None, "") else None
+    masks, queries, picks = _listed(mask), _listed(object_query), _listed(candidate)
     if not image:
         raise InputError("--image: the photo is required")
     prompt = checks.text(prompt if prompt is not None else "", "prompt", allow_empty=not require_prompt)
-    if mask and object_query:
+    if masks and queries:
         raise InputError("give either --mask or --object, not both")
-    if not mask and not object_query:
+    if not masks and not queries:
         raise InputError("--mask or --object: say which object to edit (a mask file, white = object, "
                          "or a text query such as 'the car')")
-    if object_query is not None:
-        checks.text(object_query, "--object")
-    if candidate is not None:
-        if object_query is None:
-            raise InputError("--candidate: only meaningful with --object")
-        if isinstance(candidate, bool) or not isinstance(candidate, (int, np.integer)) or candidate < 0:
-            raise InputError(f"--candidate: expected a candidate number 0, 1, ..., got {candidate!r}")
+    for q in queries:
+        checks.text(q, "--object")
+    if picks and not queries:
+        raise InputError("--candidate: only meaningful with --object")
+    if len(picks) > len(queries):
+        raise InputError(f"--candidate: given {len(picks)} times for {len(queries)} --object queries")
+    for c in picks:
+        if isinstance(c, bool) or not isinstance(c, (int, np.integer)) or c < 0:
+            raise InputError(f"--candidate: expected a candidate number 0, 1, ..., got {c!r}")
     img = io.load_image(image)
     shape = img.shape[:2]
     paths = {"image": str(image)}
-    photo = PhotoInputs(image=img, prompt=prompt, object_query=object_query,
-                        candidate=None if candidate is None else int(candidate), paths=paths)
+    photo = PhotoInputs(image=img, prompt=prompt, object_queries=list(queries), picks=[int(c) for c in picks],
+                        paths=paths)
     if depth:
         photo.depth = io.load_depth(depth, png_scale=depth_png_scale, expected_shape=shape)
         paths["depth"] = str(depth)
         photo.notes["depth"] = "given"
-    if mask:
-        photo.mask = io.load_mask(mask, expected_shape=shape)
-        paths["mask"] = str(mask)
+    if masks:
+        loaded = [io.load_mask(m, expected_shape=shape) for m in masks]
+        photo.mask = loaded[0] if len(loaded) == 1 else np.stack(loaded)
+        if photo.union_mask.all():
+            raise InputError("--mask: the objects cover the whole image; some background must be left")
+        paths.update({f"mask {n + 1}" if len(masks) > 1 else "mask": str(m) for n, m in enumerate(masks)})
         photo.notes["mask"] = "given"
     if background_depth:
         photo.background_depth = io.load_depth(background_depth, png_scale=depth_png_scale, expected_shape=shape)
@@ -100,22 +120,33 @@ def load_photo(image, prompt, depth=None, mask=None, object_query=None, candidat
 def complete(photo: PhotoInputs, models_dir=None, overrides=None, device="auto", removal="fill",
              candidates_dir=None) -> PhotoInputs:
     """Fill a photo's missing inputs with the perception models (engine.perception.inputs):
-    estimated depth, the mask of the chosen candidate of a text query, background depth. The
-    candidate masks of a query are written to ``candidates_dir`` when given."""
-    if photo.complete_without_models and photo.object_query is None:
+    estimated depth, the mask of the chosen candidate of each text query, background depth. The
+    candidate masks of a query are written to ``candidates_dir`` (``object_<n>/`` below it when
+    there are several objects)."""
+    if photo.complete_without_models and not photo.object_queries:
         return photo
     from .perception.inputs import resolve_inputs, write_candidates
 
-    found = resolve_inputs(photo.image, depth=photo.depth, mask=photo.mask, object_query=photo.object_query,
-                           candidate=photo.candidate, models_dir=models_dir, overrides=overrides,
-                           device=device, removal=removal)
-    if found.candidates and candidates_dir is not None:
-        write_candidates(found.candidates, candidates_dir, found.chosen)
-    photo.depth, photo.mask = found.depth, found.mask
-    if photo.background_depth is None:
-        photo.background_depth = found.background_depth
-    photo.candidates, photo.chosen = found.candidates, found.chosen
-    photo.notes.update(found.notes)
+    given = [] if photo.mask is None else ([photo.mask] if photo.mask.ndim == 2 else list(photo.mask))
+    count = max(len(given), len(photo.object_queries))
+    several = count > 1
+    found_masks = []
+    for n in range(count):
+        query = photo.object_queries[n] if photo.object_queries else None
+        found = resolve_inputs(photo.image, depth=photo.depth, mask=given[n] if given else None,
+                               object_query=query, candidate=photo.picks[n] if n < len(photo.picks) else None,
+                               models_dir=models_dir, overrides=overrides, device=device, removal=removal)
+        if found.candidates and candidates_dir is not None:
+            write_candidates(found.candidates, Path(candidates_dir) / f"object_{n + 1}" if several
+                             else candidates_dir, found.chosen)
+        photo.depth = found.depth  # estimated once, then shared by the other objects
+        found_masks.append(found.mask)
+        if photo.background_depth is None and not several:
+            photo.background_depth = found.background_depth  # several: the engine completes it
+        photo.candidates.append(found.candidates)
+        photo.chosen.append(found.chosen)
+        photo.notes.update(found.notes)
+    photo.mask = found_masks[0] if len(found_masks) == 1 else np.stack(found_masks)
     return photo
 
 
@@ -138,7 +169,7 @@ def check_visible(photo: PhotoInputs, mats, every: bool = True, what: str = "tra
     h, w = max(8, round(H * f)), max(8, round(W * f))
     ys = np.minimum((np.arange(h) + 0.5) * H / h, H - 1).astype(int)
     xs = np.minimum((np.arange(w) + 0.5) * W / w, W - 1).astype(int)
-    depth, mask = photo.depth[np.ix_(ys, xs)], photo.mask[np.ix_(ys, xs)]
+    depth, mask = photo.depth[np.ix_(ys, xs)], photo.union_mask[np.ix_(ys, xs)]
     bg = None if photo.background_depth is None else photo.background_depth[np.ix_(ys, xs)]
     if not mask.any() or mask.all():
         return []  # too small to judge at this size; the engine checks at the working size

@@ -115,7 +115,7 @@ def run(args) -> int:
     else:
         settings = settings_from_args(args)
         photo = load_photo_args(args)
-        centroid = (object_centroid(photo.depth, photo.mask) if photo.complete_without_models
+        centroid = (object_centroid(photo.depth, photo.union_mask) if photo.complete_without_models
                     else np.array([0.0, 0.0, -2.0]))  # a stand-in to check the file; re-read below
         mats = _read_transforms(args, centroid)
         if photo.complete_without_models:

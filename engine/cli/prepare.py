@@ -110,7 +110,7 @@ def check_models_available(args, photo=None) -> None:
     if photo is not None:
         if photo.depth is None:
             roles["depth"] = overrides.get("depth")
-        if photo.object_query is not None:
+        if photo.object_queries:
             roles["detector"], roles["sam"] = overrides.get("detector"), overrides.get("sam")
         if getattr(args, "removal", "fill") == "diffusers":
             roles["inpaint"] = overrides.get("inpaint")
@@ -166,10 +166,13 @@ def complete_photo(args, photo, candidates_dir=None):
 
     complete(photo, models_dir=args.models, overrides=overrides_from_args(args, PERCEPTION_ROLES),
              device=args.device, removal=getattr(args, "removal", "fill"), candidates_dir=candidates_dir)
-    if photo.candidates:
-        where = f" (see {Path(candidates_dir) / 'candidates.json'})" if candidates_dir is not None else ""
-        console.say(f"{len(photo.candidates)} candidate(s) for {photo.object_query!r}; using candidate "
-                    f"{photo.chosen}{where}")
+    for n, (query, found, chosen) in enumerate(zip(photo.object_queries, photo.candidates, photo.chosen)):
+        if found:
+            where = ""
+            if candidates_dir is not None:
+                folder = Path(candidates_dir) / f"object_{n + 1}" if len(photo.candidates) > 1 else Path(candidates_dir)
+                where = f" (see {folder / 'candidates.json'})"
+            console.say(f"{len(found)} candidate(s) for {query!r}; using candidate {chosen}{where}")
     return photo
 
 
