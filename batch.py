@@ -178,6 +178,8 @@ def run(args):
     check_inputs(package, args)
     out = os.path.abspath(args.out)
     os.makedirs(out, exist_ok=True)
+    output = importlib.import_module(f"{package}.engine.output")
+    output.clean_temporaries(os.path.join(out, "frames"))  # what a killed earlier run left
     models = importlib.import_module(f"{package}.operators.models")
     keyframes = importlib.import_module(f"{package}.operators.keyframes")
     transforms = importlib.import_module(f"{package}.engine.transforms")
