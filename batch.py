@@ -123,7 +123,8 @@ def contact_sheet(package, paths, out_path, columns=4):
     io = importlib.import_module(f"{package}.engine.io")
     output = importlib.import_module(f"{package}.engine.output")
     frames = [io.load_image(p) for p in paths]
-    output.contact_sheet([("", frames[i:i + columns]) for i in range(0, len(frames), columns)], path=out_path)
+    output.contact_sheet([("", frames[i:i + columns]) for i in range(0, len(frames), columns)], path=out_path,
+                         gap=2, margin=0)
     return out_path
 
 
