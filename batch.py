@@ -162,12 +162,12 @@ def check_inputs(package, args):
             print(f"batch.py: note: the object is out of view at keyframe(s) {', '.join(map(str, hidden))}",
                   flush=True)
     sources = [*inputs.input_files(photo), args.keyframes]
-    output.check_output_dir(args.out, "--out", inputs=sources)
+    output.check_output_dir(args.out, "--out")
     output.check_inputs_not_in(args.out, sources, "--out", (r"contact_sheet\.png",))
     output.check_inputs_not_in(os.path.join(args.out, "frames"), sources, "--out", (r"frame_\d+\.png",
                                                                                   r"stop_motion\.mp4"))
     if args.save_blend:
-        output.check_output_dir(os.path.dirname(os.path.abspath(args.save_blend)), "--save-blend", inputs=sources)
+        output.check_output_dir(os.path.dirname(os.path.abspath(args.save_blend)), "--save-blend")
     return photo
 
 

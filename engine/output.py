@@ -178,20 +178,19 @@ def contact_sheet(rows, columns=(), scale: int = 1, path=None, gap: int = 4, mar
 # output location
 
 
-def check_output_dir(path, what: str = "--out", inputs=(), outputs=()) -> Path:
+def check_output_dir(path, what: str = "--out") -> Path:
     """Check an output folder before anything is written or loaded; create nothing.
 
     Refuses, with one line naming ``what``: an existing non-folder, a path below a regular file,
-    a symlink loop, a location whose nearest existing folder is not writable, and an output file
-    (``outputs``: names inside the folder) that is one of ``inputs`` (the user's own files).
-    Returns the path.
+    a symlink loop, a dangling symlink, a location whose nearest existing folder is not writable.
+    (Outputs that would overwrite inputs: `check_inputs_not_in`.) Returns the path.
     """
     p = Path(path).expanduser()
     label = f"{what} '{path}'"
     if not str(path).strip():
         raise InputError(f"{what}: empty path")
     try:
-        resolved = p.resolve(strict=False)
+        p.resolve(strict=False)
     except RuntimeError:  # Python < 3.13 raises RuntimeError on a symlink loop
         raise InputError(f"{label}: symlink loop") from None
     except OSError as exc:
@@ -224,20 +223,7 @@ def check_output_dir(path, what: str = "--out", inputs=(), outputs=()) -> Path:
     if not os.access(probe, os.W_OK | os.X_OK):
         where = "" if probe == p else f" (nearest existing folder '{probe}')"
         raise InputError(f"{label}: not writable{where}; choose another output folder")
-    for name in outputs:
-        target = resolved / name
-        for source in inputs:
-            if source and _same_file(target, source):
-                raise InputError(f"{label}: writing {name} there would overwrite the input '{source}'; "
-                                 f"choose another output folder")
     return p
-
-
-def _same_file(a, b) -> bool:
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return Path(a).resolve(strict=False) == Path(b).expanduser().resolve(strict=False)
 
 
 def check_inputs_not_in(folder, inputs, what: str = "--out", patterns=()) -> None:

@@ -124,7 +124,7 @@ def run(args) -> int:
     if args.settings:
         sources.append(args.settings)
     check_models_available(args, photo)
-    check_output_dir(out, "--out", inputs=sources)
+    check_output_dir(out, "--out")
     check_inputs_not_in(out, sources, "--out", OUTPUTS)
 
     # 2. Prepare (from the photo), or resume from the prepared photo without loading the model

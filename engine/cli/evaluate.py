@@ -59,7 +59,7 @@ def run(args) -> int:
 
     overrides = {"diffusion": args.diffusion_model} if args.diffusion_model else {}
     settings_overrides = checks.settings_types(_parse_sets(args.set), "--set")
-    check_output_dir(args.out, "--out", inputs=[args.scenes])
+    check_output_dir(args.out, "--out")
     if args.models is not None and not Path(args.models).is_dir():
         raise InputError(f"--models '{args.models}': not a folder")
     cfg = EvalConfig(scenes=args.scenes, out=args.out, models_dir=args.models, model_overrides=overrides,

@@ -68,7 +68,7 @@ def run(args) -> int:
                          f"(behind the camera, outside the picture or too far to cover a pixel)")
     out = Path(args.out)
     sources = [args.image, args.depth, args.mask, args.transforms, args.background, args.background_depth]
-    check_output_dir(out, "--out", inputs=sources)
+    check_output_dir(out, "--out")
     check_inputs_not_in(out, sources, "--out", OUTPUTS)
     t_inputs = time.perf_counter() - t_start
 
