@@ -21,6 +21,7 @@ import argparse
 import importlib
 import importlib.util
 import os
+import re
 import sys
 import time
 
@@ -167,7 +168,9 @@ def check_inputs(package, args):
     output.check_inputs_not_in(os.path.join(args.out, "frames"), sources, "--out", (r"frame_\d+\.png",
                                                                                   r"stop_motion\.mp4"))
     if args.save_blend:
-        output.check_output_dir(os.path.dirname(os.path.abspath(args.save_blend)), "--save-blend")
+        blend = os.path.abspath(args.save_blend)
+        output.check_output_dir(os.path.dirname(blend), "--save-blend")
+        output.check_inputs_not_in(os.path.dirname(blend), sources, "--save-blend", (re.escape(os.path.basename(blend)),))
     return photo
 
 
