@@ -9,11 +9,17 @@
 It imports the photo exactly as the add-on's Import Photo does (camera, lifted background and
 object), keys the object with the camera-frame transforms of K.json (the transform file format,
 each entry with an optional "frame": N, default 1, 2, 3, ...; Blender interpolates between keys),
-renders every frame of the keyed range with Render Stop-Motion into DIR/frames/, and writes
-DIR/contact_sheet.png. Every input, option and keyframe (frame numbers, the object visible in at
-least one key) and the output folder are checked before anything is written. A failure is one
-line ``batch.py: error: ...``: exit code 2 for bad input, 1 for a runtime failure; -v adds the
-traceback, an unexpected error says where its traceback was logged.
+renders every frame of the keyed range through the add-on's render engine ("Diffusion Handles",
+Blender's own animation render) into DIR/frames/, and writes DIR/contact_sheet.png (and, with
+--movie, DIR/frames/stop_motion.mp4 through Blender's FFmpeg output). Every input, option and
+keyframe (frame numbers, the object visible in at least one key) and the output folder are
+checked before anything is written. A failure is one line ``batch.py: error: ...``: exit code 2
+for bad input, 1 for a runtime failure; -v adds the traceback, an unexpected error says where
+its traceback was logged.
+
+--save-blend FILE saves the keyed scene ready for Blender's render machinery (the render engine
+selected, PNG frames to DIR/frames/, paths relative to FILE): `blender -b FILE -a` renders it
+again, on one machine or split over a farm's nodes.
 """
 from __future__ import annotations
 
@@ -56,8 +62,8 @@ def parse_args(argv):
     p.add_argument("--seed", type=int)
     p.add_argument("--inversion", choices=("null-text", "negative-prompt", "ddim"))
     p.add_argument("--movie", action="store_true", help="also encode DIR/frames/stop_motion.mp4")
-    p.add_argument("--save-blend", help="save the keyed scene as a .blend (renders again with "
-                                        "`blender -b FILE --python-expr \"import bpy; bpy.ops.dh.render_stop_motion()\"`)")
+    p.add_argument("--save-blend", help="save the keyed scene as a .blend, ready for `blender -b FILE -a` "
+                                        "(the Diffusion Handles render engine, on one machine or a farm)")
     return p.parse_args(argv)
 
 
@@ -208,13 +214,22 @@ def run(args):
     frames = keyframes.key_transforms(obj, keyed, scene)
     print(f"batch.py: keyed {len(keyed)} transforms, frames {frames[0]}-{frames[-1]}", flush=True)
 
+    render_engine = importlib.import_module(f"{package}.operators.render_engine")
+    scene.render.engine = render_engine.IDNAME
     scene.render.filepath = os.path.join(out, "frames", "frame_####")
     scene.render.image_settings.file_format = "PNG"
     scene.render.image_settings.color_mode = "RGB"
     scene.render.image_settings.color_depth = "8"
+    if models_dir:
+        scene.dh.models_dir = models_dir
+    scene.dh.require_weights = engine == "DIFFUSION"  # a farm node without the weights fails, never mixes
     if args.save_blend:
         bpy.ops.wm.save_as_mainfile(filepath=os.path.abspath(args.save_blend))
-    bpy.ops.dh.render_stop_motion(engine=engine, movie=args.movie)
+    bpy.ops.render.render(animation=True)  # Blender's own animation render, frame by frame
+    if args.movie:
+        render_ops = importlib.import_module(f"{package}.operators.render")
+        movie = render_ops.write_movie(scene, os.path.join(out, "frames", "stop_motion.mp4"))
+        print(f"batch.py: movie {movie}", flush=True)
 
     paths = [scene.render.frame_path(frame=f) for f in range(scene.frame_start, scene.frame_end + 1)]
     sheet = contact_sheet(package, paths, os.path.join(out, "contact_sheet.png"))

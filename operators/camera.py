@@ -1,7 +1,7 @@
 """Blender camera <-> the engine's camera model (engine/camera.py owns the conventions).
 
 The imported camera looks along world +Y with world +Z up (rotation X = 90 degrees), so the lifted
-photo stands upright in the viewport; the camera frame itself is Blender's (DESIGN.md section 3).
+photo stands upright in the viewport; the camera frame itself is Blender's (docs/design.md section 3).
 """
 import math
 
@@ -42,6 +42,7 @@ def configure_render(scene, height, width):
     render.resolution_y = int(height)
     render.resolution_percentage = 100
     render.pixel_aspect_x = render.pixel_aspect_y = 1.0
+    render.dither_intensity = 0.0  # 8-bit frames hold the edit's exact values
     # Standard view transform: the unlit photo renders back to its own sRGB values.
     scene.view_settings.view_transform = "Standard"
     scene.view_settings.look = "None"

@@ -2,7 +2,8 @@
 
 The preferences' "Install dependencies" action pip-installs the pinned packages into the
 extension's own user directory (``extension_path_user(..., "site-packages")``), which is added to
-``sys.path`` when the add-on registers. Alternatively the user points the preferences at the
+``sys.path`` when the add-on registers; from the package index, or offline from a folder of wheel
+files (the preferences' *Wheels Folder*: ``pip --no-index --find-links``). Alternatively the user points the preferences at the
 site-packages folder of an existing Python 3.11 environment that has them.
 """
 from __future__ import annotations
@@ -13,6 +14,8 @@ import subprocess
 import sys
 
 import bpy
+
+from .errors import INSTALL_HINT, AddonError
 
 ADDON_PACKAGE = __package__.rpartition(".")[0]
 
@@ -72,27 +75,57 @@ def missing_modules(names=None):
 
 
 def install_hint():
-    return ("Install the dependencies: Edit > Preferences > Add-ons > Diffusion Handles > "
-            "'Install Dependencies' (pip installs torch and friends into the extension's user "
-            "folder), or set 'Python Packages' to the site-packages of an environment that has them "
-            "(pip install -r requirements.txt)")
+    return INSTALL_HINT
 
 
 def require(names):
     """Raise AddonError naming what is missing and how to install it."""
-    from .errors import AddonError
-
     missing = missing_modules(names)
     if missing:
         raise AddonError(f"missing Python package(s): {', '.join(missing)}. {install_hint()}")
 
 
-def pip_install_command(target):
-    return [sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "--upgrade",
-            "--target", target, *REQUIREMENTS]
+def pip_install_command(target, wheels_dir=None, requirements=None):
+    """pip into ``target``; from the index, or only from the wheel files in ``wheels_dir`` (offline)."""
+    source = ["--no-index", "--find-links", wheels_dir] if wheels_dir else []
+    return [sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "--no-input", "--upgrade",
+            *source, "--target", target, *(REQUIREMENTS if requirements is None else requirements)]
 
 
-from .jobs import JobOperator  # noqa: E402  (after the helpers above, which jobs does not need)
+def install(target, wheels_dir=None, progress=None):
+    """pip-install the requirements into a staging folder next to ``target``, then move them in:
+    a failed install leaves ``target`` as it was (nothing half-installed on sys.path)."""
+    import shutil
+    import tempfile
+
+    progress = progress or (lambda stage, step, total: None)
+    if importlib.util.find_spec("pip") is None:
+        progress("ensurepip", 0, 2)
+        subprocess.run([sys.executable, "-m", "ensurepip"], capture_output=True)
+    os.makedirs(target, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=".staging-", dir=os.path.dirname(os.path.abspath(target)))
+    try:
+        progress("pip install" + (f" from {wheels_dir}" if wheels_dir else " (several GB, minutes)"), 1, 2)
+        result = subprocess.run(pip_install_command(staging, wheels_dir), capture_output=True, text=True)
+        if result.returncode != 0:
+            lines = [line.strip() for line in (result.stderr or result.stdout).splitlines() if line.strip()]
+            errors = [line for line in lines if line.startswith("ERROR")] or lines[-1:] or ["(no output)"]
+            raise AddonError(f"pip install into {target} failed: {errors[-1]}")
+        staged = os.listdir(staging)
+        projects = {name.split("-")[0].lower() for name in staged if name.endswith(".dist-info")}
+        for name in os.listdir(target):  # an older version's metadata goes with it
+            if name.endswith(".dist-info") and name.split("-")[0].lower() in projects:
+                shutil.rmtree(os.path.join(target, name))
+        for name in staged:
+            destination = os.path.join(target, name)
+            if os.path.isdir(destination) and not os.path.islink(destination):
+                shutil.rmtree(destination)
+            elif os.path.lexists(destination):
+                os.remove(destination)
+            os.replace(os.path.join(staging, name), destination)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
 
 
 class OnlineOnly:
@@ -106,46 +139,10 @@ class OnlineOnly:
         return True
 
 
-class DH_OT_install_dependencies(OnlineOnly, JobOperator, bpy.types.Operator):
-    """Install torch, diffusers and the other engine packages into the extension's user folder (pip)"""
-
-    bl_idname = "dh.install_dependencies"
-    bl_label = "Install Dependencies"
-    bl_options = {"REGISTER"}  # not INTERNAL: every dh.* operator is findable in F3 search
-
-    def start(self, context):
-        target = user_site_packages(create=True)
-        if not target:
-            self.report({"ERROR"}, "the add-on is not installed as an extension: install the packages "
-                                   "yourself and set 'Python Packages' in the preferences")
-            return None
-        command = pip_install_command(target)
-
-        def work(progress, should_cancel):
-            progress("ensurepip", 0, 2)
-            subprocess.run([sys.executable, "-m", "ensurepip", "--upgrade"], capture_output=True)
-            progress("pip install (several GB, minutes)", 1, 2)
-            result = subprocess.run(command, capture_output=True, text=True)
-            if result.returncode != 0:
-                from .errors import AddonError
-
-                tail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["(no output)"]
-                raise AddonError(f"pip install into {target} failed: {tail[0]}")
-            return target
-
-        return work
-
-    def finish(self, context, target):
-        add_paths(context)
-        missing = missing_modules()
-        if missing:
-            self.report({"WARNING"}, f"installed into {target}, but still missing: {', '.join(missing)}")
-        else:
-            self.report({"INFO"}, f"dependencies installed into {target}")
-        return {"FINISHED"}
-
-
-CLASSES = (DH_OT_install_dependencies,)
+def wheels_dir(context=None):
+    """The preferences' local wheels folder (offline installs), or None."""
+    prefs = preferences(context)
+    return bpy.path.abspath(prefs.wheels_dir) if prefs is not None and prefs.wheels_dir else None
 
 
 def register():

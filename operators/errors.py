@@ -1,5 +1,13 @@
-"""Exceptions -> one-line operator reports (DESIGN.md section 7: never a traceback in the UI)."""
+"""Exceptions -> one-line operator reports (docs/design.md: never a traceback in the UI).
+
+Imports nothing of the add-on: every other module may import it."""
 from __future__ import annotations
+
+
+INSTALL_HINT = ("Install the dependencies: Edit > Preferences > Add-ons > Diffusion Handles > "
+                "'Install Dependencies' (pip installs torch and friends into the extension's user "
+                "folder), or set 'Python Packages' to the site-packages of an environment that has them "
+                "(pip install -r requirements.txt)")
 
 
 class AddonError(Exception):
@@ -13,10 +21,8 @@ def user_message(exc):
     if isinstance(exc, (AddonError, EngineError)):
         return str(exc)
     if isinstance(exc, ImportError):
-        from .deps import install_hint
-
         missing = getattr(exc, "name", None) or str(exc)
-        return f"missing Python package {missing!r}. {install_hint()}"
+        return f"missing Python package {missing!r}. {INSTALL_HINT}"
     if isinstance(exc, OSError):
         where = f" {exc.filename!r}" if getattr(exc, "filename", None) else ""
         return f"file error{where}: {exc.strerror or exc}"

@@ -3,7 +3,7 @@
 A job is split in three: ``start`` (main thread: read Blender data), ``work(progress,
 should_cancel)`` (worker thread: engine and files only, never bpy), ``finish(result)`` (main thread:
 write Blender data, report). Timers and modal operators do not run with ``blender -b``: there the
-same job runs synchronously on the main thread (DESIGN.md section 2).
+same job runs synchronously on the main thread (docs/design.md).
 """
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ import threading
 import traceback
 
 import bpy
+
+from .errors import user_message
 
 log = logging.getLogger(__name__)
 
@@ -58,17 +60,24 @@ def cancel_current():
     return job is not None
 
 
-def _set_ui(context, running, progress=0.0, status=""):
+def _set_ui(context, running, progress=0.0, status="", error=None):
     wm = context.window_manager
     if not hasattr(wm, "dh_job"):
         return
     wm.dh_job.running = running
     wm.dh_job.progress = progress
     wm.dh_job.status = status
+    if error is not None:
+        wm.dh_job.error = error
     for window in wm.windows:
         for area in window.screen.areas:
             if area.type in {"VIEW_3D", "PROPERTIES", "IMAGE_EDITOR"}:
                 area.tag_redraw()
+
+
+def interactive(context):
+    """A window with an event loop, where timers and modal handlers run (never with ``blender -b``)."""
+    return not bpy.app.background and context.window is not None
 
 
 class JobOperator:
@@ -90,8 +99,6 @@ class JobOperator:
         return {"FINISHED"}
 
     def failed(self, context, exc):
-        from .errors import user_message
-
         return user_message(exc)
 
     def execute(self, context):
@@ -99,11 +106,12 @@ class JobOperator:
         if current_job() is not None:
             self.report({"ERROR"}, f"{_current.name} is still running: wait for it or press Cancel")
             return {"CANCELLED"}
+        _set_ui(context, False, error="")
         work = self.start(context)
         if work is None:
             return {"CANCELLED"}
         state = JobState(self.bl_label)
-        if bpy.app.background or context.window is None:
+        if not interactive(context):
             _current = state
             state.run(work)  # synchronous: no event loop to drive a modal timer
             return self._complete(context, state)
@@ -147,6 +155,7 @@ class JobOperator:
             if message is None:  # not a user error: a bug, keep its traceback in the log
                 log.error("%s failed:\n%s", self.bl_label, formatted)
                 message = f"{self.bl_label} failed: {type(exc).__name__}: {exc} (details in the console)"
+            _set_ui(context, False, error=message)  # the sidebar keeps it until the next job
             self.report({"ERROR"}, message)
             return {"CANCELLED"}
         return self.finish(context, state.result)

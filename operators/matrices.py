@@ -1,4 +1,4 @@
-"""Object matrices <-> the engine's camera-frame transforms (DESIGN.md section 3).
+"""Object matrices <-> the engine's camera-frame transforms (docs/design.md section 3).
 
 With C the camera's world matrix and M the object's world matrix (parenting included),
 the camera-frame edit of the object between its rest pose and now is
@@ -57,7 +57,14 @@ def rest_relative_to_camera(camera_world, object_world):
     return flat(camera_world.inverted() @ object_world)
 
 
-def object_transform(obj):
-    """The current camera-frame edit of an imported object (``obj.dh`` names camera and rest pose)."""
-    camera_world = obj.dh.camera.matrix_world
-    return camera_frame_transform(camera_world, obj.matrix_world, rest_world_matrix(obj, camera_world))
+def object_transform(obj, depsgraph=None):
+    """The current camera-frame edit of an imported object (``obj.dh`` names camera and rest pose).
+
+    With a depsgraph (a render engine's), the evaluated matrices of that depsgraph's frame are used:
+    a render never depends on which frame the interface last showed.
+    """
+    camera, moved = obj.dh.camera, obj
+    if depsgraph is not None:
+        camera, moved = camera.evaluated_get(depsgraph), obj.evaluated_get(depsgraph)
+    camera_world = camera.matrix_world
+    return camera_frame_transform(camera_world, moved.matrix_world, rest_world_matrix(obj, camera_world))

@@ -10,23 +10,27 @@ import hashlib
 import json
 import os
 import threading
-from pathlib import Path
+from collections import OrderedDict
 
 import bpy
 
 from .deps import OnlineOnly, preferences
-from .errors import AddonError
+from .errors import AddonError, user_message
+from .jobs import JobOperator
 
 ROLES = ("diffusion", "depth", "detector", "sam", "inpaint")  # engine.registry role names
 
 _lock = threading.RLock()
-_session = {"key": None, "engine": None, "prepared": {}}
+# The session: the engine, prepared photos by folder, and what is built on them (frames.py's
+# renderers and remembered frames), all dropped together by free_engine().
+_session = {"key": None, "engine": None, "prepared": {}, "renderers": {}, "frames": OrderedDict()}
 # Options set by code (batch.py) that win over the preferences: models_dir, overrides, device, dtype.
 SESSION_OPTIONS: dict = {}
 
 
-def engine_options(context=None):
-    """Models folder, per-role overrides, device and precision from the add-on preferences."""
+def engine_options(context=None, scene=None):
+    """Models folder, per-role overrides, device and precision from the add-on preferences; a
+    scene's own models folder (saved in the .blend, e.g. for a farm) wins over the preferences'."""
     prefs = preferences(context)
     options = {"models_dir": None, "overrides": {}, "device": "auto", "dtype": "auto"}
     if prefs is not None:
@@ -35,8 +39,38 @@ def engine_options(context=None):
             overrides={role: getattr(prefs, f"{role}_model").strip() for role in ROLES
                        if getattr(prefs, f"{role}_model", "").strip()},
             device=prefs.device.lower(), dtype=prefs.precision.lower())
+    scene_props = getattr(scene, "dh", None)
+    if scene_props is not None and scene_props.models_dir:
+        options["models_dir"] = bpy.path.abspath(scene_props.models_dir)
     options.update({k: v for k, v in SESSION_OPTIONS.items() if v is not None})
     return options
+
+
+_status_cache = {}
+
+
+def weights_status(context=None):
+    """(found, text) for the diffusion weights with the current options, for the interface
+    (looked up at most every few seconds: panels redraw often)."""
+    import time
+
+    options = engine_options(context, getattr(context, "scene", None))
+    key = (options["models_dir"], options["overrides"].get("diffusion"))
+    cached = _status_cache.get(key)
+    if cached is not None and time.monotonic() - cached[0] < 5.0:
+        return cached[1]
+    try:
+        from ..engine import registry
+
+        where = registry.resolve("diffusion", key[1], models_dir=key[0])
+        status = (True, f"Diffusion weights: {where}")
+    except ImportError as exc:
+        status = (False, f"Diffusion weights: cannot look (missing {exc.name or exc})")
+    except Exception as exc:  # noqa: BLE001 - not found, in any way: say so
+        status = (False, f"Diffusion weights not found ({str(exc).split(';')[0]}): Download Models")
+    _status_cache.clear()
+    _status_cache[key] = (time.monotonic(), status)
+    return status
 
 
 def edit_settings(props, options):
@@ -90,10 +124,19 @@ def get_prepared(engine, inputs, prompt, settings, cache_dir, progress=None, sho
     return prepared, directory
 
 
+def session_store(name):
+    """A dict of the session that free_engine() empties ("renderers", "frames"); guard with session_lock."""
+    return _session[name]
+
+
+session_lock = _lock
+
+
 def free_engine():
     with _lock:
         engine, _session["engine"], _session["key"] = _session["engine"], None, None
-        _session["prepared"].clear()
+        for name in ("prepared", "renderers", "frames"):
+            _session[name].clear()
     if engine is not None and hasattr(engine, "free"):
         engine.free()
     try:
@@ -129,11 +172,60 @@ class DH_OT_free_memory(bpy.types.Operator):
         return {"FINISHED"}
 
 
-from .jobs import JobOperator  # noqa: E402
+def download_plan(overrides):
+    """(role to fetch, Hugging Face id or None for the role's default) for each role of the default
+    pipeline: a local-folder override needs nothing, an alias role (``sam-vit-h``) is fetched as itself."""
+    from ..engine import registry
+
+    plan = []
+    for role, spec in registry.REGISTRY.items():
+        if spec.use != "default":
+            continue
+        override = overrides.get(role)
+        if override and os.path.isdir(override):
+            continue
+        if override in registry.REGISTRY:
+            plan.append((override, None))
+        else:
+            plan.append((role, override or None))
+    return plan
+
+
+def progress_tqdm(progress, should_cancel, label):
+    """A tqdm class for registry.download that reports bytes to a job's progress and stops the
+    download when the job is cancelled (files already finished stay in the cache)."""
+    from tqdm.auto import tqdm
+
+    from ..engine.errors import CancelledError
+
+    class JobTqdm(tqdm):
+        def __init__(self, *args, **kwargs):
+            kwargs["disable"] = False
+            kwargs.setdefault("file", _Null())
+            super().__init__(*args, **kwargs)
+
+        def update(self, n=1):
+            if should_cancel():
+                raise CancelledError("download cancelled; finished files stay in the cache, run it again for the rest")
+            result = super().update(n)
+            if self.unit == "B" and self.total:
+                progress(f"{label}: {self.format_sizeof(self.n)}B of {self.format_sizeof(self.total)}B",
+                         min(self.n, self.total), self.total)
+            return result
+
+    return JobTqdm
+
+
+class _Null:
+    def write(self, text):
+        pass
+
+    def flush(self):
+        pass
 
 
 class DH_OT_download_models(OnlineOnly, JobOperator, bpy.types.Operator):
-    """Download the default models into the Hugging Face cache (several GB; needs online access)"""
+    """Download the default pipeline's models into the Hugging Face cache (several GB; needs online access)"""
 
     bl_idname = "dh.download_models"
     bl_label = "Download Models"
@@ -144,37 +236,35 @@ class DH_OT_download_models(OnlineOnly, JobOperator, bpy.types.Operator):
 
         try:
             require(("huggingface_hub",))
-            from ..engine import registry
+            plan = download_plan(engine_options(context)["overrides"])
         except (AddonError, ImportError) as exc:
-            from .errors import user_message
-
             self.report({"ERROR"}, user_message(exc))
             return None
-        overrides = engine_options(context)["overrides"]
 
         def work(progress, should_cancel):
-            from huggingface_hub import snapshot_download
+            from ..engine import registry
+            from ..engine.errors import CancelledError
 
-            roles = list(registry.REGISTRY)
-            for index, role in enumerate(roles):
+            done = []
+            for index, (role, override) in enumerate(plan):
                 if should_cancel():
-                    from ..engine.errors import CancelledError
-
-                    raise CancelledError("download cancelled")
-                spec = registry.spec(role)
-                repo = overrides.get(role) or spec.default_id
-                if os.path.isdir(repo):
-                    continue
-                progress(f"downloading {role} ({spec.download_size})", index, len(roles))
-                name, _, revision = repo.partition("@")
-                snapshot_download(name, revision=revision or spec.revision,
-                                  allow_patterns=list(spec.allow_patterns) if spec.allow_patterns else None)
-            return roles
+                    raise CancelledError("download cancelled; finished files stay in the cache, run it again for the rest")
+                label = f"{role} ({index + 1}/{len(plan)})"
+                progress(label, 0, 1)
+                try:
+                    registry.download(role, override, tqdm_class=progress_tqdm(progress, should_cancel, label))
+                except Exception as exc:
+                    if isinstance(exc.__cause__, CancelledError):  # registry.download wraps every error
+                        raise exc.__cause__ from None
+                    raise
+                done.append(role)
+            return done
 
         return work
 
     def finish(self, context, roles):
-        self.report({"INFO"}, f"models downloaded: {', '.join(roles)}")
+        _status_cache.clear()
+        self.report({"INFO"}, f"models downloaded: {', '.join(roles) or 'none needed (local folders)'}")
         return {"FINISHED"}
 
 

@@ -23,6 +23,8 @@ INVERSIONS = (
     ("negative-prompt", "Negative prompt", "Fast inversion: no per-step optimisation"),
     ("ddim", "DDIM", "Plain DDIM inversion"),
 )
+# Paths saved relative to the .blend ("//...", see _paths_relative_on_save).
+_RELATIVE_OK = {"PATH_SUPPORTS_BLEND_RELATIVE"} if bpy.app.version >= (4, 5, 0) else set()
 IDENTITY16 = (1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0)
 
 
@@ -37,9 +39,9 @@ class DH_ObjectProperties(bpy.types.PropertyGroup):
     depth_path: StringProperty(name="Depth", subtype="FILE_PATH", description="Empty: estimated")
     mask_path: StringProperty(name="Mask", subtype="FILE_PATH", description="Empty: from the object query")
     object_query: StringProperty(name="Object query", description="Text naming the object, e.g. 'the car'")
-    cache_dir: StringProperty(name="Cache", subtype="DIR_PATH",
+    cache_dir: StringProperty(name="Cache", subtype="DIR_PATH", options=_RELATIVE_OK,
                               description="Per-photo folder: the inputs as imported and the prepared cache")
-    prepared_dir: StringProperty(name="Prepared cache", subtype="DIR_PATH",
+    prepared_dir: StringProperty(name="Prepared cache", subtype="DIR_PATH", options=_RELATIVE_OK,
                                  description="The engine's prepared (inverted) photo, once made")
     width: IntProperty(name="Width", min=0)
     height: IntProperty(name="Height", min=0)
@@ -61,21 +63,65 @@ class DH_ObjectProperties(bpy.types.PropertyGroup):
     inversion: EnumProperty(name="Inversion", items=INVERSIONS, default="null-text")
 
 
+class DH_SceneProperties(bpy.types.PropertyGroup):
+    """Render settings of the Diffusion Handles render engine, saved with the .blend (farms)."""
+    models_dir: StringProperty(name="Models Folder", subtype="DIR_PATH", options=_RELATIVE_OK,
+                               description="Models for this .blend (one sub-folder per role; may be relative "
+                                           "to the .blend, e.g. on shared storage); empty: the preferences'")
+    require_weights: BoolProperty(name="Require Diffusion Weights", default=False,
+                                  description="Fail a diffusion render when the weights are missing, instead of "
+                                              "rendering the preview (keeps farm nodes consistent)")
+
+
 class DH_JobProperties(bpy.types.PropertyGroup):
     """Progress of the running job (window manager: never saved)."""
     running: BoolProperty(default=False)
     progress: FloatProperty(default=0.0, min=0.0, max=1.0, subtype="FACTOR")
     status: StringProperty(default="")
+    error: StringProperty(default="", description="Why the last job failed (shown until the next job)")
 
 
-CLASSES = (DH_ObjectProperties, DH_JobProperties)
+CLASSES = (DH_ObjectProperties, DH_SceneProperties, DH_JobProperties)
+
+
+def _relative(path, blend_path):
+    """``path`` relative to the .blend being saved (``//...``), as Blender stores its own file paths."""
+    import os
+
+    if not path or path.startswith("//") or not blend_path:
+        return path
+    absolute = bpy.path.abspath(path)  # relative to the file as it was
+    try:
+        return "//" + os.path.relpath(absolute, os.path.dirname(os.path.abspath(blend_path))).replace(os.sep, "/")
+    except ValueError:  # another drive (Windows): keep it absolute
+        return absolute
+
+
+@bpy.app.handlers.persistent
+def _paths_relative_on_save(filepath, *_):
+    """Photo caches and models folders are saved relative to the .blend (when Blender's own
+    Preferences > File Paths > Relative Paths is on, as for images), so a project folder on a farm's
+    shared storage, or moved as a whole, still renders."""
+    if not bpy.context.preferences.filepaths.use_relative_paths:
+        return
+    for obj in bpy.data.objects:
+        if obj.dh.role == "OBJECT":
+            obj.dh.cache_dir = _relative(obj.dh.cache_dir, filepath)
+            obj.dh.prepared_dir = _relative(obj.dh.prepared_dir, filepath)
+    for scene in bpy.data.scenes:
+        scene.dh.models_dir = _relative(scene.dh.models_dir, filepath)
 
 
 def register():
+    bpy.app.handlers.save_pre.append(_paths_relative_on_save)
     bpy.types.Object.dh = PointerProperty(type=DH_ObjectProperties)
+    bpy.types.Scene.dh = PointerProperty(type=DH_SceneProperties)
     bpy.types.WindowManager.dh_job = PointerProperty(type=DH_JobProperties)
 
 
 def unregister():
+    for handler in [h for h in bpy.app.handlers.save_pre if getattr(h, "__name__", "") == "_paths_relative_on_save"]:
+        bpy.app.handlers.save_pre.remove(handler)
     del bpy.types.WindowManager.dh_job
+    del bpy.types.Scene.dh
     del bpy.types.Object.dh

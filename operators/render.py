@@ -1,11 +1,11 @@
 """dh.render_edit and dh.render_stop_motion: object matrices -> edited photos on disk.
 
-Frames go to ``scene.render.filepath`` with Blender's ``#`` numbering (``scene.render.frame_path``),
-written atomically and resumable (see stopmotion.py). One moving object per photo: the engine edits
-one object, so several moving objects of one photo are not supported yet (render them as separate
-photos).
+Conveniences next to the render engine (render_engine.py): the same frame code (frames.py), run
+as a job in a worker thread. Frames go to ``scene.render.filepath`` with Blender's ``#`` numbering
+(``scene.render.frame_path``), written atomically and resumable (see stopmotion.py). One moving
+object per photo: the engine edits one object, so several moving objects of one photo are not
+supported yet (render them as separate photos).
 """
-import json
 import os
 
 import bpy
@@ -29,45 +29,12 @@ def _check_output(scene):
                          "(enable Movie in the render operator to also get a movie)")
 
 
-def _renderer_factory(context, obj, engine_name):
-    """Main thread: what the worker needs to build the frame renderer, and the frames' context key."""
-    from . import deps
-    from .models import edit_settings, engine_options
+def _frame_job(context, obj, engine_name):
+    """Main thread: the frame source and a worker-side ``make(progress, should_cancel)`` for its renderer."""
+    from .frames import frame_source
 
-    props = obj.dh
-    if props.camera is None:
-        raise AddonError(f"'{obj.name}' lost its camera: import the photo again")
-    if not props.cache_dir:
-        raise AddonError(f"'{obj.name}' has no photo cache: import the photo again")
-    deps.require(deps.PREVIEW_MODULES if engine_name == "PREVIEW" else tuple(deps.MODULES))
-    cache_dir = bpy.path.abspath(props.cache_dir)
-    prompt = props.prompt
-    key = {"engine": engine_name, "cache": os.path.basename(os.path.normpath(cache_dir)),
-           "size": [props.width, props.height]}
-    options = settings = None
-    if engine_name == "DIFFUSION":
-        if not prompt.strip():
-            raise AddonError("the diffusion engine needs a prompt: describe the photo in the sidebar")
-        options = engine_options(context)
-        settings = edit_settings(props, options)
-        key.update(prompt=prompt, settings=settings.to_dict())
-
-    def make(progress, should_cancel):
-        from .photo import load_cache
-        from .renderers import DiffusionRenderer, PreviewRenderer
-
-        inputs = load_cache(cache_dir)
-        if engine_name == "PREVIEW":
-            return PreviewRenderer(inputs), None
-        from .models import get_engine, get_prepared
-
-        progress("loading models", 0, 1)
-        engine = get_engine(options, settings)
-        prepared, prepared_dir = get_prepared(engine, inputs, prompt, settings, cache_dir,
-                                              progress=progress, should_cancel=should_cancel)
-        return DiffusionRenderer(inputs, engine, prepared, settings.frame_batch_size), prepared_dir
-
-    return make, json.dumps(key, sort_keys=True)
+    source = frame_source(obj, engine_name, scene=context.scene, context=context)
+    return source, source.renderer
 
 
 def show_result(context, path):
@@ -86,42 +53,40 @@ def show_result(context, path):
     return image
 
 
-def write_movie(scene, paths, movie_path):
-    """Encode frames into a movie with Blender's own FFmpeg output (a temporary sequencer scene)."""
-    from ..engine.io import atomic_output
+def write_movie(scene, movie_path, frames=()):
+    """Render the scene's animation as an H.264 MP4 through the render engine and Blender's FFmpeg
+    output. ``frames``: (key, path) of frames already on disk, remembered first so no edit runs
+    again (frames rendered in this session are remembered anyway). Written under a temporary name,
+    then renamed; the scene's output settings are restored."""
+    from ..engine.io import load_image
+    from . import frames as frame_code
+    from .render_engine import IDNAME
 
-    directory = os.path.dirname(paths[0])
-    if any(os.path.dirname(p) != directory for p in paths):
-        raise AddonError("movie: the frames must be in one folder")
-    movie_scene = bpy.data.scenes.new("DH Movie")
+    for key, path in frames:
+        frame_code.remember(key, load_image(path))
+    render, settings = scene.render, scene.render.image_settings
+    saved = (render.engine, render.filepath, render.use_file_extension, settings.file_format,
+             getattr(settings, "media_type", None))
+    partial = os.path.join(os.path.dirname(os.path.abspath(movie_path)), ".partial-" + os.path.basename(movie_path))
     try:
-        render = movie_scene.render
-        render.resolution_x = scene.render.resolution_x
-        render.resolution_y = scene.render.resolution_y
-        render.resolution_percentage = 100
-        render.fps, render.fps_base = scene.render.fps, scene.render.fps_base
-        editor = movie_scene.sequence_editor_create()
-        strips = getattr(editor, "strips", None) or editor.sequences
-        strip = strips.new_image(name="frames", filepath=paths[0], channel=1, frame_start=1)
-        for path in paths[1:]:
-            strip.elements.append(os.path.basename(path))
-        movie_scene.frame_start, movie_scene.frame_end = 1, len(paths)
-        settings = render.image_settings
-        if hasattr(settings, "media_type"):
-            settings.media_type = "VIDEO"
+        render.engine = IDNAME
+        if saved[4] is not None:
+            settings.media_type = "VIDEO"  # Blender 5: movies are a media type of their own
         settings.file_format = "FFMPEG"
-        render.ffmpeg.format = "MPEG4"
-        render.ffmpeg.codec = "H264"
-        render.use_file_extension = False
-        render.use_sequencer = True
-        os.makedirs(os.path.dirname(movie_path) or ".", exist_ok=True)
-        with atomic_output(movie_path) as tmp:
-            render.filepath = str(tmp)
-            bpy.ops.render.render(animation=True, scene=movie_scene.name)
-            if not os.path.getsize(tmp):
-                raise AddonError(f"movie '{movie_path}': FFmpeg wrote nothing")
+        render.ffmpeg.format, render.ffmpeg.codec = "MPEG4", "H264"
+        render.filepath, render.use_file_extension = partial, True
+        bpy.ops.render.render(animation=True, scene=scene.name)
+        written = render.frame_path(frame=scene.frame_start)
+        if not os.path.isfile(written) or not os.path.getsize(written):
+            raise AddonError(f"movie '{movie_path}': Blender's FFmpeg output wrote nothing")
+        os.replace(written, movie_path)
     finally:
-        bpy.data.scenes.remove(movie_scene)
+        render.engine, render.filepath, render.use_file_extension = saved[:3]
+        if saved[4] is not None:
+            settings.media_type = saved[4]
+        settings.file_format = saved[3]
+        if os.path.exists(partial):
+            os.remove(partial)
     return movie_path
 
 
@@ -157,8 +122,8 @@ class _RenderBase(JobOperator):
             obj = active_handle(context)
             engine_name = obj.dh.engine if self.engine == "PHOTO" else self.engine
             _check_output(scene)
-            make, context_key = _renderer_factory(context, obj, engine_name)
-            plan = plan_frames(scene, obj, context_key, self.frames(context))
+            source, make = _frame_job(context, obj, engine_name)
+            plan = plan_frames(scene, obj, source.context_key, self.frames(context))
         except Exception as exc:  # noqa: BLE001 - user errors become reports
             message = user_message(exc)
             if message is None:
@@ -168,12 +133,12 @@ class _RenderBase(JobOperator):
         if not plan:
             self.report({"ERROR"}, f"{self.bl_label}: the frame range is empty")
             return None
-        self._obj_name, self._engine_name = obj.name, engine_name
+        self._obj_name, self._engine_name, self._plan = obj.name, engine_name, plan
 
         def work(progress, should_cancel):
-            renderer, prepared_dir = make(progress, should_cancel)
+            renderer = make(progress, should_cancel)
             summary = run_frames(plan, renderer, progress, should_cancel)
-            return summary, prepared_dir
+            return summary, renderer.prepared_dir
 
         return work
 
@@ -231,7 +196,12 @@ class DH_OT_render_stop_motion(_RenderBase, bpy.types.Operator):
         if self.movie:
             movie_path = bpy.path.abspath(self.movie_path) if self.movie_path else default_movie_path(summary.paths[0])
             try:
-                write_movie(context.scene, summary.paths, movie_path)
+                obj = bpy.data.objects[self._obj_name]
+                photo_engine, obj.dh.engine = obj.dh.engine, self._engine_name  # the render engine uses it
+                try:
+                    write_movie(context.scene, movie_path, [(item.key, item.path) for item in self._plan])
+                finally:
+                    obj.dh.engine = photo_engine
                 message += f"; movie {movie_path}"
             except Exception as exc:  # noqa: BLE001 - the frames are done; report the movie problem
                 self.report({"WARNING"}, f"frames done, movie failed: {user_message(exc) or exc}")

@@ -1,4 +1,4 @@
-"""One imported photo -> one collection: camera, lifted background, lifted object (DESIGN.md 1).
+"""One imported photo -> one collection: camera, lifted background, lifted object (docs/design.md section 1).
 
 Vertex positions come from the engine's camera model (camera-frame points), mapped to the world
 by the camera object's matrix_world. The object's origin is its 3D centroid, so Blender's rotate
@@ -34,6 +34,9 @@ def build_photo_scene(context, name, inputs, cache_dir, settings, max_depth_jump
     camera = camera_conv.create_camera(f"{name} Camera", height, width, collection)
     scene.camera = camera
     camera_conv.configure_render(scene, height, width)
+    from .render_engine import IDNAME
+
+    scene.render.engine = IDNAME  # F12 / Ctrl+F12 render the edit
     camera_world = to_numpy(camera.matrix_world)
     rotation = camera_world[:3, :3]
 

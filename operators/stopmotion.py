@@ -1,7 +1,8 @@
 """The stop-motion loop: one edited photo per frame, written atomically, resumable.
 
-Planning (main thread, bpy) turns each frame of the scene's range into (frame, camera-frame
-transform, output path, key). Running (any thread, no bpy) renders only what is needed:
+Planning (main thread, bpy) turns each frame of the scene's range into (frame, edit, output path,
+key) with frames.py, the code path every frame goes through. Running (any thread, no bpy)
+renders only what is needed:
 
 - a frame whose file exists and whose recorded key matches is kept (an interrupted run resumes
   after its last finished frame; a changed trajectory or setting re-renders what changed);
@@ -11,13 +12,12 @@ transform, output path, key). Running (any thread, no bpy) renders only what is 
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
 from dataclasses import dataclass, field
 
-import numpy as np
+from .frames import Edit, frame_key
 
 MANIFEST = ".dh_frames.json"
 
@@ -25,7 +25,7 @@ MANIFEST = ".dh_frames.json"
 @dataclass
 class FramePlan:
     frame: int
-    transform: np.ndarray
+    edit: Edit
     path: str
     key: str
 
@@ -42,15 +42,9 @@ class Summary:
                 f"(object did not move), {len(self.kept)} kept from an earlier run")
 
 
-def frame_key(transform, context_key):
-    """Identifies a frame's content: the transform (rounded) and everything else that matters."""
-    rounded = np.round(np.asarray(transform, dtype=np.float64), 6) + 0.0  # no -0.0
-    return hashlib.sha1(context_key.encode() + rounded.tobytes()).hexdigest()[:16]
-
-
 def plan_frames(scene, obj, context_key, frames=None):
     """Main thread: the frames to render, with their transforms and output paths."""
-    from .matrices import object_transform
+    from .frames import frame_edit
 
     if frames is None:
         frames = range(scene.frame_start, scene.frame_end + 1, max(1, scene.frame_step))
@@ -59,9 +53,8 @@ def plan_frames(scene, obj, context_key, frames=None):
     try:
         for frame in frames:
             scene.frame_set(frame)
-            transform = object_transform(obj)
-            plan.append(FramePlan(frame, transform, scene.render.frame_path(frame=frame),
-                                  frame_key(transform, context_key)))
+            edit = frame_edit(obj)
+            plan.append(FramePlan(frame, edit, scene.render.frame_path(frame=frame), frame_key(edit, context_key)))
     finally:
         scene.frame_set(current)
     return plan
@@ -141,7 +134,7 @@ def run_frames(plan, renderer, progress=None, should_cancel=None, write=None):
             if candidate.key not in done and candidate.key not in keys:
                 batch.append(candidate)
                 keys.add(candidate.key)
-        images = renderer([b.transform for b in batch], progress=None, should_cancel=should_cancel)
+        images = renderer([b.edit for b in batch], progress=None, should_cancel=should_cancel)
         for b, rgb in zip(batch, images):
             write(b.path, rgb)  # atomic: temporary name, then rename
             manifest_for(b.path).record(b.path, b.key)

@@ -4,7 +4,7 @@ import importlib
 import bpy
 
 # Submodules with panel classes; add new ones here.
-_SUBMODULES = ("preferences", "sidebar")
+_SUBMODULES = ("preferences", "sidebar", "render")
 
 
 def _classes():

@@ -33,13 +33,16 @@ class DH_AddonPreferences(bpy.types.AddonPreferences):
     cache_dir: StringProperty(name="Cache Folder", subtype="DIR_PATH",
                               description="Per-photo caches (inputs and prepared inversions); empty: the "
                                           "extension's user folder")
+    wheels_dir: StringProperty(name="Wheels Folder", subtype="DIR_PATH",
+                               description="Install Dependencies from the wheel files in this folder only "
+                                           "(offline, e.g. a studio's mirror); empty: the package index")
     python_path: StringProperty(name="Python Packages", subtype="DIR_PATH", update=_on_python_path,
                                 description="site-packages of an existing Python 3.11 environment with torch "
                                             "(instead of installing into the extension's folder)")
 
     def draw(self, context):
         from ..operators import deps
-        from ..operators.models import engine_loaded
+        from ..operators.models import engine_loaded, weights_status
 
         layout = self.layout
         box = layout.box()
@@ -50,6 +53,7 @@ class DH_AddonPreferences(bpy.types.AddonPreferences):
             box.label(text="Blender's Python lacks torch: install the packages (several GB) or point to an environment.")
             row = box.row()
             row.operator("dh.install_dependencies", icon="IMPORT")
+            box.prop(self, "wheels_dir")
             target = deps.user_site_packages()
             if target:
                 box.label(text=f"Installs into: {target}")
@@ -65,6 +69,8 @@ class DH_AddonPreferences(bpy.types.AddonPreferences):
         col = box.column(align=True)
         for role in ("diffusion", "depth", "detector", "sam", "inpaint"):
             col.prop(self, f"{role}_model")
+        found, text = weights_status(context)
+        box.label(text=text, icon="CHECKMARK" if found else "ERROR")
         row = box.row()
         row.operator("dh.download_models", icon="URL")
         if not bpy.app.online_access:

@@ -31,6 +31,8 @@ class DH_PT_handles(bpy.types.Panel):
             else:
                 box.prop(job, "progress", text="")
             box.operator("dh.cancel_job", icon="CANCEL")
+        elif job.error:
+            layout.label(text=job.error, icon="ERROR")
 
         obj = context.active_object
         handle = obj.dh.handle if obj is not None and obj.dh.role != "NONE" else None
@@ -57,6 +59,10 @@ class DH_PT_handles(bpy.types.Panel):
         col.operator("dh.render_edit", icon="RENDER_STILL")
         col.operator("dh.render_stop_motion", icon="RENDER_ANIMATION")
         col.label(text="One moving object per photo (several are not supported yet)", icon="INFO")
+        from ..operators.render_engine import IDNAME
+
+        if context.scene.render.engine != IDNAME:
+            col.label(text="F12 / Ctrl+F12: set Render Engine to Diffusion Handles", icon="RENDER_STILL")
         if props.prepared_dir:
             col.label(text="Prepared cache ready", icon="CHECKMARK")
 

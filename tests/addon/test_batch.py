@@ -1,5 +1,4 @@
 """batch.py, run as `python batch.py ...` with the bpy module, on photos and trajectories made here."""
-import json
 import os
 import subprocess
 import sys

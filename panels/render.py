@@ -1,0 +1,42 @@
+"""Render Properties > Diffusion Handles: what the render engine will render, and its scene settings."""
+import os
+
+import bpy
+
+
+class DH_PT_render(bpy.types.Panel):
+    bl_idname = "DH_PT_render"
+    bl_label = "Diffusion Handles"
+    bl_space_type = "PROPERTIES"
+    bl_region_type = "WINDOW"
+    bl_context = "render"
+
+    @classmethod
+    def poll(cls, context):
+        from ..operators.render_engine import IDNAME
+
+        return context.engine == IDNAME
+
+    def draw(self, context):
+        from ..operators.errors import AddonError
+        from ..operators.frames import photo_for_camera
+
+        layout = self.layout
+        layout.use_property_split = True
+        scene = context.scene
+        try:
+            obj = photo_for_camera(scene)
+        except AddonError as exc:
+            layout.label(text=str(exc), icon="ERROR")
+        else:
+            col = layout.column(align=True)
+            col.label(text=f"Photo: {obj.name} ({obj.dh.width}x{obj.dh.height})", icon="IMAGE_DATA")
+            col.prop(obj.dh, "engine", text="Engine")
+            cache = bpy.path.abspath(obj.dh.cache_dir) if obj.dh.cache_dir else ""
+            found = bool(cache) and os.path.isdir(cache)
+            col.label(text=f"Cache: {obj.dh.cache_dir or '(none)'}", icon="CHECKMARK" if found else "ERROR")
+        layout.prop(scene.dh, "models_dir")
+        layout.prop(scene.dh, "require_weights")
+
+
+CLASSES = (DH_PT_render,)

@@ -1,0 +1,84 @@
+"""A render farm for real: the .blend saved by batch.py, rendered by two Blender processes at once
+into one folder with placeholders and no-overwrite, as farm nodes sharing storage do (issue 16)."""
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from dh_synthetic import REPO_ROOT, make_photo, write_keyframes  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+FRAMES = 8
+
+# One farm node: a fresh Blender with the add-on enabled opens the .blend, selects the render engine by
+# its name, and renders the animation with Blender's own machinery. The two nodes start together
+# (a file barrier) and each frame takes a moment (render_pre), so they really share the work.
+NODE = r'''
+import os, sys, time
+sys.path.insert(0, {tests!r})
+from blender_session import bpy, enable_addon
+enable_addon()
+bpy.ops.wm.open_mainfile(filepath={blend!r})
+scene = bpy.context.scene
+engines = {{getattr(c, "bl_label", ""): getattr(c, "bl_idname", "") for c in bpy.types.RenderEngine.__subclasses__()}}
+assert scene.render.engine == engines["Diffusion Handles"] == "DIFFUSION_HANDLES"  # saved selected
+scene.render.engine = engines["Diffusion Handles"]  # by name, as a farm job script may
+scene.render.filepath = {folder!r} + "/frame_####"
+scene.render.use_placeholder = True
+scene.render.use_overwrite = False
+bpy.app.handlers.render_pre.append(lambda *args: time.sleep(0.4))
+open({barrier!r} + "-" + {node!r}, "w").close()
+while len([n for n in os.listdir(os.path.dirname({barrier!r})) if n.startswith("ready-")]) < 2:
+    time.sleep(0.01)
+print("RESULT", bpy.ops.render.render(animation=True), flush=True)
+'''
+
+
+def test_two_nodes_render_each_frame_once_equal_to_batch(tmp_path):
+    photo = make_photo(tmp_path / "photo", seed=5)
+    p = photo["paths"]
+    keys = write_keyframes(tmp_path / "k.json", [
+        {"frame": 1},
+        {"frame": FRAMES, "translation": [0.3, 0.05, 0.0], "rotation_axis": [0, 1, 0], "rotation_angle": 30},
+    ])
+    out, blend = tmp_path / "out", tmp_path / "project" / "scene.blend"
+    blend.parent.mkdir()
+    batch = subprocess.run([sys.executable, str(REPO_ROOT / "batch.py"), "--image", str(p["image"]), "--mask",
+                            str(p["mask"]), "--depth", str(p["depth"]), "--keyframes", str(keys), "--out", str(out),
+                            "--engine", "preview", "--save-blend", str(blend), "--movie"],
+                           capture_output=True, text=True, timeout=300, cwd=str(REPO_ROOT))
+    assert batch.returncode == 0, batch.stdout + batch.stderr
+    expected = [out / "frames" / f"frame_{k:04d}.png" for k in range(1, FRAMES + 1)]
+    assert all(path.is_file() for path in expected)
+    from blender_session import bpy
+
+    movie = out / "frames" / "stop_motion.mp4"  # --movie: Blender's FFmpeg output, every frame
+    assert bpy.data.movieclips.load(str(movie)).frame_duration == FRAMES
+    assert not list((out / "frames").glob(".partial*"))
+
+    folder = tmp_path / "farm"
+    (tmp_path / "sync").mkdir()
+    nodes = [subprocess.Popen([sys.executable, "-c", NODE.format(tests=str(REPO_ROOT / "tests"), blend=str(blend),
+                                                                  folder=str(folder), node=str(n),
+                                                                  barrier=str(tmp_path / "sync" / "ready"))],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=str(tmp_path))
+             for n in range(2)]
+    logs = [node.communicate(timeout=300)[0] for node in nodes]
+    for node, log in zip(nodes, logs):
+        assert node.returncode == 0 and "RESULT {'FINISHED'}" in log, log
+
+    saved = [re.findall(r"Saved: '.*?(frame_\d+\.png)'", log) for log in logs]
+    everything = sorted(saved[0] + saved[1])
+    assert everything == [f"frame_{k:04d}.png" for k in range(1, FRAMES + 1)], saved  # each frame exactly once
+    assert saved[0] and saved[1], saved  # both nodes worked
+    assert sorted(f.name for f in folder.iterdir()) == everything  # no placeholder or partial file left
+    from PIL import Image
+
+    for k, path in enumerate(expected, start=1):
+        farm = np.asarray(Image.open(folder / f"frame_{k:04d}.png"))
+        assert np.array_equal(farm, np.asarray(Image.open(path))), f"frame {k} differs from the batch run"
