@@ -17,6 +17,9 @@ import numpy as np
 
 from .errors import InputError
 
+# A 16-bit PNG stores integers; metres = value * scale. Millimetres is the common convention
+# (Kinect/RealSense/NYU/ScanNet exports), so that is the default.
+DEFAULT_PNG_DEPTH_SCALE = 0.001
 # Plausible z-depth in metres: below a millimetre or beyond 100 km is a unit error, not a scene.
 MIN_DEPTH_M = 1e-3
 MAX_DEPTH_M = 1e5
@@ -104,8 +107,6 @@ def depth(value, what="depth", expected_shape=None) -> np.ndarray:
 def png_depth_scale(raw_max: int, scale, what) -> float:
     """The metres-per-unit of a 16-bit PNG depth; refuses a default (millimetre) reading of values
     that can only be metres or an 8-bit map (every pixel within 25 cm of the camera)."""
-    from .io import DEFAULT_PNG_DEPTH_SCALE
-
     if scale is None:
         if raw_max < 256:
             raise InputError(f"{what}: 16-bit PNG values only reach {raw_max}, i.e. {raw_max} mm at the "

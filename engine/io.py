@@ -12,12 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
+from . import checks
+from .checks import DEFAULT_PNG_DEPTH_SCALE  # noqa: F401  (part of this module's interface)
 from .errors import InputError
 from .output import atomic_output  # noqa: F401  (the one atomic writer; io's savers use it)
 
-# A 16-bit PNG stores integers; metres = value * scale. Millimetres is the common convention
-# (Kinect/RealSense/NYU/ScanNet exports), so that is the default.
-DEFAULT_PNG_DEPTH_SCALE = 0.001
 
 DEPTH_EXTENSIONS = (".exr", ".npy", ".png")
 
@@ -128,8 +127,6 @@ def _load_npy(path, what) -> np.ndarray:
 
 def validate_depth(depth, what="depth", expected_shape=None) -> np.ndarray:
     """Check a depth array and return it as float32 (H, W): `engine.checks.depth`."""
-    from . import checks
-
     return checks.depth(depth, what, expected_shape)
 
 
@@ -176,8 +173,6 @@ def load_depth(path, png_scale=None, expected_shape=None) -> np.ndarray:
             raise InputError(f"{what}: PNG depth must be 16-bit single-channel (got mode {img.mode}); "
                              "an 8-bit PNG cannot hold metric depth")
         raw = np.asarray(img, dtype=np.int64)
-        from . import checks
-
         scale = checks.png_depth_scale(int(raw.max(initial=0)), png_scale, what)
         arr = raw.astype(np.float64) * scale
     else:
@@ -204,8 +199,6 @@ def save_depth_exr(path, depth) -> None:
 
 def validate_mask(mask, what="mask", expected_shape=None) -> np.ndarray:
     """Check a mask and return it as bool (H, W): `engine.checks.mask`."""
-    from . import checks
-
     return checks.mask(mask, what, expected_shape)
 
 
