@@ -71,8 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _quiet_libraries(verbose: bool) -> None:
-    """Library warnings and log chatter would bury the one error line; -v shows them."""
+def _quiet_libraries(verbose: bool, downloads: bool = False) -> None:
+    """Library warnings, log chatter and weight-loading bars would bury the one error line; -v
+    shows them. A download (``downloads``) keeps the hub's byte progress bars."""
     if verbose:
         return
     import warnings
@@ -80,6 +81,8 @@ def _quiet_libraries(verbose: bool) -> None:
     warnings.simplefilter("ignore")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+    if downloads:
+        return
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     for name in ("transformers", "diffusers"):  # already imported (in-process use): tell them too
         if name in sys.modules:
@@ -179,7 +182,7 @@ def main(argv=None) -> int:
     verbose, quiet = bool(args.verbose), bool(args.quiet)
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
-    _quiet_libraries(verbose)
+    _quiet_libraries(verbose, downloads=args.command == "models")
     console.configure(quiet=quiet)
     previous = install_signal_handlers()
     try:
