@@ -159,12 +159,12 @@ def check_inputs(package, args):
     checks.transforms_json(args.keyframes, "--keyframes")
     centroid = None
     if photo.complete_without_models:
-        centroid = transforms.object_centroid(photo.depth, photo.union_mask)
+        centroid = transforms.object_centroid(photo.depth, photo.mask)
     keyed = transforms.load_keyframes(args.keyframes, convention=args.convention,
                                       centroid=centroid if centroid is not None else (0.0, 0.0, -2.0))
     checks.frame_numbers([n for n, _ in keyed], f"--keyframes '{args.keyframes}'")
     if photo.complete_without_models:
-        hidden = inputs.check_visible(photo, [T for _, T in keyed], every=False, what="keyframe")
+        hidden = inputs.check_visible(photo, [T for _, T in keyed], what="keyframe")
         if hidden:
             print(f"batch.py: note: the object is out of view at keyframe(s) {', '.join(map(str, hidden))}",
                   flush=True)

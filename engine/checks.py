@@ -141,13 +141,33 @@ def mask(value, what="mask", expected_shape=None) -> np.ndarray:
 
 
 def photo_arrays(image_arr, depth_arr, mask_arr, background_depth=None):
-    """The arrays `Engine.prepare` takes, checked against each other; (image, depth, mask, bg)."""
+    """The arrays `Engine.prepare` takes, checked against each other: (image, depth, masks (N, H, W)
+    bool, one per object; a single (H, W) mask is object 1, background depth or None)."""
     img = image(image_arr)
     hw = img.shape[:2]
     d = depth(depth_arr, "depth", hw)
-    m = mask(mask_arr, "mask", hw)
+    arr = _real_array(mask_arr, "mask", "mask")
+    if arr.ndim == 2:
+        arr = arr[None]
+    if arr.ndim != 3 or len(arr) == 0:
+        raise InputError(f"mask: expected (H, W) or (N, H, W) masks, got shape {arr.shape}")
+    several = len(arr) > 1
+    masks = np.stack([_object_mask(m, f"mask {n + 1}" if several else "mask", hw) for n, m in enumerate(arr)])
+    if masks.any(0).all():
+        raise InputError("mask: the objects cover the whole image; some background must be left")
     bg = None if background_depth is None else depth(background_depth, "background depth", hw)
-    return img, d, m, bg
+    return img, d, masks, bg
+
+
+def _object_mask(value, what, hw):
+    arr = np.asarray(value)
+    if arr.dtype != bool:
+        arr = arr.astype(np.float64) > 0.5
+    if not arr.all():
+        return mask(arr, what, hw)
+    if tuple(arr.shape) != tuple(hw):  # a full mask of one object is fine when others leave background
+        raise InputError(f"{what}: size {_shape_text(arr.shape)} does not match the expected {_shape_text(hw)}")
+    return arr
 
 
 # --------------------------------------------------------------------------------------------

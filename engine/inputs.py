@@ -156,32 +156,29 @@ def input_files(photo_or_paths) -> list:
     return [str(Path(p)) for p in paths.values() if p]
 
 
-def check_visible(photo: PhotoInputs, mats, every: bool = True, what: str = "transform") -> list:
-    """Refuse a trajectory that moves the object out of view before any model runs: the edit
-    geometry on the photo's depth at a small size (the camera model does not depend on the size).
-    ``every``: each transform must keep the object visible (an edit), else at least one (keyframes,
-    between which the object may pass out of view). Returns the 1-based numbers of hidden frames."""
+def check_visible(photo: PhotoInputs, edits, what: str = "transform") -> list:
+    """Refuse a trajectory that moves every object out of view in every frame, before any model
+    runs: the lifted scene of the photo at a small size (the camera model does not depend on the
+    size). A frame where all objects are out of view renders without them. Returns the 1-based
+    numbers of those frames."""
     from .camera import Camera
-    from .geometry import compute_edit_geometry
+    from .lifted import LiftedScene
+    from .transforms import FrameEdit
 
     H, W = photo.shape
     f = min(1.0, 96.0 / max(H, W))
     h, w = max(8, round(H * f)), max(8, round(W * f))
     ys = np.minimum((np.arange(h) + 0.5) * H / h, H - 1).astype(int)
     xs = np.minimum((np.arange(w) + 0.5) * W / w, W - 1).astype(int)
-    depth, mask = photo.depth[np.ix_(ys, xs)], photo.union_mask[np.ix_(ys, xs)]
-    bg = None if photo.background_depth is None else photo.background_depth[np.ix_(ys, xs)]
-    if not mask.any() or mask.all():
+    masks = photo.mask if photo.mask.ndim == 3 else photo.mask[None]
+    small = np.stack([m[np.ix_(ys, xs)] for m in masks])
+    if not all(m.any() for m in small) or small.any(0).all():
         return []  # too small to judge at this size; the engine checks at the working size
-    hidden = []
-    for k, T in enumerate(mats, start=1):
-        g = compute_edit_geometry(depth, mask, T, background_depth=bg, camera=Camera(h, w))
-        if not (np.asarray(g.target_mask, bool) & np.asarray(g.valid_mask, bool)).any():
-            if every:
-                raise InputError(f"{what} {k}: moves the object out of view (no pixel of it is visible "
-                                 f"after the edit)")
-            hidden.append(k)
-    if mats and len(hidden) == len(mats):
+    bg = None if photo.background_depth is None else photo.background_depth[np.ix_(ys, xs)]
+    scene = LiftedScene.build(photo.depth[np.ix_(ys, xs)], small, bg, Camera(h, w))
+    hidden = [k for k, e in enumerate(edits, start=1)
+              if not any(scene.frame(FrameEdit.of(e, len(small), f"{what} {k}")).visible)]
+    if edits and len(hidden) == len(edits):
         raise InputError(f"{what}s: the object is out of view in every one (behind the camera, outside "
                          f"the picture or too far to cover a pixel)")
     return hidden

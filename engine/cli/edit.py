@@ -20,7 +20,7 @@ from .prepare import (add_input_arguments, add_model_arguments, check_models_ava
 HELP = "edit a prepared photo (or prepare it first) with 3D transforms; writes frames and a report"
 
 # Names edit writes into its folder (an input with one of these names there would be overwritten).
-OUTPUTS = (r"frame_\d+\.png", r"target_mask_\d+\.png", r"edited_depth_\d+\.exr", r"report\.json",
+OUTPUTS = (r"frame_\d+\.png", r"target_mask_\d+(_\d+)?\.png", r"edited_depth_\d+\.exr", r"report\.json",
            r"manifest\.json", r"candidates\.json", r"candidate_\d+\.png")
 # Settings that change how frames are computed, not what they are (a rerun may change them freely).
 RUNTIME_SETTINGS = ("frame_batch_size", "device", "cpu_offload", "vae_tiling", "vae_slicing",
@@ -78,7 +78,7 @@ def _run_key(prepared, settings, args) -> str:
 def _frame_keys(mats) -> list:
     from ..output import digest_json
 
-    return [digest_json([[float(x) for x in row] for row in T]) for T in mats]
+    return [digest_json(e.to_dict()) for e in mats]
 
 
 def _resume_from(done, n, batch) -> int:
@@ -108,18 +108,18 @@ def run(args) -> int:
         prepared = Prepared.load(args.prepared)
         stages["prepare"] = time.perf_counter() - t0
         settings = _settings_for_prepared(args, prepared)
-        mats = _read_transforms(args, object_centroid(prepared.depth, prepared.object_mask, prepared.camera))
+        mats = _read_transforms(args, object_centroid(prepared.depth, prepared.object_masks, prepared.camera))
         Engine(settings=settings).check_frames(prepared, mats)  # no model is loaded for this
         sources = [args.prepared, args.transforms]
         photo = None
     else:
         settings = settings_from_args(args)
         photo = load_photo_args(args)
-        centroid = (object_centroid(photo.depth, photo.union_mask) if photo.complete_without_models
+        centroid = (object_centroid(photo.depth, photo.mask) if photo.complete_without_models
                     else np.array([0.0, 0.0, -2.0]))  # a stand-in to check the file; re-read below
         mats = _read_transforms(args, centroid)
         if photo.complete_without_models:
-            check_visible(photo, mats, every=True)
+            check_visible(photo, mats)
         sources = [*input_files(photo), args.transforms]
     if args.settings:
         sources.append(args.settings)
@@ -136,7 +136,7 @@ def run(args) -> int:
             prepared = engine.prepare(**photo.prepare_arguments(), progress=progress)
         stages["prepare"] = time.perf_counter() - t0
         # pivots about the centroid use the prepared (working-resolution) object, as --prepared does
-        mats = _read_transforms(args, object_centroid(prepared.depth, prepared.object_mask, prepared.camera))
+        mats = _read_transforms(args, object_centroid(prepared.depth, prepared.object_masks, prepared.camera))
         engine.check_frames(prepared, mats)
         prepare_report = prepared.report
     else:
@@ -172,13 +172,20 @@ def run(args) -> int:
                                       f"--dtype fp32; or lower the guidance weights)")
                 tw = time.perf_counter()
                 # the frame image last: once it is there, the frame is finished and recorded
-                manifest.commit(k, [(f"target_mask_{k:04d}.png", lambda p, r=r: io.save_mask(p, r.target_mask)),
-                                    (f"edited_depth_{k:04d}.exr", lambda p, r=r: io.save_depth_exr(p, r.edited_depth)),
-                                    (f"frame_{k:04d}.png", lambda p, r=r: io.save_image(p, r.image))])
+                writers = [(f"target_mask_{k:04d}.png", lambda p, r=r: io.save_mask(p, r.target_mask))]
+                writers += [(f"target_mask_{k:04d}_{n}.png", lambda p, m=m: io.save_mask(p, m))  # per object
+                            for n, m in enumerate(r.target_masks if len(r.target_masks) > 1 else [], start=1)]
+                writers += [(f"edited_depth_{k:04d}.exr", lambda p, r=r: io.save_depth_exr(p, r.edited_depth)),
+                            (f"frame_{k:04d}.png", lambda p, r=r: io.save_image(p, r.image))]
+                manifest.commit(k, writers)
+                hidden = [str(n + 1) for n, v in enumerate(r.stats["visible_objects"]) if not v]
+                if hidden:
+                    console.say(f"frame {k}: object(s) {', '.join(hidden)} out of view; rendered without them")
                 stages["write"] += time.perf_counter() - tw
                 energy = r.stats["energy"]
                 frames.append({"frame": k, "batch_frames": r.stats["batch_frames"],
                                "batch_seconds": r.stats["batch_seconds"],
+                               "visible_objects": r.stats["visible_objects"],
                                "energy_first": energy[0]["energy"] if energy else 0.0,
                                "energy_last": energy[-1]["energy"] if energy else 0.0})
         counts = {k: v - counts0[k] for k, v in engine.counts.items()}

@@ -21,11 +21,13 @@ def add_input_arguments(p, required=True) -> None:
     g.add_argument("--prompt", required=required, help="a caption of the photo")
     g.add_argument("--depth", help="z-depth in metres (.exr, .npy, or 16-bit .png in millimetres)")
     g.add_argument("--depth-png-scale", type=float, default=None, help="metres per unit of a PNG depth")
-    g.add_argument("--mask", help="object mask (white = object)")
-    g.add_argument("--object", metavar="TEXT", help="find the object by a text query instead of --mask "
-                   "(Grounding DINO + SAM; candidate masks are written to the output directory)")
-    g.add_argument("--candidate", type=int, default=None, metavar="N",
-                   help="with --object: use candidate N (0 = best; see candidates.json)")
+    g.add_argument("--mask", action="append", help="object mask (white = object); repeat for several "
+                   "objects (their order is the order of a transform file's 'objects')")
+    g.add_argument("--object", metavar="TEXT", action="append",
+                   help="find the object by a text query instead of --mask (Grounding DINO + SAM; "
+                   "candidate masks are written to the output directory); repeat for several objects")
+    g.add_argument("--candidate", type=int, action="append", default=None, metavar="N",
+                   help="with --object: use candidate N (0 = best; see candidates.json); one per --object")
     g.add_argument("--removal", choices=("fill", "diffusers"), default="fill",
                    help="object removal backend for the background (default: fill, no download)")
     g.add_argument("--background-depth", help="depth of the scene without the object (optional)")

@@ -1,8 +1,11 @@
 """``python -m engine preview``: the naive 3D-warped photo and the edit geometry, per frame.
 
-Writes into --out, for each frame k (1-based, 4 digits): preview_k.png, target_mask_k.png,
-valid_mask_k.png, edited_depth_k.exr, then report.json. Every input is read and every transform
-parsed before anything is written; each file is written to a temporary name and renamed.
+Writes into --out, for each frame k (1-based, 4 digits): preview_k.png, target_mask_k.png (the
+union of the objects), with several objects target_mask_k_n.png (object n, 1-based, in --mask
+order), valid_mask_k.png
+(the covered part of the view), edited_depth_k.exr, then report.json. Every input is read and
+every transform parsed before anything is written; each file is written to a temporary name and
+renamed. The photo is lifted once (engine.lifted) and every frame reuses it.
 """
 from __future__ import annotations
 
@@ -10,19 +13,22 @@ import json
 import time
 from pathlib import Path
 
-HELP = "preview an edit geometrically: warp the object in 3D (no diffusion), write masks and depth"
+HELP = "preview an edit geometrically: warp the objects in 3D (no diffusion), write masks and depth"
 
 
 def add_arguments(parser):
     parser.add_argument("--image", required=True, help="the photo (PNG/JPEG, RGB)")
     parser.add_argument("--depth", required=True, help="z-depth in metres: .exr, .npy or 16-bit .png")
-    parser.add_argument("--mask", required=True, help="object mask image (alpha or luminance > 0.5) or .npy")
+    parser.add_argument("--mask", required=True, action="append",
+                        help="object mask image (alpha or luminance > 0.5) or .npy; repeat for several "
+                             "objects (their order is the order of the transform file's 'objects')")
     parser.add_argument("--transforms", required=True, help="transform file (README: Transform files)")
     parser.add_argument("--convention", choices=("camera", "pytorch3d"), default="camera",
                         help="frame the transforms are given in (default: camera = Blender's camera frame)")
     parser.add_argument("--out", required=True, help="output directory (created if missing)")
-    parser.add_argument("--background", help="background image (object removed) to draw the moved object over")
-    parser.add_argument("--background-depth", help="depth of the background (default: Laplace fill of the input depth)")
+    parser.add_argument("--background", help="background image (objects removed) to draw the moved objects over")
+    parser.add_argument("--background-depth", help="depth behind the objects (default: completed from the "
+                                                   "surrounding depth, engine.completion)")
     parser.add_argument("--png-scale", type=float, default=None,
                         help="metres per unit of a 16-bit PNG depth (default 0.001: millimetres)")
 
@@ -32,18 +38,19 @@ def run(args) -> int:
 
     from .. import checks, console
     from ..errors import InputError
+    from ..io import (atomic_output, load_depth, load_image, load_mask, save_depth_exr, save_image,
+                      save_mask)
+    from ..lifted import LiftedScene
+    from ..preview import preview_frame
+    from ..transforms import FrameEdit, load_keyframes
     from ..output import FrameManifest, check_inputs_not_in, check_output_dir, digest_json
-    from ..geometry import compute_edit_geometry, fill_background_depth
-    from ..io import (load_depth, load_image, load_mask, save_depth_exr, save_image, save_mask)
-    from ..preview import render_preview
-    from ..transforms import load_keyframes, object_centroid
 
     t_start = time.perf_counter()
     # 1. Everything is read and checked before the first write.
     image = load_image(args.image)
     shape = image.shape[:2]
     depth = load_depth(args.depth, png_scale=args.png_scale, expected_shape=shape)
-    mask = load_mask(args.mask, expected_shape=shape)
+    masks = np.stack([load_mask(m, expected_shape=shape) for m in args.mask])
     background = None
     if args.background:
         background = load_image(args.background)
@@ -51,23 +58,24 @@ def run(args) -> int:
             h, w = background.shape[:2]
             raise InputError(f"background '{args.background}': size {w}x{h} (WxH) does not match "
                              f"the image's {shape[1]}x{shape[0]}")
+    background_depth = None
     if args.background_depth:
         background_depth = load_depth(args.background_depth, png_scale=args.png_scale,
                                       expected_shape=shape)
-    else:
-        background_depth = fill_background_depth(depth, mask)
-    centroid = object_centroid(depth, mask)
+    scene = LiftedScene.build(depth, masks, background_depth)
+    centroids = scene.centroids()
     checks.transforms_json(args.transforms, "--transforms")  # strict JSON, bounded, no booleans
-    keyframes = load_keyframes(args.transforms, args.convention, centroid)
-    # The object must be visible in at least one frame (behind the camera or 100 m away in
-    # every frame would write nothing but empty masks); frames where it is not are reported.
-    hidden = [k for k, (_, T) in enumerate(keyframes, start=1)
-              if not _visible(compute_edit_geometry(depth, mask, T, background_depth))]
-    if len(hidden) == len(keyframes):
+    keyframes = load_keyframes(args.transforms, args.convention, centroids)
+    edits = [FrameEdit.of(e, scene.n_objects, f"transforms frame {k}") for k, (_, e) in
+             enumerate(keyframes, start=1)]
+    # Some object must be visible in some frame (behind the camera or 100 m away in every frame
+    # would write nothing but empty masks); frames where none is are reported.
+    out_of_view = [k for k, e in enumerate(edits, start=1) if not any(scene.frame(e).visible)]
+    if len(out_of_view) == len(edits):
         raise InputError(f"transforms '{args.transforms}': the object is out of view in every frame "
                          f"(behind the camera, outside the picture or too far to cover a pixel)")
     out = Path(args.out)
-    sources = [args.image, args.depth, args.mask, args.transforms, args.background, args.background_depth]
+    sources = [args.image, args.depth, *args.mask, args.transforms, args.background, args.background_depth]
     check_output_dir(out, "--out")
     check_inputs_not_in(out, sources, "--out", OUTPUTS)
     t_inputs = time.perf_counter() - t_start
@@ -75,54 +83,55 @@ def run(args) -> int:
     # 2. Frames, each written (atomically) as it is made; the manifest drops a longer run's extras.
     out.mkdir(parents=True, exist_ok=True)
     manifest = FrameManifest(out, digest_json({"command": "preview", "run": time.time_ns()}),
-                             [digest_json(T.tolist()) for _, T in keyframes])
+                             [digest_json(e.to_dict()) for e in edits])
     manifest.resume()
     frames = []
-    for k, (number, T) in enumerate(keyframes, start=1):
+    for k, ((number, _), edit) in enumerate(zip(keyframes, edits), start=1):
         t0 = time.perf_counter()
-        rgb, geo = render_preview(image, depth, mask, T, background=background,
-                                  background_depth=background_depth)
+        geo = scene.frame(edit)
         t1 = time.perf_counter()
+        rgb = preview_frame(image, geo, background)
+        t2 = time.perf_counter()
         tag = f"{k:04d}"
-        manifest.commit(k, [(f"target_mask_{tag}.png", lambda p: save_mask(p, geo.target_mask)),
-                            (f"valid_mask_{tag}.png", lambda p: save_mask(p, geo.valid_mask)),
-                            (f"edited_depth_{tag}.exr", lambda p: save_depth_exr(p, geo.edited_depth)),
-                            (f"preview_{tag}.png", lambda p: save_image(p, rgb))])
+        names = [(f"target_mask_{tag}.png", lambda p: save_mask(p, geo.target_mask))]
+        names += [(f"target_mask_{tag}_{n}.png", lambda p, m=m: save_mask(p, m))
+                  for n, m in enumerate(geo.target_masks if scene.n_objects > 1 else [], start=1)]
+        names += [(f"valid_mask_{tag}.png", lambda p: save_mask(p, geo.valid_mask)),
+                  (f"edited_depth_{tag}.exr", lambda p: save_depth_exr(p, geo.edited_depth)),
+                  (f"preview_{tag}.png", lambda p: save_image(p, rgb))]
+        manifest.commit(k, names)
         frames.append({
             "k": k,
             "frame": number,
-            "transform": T.tolist(),
+            "edit": edit.to_dict(),
             "target_area": int(geo.target_mask.sum()),
-            "object_area": int(mask.sum()),
+            "target_areas": [int(m.sum()) for m in geo.target_masks],
+            "visible_objects": list(geo.visible),
+            "object_area": int(scene.object_mask.sum()),
             "hole_area": int((~geo.valid_mask).sum()),
-            "timings_s": {"geometry": round(geo.timings.get("total_s", 0.0), 4),
-                          "preview": round(t1 - t0, 4),
-                          "write": round(time.perf_counter() - t1, 4)},
+            "timings_s": {"geometry": round(t1 - t0, 4), "preview": round(t2 - t1, 4),
+                          "write": round(time.perf_counter() - t2, 4)},
         })
+        hidden = [str(n + 1) for n, v in enumerate(geo.visible) if not v]
+        if hidden:
+            print(f"frame {k}: object(s) {', '.join(hidden)} out of view; rendered without them")
     report = {
-        "image": str(args.image), "depth": str(args.depth), "mask": str(args.mask),
+        "image": str(args.image), "depth": str(args.depth), "masks": [str(m) for m in args.mask],
         "transforms": str(args.transforms), "convention": args.convention,
         "background": args.background, "size": {"width": int(shape[1]), "height": int(shape[0])},
-        "centroid": [float(x) for x in np.asarray(centroid)],
+        "centroids": np.asarray(centroids).tolist(),
         "frames": frames,
-        "timings_s": {"inputs": round(t_inputs, 4), "total": round(time.perf_counter() - t_start, 4)},
-        "out_of_view": hidden,
+        "timings_s": {"inputs": round(t_inputs, 4), "scene": round(scene.timings["total_s"], 4),
+                      "total": round(time.perf_counter() - t_start, 4)},
+        "out_of_view": out_of_view,
     }
-    from ..io import atomic_output
-
     with atomic_output(out / "report.json") as tmp:
         tmp.write_text(json.dumps(report, indent=1))
-    note = f"; the object is out of view in frame(s) {', '.join(map(str, hidden))}" if hidden else ""
+    note = f"; the object is out of view in frame(s) {', '.join(map(str, out_of_view))}" if out_of_view else ""
     console.say(f"wrote {len(frames)} frame(s) to {out}{note}")
     return 0
 
 
 # Names preview writes into its folder.
-OUTPUTS = (r"preview_\d+\.png", r"target_mask_\d+\.png", r"valid_mask_\d+\.png", r"edited_depth_\d+\.exr",
+OUTPUTS = (r"preview_\d+\.png", r"target_mask_\d+(_\d+)?\.png", r"valid_mask_\d+\.png", r"edited_depth_\d+\.exr",
            r"report\.json", r"manifest\.json")
-
-
-def _visible(geo) -> bool:
-    import numpy as np
-
-    return bool((np.asarray(geo.target_mask, bool) & np.asarray(geo.valid_mask, bool)).any())
