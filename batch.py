@@ -11,8 +11,11 @@ object), keys the object with the camera-frame transforms of K.json (the transfo
 each entry with an optional "frame": N, default 1, 2, 3, ...; Blender interpolates between keys),
 renders every frame of the keyed range through the add-on's render engine ("Diffusion Handles",
 Blender's own animation render) into DIR/frames/, and writes DIR/contact_sheet.png (and, with
---movie, DIR/frames/stop_motion.mp4 through Blender's FFmpeg output). Exits non-zero (with a
-one-line message) on any failure.
+--movie, DIR/frames/stop_motion.mp4 through Blender's FFmpeg output). Every input, option and
+keyframe (frame numbers, the object visible in at least one key) and the output folder are
+checked before anything is written. A failure is one line ``batch.py: error: ...``: exit code 2
+for bad input, 1 for a runtime failure; -v adds the traceback, an unexpected error says where
+its traceback was logged.
 
 --save-blend FILE saves the keyed scene ready for Blender's render machinery (the render engine
 selected, PNG frames to DIR/frames/, paths relative to FILE): `blender -b FILE -a` renders it
@@ -24,14 +27,21 @@ import argparse
 import importlib
 import importlib.util
 import os
+import re
 import sys
 import time
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # a usage error is one line, like every other input error
+        fail(f"{message} (see `batch.py --help`)", 2)
+
+
 def parse_args(argv):
-    p = argparse.ArgumentParser(prog="batch.py", description=__doc__.split("\n\n")[0])
+    p = _Parser(prog="batch.py", description=__doc__.split("\n\n")[0])
+    p.add_argument("-v", "--verbose", action="store_true", help="show the traceback of any error")
     p.add_argument("--image", required=True, help="the photo (PNG/JPEG/...)")
     p.add_argument("--prompt", default="", help="a caption of the photo (needed by the diffusion engine)")
     who = p.add_mutually_exclusive_group(required=True)
@@ -118,39 +128,74 @@ def choose_engine(package, requested, models_dir):
 
 
 def contact_sheet(package, paths, out_path, columns=4):
-    """Frames side by side, ``columns`` per row, written atomically."""
-    import numpy as np
-
+    """Frames side by side, ``columns`` per row, written atomically (engine.output.contact_sheet)."""
     io = importlib.import_module(f"{package}.engine.io")
+    output = importlib.import_module(f"{package}.engine.output")
     frames = [io.load_image(p) for p in paths]
-    h, w = frames[0].shape[:2]
-    rows = -(-len(frames) // columns)
-    cols = min(columns, len(frames))
-    gap = 2
-    sheet = np.ones((rows * h + (rows - 1) * gap, cols * w + (cols - 1) * gap, 3), np.float32)
-    for k, frame in enumerate(frames):
-        r, c = divmod(k, columns)
-        sheet[r * (h + gap):r * (h + gap) + h, c * (w + gap):c * (w + gap) + w] = frame[:h, :w]
-    io.save_image(out_path, sheet)
+    output.contact_sheet([("", frames[i:i + columns]) for i in range(0, len(frames), columns)], path=out_path,
+                         gap=2, margin=0)
     return out_path
+
+
+def check_inputs(package, args):
+    """Everything checked before any folder is made or model loaded (engine.inputs / checks /
+    output): the photo's files, the settings, the keyframes (strict JSON, frame numbers, the
+    object visible in at least one key), the output folder. Returns the photo's inputs."""
+    engine = lambda name: importlib.import_module(f"{package}.engine.{name}")  # noqa: E731
+    checks, inputs, output, transforms = engine("checks"), engine("inputs"), engine("output"), engine("transforms")
+    errors = engine("errors")
+    photo = inputs.load_photo(args.image, args.prompt, depth=args.depth, mask=args.mask,
+                              object_query=args.object, candidate=args.candidate if args.object else None,
+                              require_prompt=args.engine == "diffusion")
+    if args.models and not os.path.isdir(args.models):
+        raise errors.InputError(f"--models '{args.models}': not a folder")
+    if args.engine == "diffusion":  # found, and safetensors, before anything is written
+        registry = engine("registry")
+        registry.check_weights("diffusion", registry.resolve("diffusion", None, args.models))
+    settings_mod = importlib.import_module(f"{package}.engine.settings")  # the choices live there
+    for name, choices in (("preset", settings_mod.PRESETS), ("inversion", settings_mod.INVERSIONS)):
+        if getattr(args, name) is not None and getattr(args, name) not in choices:
+            raise errors.InputError(f"--{name} {getattr(args, name)!r}: expected one of {', '.join(choices)}")
+    changes = {k: getattr(args, k) for k in ("resolution", "seed", "inversion") if getattr(args, k) is not None}
+    if changes or args.steps is not None:
+        settings = settings_mod.EditSettings.preset(args.preset or "default")
+        if args.steps is not None:
+            settings = settings.with_steps(args.steps)
+        checks.settings_data({**settings.to_dict(), **changes}, "settings")
+    checks.transforms_json(args.keyframes, "--keyframes")
+    centroid = None
+    if photo.complete_without_models:
+        centroid = transforms.object_centroid(photo.depth, photo.mask)
+    keyed = transforms.load_keyframes(args.keyframes, convention=args.convention,
+                                      centroid=centroid if centroid is not None else (0.0, 0.0, -2.0))
+    checks.frame_numbers([n for n, _ in keyed], f"--keyframes '{args.keyframes}'")
+    if photo.complete_without_models:
+        hidden = inputs.check_visible(photo, [T for _, T in keyed], what="keyframe")
+        if hidden:
+            print(f"batch.py: note: the object is out of view at keyframe(s) {', '.join(map(str, hidden))}",
+                  flush=True)
+    sources = [*inputs.input_files(photo), args.keyframes]
+    output.check_output_dir(args.out, "--out")
+    output.check_inputs_not_in(args.out, sources, "--out", (r"contact_sheet\.png",))
+    output.check_inputs_not_in(os.path.join(args.out, "frames"), sources, "--out", (r"frame_\d+\.png",
+                                                                                  r"stop_motion\.mp4"))
+    if args.save_blend:
+        blend = os.path.abspath(args.save_blend)
+        output.check_output_dir(os.path.dirname(blend), "--save-blend")
+        output.check_inputs_not_in(os.path.dirname(blend), sources, "--save-blend", (re.escape(os.path.basename(blend)),))
+    return photo
 
 
 def run(args):
     import bpy
 
-    for what, path in (("--image", args.image), ("--mask", args.mask), ("--depth", args.depth),
-                       ("--keyframes", args.keyframes), ("--models", args.models)):
-        if path and not os.path.exists(path):
-            fail(f"{what} '{path}': not found", 2)
+    started = time.perf_counter()
+    package = ensure_addon()
+    check_inputs(package, args)
     out = os.path.abspath(args.out)
     os.makedirs(out, exist_ok=True)
-    started = time.perf_counter()
-
-    package = ensure_addon()
-    settings = importlib.import_module(f"{package}.engine.settings")  # the choices live there
-    for name, choices in (("preset", settings.PRESETS), ("inversion", settings.INVERSIONS)):
-        if getattr(args, name) is not None and getattr(args, name) not in choices:
-            fail(f"--{name} {getattr(args, name)!r}: expected one of {', '.join(choices)}", 2)
+    output = importlib.import_module(f"{package}.engine.output")
+    output.clean_temporaries(os.path.join(out, "frames"))  # what a killed earlier run left
     models = importlib.import_module(f"{package}.operators.models")
     keyframes = importlib.import_module(f"{package}.operators.keyframes")
     transforms = importlib.import_module(f"{package}.engine.transforms")
@@ -201,20 +246,21 @@ def run(args):
 
 
 def main(argv=None):
+    """The one error path of batch.py: the engine's (engine.cli.report_error), prefixed."""
     args = parse_args(script_argv() if argv is None else argv)
+    package = None
     try:
+        package = ensure_addon()
         run(args)
     except SystemExit:
         raise
-    except RuntimeError as exc:  # an operator's error report
-        fail(str(exc).strip().replace("\n", " "))
-    except Exception as exc:  # noqa: BLE001 - engine errors and anything unexpected: non-zero exit
-        from_engine = type(exc).__name__ in {"InputError", "EngineError", "ModelNotFoundError", "AddonError"}
-        if not from_engine:
-            import traceback
-
-            traceback.print_exc()
-        fail(f"{exc}" if from_engine else f"{type(exc).__name__}: {exc}")
+    except BaseException as exc:  # noqa: BLE001 - every failure: one line, exit code 2 or 1
+        if package is None:
+            fail(f"{type(exc).__name__}: {exc}")
+        if isinstance(exc, RuntimeError) and type(exc) is RuntimeError:  # an operator's error report
+            fail(" ".join(str(exc).split()).removeprefix("Error: "))
+        cli = importlib.import_module(f"{package}.engine.cli")
+        sys.exit(cli.report_error(exc, args.verbose, prefix="batch.py: error"))
     return 0
 
 

@@ -7,19 +7,21 @@ A prepared photo is a directory with two files:
   reconstruction latents, reconstruction image, and the reference activations
   ``ref/<step>/<layer>``: only the guided layers of the guided steps, half precision by default);
 - ``prepared.json``: metadata (format version, the content key, the SHA-256 of the tensor file,
-  prompt, model id and revision, settings, sizes, the prepare report).
+  prompt, model id and revision, settings, sizes, the prepare report) and ``integrity``: a
+  SHA-256 over the rest of the JSON (canonical form) and the tensor file's hash, so a
+  hand-edited prompt, setting or key is caught like a modified tensor file.
 
 The content key is a SHA-256 over the inputs (image, depth, mask, background depth, prompt), the
 model id and revision, and the settings that change what prepare computes. Loading checks the
-format, the tensor file's hash and (when the caller gives one) the key: a corrupt, tampered or
-mismatched cache raises ``InputError`` and is never trusted (``Engine.prepare`` then rebuilds it).
-Both files are written under temporary names and renamed, the JSON last.
+format, the integrity of the JSON, the tensor file's hash and (when the caller gives one) the
+key: a corrupt, tampered or mismatched cache raises ``InputError`` and is never trusted
+(``Engine.prepare`` then rebuilds it). Both files are written under temporary names and
+renamed, the JSON last, with the same normal permissions (0666 less the umask).
 """
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +29,7 @@ import numpy as np
 from .errors import InputError
 
 FORMAT = "diffusion-handles-prepared"
-VERSION = 1
+VERSION = 2  # 2: prepared.json carries its own integrity hash
 TENSORS = "prepared.safetensors"
 META = "prepared.json"
 
@@ -51,25 +53,30 @@ def content_key(image, depth, object_mask, background_depth, prompt, model_id, r
 
 
 def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    from .output import file_digest
+
+    return file_digest(path)
+
+
+def _integrity(meta: dict) -> str:
+    body = {k: v for k, v in meta.items() if k != "integrity"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 def save(directory, tensors: dict, meta: dict) -> None:
     """Write ``tensors`` (name -> torch tensor) and ``meta`` (JSON-able) atomically into directory."""
     from safetensors.torch import save_file
 
-    from .io import atomic_output
+    from .output import atomic_output, clean_temporaries
 
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
+    clean_temporaries(d)  # what a killed earlier save left behind
     with atomic_output(d / TENSORS) as tmp:
         save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp))
         digest = _sha256_file(tmp)
     meta = dict(meta, format=FORMAT, version=VERSION, tensors_sha256=digest)
+    meta["integrity"] = _integrity(meta)
     with atomic_output(d / META) as tmp:
         tmp.write_text(json.dumps(meta, indent=1, sort_keys=True))
 
@@ -83,18 +90,21 @@ def load(directory, expected_key: str | None = None):
     if not (d / META).is_file() or not (d / TENSORS).is_file():
         raise InputError(f"{what}: not a prepared photo (expected {META} and {TENSORS}; "
                          f"make one with `python -m engine prepare`)")
-    try:
-        meta = json.loads((d / META).read_text())
-    except (ValueError, OSError) as exc:
-        raise InputError(f"{what}: {META} is unreadable ({exc}); prepare the photo again") from None
+    from . import checks
+
+    meta = checks.json_file(d / META, f"{what}: {META}")
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise InputError(f"{what}: {META} is not a prepared-photo description")
     if meta.get("version") != VERSION:
         raise InputError(f"{what}: format version {meta.get('version')} (this engine reads {VERSION}); "
                          f"prepare the photo again")
+    if meta.get("integrity") != _integrity(meta):
+        raise InputError(f"{what}: {META} does not match its integrity hash (edited by hand or "
+                         f"corrupt); prepare the photo again")
     if _sha256_file(d / TENSORS) != meta.get("tensors_sha256"):
         raise InputError(f"{what}: {TENSORS} does not match its checksum (corrupt or modified); "
                          f"prepare the photo again")
+    _check_meta_types(meta, what)
     if expected_key is not None and meta.get("key") != expected_key:
         raise InputError(f"{what}: made from other inputs, model or settings (key mismatch)")
     try:
@@ -104,10 +114,17 @@ def load(directory, expected_key: str | None = None):
     return tensors, meta
 
 
-def remove(directory) -> None:
-    d = Path(directory)
-    for name in (META, TENSORS):
-        try:
-            os.remove(d / name)
-        except FileNotFoundError:
-            pass
+# The fields of prepared.json and their JSON types (a hand-edited file with another type is refused).
+META_TYPES = {"key": str, "prompt": str, "model_id": str, "revision": str, "settings": dict,
+              "original_size": list, "size": list, "report": dict}
+
+
+def _check_meta_types(meta: dict, what: str) -> None:
+    for name, kind in META_TYPES.items():
+        if not isinstance(meta.get(name), kind):
+            raise InputError(f"{what}: {META} field {name!r} is missing or not a {kind.__name__}; "
+                             f"prepare the photo again")
+    for name in ("original_size", "size"):
+        v = meta[name]
+        if len(v) != 2 or not all(isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in v):
+            raise InputError(f"{what}: {META} field {name!r} must be two positive integers, got {v!r}")

@@ -1,6 +1,6 @@
 """Image, depth and mask files: loading with checks at the boundary, atomic saving.
 
-Conventions (DESIGN.md section 3): images are RGB float32 (H, W, 3) in [0, 1] inside the engine,
+Conventions (docs/design.md section 3): images are RGB float32 (H, W, 3) in [0, 1] inside the engine,
 uint8 sRGB on disk; depth is z-depth in metres, float32 (H, W), finite and > 0; masks are bool
 (H, W). Every loader raises `InputError` naming the file and what is wrong. Every saver writes a
 temporary file in the destination directory and renames it (`os.replace`), so a reader never sees
@@ -8,59 +8,17 @@ a half-written file and a failure leaves nothing behind.
 """
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from . import checks
+from .checks import DEFAULT_PNG_DEPTH_SCALE  # noqa: F401  (part of this module's interface)
 from .errors import InputError
+from .output import atomic_output  # noqa: F401  (the one atomic writer; io's savers use it)
 
-# A 16-bit PNG stores integers; metres = value * scale. Millimetres is the common convention
-# (Kinect/RealSense/NYU/ScanNet exports), so that is the default.
-DEFAULT_PNG_DEPTH_SCALE = 0.001
 
 DEPTH_EXTENSIONS = (".exr", ".npy", ".png")
-
-
-# --------------------------------------------------------------------------------------------
-# atomic writes
-
-
-def _read_umask() -> int:
-    # Read once at import: os.umask is process-global, and setting it from a worker thread
-    # later would race with other threads creating files.
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _read_umask()
-
-
-@contextlib.contextmanager
-def atomic_output(path):
-    """Yield a temporary path next to ``path``; rename it onto ``path`` if the block succeeds.
-
-    The temporary name keeps the suffix (some writers pick the format from it) and starts with a
-    dot so a directory listing of finished outputs does not show it. On any exception the
-    temporary file is removed and the exception propagates; ``path`` is left untouched.
-    """
-    path = Path(path)
-    directory = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=directory)
-    os.close(fd)
-    tmp = Path(tmp)
-    # mkstemp creates 0600; outputs are ordinary user files (0666 less the umask).
-    os.chmod(tmp, 0o666 & ~_UMASK)
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
 
 
 # --------------------------------------------------------------------------------------------
@@ -70,13 +28,22 @@ def atomic_output(path):
 def _open_pil(path, what):
     from PIL import Image, UnidentifiedImageError
 
+    import warnings
+
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"{what} '{path}': file not found")
+        raise InputError(f"{what} '{path}': file not found" if not path.exists() else f"{what} '{path}': not a file")
+    limit = Image.MAX_IMAGE_PIXELS
     try:
-        img = Image.open(path)
-        img.load()
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        with warnings.catch_warnings():
+            # PIL only warns between 1x and 2x its pixel limit; past the limit is refused either way
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(path)
+            img.load()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise InputError(f"{what} '{path}': more than {limit // 1_000_000} megapixels (a decompression "
+                         f"bomb or an image far larger than any model input); refused") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as exc:
         raise InputError(f"{what} '{path}': not a readable image ({exc})") from None
     return img
 
@@ -141,30 +108,26 @@ def save_image(path, rgb) -> None:
 # depth
 
 
+MAX_ARRAY_ELEMENTS = 1 << 28  # a quarter of a billion values: far beyond any photo
+
+
+def _load_npy(path, what) -> np.ndarray:
+    """A .npy array without pickles; its header is read first so a huge declared shape is
+    refused before any memory is allocated."""
+    try:
+        header = np.load(path, mmap_mode="r", allow_pickle=False)
+        if header.size > MAX_ARRAY_ELEMENTS:
+            raise InputError(f"{what}: {header.size} values, more than any photo ({MAX_ARRAY_ELEMENTS})")
+        return np.array(header)
+    except InputError:
+        raise
+    except (ValueError, OSError, EOFError, MemoryError, TypeError) as exc:
+        raise InputError(f"{what}: not a readable .npy array ({exc})") from None
+
+
 def validate_depth(depth, what="depth", expected_shape=None) -> np.ndarray:
-    """Check a depth array (finite, > 0, 2-D, expected size) and return it as float32 (H, W)."""
-    arr = np.asarray(depth)
-    if arr.ndim == 3 and arr.shape[-1] == 1:
-        arr = arr[..., 0]
-    if arr.ndim != 2 or arr.size == 0:
-        raise InputError(f"{what}: expected a single-channel (H, W) map, got shape {arr.shape}")
-    if not np.issubdtype(arr.dtype, np.number):
-        raise InputError(f"{what}: expected numbers, got dtype {arr.dtype}")
-    arr = arr.astype(np.float32)
-    bad_nan = int(np.isnan(arr).sum())
-    if bad_nan:
-        raise InputError(f"{what}: contains {bad_nan} NaN value(s)")
-    bad_inf = int(np.isinf(arr).sum())
-    if bad_inf:
-        raise InputError(f"{what}: contains {bad_inf} infinite value(s)")
-    bad = int((arr <= 0).sum())
-    if bad:
-        raise InputError(f"{what}: contains {bad} zero or negative value(s); depth must be > 0 metres")
-    if expected_shape is not None and tuple(arr.shape) != tuple(expected_shape):
-        h, w = arr.shape
-        eh, ew = expected_shape
-        raise InputError(f"{what}: size {w}x{h} (WxH) does not match the expected {ew}x{eh}")
-    return arr
+    """Check a depth array and return it as float32 (H, W): `engine.checks.depth`."""
+    return checks.depth(depth, what, expected_shape)
 
 
 def _read_exr(path) -> np.ndarray:
@@ -203,19 +166,15 @@ def load_depth(path, png_scale=None, expected_shape=None) -> np.ndarray:
     if suffix == ".exr":
         arr = _read_exr(path)
     elif suffix == ".npy":
-        try:
-            arr = np.load(path, allow_pickle=False)
-        except (ValueError, OSError, EOFError) as exc:
-            raise InputError(f"{what}: not a readable .npy array ({exc})") from None
+        arr = _load_npy(path, what)
     elif suffix == ".png":
         img = _open_pil(path, "depth")
         if img.mode not in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
             raise InputError(f"{what}: PNG depth must be 16-bit single-channel (got mode {img.mode}); "
                              "an 8-bit PNG cannot hold metric depth")
-        scale = DEFAULT_PNG_DEPTH_SCALE if png_scale is None else float(png_scale)
-        if not (np.isfinite(scale) and scale > 0):
-            raise InputError(f"{what}: PNG depth scale must be a positive number, got {png_scale!r}")
-        arr = np.asarray(img, dtype=np.int64).astype(np.float64) * scale
+        raw = np.asarray(img, dtype=np.int64)
+        scale = checks.png_depth_scale(int(raw.max(initial=0)), png_scale, what)
+        arr = raw.astype(np.float64) * scale
     else:
         raise InputError(f"{what}: unsupported format {suffix or '(none)'}; use .exr, .npy or 16-bit .png")
     return validate_depth(arr, what, expected_shape)
@@ -239,23 +198,8 @@ def save_depth_exr(path, depth) -> None:
 
 
 def validate_mask(mask, what="mask", expected_shape=None) -> np.ndarray:
-    """Check a mask (2-D, expected size, neither empty nor full) and return it as bool (H, W)."""
-    arr = np.asarray(mask)
-    if arr.ndim == 3 and arr.shape[-1] == 1:
-        arr = arr[..., 0]
-    if arr.ndim != 2 or arr.size == 0:
-        raise InputError(f"{what}: expected a single-channel (H, W) mask, got shape {arr.shape}")
-    if arr.dtype != bool:
-        arr = np.nan_to_num(arr.astype(np.float64)) > 0.5
-    if expected_shape is not None and tuple(arr.shape) != tuple(expected_shape):
-        h, w = arr.shape
-        eh, ew = expected_shape
-        raise InputError(f"{what}: size {w}x{h} (WxH) does not match the expected {ew}x{eh}")
-    if not arr.any():
-        raise InputError(f"{what}: is empty (no pixel selected)")
-    if arr.all():
-        raise InputError(f"{what}: selects the whole image; the object must leave some background")
-    return arr
+    """Check a mask and return it as bool (H, W): `engine.checks.mask`."""
+    return checks.mask(mask, what, expected_shape)
 
 
 def load_mask(path, expected_shape=None) -> np.ndarray:
@@ -270,10 +214,7 @@ def load_mask(path, expected_shape=None) -> np.ndarray:
     if path.suffix.lower() == ".npy":
         if not path.is_file():
             raise InputError(f"{what}: file not found")
-        try:
-            arr = np.load(path, allow_pickle=False)
-        except (ValueError, OSError, EOFError) as exc:
-            raise InputError(f"{what}: not a readable .npy array ({exc})") from None
+        arr = _load_npy(path, what)
         return validate_mask(arr, what, expected_shape)
     arr = _pil_to_float(_open_pil(path, "mask"))
     channels = arr.shape[-1]

@@ -112,7 +112,9 @@ class Prepared:
         tensors, meta = cache.load(directory, expected_key)
         what = f"prepared cache {str(directory)!r}"
         try:
-            settings = EditSettings.from_saved(meta["settings"])
+            from . import checks
+
+            settings = checks.settings_data(meta["settings"], f"{what}: settings")
             refs = {}
             for name, a in tensors.items():
                 if name.startswith("ref/"):
@@ -137,6 +139,10 @@ class Prepared:
             if isinstance(exc, InputError):
                 raise
             raise InputError(f"{what}: incomplete or inconsistent ({exc}); prepare the photo again") from None
+        h, w = meta["size"]
+        if p.image.shape != (h, w, 3) or p.depth.shape != (h, w) or p.object_mask.shape != (h, w) or \
+                (p.background_depth is not None and p.background_depth.shape != (h, w)):
+            raise InputError(f"{what}: image, depth and mask do not have its recorded size {w}x{h}")
         if p.null_embeddings.shape[0] != settings.steps:
             raise InputError(f"{what}: {p.null_embeddings.shape[0]} null embeddings for {settings.steps} steps")
         return p
@@ -313,13 +319,42 @@ class Engine:
         return prepared
 
     # --- edit -----------------------------------------------------------------------------------
-    def edit(self, prepared: Prepared, transforms, progress=None, should_cancel=None,
-             settings: EditSettings | None = None) -> list:
+    def edit(self, prepared: Prepared, transforms, settings: EditSettings | None = None, progress=None,
+             should_cancel=None) -> list:
         """One EditResult per frame, all from the same inverted noise; frames run in batches of
         runtime.frame_batch_size. ``transforms``: a list of `engine.transforms.FrameEdit` (one
         transform per object, an optional camera move) or of 4x4 camera-frame matrices (p' = T p,
-        object 1 moves). ``settings``: this call's edit-only settings (default: the engine's);
-        the prepare-time ones are the photo's."""
+        object 1 moves). ``list(iter_edit(...))``."""
+        return list(self.iter_edit(prepared, transforms, settings, progress=progress,
+                                   should_cancel=should_cancel))
+
+    def check_model(self, prepared: Prepared):
+        """Load the model; refuse a prepared photo made with another one. Returns the models."""
+        m = self.models
+        if (prepared.model_id, prepared.revision) != (m.model_id, m.revision):
+            raise InputError(f"prepared photo was made with the model {prepared.model_id} "
+                             f"({prepared.revision}); this engine has {m.model_id} ({m.revision}): "
+                             f"prepare the photo again")
+        return m
+
+    def check_frames(self, prepared: Prepared, transforms) -> list:
+        """The checks of `iter_edit` without the model: every transform valid, and some object
+        visible in some frame (a frame whose objects are all out of view renders without them).
+        Geometry is computed one frame at a time and dropped, so a caller can refuse a trajectory
+        before creating outputs or loading weights. Returns the FrameEdits."""
+        mats = check_transforms(transforms, len(prepared.object_masks))
+        if not any(any(prepared.scene.frame(e).visible) for e in mats):
+            raise InputError("transforms: move every object out of view in every frame (nothing "
+                             "of them is visible in any frame)")
+        return mats
+
+    def iter_edit(self, prepared: Prepared, transforms, settings: EditSettings | None = None,
+                  progress=None, should_cancel=None):
+        """Yield one EditResult per transform, in order, as soon as its frame batch is sampled.
+
+        Memory is bounded by the frame batch, not the trajectory: each batch's geometry is
+        computed when the batch starts and nothing of a yielded frame is kept. A caller that
+        writes each result as it comes keeps every finished frame when it is interrupted."""
         import torch
 
         from .diffusion import conditioning as cond_mod
@@ -327,16 +362,11 @@ class Engine:
         from .diffusion.guidance import Guidance, layer_targets
         from .diffusion.sampler import guided_sample, local_background_keep
 
-        m = self.models
-        if (prepared.model_id, prepared.revision) != (m.model_id, m.revision):
-            raise InputError(f"prepared photo was made with the model {prepared.model_id} "
-                             f"({prepared.revision}); this engine has {m.model_id} ({m.revision}): "
-                             f"prepare the photo again")
+        # 1. Check inputs (before the model is loaded)
+        mats = self.check_frames(prepared, transforms)
+        m = self.check_model(prepared)
         # the prepared photo fixes what prepare computed; edit-only settings come from this call
         s = self.edit_settings(prepared, settings)
-        # 1. Check inputs, 2. lift / transform / project every frame
-        mats = check_transforms(transforms, len(prepared.object_masks))
-        geoms = self.edit_geometry(prepared, mats)
         den = self.denoiser
         ddim = DDIM(m.scheduler, s.steps)
         device, dtype = m.device, m.dtype
@@ -344,11 +374,12 @@ class Engine:
         nulls = prepared.null_embeddings.to(device, dtype)
         noise = prepared.noise.to(device, dtype)
         grids = {tuple(a.shape[-2:]) for a in prepared.references.values()}
-        results = []
         fb = self.runtime.frame_batch_size
         n = len(mats)
         for start in range(0, n, fb):
             batch = list(range(start, min(n, start + fb)))
+            # 2. Lift / transform / project this batch's frames
+            geoms = {k: prepared.scene.frame(mats[k]) for k in batch}
             t0 = time.perf_counter()
             count0 = dict(self.counts)
             _reset_peak_memory(device)
@@ -372,11 +403,11 @@ class Engine:
             seconds = time.perf_counter() - t0
             counts = {k: v - count0[k] for k, v in self.counts.items()}
             for j, k in enumerate(batch):
-                g = geoms[k]
+                g = geoms.pop(k)
                 trace = [{**e, "energy": e["energy"][j], "energy_unscaled": e["energy_unscaled"][j],
                           "parts": {l: [p[0][j], p[1][j]] for l, p in e["parts"].items()}}
                          for e in stats["energy"]]
-                results.append(EditResult(
+                yield EditResult(
                     image=images[j], target_mask=np.asarray(g.target_mask, bool),
                     valid_mask=np.asarray(g.valid_mask, bool),
                     edited_depth=np.asarray(g.edited_depth, np.float32),
@@ -389,8 +420,7 @@ class Engine:
                            "visible_objects": list(g.visible), "camera_moved": g.camera_moved,
                            "batch_unet_forward": counts["unet_forward"],
                            "batch_unet_backward": counts["unet_backward"],
-                           "peak_memory_bytes": _peak_memory(device), "energy": trace}))
-        return results
+                           "peak_memory_bytes": _peak_memory(device), "energy": trace})
 
     def edit_settings(self, prepared: Prepared, settings: EditSettings | None = None) -> EditSettings:
         """The settings an edit of ``prepared`` runs with: ``settings`` (default: the engine's)
@@ -416,39 +446,10 @@ class Engine:
 
 # --- input checks and helpers ------------------------------------------------------------------
 def check_inputs(image, depth, object_mask, background_depth=None):
-    """Validate the arrays prepare takes; returns them as float32 / bool numpy arrays."""
-    image = np.asarray(image)
-    if image.ndim != 3 or image.shape[2] != 3:
-        raise InputError(f"image: expected an RGB array (H, W, 3), got shape {image.shape}")
-    if image.dtype == np.uint8:
-        image = image.astype(np.float32) / 255.0
-    image = image.astype(np.float32)
-    if not np.isfinite(image).all() or image.min() < 0 or image.max() > 1:
-        raise InputError("image: values must be finite and in [0, 1]")
-    hw = image.shape[:2]
-    depth = _check_depth(depth, "depth", hw)
-    masks = np.asarray(object_mask)
-    masks = masks[None] if masks.ndim == 2 else masks
-    if masks.ndim != 3 or masks.shape[1:] != hw or len(masks) == 0:
-        raise InputError(f"mask: shape {masks.shape} does not match the image {hw}")
-    masks = masks.astype(bool)
-    for n, m in enumerate(masks):
-        if not m.any():
-            raise InputError(f"mask{'' if len(masks) == 1 else f' {n + 1}'}: empty (no object pixel)")
-    if masks.any(0).all():
-        raise InputError("mask: covers the whole image (no background left)")
-    if background_depth is not None:
-        background_depth = _check_depth(background_depth, "background depth", hw)
-    return image, depth, masks, background_depth
+    """Validate the arrays prepare takes (`engine.checks.photo_arrays`); float32 / bool arrays."""
+    from . import checks
 
-
-def _check_depth(depth, what, hw):
-    depth = np.asarray(depth, dtype=np.float32)
-    if depth.shape != hw:
-        raise InputError(f"{what}: shape {depth.shape} does not match the image {hw}")
-    if not np.isfinite(depth).all() or (depth <= 0).any():
-        raise InputError(f"{what}: contains NaN, inf or values <= 0 (z-depth in metres expected)")
-    return depth
+    return checks.photo_arrays(image, depth, object_mask, background_depth)
 
 
 def check_transforms(transforms, n_objects=1) -> list:

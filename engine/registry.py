@@ -1,9 +1,9 @@
-"""The model registry: every model the project uses, by role, in one place (DESIGN.md section 5).
+"""The model registry: every model the project uses, by role, in one place (docs/design.md section 5).
 
 A role resolves to a local directory in this order:
 1. an explicit override: a local directory, or a Hugging Face id (``org/name`` or ``org/name@rev``);
 2. ``<models_dir>/<role>/`` when a models directory is given (the layout ``engine tiny-models``
-   writes and ``../shared/models/toy-depth`` uses);
+   writes, and the toy model folders use);
 3. the role's default id at its pinned revision in the Hugging Face cache (offline lookup; honours
    HF_HOME / HF_HUB_CACHE, read when the lookup happens). Nothing is downloaded here: downloads are
    explicit (``python -m engine models download``, :func:`download`).
@@ -25,7 +25,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import EngineError, ModelNotFoundError
+from .errors import EngineError, InputError, ModelNotFoundError
 
 
 @dataclass(frozen=True)
@@ -161,11 +161,6 @@ def spec(role: str) -> ModelSpec:
             f"unknown model role {role!r}; known roles: {', '.join(sorted(REGISTRY))}") from None
 
 
-def roles() -> list[str]:
-    """Every role, in registry order."""
-    return list(REGISTRY)
-
-
 def _split_id(model_id: str, default_revision: str) -> tuple[str, str]:
     if "@" in model_id:
         repo, rev = model_id.split("@", 1)
@@ -260,6 +255,85 @@ def _missing_message(role: str, model_id: str, looked: list[str], override: str 
 
 
 # ---------------------------------------------------------------------------------------------
+# what may be loaded: safetensors only
+
+# Weight files that are Python pickles: loading one can run code, so none is ever opened.
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
+# The one documented exception: Segment Anything is published only as a .pth state dict; it is
+# read with torch.load(weights_only=True) and refused unless it is a plain name -> tensor dict
+# (engine.perception.segment.load_state_dict_file).
+PICKLE_ALLOWED_ROLES = ("sam", "sam-vit-h")
+
+
+def check_weights(role: str, root) -> None:
+    """Refuse a model folder whose weights are pickles (before anything is loaded from it).
+
+    A folder holding a pickle weight file and no ``.safetensors`` beside it is refused, naming the
+    file; where both are present the loaders are told ``use_safetensors=True`` and the pickle is
+    never opened."""
+    if role in PICKLE_ALLOWED_ROLES:
+        return
+    root = Path(root)
+    if not root.is_dir():
+        return
+    for folder in [root, *(p for p in root.rglob("*") if p.is_dir())]:
+        try:
+            names = [p for p in folder.iterdir() if p.is_file()]
+        except OSError:
+            continue
+        pickles = [p for p in names if p.suffix.lower() in PICKLE_SUFFIXES]
+        if pickles and not any(p.suffix == ".safetensors" for p in names):
+            raise ModelNotFoundError(
+                f"model for role {role!r}: {pickles[0]} is a pickle weight file (loading it could run "
+                f"code); only .safetensors weights are loaded; convert it to safetensors or download "
+                f"the model with `python -m engine models download {role}`")
+
+
+# ---------------------------------------------------------------------------------------------
+# content fingerprints of local model folders
+
+
+def _digest_cache_path() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "diffusion-handles" / "file-digests.json"
+
+
+def content_fingerprint(root) -> str:
+    """A revision string for a local model folder from the CONTENT of its files (relative names
+    and SHA-256 of each), so a copied folder keeps its fingerprint (and its prepared caches stay
+    valid) while a changed weight changes it. Digests are cached by (path, size, mtime, inode) in
+    the user's cache folder, so a large model is hashed once."""
+    import json
+
+    from .output import file_digest, write_json
+
+    root = Path(root)
+    cache_path = _digest_cache_path()
+    try:
+        cache = json.loads(cache_path.read_text(encoding="utf-8"))
+        cache = cache if isinstance(cache, dict) else {}
+    except (OSError, ValueError):
+        cache = {}
+    h = hashlib.sha256()
+    changed = False
+    for f in sorted(p for p in root.rglob("*") if p.is_file()):
+        st = f.stat()
+        stamp = f"{os.path.realpath(f)}:{st.st_size}:{st.st_mtime_ns}:{st.st_ino}"
+        digest = cache.get(stamp)
+        if not isinstance(digest, str):
+            digest = cache[stamp] = file_digest(f)
+            changed = True
+        h.update(f"{f.relative_to(root).as_posix()}\0{digest}\n".encode())
+    if changed:
+        try:
+            cache_path.parent.mkdir(parents=True, exist_ok=True)
+            write_json(cache_path, cache)
+        except OSError:
+            pass  # a read-only home: hash again next time
+    return "local-" + h.hexdigest()[:16]
+
+
+# ---------------------------------------------------------------------------------------------
 # explicit downloads and verification
 
 def download(role: str, override: str | None = None, tqdm_class=None) -> Path:
@@ -271,10 +345,10 @@ def download(role: str, override: str | None = None, tqdm_class=None) -> Path:
     """
     s = spec(role)
     if hf_offline():
-        raise EngineError(f"cannot download the {role!r} model: HF_HUB_OFFLINE is set (unset it to "
+        raise InputError(f"cannot download the {role!r} model: HF_HUB_OFFLINE is set (unset it to "
                           f"allow downloads; models are looked up in {hf_cache_dir()})")
     if override and not _looks_like_hub_id(str(override)):
-        raise EngineError(f"--id {override!r}: expected a Hugging Face id org/name[@revision]")
+        raise InputError(f"--id {override!r}: expected a Hugging Face id org/name[@revision]")
     repo, rev = _split_id(str(override), "main") if override else (s.default_id, s.revision)
     patterns = s.allow_patterns if repo == s.default_id else None
     from huggingface_hub import snapshot_download
@@ -304,6 +378,7 @@ class VerifyResult:
 
 
 def _git_blob_sha1(path: Path) -> str:
+    """The git blob id of a file (what the hub names small files' blobs by)."""
     size = path.stat().st_size
     h = hashlib.sha1(f"blob {size}\0".encode())
     with open(path, "rb") as f:
@@ -313,11 +388,9 @@ def _git_blob_sha1(path: Path) -> str:
 
 
 def _file_digest(path: Path, algo: str) -> str:
-    h = hashlib.new(algo)
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    from .output import file_digest
+
+    return file_digest(path, algo)
 
 
 def verify_dir(role: str, root: Path, check_hashes: bool = True) -> VerifyResult:

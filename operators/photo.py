@@ -56,16 +56,16 @@ def fill_background(image, depth, mask):
 def resolve_inputs(image_path, depth_path="", mask_path="", object_query="", candidate=0,
                    models_dir=None, overrides=None, device="auto"):
     """Load the given files; estimate depth / find the object with perception where not given."""
-    from ..engine import io
+    from ..engine.inputs import load_photo
 
     if not image_path:
         raise AddonError("no photo given: choose an image file")
-    image = io.load_image(image_path)
-    shape = image.shape[:2]
-    depth = io.load_depth(depth_path, expected_shape=shape) if depth_path else None
-    mask = io.load_mask(mask_path, expected_shape=shape) if mask_path else None
-    if mask is None and not object_query.strip():
+    if not mask_path and not object_query.strip():
         raise AddonError("name the object to move (object query, e.g. 'the car') or give a mask file")
+    query = None if mask_path else object_query.strip()
+    photo = load_photo(image_path, "", depth=depth_path, mask=mask_path, object_query=query,
+                       candidate=candidate if query else None, require_prompt=False)
+    image, depth, mask = photo.image, photo.depth, photo.mask
     if depth is not None and mask is not None:
         background_image, background_depth = fill_background(image, depth, mask)
         return PhotoInputs(image, depth, mask, background_image, background_depth)
@@ -82,13 +82,13 @@ def resolve_inputs(image_path, depth_path="", mask_path="", object_query="", can
 
 def cache_key(image_path, depth_path="", mask_path="", object_query="", candidate=0):
     """Content hash of everything that decides a photo's inputs (12 hex digits)."""
+    from ..engine.output import file_digest
+
     digest = hashlib.sha1()
     for path in (image_path, depth_path, mask_path):
         digest.update(b"|")
         if path:
-            with open(path, "rb") as f:
-                for chunk in iter(lambda: f.read(1 << 20), b""):
-                    digest.update(chunk)
+            digest.update(file_digest(path).encode())
     digest.update(f"|{object_query.strip().lower()}|{candidate}".encode())
     return digest.hexdigest()[:12]
 

@@ -75,11 +75,10 @@ class Manifest:
         return os.path.isfile(path) and self.entries.get(os.path.basename(path)) == key
 
     def record(self, path, key):
+        from ..engine.output import write_text
+
         self.entries[os.path.basename(path)] = key
-        tmp = self.path + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(self.entries, f, indent=0, sort_keys=True)
-        os.replace(tmp, self.path)
+        write_text(self.path, json.dumps(self.entries, indent=0, sort_keys=True))
 
 
 def _copy_atomic(source, destination):

@@ -1,21 +1,28 @@
 """``python -m engine edit``: edit a prepared photo with the transforms of a JSON file.
 
-Writes, for frame k (1-based, 4 digits): ``frame_k.png`` (at the photo's size by default, see
-engine.composite; ``--output-size working`` for the model's working size), ``target_mask_k.png``,
-``edited_depth_k.exr`` (both at the working size); and ``report.json`` (per-stage wall times, UNet forward / backward
-counts, peak memory, settings). Every file is written under a temporary name and renamed.
+Writes, for frame k (1-based, 4 digits): ``frame_k.png``, ``target_mask_k.png``,
+``edited_depth_k.exr`` (the frame at the photo's size by default, see engine.composite;
+``--output-size working`` for the model's working size; masks and depth at the working size), each as soon as its frame batch is sampled (under a temporary name,
+then renamed); ``manifest.json`` records every finished frame with the key of what made it, so
+an interrupted run, rerun with the same command, skips the finished frames and computes the
+rest. ``report.json`` (per-stage wall times, UNet forward / backward counts, peak memory,
+settings) is written at the end. Every input, option and the output folder are checked before
+any folder is created or any model is loaded.
 """
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
-from ..errors import InputError
-from .prepare import (add_input_arguments, add_model_arguments, engine_from_args, load_prepare_inputs,
-                      progress_printer)
+from ..errors import EngineError, InputError
+from .prepare import (add_input_arguments, add_model_arguments, check_models_available, complete_photo,
+                      engine_from_args, load_photo_args, settings_changes, settings_from_args)
 
 HELP = "edit a prepared photo (or prepare it first) with 3D transforms; writes frames and a report"
+
+# Names edit writes into its folder (an input with one of these names there would be overwritten).
+OUTPUTS = (r"frame_\d+\.png", r"target_mask_\d+(_\d+)?\.png", r"edited_depth_\d+\.exr", r"report\.json",
+           r"manifest\.json", r"candidates\.json", r"candidate_\d+\.png")
 
 
 def add_arguments(p) -> None:
@@ -33,90 +40,202 @@ def add_arguments(p) -> None:
     add_model_arguments(p)
 
 
-def run(args) -> int:
-    from .. import io
-    from ..composite import to_photo_size
-    from ..pipeline import Prepared
+def _settings_for_prepared(args, prepared):
+    """The settings of an edit of ``prepared``: its prepare-time settings, the edit-time options
+    given; an option that contradicts the prepared photo is refused, never silently dropped."""
+    from .. import checks
     from ..settings import EditSettings
-    from ..transforms import load_transforms, object_centroid
 
-    t_all = time.perf_counter()
-    out = Path(args.out)
-    engine = engine_from_args(args)
-    verbose = getattr(args, "verbose", False)
-    stages = {}
-    t0 = time.perf_counter()
-    if args.prepared:
-        if args.image:
-            raise InputError("give either --prepared or the photo arguments, not both")
-        prepared = Prepared.load(args.prepared)
-        prepare_report = {"loaded_from": str(args.prepared), **prepared.report}
-    else:
-        inputs = load_prepare_inputs(args, candidates_dir=args.out)
-        prepared = engine.prepare(**inputs, progress=progress_printer(verbose))
-        prepare_report = prepared.report
-    stages["prepare"] = time.perf_counter() - t0
-    _warn_prepare_mismatch(engine.settings, prepared)
-    centroids = object_centroid(prepared.depth, prepared.object_masks, prepared.camera)
-    transforms = load_transforms(args.transforms, convention=args.convention, centroid=centroids)
-    out.mkdir(parents=True, exist_ok=True)
-    counts0 = dict(engine.counts)
-    t0 = time.perf_counter()
-    results = engine.edit(prepared, transforms, progress=progress_printer(verbose))
-    stages["edit"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    frames = []
-    for k, r in enumerate(results, start=1):
-        io.save_image(out / f"frame_{k:04d}.png",
-                      to_photo_size(prepared, r) if args.output_size == "photo" else r.image)
-        io.save_mask(out / f"target_mask_{k:04d}.png", r.target_mask)
-        for n, m in enumerate(r.target_masks if len(r.target_masks) > 1 else [], start=1):
-            io.save_mask(out / f"target_mask_{k:04d}_{n}.png", m)  # per object, with several
-        io.save_depth_exr(out / f"edited_depth_{k:04d}.exr", r.edited_depth)
-        hidden = [str(n + 1) for n, v in enumerate(r.stats["visible_objects"]) if not v]
-        if hidden:
-            print(f"frame {k}: object(s) {', '.join(hidden)} out of view; rendered without them")
-        energy = r.stats["energy"]
-        frames.append({"frame": k, "batch_frames": r.stats["batch_frames"],
-                       "batch_seconds": r.stats["batch_seconds"],
-                       "unet_forward": r.stats["unet_forward"], "unet_backward": r.stats["unet_backward"],
-                       "visible_objects": r.stats["visible_objects"],
-                       "energy_first": energy[0]["energy"] if energy else 0.0,
-                       "energy_last": energy[-1]["energy"] if energy else 0.0})
-    stages["write"] = time.perf_counter() - t0
-    settings = engine.edit_settings(prepared)
-    counts = {k: v - counts0[k] for k, v in engine.counts.items()}
-    report = {
-        "frames": len(results), "size": list(prepared.size), "output_size": args.output_size,
-        "frame_size": list(prepared.original_size if args.output_size == "photo" else prepared.size), "device": str(engine.models.device),
-        "dtype": str(engine.models.dtype), "model_id": engine.models.model_id,
-        "seconds": {**stages, "load": engine.timings.get("load", 0.0), "total": time.perf_counter() - t_all},
-        "edit_unet_forward": counts["unet_forward"], "edit_unet_backward": counts["unet_backward"],
-        "prepare": prepare_report,
-        "peak_memory_bytes": max([r.stats["peak_memory_bytes"] for r in results] +
-                                 [prepare_report.get("peak_memory_bytes", 0)]),
-        "preset": args.preset,
-        # what one frame costs with these settings, and with the release's (50 steps, 38 guided
-        # x 3 iterations, CFG pairs): forward = 1, backward = 2 UNet-forward equivalents
-        "unet_cost_per_frame": settings.unet_cost(),
-        "release_unet_cost_per_frame": EditSettings().unet_cost(cfg_pair=True),
-        "settings": settings.to_dict(),
-        "runtime": engine.runtime.to_dict(),
-        "per_frame": frames,
-    }
-    with io.atomic_output(out / "report.json") as tmp:
-        tmp.write_text(json.dumps(report, indent=1))
-    print(f"wrote {len(results)} frame(s) to {out} ({report['seconds']['total']:.1f} s, "
-          f"{counts['unet_forward']} UNet forwards, {counts['unet_backward']} backwards)")
-    return 0
+    fixed = prepared.settings
+    prepare_fields = EditSettings.prepare_fields()
+    changes = checks.settings_types(settings_changes(args))
+    for name, value in changes.items():
+        if name in prepare_fields and value != fixed.to_dict()[name]:
+            option = f"--{name.replace('_', '-')}" if name in vars(args) and getattr(args, name) is not None \
+                else f"{name} in --settings"
+            raise InputError(f"{option} {value!r}: the prepared photo was made with {name}="
+                             f"{fixed.to_dict()[name]!r}; this setting is fixed at prepare time (prepare "
+                             f"again with it, or leave it out)")
+    preset = EditSettings.preset(args.preset or "default")
+    if args.preset:
+        _note_prepare_mismatch(preset, prepared)  # a preset is a bundle: its edit-time part applies
+    base = {**preset.to_dict(), **fixed.prepare_dict()}
+    return checks.settings_data({**base, **{k: v for k, v in changes.items()
+                                            if k not in prepare_fields}}, "settings")
 
 
-def _warn_prepare_mismatch(requested, prepared) -> None:
+def _note_prepare_mismatch(requested, prepared) -> None:
     """A prepared photo fixes the prepare-time settings (steps, inversion, ...): say so when the
-    command asked for others (e.g. --preset fast on a photo prepared with the default)."""
+    preset asked for others (e.g. --preset fast on a photo prepared with the default)."""
+    from .. import console
+
     want, have = requested.prepare_dict(), prepared.settings.prepare_dict()
     diff = [k for k in want if want[k] != have[k] and k != "resolution"]
     if diff:
-        print("note: the prepared photo fixes " + ", ".join(f"{k}={have[k]}" for k in diff) +
-              " (asked: " + ", ".join(f"{k}={want[k]}" for k in diff) + "); prepare it again with "
-              "these settings to use them")
+        console.say("note: the prepared photo fixes " + ", ".join(f"{k}={have[k]}" for k in diff) +
+                    " (the preset has " + ", ".join(f"{k}={want[k]}" for k in diff) + "); its other "
+                    "settings apply; prepare the photo again to use all of the preset's")
+
+
+def _read_transforms(args, centroid):
+    from .. import checks
+    from ..transforms import load_transforms
+
+    checks.transforms_json(args.transforms, "--transforms")  # strict JSON, bounded, no booleans
+    return load_transforms(args.transforms, convention=args.convention, centroid=centroid)
+
+
+def _run_key(prepared, settings, args) -> str:
+    from ..output import digest_json
+
+    return digest_json({"prepared": prepared.key, "settings": settings.to_dict(), "convention": args.convention,
+                        "output_size": args.output_size,
+                        "outputs": ["frame", "target_mask", "edited_depth"]})
+
+
+def _frame_keys(mats) -> list:
+    from ..output import digest_json
+
+    return [digest_json(e.to_dict()) for e in mats]
+
+
+def _resume_from(done, n, batch) -> int:
+    """Index of the first frame to compute: the start of the batch holding the first unfinished
+    frame, so every batch is sampled exactly as in an uninterrupted run."""
+    todo = [k for k in range(n) if k + 1 not in done]
+    return (todo[0] // batch) * batch if todo else n
+
+
+def run(args) -> int:
+    import numpy as np
+
+    from .. import console, io
+    from ..inputs import check_visible, input_files
+    from ..output import FrameManifest, check_inputs_not_in, check_output_dir, write_json
+    from ..composite import to_photo_size
+    from ..pipeline import Engine, Prepared
+    from ..settings import EditSettings
+    from ..transforms import object_centroid
+
+    t_all = time.perf_counter()
+    out = Path(args.out)
+    stages = {}
+    # 1. Every input, option and the output folder, before any folder is made or model loaded
+    if args.prepared:
+        if args.image or args.prompt is not None:
+            raise InputError("give either --prepared or the photo arguments (--image, --prompt, ...), not both")
+        t0 = time.perf_counter()
+        prepared = Prepared.load(args.prepared)
+        stages["prepare"] = time.perf_counter() - t0
+        settings = _settings_for_prepared(args, prepared)
+        mats = _read_transforms(args, object_centroid(prepared.depth, prepared.object_masks, prepared.camera))
+        Engine(settings=settings).check_frames(prepared, mats)  # no model is loaded for this
+        sources = [args.prepared, args.transforms]
+        photo = None
+    else:
+        settings = settings_from_args(args)
+        photo = load_photo_args(args)
+        centroid = (object_centroid(photo.depth, photo.mask) if photo.complete_without_models
+                    else np.array([0.0, 0.0, -2.0]))  # a stand-in to check the file; re-read below
+        mats = _read_transforms(args, centroid)
+        if photo.complete_without_models:
+            check_visible(photo, mats)
+        sources = [*input_files(photo), args.transforms]
+    if args.settings:
+        sources.append(args.settings)
+    check_models_available(args, photo)
+    check_output_dir(out, "--out")
+    check_inputs_not_in(out, sources, "--out", OUTPUTS)
+
+    # 2. Prepare (from the photo), or resume from the prepared photo without loading the model
+    engine = engine_from_args(args, settings)
+    if photo is not None:
+        t0 = time.perf_counter()
+        complete_photo(args, photo, candidates_dir=out)
+        with console.Progress() as progress:
+            prepared = engine.prepare(**photo.prepare_arguments(), progress=progress)
+        stages["prepare"] = time.perf_counter() - t0
+        # pivots about the centroid use the prepared (working-resolution) object, as --prepared does
+        mats = _read_transforms(args, object_centroid(prepared.depth, prepared.object_masks, prepared.camera))
+        engine.check_frames(prepared, mats)
+        prepare_report = prepared.report
+    else:
+        prepare_report = {"loaded_from": str(args.prepared), **prepared.report}
+    n = len(mats)
+    manifest = FrameManifest(out, _run_key(prepared, settings, args), _frame_keys(mats))
+    if len(manifest.finished()) < n:
+        engine.check_model(prepared)  # loads it; another model than the prepared photo's is refused
+    out.mkdir(parents=True, exist_ok=True)
+    done = set(manifest.resume())
+    (out / "report.json").unlink(missing_ok=True)  # describes another run until this one ends
+    start = _resume_from(done, n, engine.runtime.frame_batch_size)
+    if done:
+        console.say(f"resuming: {len(done)} of {n} frame(s) already finished in {out} "
+                    f"({', '.join(map(str, sorted(done)[:8]))}{', ...' if len(done) > 8 else ''}); "
+                    f"computing the other {n - len(done)}")
+
+    # 3. Frames, each written as soon as it is sampled
+    def frame_image(r):
+        return to_photo_size(prepared, r) if args.output_size == "photo" else r.image
+
+    counts = {"unet_forward": 0, "unet_backward": 0}
+    frames, peak = [], prepare_report.get("peak_memory_bytes", 0)
+    t0 = time.perf_counter()
+    stages["write"] = 0.0
+    if start < n:
+        counts0 = dict(engine.counts)
+        with console.Progress(f"{n - start} frame(s)") as progress:
+            for j, r in enumerate(engine.iter_edit(prepared, mats[start:], settings, progress=progress)):
+                k = start + j + 1
+                peak = max(peak, r.stats["peak_memory_bytes"])
+                if k in done:
+                    continue
+                if not np.isfinite(r.image).all():
+                    raise EngineError(f"frame {k}: the model produced NaN or inf pixels (with fp16, try "
+                                      f"--dtype fp32; or lower the guidance weights)")
+                tw = time.perf_counter()
+                # the frame image last: once it is there, the frame is finished and recorded
+                writers = [(f"target_mask_{k:04d}.png", lambda p, r=r: io.save_mask(p, r.target_mask))]
+                writers += [(f"target_mask_{k:04d}_{n}.png", lambda p, m=m: io.save_mask(p, m))  # per object
+                            for n, m in enumerate(r.target_masks if len(r.target_masks) > 1 else [], start=1)]
+                writers += [(f"edited_depth_{k:04d}.exr", lambda p, r=r: io.save_depth_exr(p, r.edited_depth)),
+                            (f"frame_{k:04d}.png", lambda p, r=r: io.save_image(p, frame_image(r)))]
+                manifest.commit(k, writers)
+                hidden = [str(n + 1) for n, v in enumerate(r.stats["visible_objects"]) if not v]
+                if hidden:
+                    console.say(f"frame {k}: object(s) {', '.join(hidden)} out of view; rendered without them")
+                stages["write"] += time.perf_counter() - tw
+                energy = r.stats["energy"]
+                frames.append({"frame": k, "batch_frames": r.stats["batch_frames"],
+                               "batch_seconds": r.stats["batch_seconds"],
+                               "unet_forward": r.stats["unet_forward"],
+                               "unet_backward": r.stats["unet_backward"],
+                               "visible_objects": r.stats["visible_objects"],
+                               "energy_first": energy[0]["energy"] if energy else 0.0,
+                               "energy_last": energy[-1]["energy"] if energy else 0.0})
+        counts = {k: v - counts0[k] for k, v in engine.counts.items()}
+    stages["edit"] = time.perf_counter() - t0 - stages["write"]
+    edit_settings = settings.for_prepared(prepared.settings)
+    report = {
+        "frames": n, "computed": [f["frame"] for f in frames], "resumed": sorted(done),
+        "size": list(prepared.size), "output_size": args.output_size,
+        "frame_size": list(prepared.original_size if args.output_size == "photo" else prepared.size),
+        "model_id": prepared.model_id,
+        "device": str(engine.models.device) if start < n else None,
+        "seconds": {**stages, "load": engine.timings.get("load", 0.0), "total": time.perf_counter() - t_all},
+        "edit_unet_forward": counts["unet_forward"], "edit_unet_backward": counts["unet_backward"],
+        "prepare": prepare_report, "peak_memory_bytes": peak,
+        "preset": args.preset,
+        # what one frame costs with these settings, and with the release's (50 steps, 38 guided
+        # x 3 iterations, CFG pairs): forward = 1, backward = 2 UNet-forward equivalents
+        "unet_cost_per_frame": edit_settings.unet_cost(),
+        "release_unet_cost_per_frame": EditSettings().unet_cost(cfg_pair=True),
+        "settings": edit_settings.to_dict(),
+        "runtime": engine.runtime.to_dict(),
+        "per_frame": frames,
+    }
+    write_json(out / "report.json", report)
+    skipped = f", {len(done)} already finished" if done else ""
+    console.say(f"wrote {len(frames)} frame(s) to {out}{skipped} ({report['seconds']['total']:.1f} s, "
+                f"{counts['unet_forward']} UNet forwards, {counts['unet_backward']} backwards)")
+    return 0

@@ -8,11 +8,11 @@ HELP = "evaluate edits on scene folders with ground truth: adherence, identity, 
 
 def add_arguments(parser) -> None:
     parser.add_argument("--scenes", required=True, type=Path,
-                        help="a scene folder, or a folder of scene folders (../shared/scenes/ format)")
+                        help="a scene folder, or a folder of scene folders (each with image, depth, mask, prompt and transforms; see docs/evaluation.md)")
     parser.add_argument("--out", required=True, type=Path,
                         help="output folder: report.json, report.md, contact_sheet.png, per-scene images")
     parser.add_argument("--models", default=None, metavar="DIR",
-                        help="models directory with one sub-folder per role (e.g. ../shared/models/toy-depth)")
+                        help="models directory with one sub-folder per role")
     parser.add_argument("--diffusion-model", default=None, metavar="ID_OR_DIR",
                         help="override the diffusion model (Hugging Face id[@revision] or local directory)")
     from ..settings import DEVICE_CHOICES, DTYPE_CHOICES, INVERSIONS, PRESETS
@@ -61,8 +61,14 @@ def run(args) -> int:
         v = getattr(args, name)
         if v is not None and v < (0 if name == "guided_steps" else 1):
             raise InputError(f"--{name.replace('_', '-')} {v}: must be positive")
+    from .. import checks, console
+    from ..output import check_output_dir
+
     overrides = {"diffusion": args.diffusion_model} if args.diffusion_model else {}
-    settings_overrides = _parse_sets(args.set)
+    settings_overrides = checks.settings_types(_parse_sets(args.set), "--set")
+    check_output_dir(args.out, "--out")
+    if args.models is not None and not Path(args.models).is_dir():
+        raise InputError(f"--models '{args.models}': not a folder")
     cfg = EvalConfig(scenes=args.scenes, out=args.out, models_dir=args.models, model_overrides=overrides,
                      steps=args.steps, inversion=args.inversion, resolution=args.resolution,
                      guided_steps=args.guided_steps, device=args.device, dtype=args.dtype, seed=args.seed,
@@ -72,9 +78,9 @@ def run(args) -> int:
     if args.rescore:
         from ..evaluation.runner import rescore
 
-        report = rescore(cfg, progress=print)
+        report = rescore(cfg, progress=console.say)
     else:
-        report = evaluate(cfg, progress=print)
+        report = evaluate(cfg, progress=console.say)
     from ..evaluation.report import summary_table
 
     s = report["summary"]

@@ -2,9 +2,7 @@
 per-photo cache (PREP_DIR/prepared.safetensors + prepared.json) that ``engine edit`` reads."""
 from __future__ import annotations
 
-import json
 import logging
-import time
 from pathlib import Path
 
 from ..errors import InputError
@@ -70,28 +68,35 @@ def add_arguments(p) -> None:
     add_model_arguments(p)
 
 
-def settings_from_args(args):
-    """EditSettings from --preset, then --settings JSON, then the single options."""
-    from ..settings import EditSettings
+# Options that set an EditSettings field of the same name (runtime options are RuntimeOptions').
+SETTING_OPTIONS = ("steps", "guided_steps", "inversion", "resolution", "seed")
+
+
+def settings_changes(args) -> dict:
+    """The EditSettings fields the user set: those of --settings FILE, then the options given."""
+    from .. import checks
 
     data = {}
     if getattr(args, "settings", None):
-        try:
-            data = json.loads(Path(args.settings).read_text())
-        except (OSError, ValueError) as exc:
-            raise InputError(f"settings {args.settings!r}: {exc}") from None
-        if not isinstance(data, dict):
-            raise InputError(f"settings {args.settings!r}: expected a JSON object of EditSettings fields")
-    s = EditSettings.preset(getattr(args, "preset", None) or "default")
-    if data:
-        rest = {k: v for k, v in data.items() if k not in ("steps", "guided_steps")}
-        s = EditSettings.from_dict({**s.to_dict(), **rest})
-        if "steps" in data or "guided_steps" in data:
-            s = s.with_steps(data.get("steps", s.steps), data.get("guided_steps"))
-    changes = {k: getattr(args, k) for k in ("inversion", "resolution", "seed") if getattr(args, k, None) is not None}
-    s = s.replace(**changes)
-    if getattr(args, "steps", None) is not None or getattr(args, "guided_steps", None) is not None:
-        s = s.with_steps(args.steps if args.steps is not None else s.steps, getattr(args, "guided_steps", None))
+        data = checks.json_file(args.settings, "--settings")
+        checks.settings_data(data, f"--settings '{args.settings}'")  # types and ranges, one line
+    changes = dict(data)
+    changes.update({k: getattr(args, k) for k in SETTING_OPTIONS if getattr(args, k, None) is not None})
+    return changes
+
+
+def settings_from_args(args, base=None):
+    """EditSettings from ``base`` (default: the --preset, else the defaults) with the user's
+    changes, checked; a step count without guided steps keeps the schedule's guided share."""
+    from .. import checks
+    from ..settings import EditSettings
+
+    base = base or EditSettings.preset(getattr(args, "preset", None) or "default")
+    changes = settings_changes(args)
+    steps, guided = changes.pop("steps", None), changes.pop("guided_steps", None)
+    s = checks.settings_data({**base.to_dict(), **changes}, "settings")
+    if steps is not None or guided is not None:
+        s = s.with_steps(steps if steps is not None else s.steps, guided)
     return s
 
 
@@ -103,94 +108,120 @@ def runtime_from_args(args):
     return RuntimeOptions(**changes)
 
 
-def engine_from_args(args):
+def check_models_dir(args) -> None:
+    """--models DIR must be a folder (checked before any output is made)."""
+    models = getattr(args, "models", None)
+    if models is not None:
+        p = Path(models).expanduser()
+        if not p.is_dir():
+            raise InputError(f"--models '{models}': {'not a folder' if p.exists() else 'does not exist'} "
+                             f"(write tiny test models with `python -m engine tiny-models DIR`)")
+
+
+def check_models_available(args, photo=None) -> None:
+    """Every model this run will load is found, and its weights are safetensors, before any
+    output is made (nothing is loaded here)."""
+    from .. import registry
+    from .models import overrides_from_args
+
+    check_models_dir(args)
+    overrides = overrides_from_args(args, PERCEPTION_ROLES)
+    roles = {}  # in the order they are used: perception, then diffusion
+    if photo is not None:
+        if photo.depth is None:
+            roles["depth"] = overrides.get("depth")
+        if photo.object_queries:
+            roles["detector"], roles["sam"] = overrides.get("detector"), overrides.get("sam")
+        if getattr(args, "removal", "fill") == "diffusers":
+            roles["inpaint"] = overrides.get("inpaint")
+    roles["diffusion"] = getattr(args, "diffusion_model", None)
+    for role, override in roles.items():
+        override_file = override and Path(override).expanduser().is_file()
+        if not override_file:
+            path = registry.resolve(role, override, args.models)
+            registry.check_weights(role, path)
+            if role == "diffusion" and photo is not None:
+                _check_prompt_length(path, photo.prompt)
+
+
+def _check_prompt_length(path, prompt) -> None:
+    """The prompt fits the text encoder (its tokenizer only is read; no weights)."""
+    from transformers import CLIPTokenizer
+
+    from ..diffusion.loading import check_prompt
+
+    try:
+        tokenizer = CLIPTokenizer.from_pretrained(path, subfolder="tokenizer", local_files_only=True)
+    except (OSError, ValueError):
+        return  # an incomplete model folder: the loader says so with its own message
+    check_prompt(tokenizer, prompt)
+
+
+def engine_from_args(args, settings=None):
     from ..pipeline import Engine
 
     overrides = {"diffusion": args.diffusion_model} if getattr(args, "diffusion_model", None) else None
-    return Engine(models_dir=args.models, model_overrides=overrides, settings=settings_from_args(args),
-                  runtime=runtime_from_args(args))
+    return Engine(models_dir=args.models, model_overrides=overrides,
+                  settings=settings or settings_from_args(args), runtime=runtime_from_args(args))
 
 
-def load_prepare_inputs(args, candidates_dir=None) -> dict:
-    """All of prepare's photo inputs from the command line, checked: the one place that turns
-    --image/--prompt/--depth/--mask/--object into arrays. Without --depth, or with --object, the
-    perception models complete them (estimated depth, object found by text, object removed for
-    the background depth); the candidate masks of --object are written to ``candidates_dir``."""
-    from .. import io
+def load_photo_args(args):
+    """The photo's files from the command line, read and checked; no model is loaded
+    (engine.inputs.load_photo)."""
+    from ..inputs import load_photo
 
     if not args.image or args.prompt is None:
         raise InputError("give --image and --prompt (or --prepared PREP_DIR)")
-    mask_files = _listed(args.mask)
-    queries = _listed(getattr(args, "object", None))
-    picks = _listed(getattr(args, "candidate", None))
-    if mask_files and queries:
-        raise InputError("give either --mask or --object, not both")
-    if not mask_files and not queries:
-        raise InputError("--mask or --object: say which object to edit (a mask file, white = object, "
-                         "or a text query such as 'the car')")
-    if picks and not queries:
-        raise InputError("--candidate: only meaningful with --object")
-    if len(picks) > len(queries):
-        raise InputError(f"--candidate: given {len(picks)} times for {len(queries)} --object queries")
-    image = io.load_image(args.image)
-    shape = image.shape[:2]
-    depth = io.load_depth(args.depth, png_scale=args.depth_png_scale, expected_shape=shape) if args.depth else None
-    masks = [io.load_mask(f, expected_shape=shape) for f in mask_files]
-    background = None
-    if getattr(args, "background_depth", None):
-        background = io.load_depth(args.background_depth, png_scale=args.depth_png_scale, expected_shape=shape)
-    if depth is None or queries:
-        from ..perception.inputs import resolve_inputs, write_candidates
-        from .models import overrides_from_args
-
-        several = max(len(masks), len(queries)) > 1
-        found_masks = []
-        for n in range(max(len(masks), len(queries))):
-            query = queries[n] if queries else None
-            found = resolve_inputs(image, depth=depth, mask=masks[n] if masks else None, object_query=query,
-                                   candidate=picks[n] if n < len(picks) else None, models_dir=args.models,
-                                   overrides=overrides_from_args(args, PERCEPTION_ROLES), device=args.device,
-                                   removal=getattr(args, "removal", "fill"))
-            if found.candidates and candidates_dir is not None:
-                where = Path(candidates_dir) / f"object_{n + 1}" if several else Path(candidates_dir)
-                write_candidates(found.candidates, where, found.chosen)
-                print(f"{len(found.candidates)} candidate(s) for {query!r}; using candidate {found.chosen} "
-                      f"(see {where / 'candidates.json'})")
-            depth = found.depth  # estimated once, then shared by the other objects
-            found_masks.append(found.mask)
-            if background is None and not several:
-                background = found.background_depth  # several objects: the lifted scene completes it
-        masks = found_masks
-    import numpy as np
-
-    mask = masks[0] if len(masks) == 1 else np.stack(masks)
-    return dict(image=image, prompt=args.prompt, depth=depth, object_mask=mask, background_depth=background)
+    return load_photo(args.image, args.prompt, depth=args.depth, mask=args.mask,
+                      object_query=getattr(args, "object", None), candidate=getattr(args, "candidate", None),
+                      background_depth=getattr(args, "background_depth", None),
+                      depth_png_scale=args.depth_png_scale)
 
 
-def _listed(value) -> list:
-    """An argparse value that may be given once (a scalar, from other callers) or repeated (a list)."""
-    if value is None:
-        return []
-    return list(value) if isinstance(value, (list, tuple)) else [value]
+def complete_photo(args, photo, candidates_dir=None):
+    """Fill the missing inputs with the perception models; say which candidate was used."""
+    from ..inputs import complete
+    from .models import overrides_from_args
+    from .. import console
+
+    complete(photo, models_dir=args.models, overrides=overrides_from_args(args, PERCEPTION_ROLES),
+             device=args.device, removal=getattr(args, "removal", "fill"), candidates_dir=candidates_dir)
+    for n, (query, found, chosen) in enumerate(zip(photo.object_queries, photo.candidates, photo.chosen)):
+        if found:
+            where = ""
+            if candidates_dir is not None:
+                folder = Path(candidates_dir) / f"object_{n + 1}" if len(photo.candidates) > 1 else Path(candidates_dir)
+                where = f" (see {folder / 'candidates.json'})"
+            console.say(f"{len(found)} candidate(s) for {query!r}; using candidate {chosen}{where}")
+    return photo
 
 
-def progress_printer(verbose: bool):
-    last = {}
+def load_prepare_inputs(args, candidates_dir=None) -> dict:
+    """All of prepare's photo inputs from the command line: `Engine.prepare` keyword arguments."""
+    return complete_photo(args, load_photo_args(args), candidates_dir).prepare_arguments()
 
-    def progress(stage, step, total):
-        if verbose and (step == total or time.monotonic() - last.get(stage, 0) > 2):
-            last[stage] = time.monotonic()
-            log.info("%s %d/%d", stage, step, total)
 
-    return progress
+# Names prepare writes into its folder.
+PREPARE_OUTPUTS = (r"prepared\.json", r"prepared\.safetensors", r"candidates\.json", r"candidate_\d+\.png")
 
 
 def run(args) -> int:
-    inputs = load_prepare_inputs(args, candidates_dir=args.out)
-    engine = engine_from_args(args)
-    prepared = engine.prepare(**inputs, cache_dir=args.out,
-                              progress=progress_printer(getattr(args, "verbose", False)))
+    from .. import console
+    from ..inputs import input_files
+    from ..output import check_inputs_not_in, check_output_dir
+
+    # 1. Everything checked before any folder is made or any model loaded
+    settings = settings_from_args(args)
+    photo = load_photo_args(args)
+    check_models_available(args, photo)
+    check_output_dir(args.out, "--out")
+    check_inputs_not_in(args.out, input_files(photo), "--out", PREPARE_OUTPUTS)
+    # 2. The work
+    engine = engine_from_args(args, settings)
+    complete_photo(args, photo, candidates_dir=args.out)
+    with console.Progress() as progress:
+        prepared = engine.prepare(**photo.prepare_arguments(), cache_dir=args.out, progress=progress)
     r = prepared.report
-    print(f"prepared {args.image} -> {args.out} ({prepared.size[1]}x{prepared.size[0]}, "
-          f"{r.get('unet_forward', 0)} UNet forwards, {r.get('total_seconds', 0):.1f} s)")
+    console.say(f"prepared {args.image} -> {args.out} ({prepared.size[1]}x{prepared.size[0]}, "
+                f"{r.get('unet_forward', 0)} UNet forwards, {r.get('total_seconds', 0):.1f} s)")
     return 0

@@ -36,12 +36,14 @@ def add_arguments(parser):
 def run(args) -> int:
     import numpy as np
 
+    from .. import checks, console
     from ..errors import InputError
     from ..io import (atomic_output, load_depth, load_image, load_mask, save_depth_exr, save_image,
                       save_mask)
     from ..lifted import LiftedScene
     from ..preview import preview_frame
     from ..transforms import FrameEdit, load_keyframes
+    from ..output import FrameManifest, check_inputs_not_in, check_output_dir, digest_json
 
     t_start = time.perf_counter()
     # 1. Everything is read and checked before the first write.
@@ -62,16 +64,27 @@ def run(args) -> int:
                                       expected_shape=shape)
     scene = LiftedScene.build(depth, masks, background_depth)
     centroids = scene.centroids()
+    checks.transforms_json(args.transforms, "--transforms")  # strict JSON, bounded, no booleans
     keyframes = load_keyframes(args.transforms, args.convention, centroids)
     edits = [FrameEdit.of(e, scene.n_objects, f"transforms frame {k}") for k, (_, e) in
              enumerate(keyframes, start=1)]
+    # Some object must be visible in some frame (behind the camera or 100 m away in every frame
+    # would write nothing but empty masks); frames where none is are reported.
+    out_of_view = [k for k, e in enumerate(edits, start=1) if not any(scene.frame(e).visible)]
+    if len(out_of_view) == len(edits):
+        raise InputError(f"transforms '{args.transforms}': the object is out of view in every frame "
+                         f"(behind the camera, outside the picture or too far to cover a pixel)")
     out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"out '{out}': exists and is not a directory")
+    sources = [args.image, args.depth, *args.mask, args.transforms, args.background, args.background_depth]
+    check_output_dir(out, "--out")
+    check_inputs_not_in(out, sources, "--out", OUTPUTS)
     t_inputs = time.perf_counter() - t_start
 
-    # 2. Frames.
+    # 2. Frames, each written (atomically) as it is made; the manifest drops a longer run's extras.
     out.mkdir(parents=True, exist_ok=True)
+    manifest = FrameManifest(out, digest_json({"command": "preview", "run": time.time_ns()}),
+                             [digest_json(e.to_dict()) for e in edits])
+    manifest.resume()
     frames = []
     for k, ((number, _), edit) in enumerate(zip(keyframes, edits), start=1):
         t0 = time.perf_counter()
@@ -80,12 +93,13 @@ def run(args) -> int:
         rgb = preview_frame(image, geo, background)
         t2 = time.perf_counter()
         tag = f"{k:04d}"
-        save_image(out / f"preview_{tag}.png", rgb)
-        save_mask(out / f"target_mask_{tag}.png", geo.target_mask)
-        for n, m in enumerate(geo.target_masks if scene.n_objects > 1 else [], start=1):
-            save_mask(out / f"target_mask_{tag}_{n}.png", m)
-        save_mask(out / f"valid_mask_{tag}.png", geo.valid_mask)
-        save_depth_exr(out / f"edited_depth_{tag}.exr", geo.edited_depth)
+        names = [(f"target_mask_{tag}.png", lambda p: save_mask(p, geo.target_mask))]
+        names += [(f"target_mask_{tag}_{n}.png", lambda p, m=m: save_mask(p, m))
+                  for n, m in enumerate(geo.target_masks if scene.n_objects > 1 else [], start=1)]
+        names += [(f"valid_mask_{tag}.png", lambda p: save_mask(p, geo.valid_mask)),
+                  (f"edited_depth_{tag}.exr", lambda p: save_depth_exr(p, geo.edited_depth)),
+                  (f"preview_{tag}.png", lambda p: save_image(p, rgb))]
+        manifest.commit(k, names)
         frames.append({
             "k": k,
             "frame": number,
@@ -109,8 +123,15 @@ def run(args) -> int:
         "frames": frames,
         "timings_s": {"inputs": round(t_inputs, 4), "scene": round(scene.timings["total_s"], 4),
                       "total": round(time.perf_counter() - t_start, 4)},
+        "out_of_view": out_of_view,
     }
     with atomic_output(out / "report.json") as tmp:
         tmp.write_text(json.dumps(report, indent=1))
-    print(f"wrote {len(frames)} frame(s) to {out}")
+    note = f"; the object is out of view in frame(s) {', '.join(map(str, out_of_view))}" if out_of_view else ""
+    console.say(f"wrote {len(frames)} frame(s) to {out}{note}")
     return 0
+
+
+# Names preview writes into its folder.
+OUTPUTS = (r"preview_\d+\.png", r"target_mask_\d+(_\d+)?\.png", r"valid_mask_\d+\.png", r"edited_depth_\d+\.exr",
+           r"report\.json", r"manifest\.json")

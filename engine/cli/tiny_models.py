@@ -14,8 +14,11 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from ..tiny_models import write_tiny_models
+    from .. import console
+    from ..output import check_output_dir
+    from ..tiny_models import WRITERS, write_tiny_models
 
+    check_output_dir(args.dir, "DIR")
     out = write_tiny_models(args.dir, roles=args.roles, seed=args.seed)
-    print(f"wrote tiny models ({', '.join(args.roles or sorted(__import__('engine.tiny_models', fromlist=['WRITERS']).WRITERS))}) to {out}")
+    console.say(f"wrote tiny models ({', '.join(args.roles or sorted(WRITERS))}) to {out}")
     return 0

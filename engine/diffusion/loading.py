@@ -6,7 +6,6 @@ directory, or ``<models_dir>/diffusion/``) and loads ``unet/``, ``vae/``, ``text
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -76,19 +75,13 @@ def _offload_after(module, hook):
 
 def fingerprint(path: Path) -> str:
     """A revision string for a local model directory: the HF snapshot commit when the directory is
-    one, else a hash over the configs and the sizes and mtimes of the weight files."""
+    one, else a hash of the files' contents (survives a copy of the folder)."""
+    from ..registry import content_fingerprint
+
     path = Path(path)
     if path.parent.name == "snapshots" and len(path.name) == 40:
         return path.name
-    h = hashlib.sha256()
-    for f in sorted(p for p in path.rglob("*") if p.is_file()):
-        st = f.stat()
-        h.update(str(f.relative_to(path)).encode())
-        if f.suffix in (".json", ".txt"):
-            h.update(f.read_bytes())
-        else:
-            h.update(f"{st.st_size}:{st.st_mtime_ns}".encode())
-    return "local-" + h.hexdigest()[:16]
+    return content_fingerprint(path)
 
 
 def load_diffusion(models_dir=None, override=None, runtime=None) -> DiffusionModels:
@@ -106,6 +99,7 @@ def load_diffusion(models_dir=None, override=None, runtime=None) -> DiffusionMod
         raise ModelNotFoundError(f"models directory {str(models_dir)!r} does not exist "
                                  f"(write tiny test models with `python -m engine tiny-models DIR`)")
     path = registry.resolve("diffusion", override, models_dir)
+    registry.check_weights("diffusion", path)  # safetensors only, refused before anything is unpickled
     missing = [s for s in SUBFOLDERS if not (path / s).is_dir()]
     if missing:
         raise ModelNotFoundError(f"diffusion model at {str(path)!r} is incomplete: missing "
@@ -114,13 +108,13 @@ def load_diffusion(models_dir=None, override=None, runtime=None) -> DiffusionMod
     runtime = runtime or RuntimeOptions()
     device = resolve_device(runtime.device)
     dtype = resolve_dtype(runtime.dtype, device)
-    kw = dict(local_files_only=True, torch_dtype=dtype)
+    kw = dict(local_files_only=True, torch_dtype=dtype, use_safetensors=True)
     try:
         unet = UNet2DConditionModel.from_pretrained(path, subfolder="unet", variant=_variant(path, "unet", dtype), **kw)
         vae = AutoencoderKL.from_pretrained(path, subfolder="vae", variant=_variant(path, "vae", dtype), **kw)
         text_encoder = CLIPTextModel.from_pretrained(path, subfolder="text_encoder",
                                                      variant=_variant(path, "text_encoder", dtype),
-                                                     local_files_only=True, dtype=dtype)
+                                                     local_files_only=True, dtype=dtype, use_safetensors=True)
         tokenizer = CLIPTokenizer.from_pretrained(path, subfolder="tokenizer", local_files_only=True)
         # The release samples at timesteps 980, 960, ..., 0 (steps_offset 0), whatever the
         # model's own scheduler config says; everything else comes from that config.

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 
 import numpy as np
@@ -50,9 +49,10 @@ def _json_safe(value):
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    from ..output import atomic_output
+
+    with atomic_output(path) as tmp:
+        tmp.write_bytes(data)
 
 
 def write_json(report: dict, path: Path) -> None:
@@ -190,36 +190,7 @@ SHEET_COLUMNS = ("input", "reconstruction", "no guidance", "edit", "truth")
 
 
 def contact_sheet(rows: list[tuple[str, list[np.ndarray]]], scale: int = 3, path: Path | None = None):
-    """One row per (label, [images in SHEET_COLUMNS order]); images float (H, W, 3) in [0, 1]
-    (a missing one is drawn grey). Upscaled by ``scale`` with nearest neighbour so pixels stay
-    visible. Returns the PIL image (and writes it when ``path`` is given)."""
-    from PIL import Image, ImageDraw
+    """One row per (label, [images in SHEET_COLUMNS order]) (engine.output.contact_sheet)."""
+    from ..output import contact_sheet as sheet
 
-    if not rows:
-        raise ValueError("contact sheet: no rows")
-    h = max(im.shape[0] for _, ims in rows for im in ims if im is not None)
-    w = max(im.shape[1] for _, ims in rows for im in ims if im is not None)
-    ch, cw = h * scale, w * scale
-    pad, label_w, head_h = 4, 110, 18
-    ncol = len(SHEET_COLUMNS)
-    sheet = Image.new("RGB", (label_w + ncol * (cw + pad) + pad, head_h + len(rows) * (ch + pad) + pad), "white")
-    draw = ImageDraw.Draw(sheet)
-    for c, name in enumerate(SHEET_COLUMNS):
-        draw.text((label_w + pad + c * (cw + pad), 3), name, fill="black")
-    for r, (label, ims) in enumerate(rows):
-        y = head_h + pad + r * (ch + pad)
-        draw.text((4, y + ch // 2 - 6), label, fill="black")
-        for c, im in enumerate(ims[:ncol]):
-            x = label_w + pad + c * (cw + pad)
-            if im is None:
-                tile = Image.new("RGB", (cw, ch), (128, 128, 128))
-            else:
-                a = (np.clip(np.asarray(im, np.float32), 0, 1) * 255 + 0.5).astype(np.uint8)
-                tile = Image.fromarray(a).resize((a.shape[1] * scale, a.shape[0] * scale), Image.NEAREST)
-            sheet.paste(tile, (x, y))
-    if path is not None:
-        path = Path(path)
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}.png")
-        sheet.save(tmp)
-        os.replace(tmp, path)
-    return sheet
+    return sheet(rows, SHEET_COLUMNS, scale, path)

@@ -72,6 +72,7 @@ def _read_mask(path: Path) -> np.ndarray:
 
 
 def _read_depth(folder: Path) -> np.ndarray:
+    """The scene's depth.npy or depth.exr, checked (engine.io.load_depth)."""
     from ..io import load_depth
 
     for name in ("depth.npy", "depth.exr"):

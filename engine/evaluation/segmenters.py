@@ -53,26 +53,17 @@ def srgb_to_lab(rgb: np.ndarray) -> np.ndarray:
 
 
 def kmeans(x: np.ndarray, k: int, iters: int = 30, seed: int = 0, restarts: int = 6) -> np.ndarray:
-    """k-means with k-means++ seeding, best of ``restarts`` by inertia; deterministic for a seed
-    (and, with the restarts, nearly independent of the order of the samples). Returns (k', D)."""
+    """k-means (scipy's kmeans2, k-means++ seeding), best of ``restarts`` by inertia;
+    deterministic for a seed. Returns the (k', D) centres (empty clusters dropped)."""
+    from scipy.cluster.vq import kmeans2
+
     x = np.asarray(x, np.float64)
     k = max(1, min(k, len(x)))
     rng = np.random.default_rng(seed)
     best, best_inertia = None, np.inf
     for _ in range(restarts):
-        centres = [x[rng.integers(len(x))]]
-        for _ in range(1, k):
-            d2 = np.min(((x[:, None, :] - np.array(centres)[None]) ** 2).sum(-1), axis=1)
-            if d2.sum() <= 0:
-                break
-            centres.append(x[rng.choice(len(x), p=d2 / d2.sum())])
-        c = np.array(centres)
-        for _ in range(iters):
-            lab = np.argmin(((x[:, None, :] - c[None]) ** 2).sum(-1), axis=1)
-            new = np.array([x[lab == j].mean(0) if np.any(lab == j) else c[j] for j in range(len(c))])
-            if np.allclose(new, c):
-                break
-            c = new
+        c, lab = kmeans2(x, k, iter=iters, minit="++", missing="warn", seed=rng)
+        c = c[np.unique(lab)]
         inertia = np.min(((x[:, None, :] - c[None]) ** 2).sum(-1), axis=1).sum()
         if inertia < best_inertia:
             best, best_inertia = c, inertia

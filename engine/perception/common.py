@@ -1,4 +1,4 @@
-"""Input checks and small helpers shared by the perception modules (DESIGN.md sections 3 and 7)."""
+"""Input checks and small helpers shared by the perception modules (docs/design.md sections 3 and 7)."""
 from __future__ import annotations
 
 import logging
@@ -27,26 +27,10 @@ def clear_cache() -> None:
 
 
 def check_image(image, name: str = "image") -> np.ndarray:
-    """RGB image -> float32 (H, W, 3) in [0, 1]. Accepts uint8 (0..255) or float in [0, 1]."""
-    arr = np.asarray(image)
-    if arr.ndim != 3 or arr.shape[2] not in (3, 4):
-        raise InputError(f"{name}: expected an RGB image of shape (H, W, 3), got shape {arr.shape}")
-    arr = arr[..., :3]
-    if arr.shape[0] < 2 or arr.shape[1] < 2:
-        raise InputError(f"{name}: image of {arr.shape[1]}x{arr.shape[0]} pixels is too small")
-    if arr.dtype == np.uint8:
-        return arr.astype(np.float32) / 255.0
-    if arr.dtype == np.uint16:
-        return arr.astype(np.float32) / 65535.0
-    if not np.issubdtype(arr.dtype, np.floating):
-        raise InputError(f"{name}: unsupported pixel type {arr.dtype} (use uint8 or float in [0, 1])")
-    arr = arr.astype(np.float32)
-    if not np.isfinite(arr).all():
-        raise InputError(f"{name}: contains NaN or inf")
-    if arr.min() < -1e-3 or arr.max() > 1 + 1e-3:
-        raise InputError(f"{name}: float pixel values must lie in [0, 1] "
-                         f"(found {arr.min():.3g} to {arr.max():.3g})")
-    return np.clip(arr, 0.0, 1.0)
+    """RGB image -> float32 (H, W, 3) in [0, 1]: `engine.checks.image`."""
+    from .. import checks
+
+    return checks.image(image, name)
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:
@@ -54,36 +38,17 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
 
 
 def check_mask(mask, shape: tuple[int, int], name: str = "mask") -> np.ndarray:
-    """Object mask -> bool (H, W) of the image's size; empty or full masks are refused."""
-    arr = np.asarray(mask)
-    if arr.ndim == 3 and arr.shape[2] == 1:
-        arr = arr[..., 0]
-    if arr.shape != tuple(shape):
-        raise InputError(f"{name}: shape {arr.shape} does not match the image's {tuple(shape)}")
-    if arr.dtype != bool:
-        if not np.isfinite(arr.astype(np.float64)).all():
-            raise InputError(f"{name}: contains NaN or inf")
-        arr = arr > (0.5 if np.issubdtype(arr.dtype, np.floating) else 0)
-    if not arr.any():
-        raise InputError(f"{name}: is empty (no object pixel)")
-    if arr.all():
-        raise InputError(f"{name}: covers the whole image (no background left)")
-    return arr
+    """Object mask -> bool (H, W) of the image's size: `engine.checks.mask`."""
+    from .. import checks
+
+    return checks.mask(mask, name, shape)
 
 
 def check_depth(depth, shape: tuple[int, int], name: str = "depth") -> np.ndarray:
-    """Z-depth in metres -> float32 (H, W); NaN, inf and depth <= 0 are refused (DESIGN.md 3)."""
-    arr = np.asarray(depth)
-    if arr.ndim == 3 and arr.shape[2] == 1:
-        arr = arr[..., 0]
-    if arr.shape != tuple(shape):
-        raise InputError(f"{name}: shape {arr.shape} does not match the image's {tuple(shape)}")
-    arr = arr.astype(np.float32)
-    if not np.isfinite(arr).all():
-        raise InputError(f"{name}: contains NaN or inf")
-    if (arr <= 0).any():
-        raise InputError(f"{name}: contains zero or negative depth ({int((arr <= 0).sum())} pixels)")
-    return arr
+    """Z-depth in metres -> float32 (H, W) of the image's size: `engine.checks.depth`."""
+    from .. import checks
+
+    return checks.depth(depth, name, shape)
 
 
 def dilate(mask: np.ndarray, radius: int) -> np.ndarray:
@@ -109,4 +74,6 @@ def role_override(overrides, role: str):
 def resolve_model(role: str, override=None, models_dir=None) -> Path:
     from .. import registry
 
-    return registry.resolve(role, override, models_dir)
+    path = registry.resolve(role, override, models_dir)
+    registry.check_weights(role, path)  # safetensors only, refused before anything is unpickled
+    return path

@@ -1,4 +1,4 @@
-"""Metric depth estimation (DESIGN.md section 5: ZoeDepth by default, Depth Anything V2 metric option).
+"""Metric depth estimation (docs/design.md section 5: ZoeDepth by default, Depth Anything V2 metric option).
 
 Any transformers depth model that predicts METRIC depth loads here through
 ``AutoModelForDepthEstimation`` + ``AutoImageProcessor`` (safetensors, no remote code). Models that
@@ -53,7 +53,7 @@ def load_depth_model(model_dir=None, models_dir=None, device="auto", role: str =
         try:
             processor = AutoImageProcessor.from_pretrained(path, local_files_only=True)
             model = AutoModelForDepthEstimation.from_pretrained(path, local_files_only=True,
-                                                                use_safetensors=None)
+                                                                use_safetensors=True)
         except (OSError, ValueError, KeyError) as exc:
             raise ModelNotFoundError(f"depth model in {path} could not be loaded: {exc}".splitlines()[0]) from exc
         _check_metric(model.config, str(path))
@@ -96,7 +96,7 @@ def estimate_depth(image, model_dir=None, models_dir=None, device="auto", role: 
     if depth.shape != (height, width):  # processors that ignore target_sizes
         depth = torch.nn.functional.interpolate(torch.from_numpy(depth)[None, None], size=(height, width),
                                                 mode="bicubic", align_corners=False)[0, 0].numpy()
-    # 5. Validate: z-depth must be finite and positive (DESIGN.md section 3)
+    # 5. Validate: z-depth must be finite and positive (docs/design.md section 3)
     if not np.isfinite(depth).all():
         raise EngineError("depth estimation produced NaN or inf (a broken model or device); "
                           "try --device cpu or another depth model")

@@ -1,5 +1,5 @@
 """Text-prompted object selection: Grounding DINO boxes for a query, then a SAM mask per box,
-returned as ranked candidates the user can pick from (paper section 5; DESIGN.md section 4 step 3).
+returned as ranked candidates the user can pick from (paper section 5; docs/design.md section 4 step 3).
 
 Nothing matching is a clear result: :class:`~engine.errors.InputError` naming the query, never an
 empty mask passed on silently.
@@ -61,7 +61,8 @@ def load_detector(models_dir=None, override=None, device="auto"):
 
         try:
             processor = AutoProcessor.from_pretrained(path, local_files_only=True)
-            model = AutoModelForZeroShotObjectDetection.from_pretrained(path, local_files_only=True)
+            model = AutoModelForZeroShotObjectDetection.from_pretrained(path, local_files_only=True,
+                                                                        use_safetensors=True)
         except (OSError, ValueError, KeyError) as exc:
             raise ModelNotFoundError(f"detector model in {path} could not be loaded: {exc}".splitlines()[0]) from exc
         return model.to(dev, torch.float32).eval(), processor

@@ -1,4 +1,4 @@
-"""From a bare photo to the method's inputs (DESIGN.md section 4, steps 2 to 4):
+"""From a bare photo to the method's inputs (docs/design.md section 4, steps 2 to 4):
 
 1. depth: given (checked) or estimated (metric, :mod:`.depth`);
 2. object mask: given (checked), or the chosen candidate for a text query (:mod:`.detect`);
@@ -47,12 +47,10 @@ def align_background_depth(depth, estimated_background_depth, region) -> np.ndar
     """
     from ..poisson import poisson_blend
 
+    from .. import checks
+
     depth = np.asarray(depth, np.float64)
-    estimate = np.asarray(estimated_background_depth, np.float64)
-    if estimate.shape != depth.shape:
-        raise InputError(f"background depth: shape {estimate.shape} does not match the depth's {depth.shape}")
-    if not np.isfinite(estimate).all() or (estimate <= 0).any():
-        raise InputError("background depth: contains NaN, inf, zero or negative values")
+    estimate = checks.depth(estimated_background_depth, "background depth", depth.shape).astype(np.float64)
     aligned = np.exp(poisson_blend(np.log(estimate), np.log(depth), np.asarray(region, bool)))
     return aligned.astype(np.float32)
 
@@ -158,19 +156,19 @@ def write_candidates(candidates, out_dir, chosen: int | None = None) -> list:
     under a temporary name and renamed, so a failure leaves no half-written file. Returns paths."""
     import json
     import math
-    import os
     from pathlib import Path
 
     from PIL import Image
+
+    from ..output import atomic_output, write_text
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written, rows = [], []
     for i, c in enumerate(candidates):
         path = out / f"candidate_{i}.png"
-        tmp = path.with_name(f".{path.name}.tmp")
-        Image.fromarray(np.asarray(c.mask, bool).astype(np.uint8) * 255).save(tmp, format="PNG")
-        os.replace(tmp, path)
+        with atomic_output(path) as tmp:
+            Image.fromarray(np.asarray(c.mask, bool).astype(np.uint8) * 255).save(tmp, format="PNG")
         written.append(path)
         mask_score = getattr(c, "mask_score", float("nan"))
         rows.append({"index": i, "file": path.name, "score": float(c.score),
@@ -178,8 +176,6 @@ def write_candidates(candidates, out_dir, chosen: int | None = None) -> list:
                      "box": [float(v) for v in c.box], "label": c.label, "area": int(np.count_nonzero(c.mask)),
                      "chosen": chosen == i})
     path = out / "candidates.json"
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps({"candidates": rows}, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_text(path, json.dumps({"candidates": rows}, indent=2) + "\n")
     written.append(path)
     return written

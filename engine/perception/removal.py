@@ -1,4 +1,4 @@
-"""Object removal: the photo with the object taken out, i.e. the background (DESIGN.md section 4,
+"""Object removal: the photo with the object taken out, i.e. the background (docs/design.md section 4,
 step 4). The object mask is dilated (its soft edge and contact shadow go too) and the hole is
 filled by a selectable backend:
 

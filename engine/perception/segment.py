@@ -1,4 +1,4 @@
-"""Segment Anything masks from boxes and clicked points (DESIGN.md section 5).
+"""Segment Anything masks from boxes and clicked points (docs/design.md section 5).
 
 Loading is safe by construction: a checkpoint is read with ``torch.load(weights_only=True)`` (or
 safetensors) and must be a PLAIN state dict (str -> tensor); anything else (a pickled module, a
@@ -211,7 +211,7 @@ def mask_from_prompt(image, point=None, box=None, models_dir=None, overrides=Non
                      point_labels=None, role: str = "sam") -> np.ndarray:
     """SAM mask for a clicked point (or points) and/or a box.
 
-    point: (x, y) in pixels, x the column and y the row from the TOP (DESIGN.md section 3), or a
+    point: (x, y) in pixels, x the column and y the row from the TOP (docs/design.md section 3), or a
         list of them; ``point_labels`` 1 = on the object (default), 0 = background.
     box: (x0, y0, x1, y1) in pixels.
     Returns bool (H, W); raises InputError when SAM finds no object there.

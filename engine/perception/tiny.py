@@ -1,4 +1,4 @@
-"""Tiny random-weight perception models in their REAL on-disk formats (DESIGN.md section 6).
+"""Tiny random-weight perception models in their REAL on-disk formats (docs/design.md section 6).
 
 Each writer builds the same classes a real download holds, with small sizes, and saves them the
 way the real repositories are laid out, so they load through exactly the same code:

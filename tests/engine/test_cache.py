@@ -65,8 +65,15 @@ def test_tampered_cache_is_rejected(prepared, tmp_path):
         Prepared.load(d)
     prepared.save(d)
     (d / cache.META).write_text("{not json")
-    with pytest.raises(InputError, match="unreadable"):
+    with pytest.raises(InputError, match="not valid JSON"):
         Prepared.load(d)
+    prepared.save(d)
+    meta = json.loads((d / cache.META).read_text())
+    for edit in ({"prompt": "another prompt"}, {"settings": {**meta["settings"], "steps": "4"}},
+                 {"size": [1, 2]}):  # a hand edit of the JSON is caught like a modified tensor file
+        (d / cache.META).write_text(json.dumps({**meta, **edit}))
+        with pytest.raises(InputError, match="integrity"):
+            Prepared.load(d)
     prepared.save(d)
     meta = json.loads((d / cache.META).read_text())
     meta["version"] = 999

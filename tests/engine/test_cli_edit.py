@@ -51,7 +51,7 @@ def test_prepare_then_edit(photo, tiny_models_dir, tmp_path, capsys):
     assert rc == 0, capsys.readouterr().err
     names = sorted(p.name for p in out.iterdir())
     assert names == ["edited_depth_0001.exr", "edited_depth_0002.exr", "frame_0001.png", "frame_0002.png",
-                     "report.json", "target_mask_0001.png", "target_mask_0002.png"]
+                     "manifest.json", "report.json", "target_mask_0001.png", "target_mask_0002.png"]
     frame = io.load_image(out / "frame_0002.png")
     assert frame.shape == (40, 48, 3)  # the photo's size by default
     report = json.loads((out / "report.json").read_text())
@@ -79,8 +79,10 @@ def test_clear_errors(photo, tiny_models_dir, tmp_path, capsys, monkeypatch):
     assert main([*base, "--depth", str(photo / "depth.npy"), "--models", str(tiny_models_dir), *FAST]) == 2
     assert "--mask or --object" in capsys.readouterr().err
     # No --depth: estimating it needs the depth model; a models directory without it says so.
-    assert main([*base, "--mask", str(photo / "mask.png"), "--models", str(tmp_path / "no-models"), *FAST]) == 2
+    (tmp_path / "empty-models").mkdir()
+    assert main([*base, "--mask", str(photo / "mask.png"), "--models", str(tmp_path / "empty-models"), *FAST]) == 2
     assert "'depth'" in capsys.readouterr().err
+    assert not (tmp_path / "p").exists()
     assert main([*base, "--depth", str(photo / "depth.npy"), "--mask", str(photo / "mask.png"),
                  "--models", str(tmp_path / "no-models"), *FAST]) == 2
     assert "does not exist" in capsys.readouterr().err

@@ -51,7 +51,7 @@ def test_preview_writes_every_frame_and_a_report(scene, tmp_path):
     names = sorted(p.name for p in out.iterdir())
     assert names == sorted([f"{kind}_{k:04d}.{ext}" for k in (1, 2) for kind, ext in (
         ("preview", "png"), ("target_mask", "png"), ("valid_mask", "png"), ("edited_depth", "exr"))]
-        + ["report.json"])
+        + ["manifest.json", "report.json"])
     target = load_mask(out / "target_mask_0001.png")
     assert np.array_equal(target, np.roll(mask, 10, axis=1))
     valid = load_mask(out / "valid_mask_0001.png")

@@ -1,0 +1,184 @@
+"""The one input boundary: a photo's inputs from files, checked, completed by perception.
+
+`load_photo` reads the user's files (image, prompt, optional depth / mask / background depth)
+and checks them with engine.checks, loading no model; `complete` fills what is missing (depth
+estimated, object found by a text query, background depth) with the perception models. The
+command line, the add-on, batch.py and the evaluation go through these two, so a photo's
+inputs are read, checked and recorded once; the interior trusts the `PhotoInputs` types.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import checks
+from .errors import InputError
+
+
+@dataclass
+class PhotoInputs:
+    """image float32 (H, W, 3) in [0, 1]; depth float32 (H, W) metres or None (to estimate);
+    mask bool (H, W) or (N, H, W), or None (found with ``object_queries``); background_depth or None;
+    ``paths``: the files they came from (input name -> path), so outputs never overwrite them;
+    ``notes``: where each input came from, for reports."""
+
+    image: np.ndarray
+    prompt: str
+    depth: np.ndarray | None = None
+    mask: np.ndarray | None = None  # (H, W), or (N, H, W) for several objects
+    background_depth: np.ndarray | None = None
+    object_queries: list = field(default_factory=list)  # text queries, one per object
+    picks: list = field(default_factory=list)  # chosen candidate per query (missing: the best)
+    paths: dict = field(default_factory=dict)
+    notes: dict = field(default_factory=dict)
+    candidates: list = field(default_factory=list)  # the ranked candidates of each query
+    chosen: list = field(default_factory=list)
+
+    @property
+    def shape(self) -> tuple:
+        return tuple(self.image.shape[:2])
+
+    @property
+    def object_query(self) -> str | None:
+        return self.object_queries[0] if self.object_queries else None
+
+    @property
+    def union_mask(self) -> np.ndarray | None:
+        return None if self.mask is None else (self.mask if self.mask.ndim == 2 else self.mask.any(0))
+
+    @property
+    def complete_without_models(self) -> bool:
+        return self.depth is not None and self.mask is not None
+
+    def prepare_arguments(self) -> dict:
+        """Keyword arguments of `Engine.prepare`."""
+        if not self.complete_without_models:
+            raise InputError("photo inputs: depth or mask still missing (run engine.inputs.complete first)")
+        return dict(image=self.image, prompt=self.prompt, depth=self.depth, object_mask=self.mask,
+                    background_depth=self.background_depth)
+
+
+def _listed(value) -> list:
+    """An option given once (a scalar) or repeated (a list); None or "" = not given."""
+    if value is None or value == "":
+        return []
+    return [v for v in value if v not in (None, "")] if isinstance(value, (list, tuple)) else [value]
+
+
+def load_photo(image, prompt, depth=None, mask=None, object_query=None, candidate=None,
+               background_depth=None, depth_png_scale=None, require_prompt=True) -> PhotoInputs:
+    """Read and check a photo's input files (paths; None / "" = not given). No model is loaded.
+
+    ``mask`` (a file, white = object) or ``object_query`` (text) says which object to edit; either
+    may be a list, one per object. ``candidate`` (int or list, one per query) only goes with
+    queries. Depth files are z-depth in metres (.exr, .npy, or 16-bit .png with
+    ``depth_png_scale`` metres per unit)."""
+    from . import io
+
+    masks, queries, picks = _listed(mask), _listed(object_query), _listed(candidate)
+    if not image:
+        raise InputError("--image: the photo is required")
+    prompt = checks.text(prompt if prompt is not None else "", "prompt", allow_empty=not require_prompt)
+    if masks and queries:
+        raise InputError("give either --mask or --object, not both")
+    if not masks and not queries:
+        raise InputError("--mask or --object: say which object to edit (a mask file, white = object, "
+                         "or a text query such as 'the car')")
+    for q in queries:
+        checks.text(q, "--object")
+    if picks and not queries:
+        raise InputError("--candidate: only meaningful with --object")
+    if len(picks) > len(queries):
+        raise InputError(f"--candidate: given {len(picks)} times for {len(queries)} --object queries")
+    for c in picks:
+        if isinstance(c, bool) or not isinstance(c, (int, np.integer)) or c < 0:
+            raise InputError(f"--candidate: expected a candidate number 0, 1, ..., got {c!r}")
+    img = io.load_image(image)
+    shape = img.shape[:2]
+    paths = {"image": str(image)}
+    photo = PhotoInputs(image=img, prompt=prompt, object_queries=list(queries), picks=[int(c) for c in picks],
+                        paths=paths)
+    if depth:
+        photo.depth = io.load_depth(depth, png_scale=depth_png_scale, expected_shape=shape)
+        paths["depth"] = str(depth)
+        photo.notes["depth"] = "given"
+    if masks:
+        loaded = [io.load_mask(m, expected_shape=shape) for m in masks]
+        photo.mask = loaded[0] if len(loaded) == 1 else np.stack(loaded)
+        if photo.union_mask.all():
+            raise InputError("--mask: the objects cover the whole image; some background must be left")
+        paths.update({f"mask {n + 1}" if len(masks) > 1 else "mask": str(m) for n, m in enumerate(masks)})
+        photo.notes["mask"] = "given"
+    if background_depth:
+        photo.background_depth = io.load_depth(background_depth, png_scale=depth_png_scale, expected_shape=shape)
+        paths["background_depth"] = str(background_depth)
+    return photo
+
+
+def complete(photo: PhotoInputs, models_dir=None, overrides=None, device="auto", removal="fill",
+             candidates_dir=None) -> PhotoInputs:
+    """Fill a photo's missing inputs with the perception models (engine.perception.inputs):
+    estimated depth, the mask of the chosen candidate of each text query, background depth. The
+    candidate masks of a query are written to ``candidates_dir`` (``object_<n>/`` below it when
+    there are several objects)."""
+    if photo.complete_without_models and not photo.object_queries:
+        return photo
+    from .perception.inputs import resolve_inputs, write_candidates
+
+    given = [] if photo.mask is None else ([photo.mask] if photo.mask.ndim == 2 else list(photo.mask))
+    count = max(len(given), len(photo.object_queries))
+    several = count > 1
+    found_masks = []
+    for n in range(count):
+        query = photo.object_queries[n] if photo.object_queries else None
+        found = resolve_inputs(photo.image, depth=photo.depth, mask=given[n] if given else None,
+                               object_query=query, candidate=photo.picks[n] if n < len(photo.picks) else None,
+                               models_dir=models_dir, overrides=overrides, device=device, removal=removal)
+        if found.candidates and candidates_dir is not None:
+            write_candidates(found.candidates, Path(candidates_dir) / f"object_{n + 1}" if several
+                             else candidates_dir, found.chosen)
+        photo.depth = found.depth  # estimated once, then shared by the other objects
+        found_masks.append(found.mask)
+        if photo.background_depth is None and not several:
+            photo.background_depth = found.background_depth  # several: the engine completes it
+        photo.candidates.append(found.candidates)
+        photo.chosen.append(found.chosen)
+        photo.notes.update(found.notes)
+    photo.mask = found_masks[0] if len(found_masks) == 1 else np.stack(found_masks)
+    return photo
+
+
+def input_files(photo_or_paths) -> list:
+    """The input file paths of a photo (for output-overwrite checks)."""
+    paths = photo_or_paths.paths if isinstance(photo_or_paths, PhotoInputs) else photo_or_paths
+    return [str(Path(p)) for p in paths.values() if p]
+
+
+def check_visible(photo: PhotoInputs, edits, what: str = "transform") -> list:
+    """Refuse a trajectory that moves every object out of view in every frame, before any model
+    runs: the lifted scene of the photo at a small size (the camera model does not depend on the
+    size). A frame where all objects are out of view renders without them. Returns the 1-based
+    numbers of those frames."""
+    from .camera import Camera
+    from .lifted import LiftedScene
+    from .transforms import FrameEdit
+
+    H, W = photo.shape
+    f = min(1.0, 96.0 / max(H, W))
+    h, w = max(8, round(H * f)), max(8, round(W * f))
+    ys = np.minimum((np.arange(h) + 0.5) * H / h, H - 1).astype(int)
+    xs = np.minimum((np.arange(w) + 0.5) * W / w, W - 1).astype(int)
+    masks = photo.mask if photo.mask.ndim == 3 else photo.mask[None]
+    small = np.stack([m[np.ix_(ys, xs)] for m in masks])
+    if not all(m.any() for m in small) or small.any(0).all():
+        return []  # too small to judge at this size; the engine checks at the working size
+    bg = None if photo.background_depth is None else photo.background_depth[np.ix_(ys, xs)]
+    scene = LiftedScene.build(photo.depth[np.ix_(ys, xs)], small, bg, Camera(h, w))
+    hidden = [k for k, e in enumerate(edits, start=1)
+              if not any(scene.frame(FrameEdit.of(e, len(small), f"{what} {k}")).visible)]
+    if edits and len(hidden) == len(edits):
+        raise InputError(f"{what}s: the object is out of view in every one (behind the camera, outside "
+                         f"the picture or too far to cover a pixel)")
+    return hidden

@@ -1,0 +1,360 @@
+"""Everything that writes user-visible outputs: atomic files, output-folder checks, frame manifests.
+
+- `atomic_output`: the one write-then-rename utility (a temporary file in the destination folder,
+  renamed onto the final name only when the writer succeeded; removed on any exception,
+  KeyboardInterrupt included). A kill leaves at most a dot-named ``*.tmp*`` file, which
+  `clean_temporaries` removes on the next run into the same folder.
+- `check_output_dir`: an output folder is checked (not a file, not below a file, no symlink loop,
+  writable, would not overwrite an input) before anything is created or any model is loaded.
+- `FrameManifest`: ``manifest.json`` in a frame folder ties each finished frame to a key of
+  everything that made it (inputs, settings, model, its own transform); a rerun skips the frames
+  whose files are still there and unchanged, redoes stale ones and removes frames a shorter run
+  no longer lists.
+"""
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+
+from .errors import InputError
+
+MANIFEST = "manifest.json"
+MANIFEST_FORMAT = "diffusion-handles-frames"
+
+# Names `atomic_output` gives its temporaries: ".<stem>.<random>.tmp<suffix>".
+_TEMP_NAME = re.compile(r"^\..+\.[A-Za-z0-9_]{6,}\.tmp(\.[A-Za-z0-9]+)?$")
+
+
+def _read_umask() -> int:
+    # Read once at import: os.umask is process-global, and setting it from a worker thread
+    # later would race with other threads creating files.
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
+NORMAL_FILE_MODE = 0o666 & ~_UMASK  # what open() would give a new file
+
+
+@contextlib.contextmanager
+def atomic_output(path):
+    """Yield a temporary path next to ``path``; rename it onto ``path`` if the block succeeds.
+
+    The temporary name keeps the suffix (some writers pick the format from it) and starts with a
+    dot so a listing of finished outputs does not show it. It gets the normal file mode (0666
+    less the umask), not mkstemp's 0600, so every output has the same permissions. On any
+    exception the temporary file is removed and the exception propagates; ``path`` is untouched.
+    """
+    path = Path(path)
+    directory = path.parent if str(path.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=directory)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        # after the writer: some (safetensors) replace the file and would leave mkstemp's 0600
+        os.chmod(tmp, NORMAL_FILE_MODE)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+
+
+@contextlib.contextmanager
+def deferred_interrupt():
+    """Hold Ctrl+C / SIGTERM until the block is done, then raise KeyboardInterrupt. The block
+    gets a state whose ``requested`` turns True when a signal came, so it can stop at a point of
+    its choosing (a frame's files and its manifest entry are written together or not at all).
+    Only in the main thread; elsewhere the block runs unprotected."""
+    import signal
+    import threading
+    from types import SimpleNamespace
+
+    state = SimpleNamespace(requested=False)
+    if threading.current_thread() is not threading.main_thread():
+        yield state
+        return
+
+    def hold(signum, frame):
+        state.requested = True
+
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in previous:
+        signal.signal(sig, hold)
+    try:
+        yield state
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if state.requested:
+        raise KeyboardInterrupt
+
+
+def write_text(path, text: str) -> None:
+    with atomic_output(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_json(path, data) -> None:
+    write_text(path, json.dumps(data, indent=1) + "\n")
+
+
+def file_digest(path, algorithm: str = "sha256") -> str:
+    """Hex digest of a file's content (streamed by hashlib, never read whole into memory)."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, algorithm).hexdigest()
+
+
+def clean_temporaries(directory) -> list:
+    """Remove the temporaries a killed writer left in ``directory`` (names of `atomic_output`)."""
+    removed = []
+    d = Path(directory)
+    if not d.is_dir():
+        return removed
+    for p in d.iterdir():
+        if _TEMP_NAME.match(p.name) and p.is_file() and not p.is_symlink():
+            with contextlib.suppress(OSError):
+                p.unlink()
+                removed.append(p)
+    return removed
+
+
+# --------------------------------------------------------------------------------------------
+# contact sheets
+
+
+def contact_sheet(rows, columns=(), scale: int = 1, path=None, gap: int = 4, margin: int | None = None):
+    """Images in a grid: ``rows`` is a list of (label, [images]) with images float (H, W, 3) in
+    [0, 1] or None (drawn grey); ``columns`` names the columns in a header line (none: no header);
+    a label column is drawn when any label is non-empty. Tiles are upscaled by ``scale`` with
+    nearest neighbour so pixels stay visible; ``gap`` pixels between tiles, ``margin`` (default:
+    the gap) around them. Returns the PIL image; writes it atomically to ``path`` when given."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    if not rows:
+        raise ValueError("contact sheet: no rows")
+    images = [im for _, ims in rows for im in ims if im is not None]
+    h = max(im.shape[0] for im in images)
+    w = max(im.shape[1] for im in images)
+    ch, cw = h * scale, w * scale
+    margin = gap if margin is None else margin
+    label_w = 110 if any(label for label, _ in rows) else 0
+    head_h = 18 if columns else 0
+    ncol = len(columns) if columns else max(len(ims) for _, ims in rows)
+    nrow = len(rows)
+    sheet = Image.new("RGB", (label_w + ncol * cw + (ncol - 1) * gap + 2 * margin,
+                              head_h + nrow * ch + (nrow - 1) * gap + 2 * margin), "white")
+    draw = ImageDraw.Draw(sheet)
+    for c, name in enumerate(columns or ()):
+        draw.text((label_w + margin + c * (cw + gap), 3), name, fill="black")
+    for r, (label, ims) in enumerate(rows):
+        y = head_h + margin + r * (ch + gap)
+        if label:
+            draw.text((4, y + ch // 2 - 6), label, fill="black")
+        for c, im in enumerate(ims[:ncol]):
+            x = label_w + margin + c * (cw + gap)
+            if im is None:
+                tile = Image.new("RGB", (cw, ch), (128, 128, 128))
+            else:
+                a = (np.clip(np.asarray(im, np.float32), 0, 1) * 255 + 0.5).astype(np.uint8)
+                tile = Image.fromarray(a).resize((a.shape[1] * scale, a.shape[0] * scale), Image.NEAREST)
+            sheet.paste(tile, (x, y))
+    if path is not None:
+        with atomic_output(Path(path)) as tmp:
+            sheet.save(tmp, format="PNG")
+    return sheet
+
+
+# --------------------------------------------------------------------------------------------
+# output location
+
+
+def check_output_dir(path, what: str = "--out") -> Path:
+    """Check an output folder before anything is written or loaded; create nothing.
+
+    Refuses, with one line naming ``what``: an existing non-folder, a path below a regular file,
+    a symlink loop, a dangling symlink, a location whose nearest existing folder is not writable.
+    (Outputs that would overwrite inputs: `check_inputs_not_in`.) Returns the path.
+    """
+    p = Path(path).expanduser()
+    label = f"{what} '{path}'"
+    if not str(path).strip():
+        raise InputError(f"{what}: empty path")
+    try:
+        p.resolve(strict=False)
+    except RuntimeError:  # Python < 3.13 raises RuntimeError on a symlink loop
+        raise InputError(f"{label}: symlink loop") from None
+    except OSError as exc:
+        raise InputError(f"{label}: {exc.strerror or exc}") from None
+    # Walk up to the nearest existing entry: it must be a folder we can write into.
+    probe = p
+    while True:
+        try:
+            st = os.stat(probe)
+        except FileNotFoundError:
+            if probe.is_symlink():
+                raise InputError(f"{label}: '{probe}' is a dangling symlink")
+            if probe.parent == probe:
+                raise InputError(f"{label}: no existing folder above it")
+            probe = probe.parent
+            continue
+        except OSError as exc:  # ELOOP, ENOTDIR, EACCES
+            if exc.errno == errno.ELOOP:
+                raise InputError(f"{label}: symlink loop") from None
+            if exc.errno == errno.ENOTDIR:
+                raise InputError(f"{label}: a part of the path is a file, not a folder") from None
+            raise InputError(f"{label}: cannot be used ({exc.strerror})") from None
+        break
+    import stat as stat_mod
+
+    if not stat_mod.S_ISDIR(st.st_mode):
+        if probe == p:
+            raise InputError(f"{label}: exists and is not a folder")
+        raise InputError(f"{label}: '{probe}' is a file, so no folder can be made below it")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        where = "" if probe == p else f" (nearest existing folder '{probe}')"
+        raise InputError(f"{label}: not writable{where}; choose another output folder")
+    return p
+
+
+def check_inputs_not_in(folder, inputs, what: str = "--out", patterns=()) -> None:
+    """Refuse when an input file sits in ``folder`` under a name matching one of ``patterns``
+    (regular expressions of the names this command writes there)."""
+    folder = Path(folder).expanduser().resolve(strict=False)
+    for source in inputs:
+        if not source:
+            continue
+        s = Path(source).expanduser().resolve(strict=False)
+        if s.parent == folder and any(re.fullmatch(pat, s.name) for pat in patterns):
+            raise InputError(f"{what} '{folder}': the input '{source}' has the name of an output "
+                             f"written there ({s.name}); choose another output folder")
+
+
+# --------------------------------------------------------------------------------------------
+# frame manifests
+
+
+def digest_json(data) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+
+
+class FrameManifest:
+    """``manifest.json`` of a frame folder: which frames are finished, for which inputs.
+
+    ``key`` covers what every frame shares (inputs, settings, model); each frame adds the key of
+    its own transform. A frame counts as done only when the manifest's key matches, its own key
+    matches, and every file it lists is still there with the recorded SHA-256.
+    """
+
+    def __init__(self, directory, key: str, frame_keys: list):
+        self.directory = Path(directory)
+        self.path = self.directory / MANIFEST
+        self.key = key
+        self.frame_keys = list(frame_keys)
+        self.frames: dict = {}  # frame number (1-based) -> {"key", "files": {name: sha256}}
+
+    def _previous(self) -> dict:
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        if not isinstance(data, dict) or data.get("format") != MANIFEST_FORMAT \
+                or not isinstance(data.get("frames"), dict):
+            return {}
+        return data
+
+    def finished(self) -> list:
+        """The frame numbers (1-based) a `resume` would keep; reads only, changes nothing."""
+        return sorted(self._sort()[0])
+
+    def resume(self) -> list:
+        """Read the previous manifest: keep its valid frames, delete the files of stale and extra
+        ones (a rerun never leaves unlisted frames behind), remove stale temporaries. Returns the
+        frame numbers (1-based) already finished."""
+        clean_temporaries(self.directory)
+        keep, stale = self._sort()
+        for files in stale:
+            for name in files:
+                self._remove(name)
+        self.frames = keep
+        self._write()
+        return sorted(keep)
+
+    def _sort(self):
+        """(valid frames {number: entry}, [file lists of stale or extra frames]) of the previous manifest."""
+        old = self._previous()
+        same_run = old.get("key") == self.key
+        keep, stale = {}, []
+        for number, entry in old.get("frames", {}).items():
+            files = entry.get("files") if isinstance(entry, dict) else None
+            if not isinstance(files, dict):
+                continue
+            try:
+                k = int(number)
+            except ValueError:
+                continue
+            valid = (same_run and 1 <= k <= len(self.frame_keys) and entry.get("key") == self.frame_keys[k - 1]
+                     and all(self._unchanged(name, digest) for name, digest in files.items()))
+            if valid:
+                keep[k] = {"key": entry["key"], "files": dict(files)}
+            else:
+                stale.append(list(files))
+        return keep, stale
+
+    def _file(self, name) -> Path:
+        p = self.directory / str(name)
+        if p.parent != self.directory:  # a hand-edited manifest must not reach outside the folder
+            raise InputError(f"frame manifest '{self.path}': file name {name!r} is not in the folder")
+        return p
+
+    def _unchanged(self, name, digest) -> bool:
+        try:
+            p = self._file(name)
+            return p.is_file() and not p.is_symlink() and file_digest(p) == digest
+        except (OSError, InputError):
+            return False
+
+    def _remove(self, name) -> None:
+        with contextlib.suppress(OSError, InputError):
+            p = self._file(name)
+            if p.is_file() and not p.is_symlink():
+                p.unlink()
+
+    def commit(self, number: int, writers) -> None:
+        """Write frame ``number``'s files (``writers``: (name, write(path)) pairs, the last one is
+        the frame image) and record it, as one step: an interruption before the last file is
+        renamed into place removes the frame's other files; after it, the manifest entry is
+        written too. Either way the interruption is raised afterwards."""
+        with deferred_interrupt() as stop:
+            written = []
+            for i, (name, write) in enumerate(writers):
+                if stop.requested and i == len(writers) - 1:
+                    for done in written:
+                        self._remove(done)
+                    return  # deferred_interrupt raises KeyboardInterrupt on the way out
+                write(self.directory / name)
+                written.append(name)
+            self.add(number, written)
+
+    def add(self, number: int, names) -> None:
+        """Record frame ``number`` (1-based) as finished with the files ``names`` (already written)."""
+        self.frames[number] = {"key": self.frame_keys[number - 1],
+                               "files": {n: file_digest(self.directory / n) for n in names}}
+        self._write()
+
+    def _write(self) -> None:
+        write_json(self.path, {"format": MANIFEST_FORMAT, "key": self.key, "total": len(self.frame_keys),
+                               "frames": {str(k): self.frames[k] for k in sorted(self.frames)}})
+
+    @property
+    def complete(self) -> bool:
+        return len(self.frames) == len(self.frame_keys)

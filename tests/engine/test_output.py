@@ -1,0 +1,120 @@
+"""engine.output: atomic writes, output-folder checks, the frame manifest; registry weights checks."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import pytest
+
+from engine import output, registry
+from engine.errors import InputError, ModelNotFoundError
+
+
+def test_atomic_output_leaves_nothing_on_failure_and_normal_permissions(tmp_path):
+    with pytest.raises(KeyboardInterrupt):
+        with output.atomic_output(tmp_path / "a.png") as tmp:
+            tmp.write_text("half")
+            raise KeyboardInterrupt
+    assert list(tmp_path.iterdir()) == []
+    output.write_text(tmp_path / "b.json", "{}")
+    assert (tmp_path / "b.json").stat().st_mode & 0o777 == output.NORMAL_FILE_MODE
+
+
+def test_clean_temporaries_removes_only_our_temporaries(tmp_path):
+    (tmp_path / ".frame_0001.ab12cd34.tmp.png").write_text("x")  # what atomic_output names them
+    (tmp_path / ".report.x9_y8z7.tmp.json").write_text("x")
+    (tmp_path / "frame_0001.png").write_text("keep")
+    (tmp_path / ".hidden").write_text("keep")
+    output.clean_temporaries(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".hidden", "frame_0001.png"]
+
+
+@pytest.mark.parametrize("make, fragment", [
+    (lambda d: (d / "f").write_text("x") and d / "f", "not a folder"),
+    (lambda d: (d / "f").write_text("x") and d / "f" / "sub", "file"),
+    (lambda d: os.symlink(d / "loop", d / "loop") or d / "loop" / "x", "symlink loop"),
+    (lambda d: os.symlink(d / "nowhere", d / "dangling") or d / "dangling", "dangling"),
+])
+def test_check_output_dir_refuses(tmp_path, make, fragment):
+    target = make(tmp_path)
+    before = sorted(tmp_path.iterdir())
+    with pytest.raises(InputError, match=fragment):
+        output.check_output_dir(target)
+    assert sorted(tmp_path.iterdir()) == before
+
+
+def test_check_output_dir_accepts_a_new_nested_folder_without_creating_it(tmp_path):
+    assert output.check_output_dir(tmp_path / "a" / "b") == tmp_path / "a" / "b"
+    assert not (tmp_path / "a").exists()
+
+
+def test_inputs_named_like_outputs_are_refused(tmp_path):
+    (tmp_path / "report.json").write_text("{}")
+    with pytest.raises(InputError, match="report.json"):
+        output.check_inputs_not_in(tmp_path, [tmp_path / "report.json"], "--out", [r"report\.json"])
+    output.check_inputs_not_in(tmp_path, [tmp_path / "mine.json"], "--out", [r"report\.json"])
+
+
+def _frame(directory, k, text):
+    name = f"frame_{k:04d}.png"
+    (directory / name).write_text(text)
+    return [name]
+
+
+def test_manifest_resume_skips_valid_frames_and_drops_stale_and_extra_ones(tmp_path):
+    m = output.FrameManifest(tmp_path, "run", ["a", "b", "c"])
+    assert m.resume() == []
+    for k in (1, 2, 3):
+        m.add(k, _frame(tmp_path, k, f"frame {k}"))
+    (tmp_path / ".frame_0004.abcdef12.tmp.png").write_text("killed")
+    # same run: all done; a frame edited on disk is no longer trusted
+    (tmp_path / "frame_0002.png").write_text("edited")
+    again = output.FrameManifest(tmp_path, "run", ["a", "b", "c"])
+    assert again.resume() == [1, 3]
+    assert not (tmp_path / "frame_0002.png").exists() and not list(tmp_path.glob(".*tmp*"))
+    # a shorter run whose first transform changed: frame 1 stale, frame 3 extra, both removed
+    shorter = output.FrameManifest(tmp_path, "run", ["z", "b"])
+    assert shorter.resume() == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["manifest.json"]
+    assert json.loads((tmp_path / "manifest.json").read_text())["total"] == 2
+    # another key (other inputs or settings): nothing is reused
+    m = output.FrameManifest(tmp_path, "run", ["a"])
+    m.add(1, _frame(tmp_path, 1, "x"))
+    assert output.FrameManifest(tmp_path, "other", ["a"]).resume() == []
+
+
+def test_manifest_never_touches_files_outside_its_folder(tmp_path):
+    outside = tmp_path / "precious.txt"
+    outside.write_text("keep")
+    d = tmp_path / "out"
+    d.mkdir()
+    (d / "manifest.json").write_text(json.dumps({"format": output.MANIFEST_FORMAT, "key": "old",
+                                                 "frames": {"1": {"key": "a", "files": {"../precious.txt": "0"}}}}))
+    output.FrameManifest(d, "new", ["a"]).resume()
+    assert outside.read_text() == "keep"
+
+
+def test_pickle_weights_are_refused_naming_the_file(tmp_path):
+    (tmp_path / "unet").mkdir()
+    (tmp_path / "unet" / "diffusion_pytorch_model.bin").write_bytes(b"\x80\x04junk")
+    with pytest.raises(ModelNotFoundError, match="diffusion_pytorch_model.bin.*pickle"):
+        registry.check_weights("diffusion", tmp_path)
+    (tmp_path / "unet" / "diffusion_pytorch_model.safetensors").write_bytes(b"x")
+    registry.check_weights("diffusion", tmp_path)  # safetensors beside it: the pickle is never opened
+    registry.check_weights("sam", tmp_path)  # the documented .pth exception
+
+
+def test_content_fingerprint_survives_a_copy_and_sees_a_change(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    a = tmp_path / "a"
+    (a / "unet").mkdir(parents=True)
+    (a / "unet" / "w.safetensors").write_bytes(b"weights")
+    (a / "config.json").write_text("{}")
+    fa = registry.content_fingerprint(a)
+    shutil.copytree(a, tmp_path / "b")
+    os.utime(tmp_path / "b" / "unet" / "w.safetensors", (1, 1))
+    assert registry.content_fingerprint(tmp_path / "b") == fa
+    (tmp_path / "b" / "unet" / "w.safetensors").write_bytes(b"other!!")
+    assert registry.content_fingerprint(tmp_path / "b") != fa
+    assert (tmp_path / "cache" / "diffusion-handles" / "file-digests.json").is_file()
