@@ -175,7 +175,7 @@ class HubServer:
         return Handler
 
 
-def repo_with_large_file(source, destination, size=24 << 20, name="extras/padding.bin"):
+def repo_with_large_file(source, destination, size=24 << 20, name="extras/padding.dat"):
     """A copy of the model folder ``source`` plus one large LFS file (bigger than huggingface_hub's
     10 MB download chunk, so an interrupted transfer has bytes on disk to resume from)."""
     import os

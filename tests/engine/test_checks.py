@@ -66,7 +66,7 @@ def test_settings_types_and_ranges(data, fragment):
 
 
 def test_settings_accept_ints_for_floats_and_lists_for_tuples():
-    s = checks.settings_data({"cfg_scale": 7, "layer_cycle": [[3], [2]], "resolution": None, "cpu_offload": True})
+    s = checks.settings_data({"cfg_scale": 7, "layer_cycle": [[3], [2]], "resolution": None})
     assert s.cfg_scale == 7 and s.layer_cycle == ((3,), (2,))
 
 
