@@ -36,10 +36,6 @@ class Camera:
         """Principal point (u, v) in continuous pixel coordinates."""
         return self.width / 2.0, self.height / 2.0
 
-    def scaled(self, height: int, width: int) -> "Camera":
-        """The same camera seen at another resolution (e.g. the 64x64 activation grid)."""
-        return Camera(height, width, self.fov_deg)
-
     def pixel_centres(self):
         """(u, v) coordinates of every pixel centre, each of shape (H, W), float64 numpy."""
         import numpy as np
@@ -94,11 +90,3 @@ class Camera:
 
         safe = torch.where(depth > 0, depth, torch.full_like(depth, float("nan")))
         return cu + f * x / safe, cv - f * y / safe, depth
-
-    def intrinsics(self):
-        """3x3 intrinsic matrix K mapping (x, -y, -z)/(-z) to (u, v, 1) (OpenCV-style axes)."""
-        import numpy as np
-
-        cu, cv = self.centre
-        f = self.focal
-        return np.array([[f, 0.0, cu], [0.0, f, cv], [0.0, 0.0, 1.0]])

@@ -31,9 +31,7 @@ import numpy as np
 
 from .camera import Camera
 from .errors import InputError
-from .io import validate_depth, validate_mask
-from .poisson import laplace_fill
-from .transforms import validate_transform
+from .completion import default_dilation  # noqa: F401  (re-exported: removal shares it)
 
 # A triangle is cut when (max depth / min depth - 1) over its vertices exceeds this. 0.05 cuts
 # only surfaces steeper than about 85 degrees to the view ray at 256 px across (tan = 0.05 f),
@@ -50,8 +48,8 @@ _CHUNK = 1 << 20
 
 
 @dataclass
-class ObjectMesh:
-    """The lifted object surface. vertices (N, 3) camera-frame float64; pixels (N, 2) (row, col)
+class GridMesh:
+    """A lifted depth-grid surface. vertices (N, 3) camera-frame float64; pixels (N, 2) (row, col)
     of each vertex; faces (F, 3) int64 vertex indices (counter-clockwise as seen by the camera);
     isolated (N,) bool: vertex in no face (drawn as a point)."""
 
@@ -61,39 +59,57 @@ class ObjectMesh:
     isolated: np.ndarray
 
 
-def object_mesh(depth, object_mask, camera=None, max_depth_jump=DEFAULT_MAX_DEPTH_JUMP) -> ObjectMesh:
-    """Triangulate the object pixels of a depth map (see module docstring)."""
+ObjectMesh = GridMesh  # the name the object's mesh had first
+
+
+def grid_faces(depth, valid, max_depth_jump=DEFAULT_MAX_DEPTH_JUMP, index=None) -> np.ndarray:
+    """Triangles (F, 3) int64 joining the ``valid`` pixels of a depth grid (the ONE meshing rule:
+    the engine's meshes and the add-on's viewport meshes both come from here).
+
+    Two triangles per 2x2 quad of valid pixels (split along the diagonal with the smaller depth
+    difference, so creases are followed), one where only three of the four are valid; triangles
+    whose (max depth / min depth - 1) exceeds ``max_depth_jump`` are cut. Vertex indices are
+    ``index`` (H, W) int64 (default: row-major numbering of the valid pixels), wound
+    counter-clockwise on screen (normals face the camera).
+    """
+    depth = np.asarray(depth, dtype=np.float64)
+    valid = np.asarray(valid, dtype=bool)
+    if index is None:
+        index = np.full(valid.shape, -1, dtype=np.int64)
+        index[valid] = np.arange(int(valid.sum()))
+    index = np.where(valid, index, -1)
+    # Quad corners: a = (i, j), b = (i, j+1), c = (i+1, j), d = (i+1, j+1).
+    a, b, c, d = index[:-1, :-1], index[:-1, 1:], index[1:, :-1], index[1:, 1:]
+    ha, hb, hc, hd = a >= 0, b >= 0, c >= 0, d >= 0
+    full = ha & hb & hc & hd
+    za, zb, zc, zd = depth[:-1, :-1], depth[:-1, 1:], depth[1:, :-1], depth[1:, 1:]
+    diag_ad = np.abs(za - zd) <= np.abs(zb - zc)
+    corners = [((a, c, d), (za, zc, zd), full & diag_ad), ((a, d, b), (za, zd, zb), full & diag_ad),
+               ((a, c, b), (za, zc, zb), full & ~diag_ad), ((b, c, d), (zb, zc, zd), full & ~diag_ad),
+               # Three of four: the one triangle they span (keeps diagonal mask edges smooth).
+               ((a, c, b), (za, zc, zb), ha & hb & hc & ~hd), ((a, d, b), (za, zd, zb), ha & hb & ~hc & hd),
+               ((a, c, d), (za, zc, zd), ha & ~hb & hc & hd), ((b, c, d), (zb, zc, zd), ~ha & hb & hc & hd)]
+    tris = []
+    for (p, q, r), (zp, zq, zr), sel in corners:
+        with np.errstate(invalid="ignore"):
+            sel = sel & (np.maximum(np.maximum(zp, zq), zr) <=
+                         np.minimum(np.minimum(zp, zq), zr) * (1.0 + max_depth_jump))
+        tris.append(np.stack([p[sel], q[sel], r[sel]], -1))
+    return np.concatenate(tris, axis=0).astype(np.int64)
+
+
+def object_mesh(depth, object_mask, camera=None, max_depth_jump=DEFAULT_MAX_DEPTH_JUMP) -> GridMesh:
+    """The lifted surface of the ``object_mask`` pixels (see `grid_faces`)."""
     depth = np.asarray(depth, dtype=np.float64)
     mask = np.asarray(object_mask, dtype=bool)
     H, W = depth.shape
     camera = camera or Camera(H, W)
-    index = np.full((H, W), -1, dtype=np.int64)
     rows, cols = np.nonzero(mask)
-    index[rows, cols] = np.arange(rows.size)
     vertices = camera.lift(depth[rows, cols], cols + 0.5, rows + 0.5)
-
-    # Quad corners: a = (i, j), b = (i, j+1), c = (i+1, j), d = (i+1, j+1).
-    a, b, c, d = index[:-1, :-1], index[:-1, 1:], index[1:, :-1], index[1:, 1:]
-    ha, hb, hc, hd = a >= 0, b >= 0, c >= 0, d >= 0
-    # Full quad: split along the diagonal with the smaller depth difference (follows creases).
-    full = ha & hb & hc & hd
-    za, zb, zc, zd = depth[:-1, :-1], depth[:-1, 1:], depth[1:, :-1], depth[1:, 1:]
-    diag_ad = np.abs(za - zd) <= np.abs(zb - zc)
-    tris = [
-        np.stack([a, c, d], -1)[full & diag_ad], np.stack([a, d, b], -1)[full & diag_ad],
-        np.stack([a, c, b], -1)[full & ~diag_ad], np.stack([b, c, d], -1)[full & ~diag_ad],
-        # Three of four: the one triangle they span (keeps diagonal mask edges smooth).
-        np.stack([a, c, b], -1)[ha & hb & hc & ~hd], np.stack([a, d, b], -1)[ha & hb & ~hc & hd],
-        np.stack([a, c, d], -1)[ha & ~hb & hc & hd], np.stack([b, c, d], -1)[~ha & hb & hc & hd],
-    ]
-    faces = np.concatenate(tris, axis=0).astype(np.int64)
-    if faces.size:
-        zf = depth[rows, cols][faces]
-        keep = zf.max(1) <= zf.min(1) * (1.0 + max_depth_jump)
-        faces = faces[keep]
+    faces = grid_faces(depth, mask, max_depth_jump)
     isolated = np.ones(rows.size, dtype=bool)
     isolated[faces.ravel()] = False
-    return ObjectMesh(vertices, np.stack([rows, cols], -1), faces, isolated)
+    return GridMesh(vertices, np.stack([rows, cols], -1), faces, isolated)
 
 
 @dataclass
@@ -212,59 +228,39 @@ def _raster_out(best, best_vert, best_wt, h, w):
 
 
 def fill_background_depth(depth, object_mask, dilate_px=None) -> np.ndarray:
-    """Depth of the scene behind the object: a Laplace fill of inverse depth (float32 (H, W))
-    inside the object mask dilated by ``dilate_px`` (default about 1% of the longer side), with
-    the input depth outside it as the boundary. Dilation drops the mask's edge pixels, whose depth often mixes
-    object and background."""
-    from scipy import ndimage
+    """Depth (H, W) float32 of the scene behind the object: `engine.completion.complete_background_depth`."""
+    from .completion import complete_background_depth
 
-    depth = np.asarray(depth, dtype=np.float64)
-    mask = np.asarray(object_mask, dtype=bool)
-    H, W = depth.shape
-    if dilate_px is None:
-        dilate_px = default_dilation(H, W)
-    region = mask
-    if dilate_px > 0:
-        r = int(dilate_px)
-        yy, xx = np.mgrid[-r:r + 1, -r:r + 1]
-        region = ndimage.binary_dilation(mask, structure=(xx * xx + yy * yy) <= r * r)
-    if region.all():
-        raise InputError("mask: the dilated object covers the whole image; no background depth "
-                         "is left to fill from")
-    # Fill in inverse depth: a plane's inverse depth is affine in (u, v), hence harmonic, so
-    # walls and floors behind the object come back exactly; and by the maximum principle the
-    # filled inverse depth stays within the boundary's (positive) range.
-    return (1.0 / laplace_fill(1.0 / depth, region)).astype(np.float32)
-
-
-def default_dilation(height, width) -> int:
-    """Default background-fill dilation: 1% of the longer side, at least 1 pixel."""
-    return max(1, round(0.01 * max(height, width)))
+    return complete_background_depth(depth, object_mask, dilate_px).astype(np.float32)
 
 
 @dataclass
 class EditGeometry:
-    """Per-pixel geometry of one edit on an (H, W) grid.
+    """Per-pixel geometry of one frame on an (h, w) grid (`engine.lifted.LiftedScene.frame`).
 
-    target_mask (H, W) bool: the moved object is visible here (z-buffered against the static
-        scene and itself).
-    valid_mask (H, W) bool: M_v = ~object_mask | target_mask (holes: old object region left bare).
-    source_coords (H, W, 2) float32: (u, v) continuous pixel coordinates, in this grid's pixel
-        units, of the point each pixel shows in the INPUT image; identity for static pixels,
-        NaN in holes.
-    object_depth (H, W) float32: z-depth of the moved object, NaN outside target_mask.
-    edited_depth (H, W) float32: the moved object composited over the background depth in the
-        gradient domain.
+    target_mask (h, w) bool: some moved object is visible here (z-buffered against the static
+        scene and the other objects); target_masks (N, h, w) bool: each object's visible part.
+    valid_mask (h, w) bool: covered by the moved lifted photo (the rest is a hole to invent).
+    source_coords (h, w, 2) float32: (u, v) continuous pixel coordinates, in this grid's pixel
+        units, of the point each pixel shows in the INPUT image; identity for static pixels
+        that did not move, NaN in holes.
+    object_depth (h, w) float32: z-depth of the moved objects, NaN outside target_mask.
+    edited_depth (h, w) float32 or None: the frame's depth (moved objects composited over the
+        completed background); None when not asked for.
+    object_mask (h, w) bool: the objects' union before the edit, on this grid.
+    visible: one bool per object (any pixel of it in view); camera_moved: the frame moves the camera.
     """
 
     target_mask: np.ndarray
     valid_mask: np.ndarray
     source_coords: np.ndarray
     object_depth: np.ndarray
-    edited_depth: np.ndarray
-    object_mask: np.ndarray = field(default=None, repr=False)  # input object mask on this grid
+    edited_depth: np.ndarray | None
+    object_mask: np.ndarray = field(default=None, repr=False)
     timings: dict = field(default_factory=dict, repr=False, compare=False)
-    _context: dict = field(default=None, repr=False, compare=False)
+    target_masks: np.ndarray = field(default=None, repr=False)
+    visible: tuple = ()
+    camera_moved: bool = False
 
     @property
     def shape(self):
@@ -272,75 +268,14 @@ class EditGeometry:
 
     @property
     def hole_mask(self):
-        """(H, W) bool: disoccluded pixels with no source (the complement of valid_mask)."""
+        """(h, w) bool: disoccluded pixels with no source (the complement of valid_mask)."""
         return ~self.valid_mask
 
-    def at_resolution(self, h, w) -> "EditGeometry":
-        """The same edit on an h x w grid covering the same image (e.g. the 64x64 activation grid).
-
-        The moved mesh is re-rasterised at the new grid's pixel centres (exact point sampling, no
-        mask resampling); coordinates are in the new grid's pixel units; the static depth used for
-        occlusion is sampled at the nearest fine pixel; edited_depth is area-resampled.
-        """
-        h, w = int(h), int(w)
-        if h < 1 or w < 1:
-            raise ValueError(f"at_resolution: grid must be at least 1x1, got {h}x{w}")
-        if (h, w) == self.shape:
-            return self
-        ctx = self._context
-        H, W = self.shape
-        geo = _geometry_on_grid(ctx, h, w, H, W)
-        geo_edited = _area_resample(self.edited_depth, h, w)
-        return EditGeometry(geo["target"], geo["valid"], geo["coords"], geo["object_depth"],
-                            geo_edited, geo["object_mask"], {}, ctx)
-
-
-def _area_resample(img, h, w) -> np.ndarray:
-    import torch
-    import torch.nn.functional as F
-
-    t = torch.from_numpy(np.ascontiguousarray(img, dtype=np.float32))[None, None]
-    if h <= img.shape[0] and w <= img.shape[1]:
-        out = F.adaptive_avg_pool2d(t, (h, w))
-    else:
-        out = F.interpolate(t, size=(h, w), mode="bilinear", align_corners=False)
-    return out[0, 0].numpy()
-
-
-def _geometry_on_grid(ctx, h, w, H, W) -> dict:
-    """Rasterise the moved and unmoved mesh on an h x w grid (full resolution is H x W)."""
-    sx, sy = w / W, h / H
-    mesh, camera = ctx["mesh"], ctx["camera"]
-    moved = ctx["moved_vertices"]
-    u, v, z = camera.project(moved)
-    r = rasterize(u * sx, v * sy, z, mesh.faces, mesh.isolated, h, w)
-    static = ctx["static_depth"]
-    if (h, w) == (H, W):
-        mask = ctx["object_mask"]
-    else:
-        u0, v0, z0 = camera.project(mesh.vertices)
-        rest = rasterize(u0 * sx, v0 * sy, z0, mesh.faces, mesh.isolated, h, w)
-        mask = rest.covered
-        # Nearest fine pixel to each coarse pixel centre; behind the unmoved object never nearer
-        # than the object as sampled on this grid (as at full resolution).
-        ri = np.minimum(((np.arange(h) + 0.5) / sy).astype(np.int64), H - 1)
-        ci = np.minimum(((np.arange(w) + 0.5) / sx).astype(np.int64), W - 1)
-        static = static[np.ix_(ri, ci)]
-        static = np.where(mask, np.maximum(static, np.where(mask, rest.depth, 0.0)), static)
-    obj_depth = r.depth
-    target = r.covered & (obj_depth <= static * (1.0 + ctx["occlusion_tolerance"]))
-    valid = ~mask | target
-
-    # Source point of each target pixel: the same surface point before the move, projected.
-    src_points = np.einsum("hwk,hwkc->hwc", r.weight, mesh.vertices[np.maximum(r.vertex, 0)])
-    su, sv, _ = camera.project(src_points)
-    gu, gv = np.meshgrid(np.arange(w) + 0.5, np.arange(h) + 0.5)
-    coords = np.stack([gu, gv], -1)
-    coords[target] = np.stack([su[target] * sx, sv[target] * sy], -1)
-    coords[~valid] = np.nan
-    obj = np.where(target, obj_depth, np.nan)
-    return {"target": target, "valid": valid, "coords": coords.astype(np.float32),
-            "object_depth": obj.astype(np.float32), "object_mask": mask}
+    @property
+    def moved_mask(self):
+        """(h, w) bool: pixels whose content moved: the objects' pixels, and every covered pixel
+        when the camera moves (the foreground of the guidance energy)."""
+        return self.valid_mask if self.camera_moved else self.target_mask
 
 
 def composite_edited_depth(depth, object_mask, static, geo, seam_threshold=0.05) -> np.ndarray:
@@ -421,41 +356,15 @@ def compute_edit_geometry(depth, object_mask, transform, background_depth=None, 
                           max_depth_jump=DEFAULT_MAX_DEPTH_JUMP,
                           occlusion_tolerance=DEFAULT_OCCLUSION_TOLERANCE,
                           seam_threshold=0.05) -> EditGeometry:
-    """Geometry of moving the masked object by the 4x4 camera-frame transform T (p' = T p).
-
-    depth: (H, W) z-depth in metres; object_mask: (H, W) bool; background_depth: (H, W) depth of
-    the scene behind the object (default: `fill_background_depth`); camera: default Camera(H, W).
-    """
-    t_start = time.perf_counter()
-    depth = validate_depth(depth, "depth")
-    H, W = depth.shape
-    mask = validate_mask(object_mask, "object mask", (H, W))
-    T = validate_transform(transform, "transform")
-    camera = camera or Camera(H, W)
-    if (camera.height, camera.width) != (H, W):
-        raise InputError(f"camera: is {camera.width}x{camera.height}, depth is {W}x{H} (WxH)")
-    timings = {}
-    t0 = time.perf_counter()
-    if background_depth is None:
-        background = fill_background_depth(depth, mask).astype(np.float64)
-    else:
-        background = validate_depth(background_depth, "background depth", (H, W)).astype(np.float64)
-    timings["background_s"] = time.perf_counter() - t0
+    """One frame's geometry without keeping the lifted scene (tests, one-off use): builds
+    `engine.lifted.LiftedScene` from depth (H, W) and object mask(s) (H, W) or (N, H, W), then
+    its frame for ``transform`` (a 4x4 matrix or a FrameEdit). Several frames of one photo: build
+    the scene once and call its ``frame``."""
+    from .lifted import LiftedScene
 
     t0 = time.perf_counter()
-    mesh = object_mesh(depth, mask, camera, max_depth_jump)
-    moved = mesh.vertices @ T[:3, :3].T + T[:3, 3]
-    # Behind the object, the static scene can never be nearer than the object was: a smooth fill
-    # that bulges in front of a concave or far-leaning object must not hide it in place.
-    static = np.where(mask, np.maximum(background, depth), depth).astype(np.float64)
-    ctx = {"mesh": mesh, "camera": camera, "moved_vertices": moved, "static_depth": static,
-           "object_mask": mask, "occlusion_tolerance": occlusion_tolerance, "transform": T}
-    geo = _geometry_on_grid(ctx, H, W, H, W)
-    timings["raster_s"] = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    edited = composite_edited_depth(depth, mask, static, geo, seam_threshold)
-    timings["composite_s"] = time.perf_counter() - t0
-    timings["total_s"] = time.perf_counter() - t_start
-    return EditGeometry(geo["target"], geo["valid"], geo["coords"], geo["object_depth"],
-                        edited.astype(np.float32), mask, timings, ctx)
+    scene = LiftedScene.build(depth, object_mask, background_depth, camera, max_depth_jump=max_depth_jump,
+                              occlusion_tolerance=occlusion_tolerance)
+    geo = scene.frame(transform, seam_threshold=seam_threshold)
+    geo.timings.update(scene=scene.timings["total_s"], total_s=time.perf_counter() - t0)
+    return geo

@@ -37,8 +37,8 @@ class Prepared:
 
     image: np.ndarray  # (h, w, 3) float32 at the working resolution
     depth: np.ndarray  # (h, w) float32 metres
-    object_mask: np.ndarray  # (h, w) bool
-    background_depth: np.ndarray | None  # (h, w) float32 or None
+    object_masks: np.ndarray  # (N, h, w) bool, one per object (engine.lifted: disjoint)
+    background_depth: np.ndarray | None  # (h, w) float32: behind the objects (completed at prepare)
     prompt: str
     cond_embedding: object  # torch (1, L, D)
     null_embeddings: object  # torch (steps, L, D)
@@ -59,6 +59,20 @@ class Prepared:
         return tuple(self.image.shape[:2])
 
     @property
+    def object_mask(self) -> np.ndarray:
+        """(h, w) bool: the union of the objects."""
+        return self.object_masks.any(0)
+
+    @property
+    def scene(self):
+        """The lifted scene (engine.lifted), built once per photo on first use."""
+        if getattr(self, "_scene", None) is None:
+            from .lifted import LiftedScene
+
+            self._scene = LiftedScene.build(self.depth, self.object_masks, self.background_depth, self.camera)
+        return self._scene
+
+    @property
     def camera(self) -> Camera:
         return Camera(*self.size)
 
@@ -68,7 +82,7 @@ class Prepared:
         t = {
             "image": torch.from_numpy(np.ascontiguousarray(self.image)),
             "depth": torch.from_numpy(np.ascontiguousarray(self.depth)),
-            "object_mask": torch.from_numpy(self.object_mask.astype(np.uint8)),
+            "object_masks": torch.from_numpy(self.object_masks.astype(np.uint8)),
             "cond_embedding": self.cond_embedding, "null_embeddings": self.null_embeddings,
             "noise": self.noise, "latents": self.latents,
             "reconstruction_latents": self.reconstruction_latents,
@@ -100,7 +114,7 @@ class Prepared:
                 raise InputError(f"{what}: reference activations do not match its settings")
             bg = tensors.get("background_depth")
             p = cls(image=tensors["image"].numpy(), depth=tensors["depth"].numpy(),
-                    object_mask=tensors["object_mask"].numpy().astype(bool),
+                    object_masks=tensors["object_masks"].numpy().astype(bool),
                     background_depth=None if bg is None else bg.numpy(), prompt=meta["prompt"],
                     cond_embedding=tensors["cond_embedding"], null_embeddings=tensors["null_embeddings"],
                     noise=tensors["noise"], latents=tensors["latents"],
@@ -120,10 +134,14 @@ class Prepared:
 @dataclass
 class EditResult:
     image: np.ndarray  # (h, w, 3) float32 in [0, 1] at the working resolution
-    target_mask: np.ndarray  # (h, w) bool: the object after the edit
+    target_mask: np.ndarray  # (h, w) bool: the objects after the edit (union)
     valid_mask: np.ndarray  # (h, w) bool: pixels with a source (not a disocclusion hole)
     edited_depth: np.ndarray  # (h, w) float32 metres
-    stats: dict
+    stats: dict  # includes "visible_objects": [bool per object]
+    target_masks: list = field(default_factory=list)  # (h, w) bool per object, in mask order
+    # (h, w, 2) float32: (u, v) working-grid pixel coordinates of each moved pixel's source in the
+    # photo (the objects; every covered pixel when the camera moves), NaN elsewhere
+    source_coords: np.ndarray | None = None
 
 
 class Engine:
@@ -200,7 +218,7 @@ class Engine:
     def prepare(self, image, prompt, depth, object_mask, background_depth=None, cache_dir=None,
                 progress=None, should_cancel=None) -> Prepared:
         """Invert ``image`` (H, W, 3 float in [0, 1], any size) with its z-depth (H, W) and object
-        mask (H, W bool); record the reference activations. With ``cache_dir``, a valid cache
+        mask(s) (H, W) or (N, H, W) bool; record the reference activations; lift the scene once. With ``cache_dir``, a valid cache
         of the same inputs is loaded instead, and a fresh result is saved there."""
         import torch
 
@@ -232,11 +250,16 @@ class Engine:
         h, w = cond_mod.working_size(*image.shape[:2], s.resolution or m.native_resolution, m.size_multiple)
         img = cond_mod.resize_image(image, (h, w))
         dep = cond_mod.resize_nearest(depth, (h, w)).astype(np.float32)
-        mask = cond_mod.resize_nearest(object_mask, (h, w)).astype(bool)
+        masks = np.stack([cond_mod.resize_nearest(om, (h, w)).astype(bool) for om in object_mask])
         bg = None if background_depth is None else cond_mod.resize_nearest(background_depth, (h, w)).astype(np.float32)
-        if not mask.any():
-            raise InputError(f"mask: the object disappears at the working resolution {w}x{h}; "
-                             f"use a larger object or a higher resolution")
+        for n, om in enumerate(masks):
+            if not om.any():
+                raise InputError(f"mask{'' if len(masks) == 1 else f' {n + 1}'}: the object disappears at the "
+                                 f"working resolution {w}x{h}; use a larger object or a higher resolution")
+        from .lifted import LiftedScene
+
+        with _timer(report["seconds"], "lift"):
+            scene = LiftedScene.build(dep, masks, bg, Camera(h, w))
         den = self.denoiser
         ddim = DDIM(m.scheduler, s.steps)
         # 3. Encode prompt, image and depth
@@ -259,20 +282,24 @@ class Engine:
                       peak_memory_bytes=_peak_memory(m.device), device=str(m.device), dtype=str(m.dtype),
                       inversion=s.inversion, null_text_losses=inv.losses)
         prepared = Prepared(
-            image=img, depth=dep, object_mask=mask, background_depth=bg, prompt=prompt,
+            image=img, depth=dep, object_masks=scene.object_masks,
+            background_depth=scene.background_depth.astype(np.float32), prompt=prompt,
             cond_embedding=cond.detach().float().cpu(), null_embeddings=inv.null_embeddings.detach().float().cpu(),
             noise=inv.noise.detach().float().cpu(), latents=latents.detach().float().cpu(),
             reconstruction_latents=rec_latents.detach().float().cpu(), reconstruction=reconstruction,
             references=refs, settings=s, model_id=m.model_id, revision=m.revision, key=key,
             original_size=tuple(image.shape[:2]), report=report)
+        prepared._scene = scene
         if cache_dir is not None:
             prepared.save(cache_dir)
         return prepared
 
     # --- edit -----------------------------------------------------------------------------------
     def edit(self, prepared: Prepared, transforms, progress=None, should_cancel=None) -> list:
-        """One EditResult per 4x4 camera-frame transform (p' = T p), all from the same inverted
-        noise; frames run in batches of settings.frame_batch_size."""
+        """One EditResult per frame, all from the same inverted noise; frames run in batches of
+        settings.frame_batch_size. ``transforms``: a list of `engine.transforms.FrameEdit` (one
+        transform per object, an optional camera move) or of 4x4 camera-frame matrices (p' = T p,
+        object 1 moves)."""
         import torch
 
         from .diffusion import conditioning as cond_mod
@@ -288,7 +315,7 @@ class Engine:
         # the prepared photo fixes what prepare computed; edit-only settings come from the engine
         s = self.settings.replace(**{k: getattr(prepared.settings, k) for k in EditSettings.PREPARE_FIELDS})
         # 1. Check inputs, 2. lift / transform / project every frame
-        mats = check_transforms(transforms)
+        mats = check_transforms(transforms, len(prepared.object_masks))
         geoms = self.edit_geometry(prepared, mats)
         den = self.denoiser
         ddim = DDIM(m.scheduler, s.steps)
@@ -308,8 +335,8 @@ class Engine:
             # 3. Edited depth -> depth conditioning; activation-grid targets for the energy
             edited = np.stack([geoms[k].edited_depth for k in batch]).astype(np.float32)
             depth_cond = cond_mod.depth_condition(edited, noise.shape[-2:], device, dtype)
-            targets = {hw: layer_targets([geoms[k] for k in batch], prepared.object_mask, hw, device)
-                       for hw in grids}
+            targets = {hw: layer_targets([prepared.scene.frame(mats[k], hw, edited_depth=False) for k in batch],
+                                         device) for hw in grids}
             guidance = Guidance(prepared.references, targets, s, device)
             # 4. Guided sampling from the inverted noise, then plain CFG steps
             with m.on_device(m.unet):
@@ -329,25 +356,23 @@ class Engine:
                     image=images[j], target_mask=np.asarray(g.target_mask, bool),
                     valid_mask=np.asarray(g.valid_mask, bool),
                     edited_depth=np.asarray(g.edited_depth, np.float32),
+                    target_masks=list(g.target_masks),
+                    source_coords=np.where(g.moved_mask[..., None], g.source_coords, np.nan).astype(np.float32),
                     stats={"frame": k + 1, "batch_frames": len(batch), "batch_seconds": seconds,
+                           "visible_objects": list(g.visible), "camera_moved": g.camera_moved,
                            "batch_unet_forward": counts["unet_forward"],
                            "batch_unet_backward": counts["unet_backward"],
                            "peak_memory_bytes": _peak_memory(device), "energy": trace}))
         return results
 
-    def edit_geometry(self, prepared: Prepared, mats) -> list:
-        """engine.geometry for each transform at the working resolution; rejects empty edits."""
-        from .geometry import compute_edit_geometry
-
-        out = []
-        for k, T in enumerate(mats):
-            g = compute_edit_geometry(prepared.depth, prepared.object_mask, T,
-                                      background_depth=prepared.background_depth, camera=prepared.camera)
-            visible = np.asarray(g.target_mask, bool) & np.asarray(g.valid_mask, bool)
-            if not visible.any():
-                raise InputError(f"transform {k + 1}: moves the object out of view (no pixel of it "
-                                 f"is visible after the edit)")
-            out.append(g)
+    def edit_geometry(self, prepared: Prepared, edits) -> list:
+        """The lifted scene's geometry of each frame at the working resolution. A frame whose
+        objects are all out of view renders without them (its stats say so); only a trajectory
+        where no object is ever visible is refused."""
+        out = [prepared.scene.frame(e) for e in edits]
+        if not any(any(g.visible) for g in out):
+            raise InputError("transforms: move every object out of view in every frame (nothing "
+                             "of them is visible in any frame)")
         return out
 
 
@@ -364,17 +389,19 @@ def check_inputs(image, depth, object_mask, background_depth=None):
         raise InputError("image: values must be finite and in [0, 1]")
     hw = image.shape[:2]
     depth = _check_depth(depth, "depth", hw)
-    mask = np.asarray(object_mask)
-    if mask.shape != hw:
-        raise InputError(f"mask: shape {mask.shape} does not match the image {hw}")
-    mask = mask.astype(bool)
-    if not mask.any():
-        raise InputError("mask: empty (no object pixel)")
-    if mask.all():
+    masks = np.asarray(object_mask)
+    masks = masks[None] if masks.ndim == 2 else masks
+    if masks.ndim != 3 or masks.shape[1:] != hw or len(masks) == 0:
+        raise InputError(f"mask: shape {masks.shape} does not match the image {hw}")
+    masks = masks.astype(bool)
+    for n, m in enumerate(masks):
+        if not m.any():
+            raise InputError(f"mask{'' if len(masks) == 1 else f' {n + 1}'}: empty (no object pixel)")
+    if masks.any(0).all():
         raise InputError("mask: covers the whole image (no background left)")
     if background_depth is not None:
         background_depth = _check_depth(background_depth, "background depth", hw)
-    return image, depth, mask, background_depth
+    return image, depth, masks, background_depth
 
 
 def _check_depth(depth, what, hw):
@@ -386,13 +413,13 @@ def _check_depth(depth, what, hw):
     return depth
 
 
-def check_transforms(transforms) -> list:
-    """The edit matrices as float64 (4, 4), each checked by `engine.transforms.validate_transform`."""
-    from .transforms import validate_transform
+def check_transforms(transforms, n_objects=1) -> list:
+    """The frames as `engine.transforms.FrameEdit` (a bare 4x4 matrix moves object 1), checked."""
+    from .transforms import FrameEdit
 
     if transforms is None or len(transforms) == 0:
-        raise InputError("transforms: none given (expected a list of 4x4 matrices)")
-    return [validate_transform(T, f"transform {k + 1}") for k, T in enumerate(transforms)]
+        raise InputError("transforms: none given (expected a list of 4x4 matrices or FrameEdits)")
+    return [FrameEdit.of(T, n_objects, f"transform {k + 1}") for k, T in enumerate(transforms)]
 
 
 @contextmanager

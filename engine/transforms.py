@@ -1,7 +1,11 @@
 """3D edit transforms: the transform file format, conversions and checks.
 
 A transform is a 4x4 float64 matrix T acting on camera-frame points (Blender's camera frame,
-DESIGN.md section 3): p' = T p, a rigid motion optionally with a uniform scale.
+docs/design.md): p' = T p, a rigid motion optionally with a uniform scale.
+
+One frame of a trajectory is a `FrameEdit`: one transform per object (in mask order; identity =
+the object stays) and an optional camera move M (p_new = M p_old: the whole scene, objects
+included, is seen from a moved camera; an object's final transform is M T).
 
 File format (README "Transform files")::
 
@@ -9,8 +13,15 @@ File format (README "Transform files")::
         {"matrix": [[...], [...], [...], [0, 0, 0, 1]]},
         {"translation": [x, y, z], "rotation_axis": [x, y, z], "rotation_angle": 30,
          "scale": 1.2, "pivot": "centroid" | [x, y, z], "frame": 12},
+        {"objects": [{"matrix": T1}, {"translation": [...]}, ...], "frame": 13},
+        {"camera": M},
+        {"objects": [...], "camera": M},
         ...
     ]}
+
+A frame with a single object's keys at the top level edits object 1 (the others stay); an
+``objects`` list gives one entry per object in mask order (``{}`` = identity); ``camera`` is a
+matrix or an entry of the same keys (its default pivot is the centroid of all objects).
 
 Axis/angle frames: T = Translate(t) . Pivot(c) . Rotate(axis, angle in degrees) . Scale(s) . Pivot(-c),
 i.e. rotation and scale happen about the pivot c (default: the object's 3D centroid), then the
@@ -27,6 +38,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +50,60 @@ _S = np.diag([-1.0, 1.0, -1.0, 1.0])
 # JSON matrices often come from float32 (Blender): allow that much rounding in the checks.
 _ORTHO_TOL = 1e-4
 _FRAME_KEYS = {"matrix", "translation", "rotation_axis", "rotation_angle", "scale", "pivot", "frame"}
+_EDIT_KEYS = {"objects", "camera", "frame"}
+
+
+@dataclass(frozen=True, eq=False)
+class FrameEdit:
+    """One frame's edit: ``objects`` a tuple of 4x4 float64 camera-frame transforms (p' = T p), one
+    per object in mask order (identity = the object stays); ``camera`` None or a 4x4 float64 M
+    mapping points of the photo's camera frame to the new camera's (p_new = M p_old)."""
+
+    objects: tuple
+    camera: np.ndarray | None = None
+
+    @classmethod
+    def of(cls, value, n_objects=1, name="transform") -> "FrameEdit":
+        """A FrameEdit from a FrameEdit or a bare 4x4 matrix (object 1 moves, no camera move),
+        checked against ``n_objects``; objects missing at the end stay (identity)."""
+        if isinstance(value, FrameEdit):
+            edit = value
+        else:
+            edit = cls((validate_transform(value, name),))
+        if len(edit.objects) > n_objects:
+            raise InputError(f"{name}: moves {len(edit.objects)} objects, the photo has {n_objects}")
+        objects = tuple(validate_transform(T, f"{name} object {n + 1}") for n, T in enumerate(edit.objects))
+        objects += (np.eye(4),) * (n_objects - len(objects))
+        camera = None if edit.camera is None else validate_transform(edit.camera, f"{name} camera")
+        return cls(objects, camera)
+
+    @property
+    def moves_camera(self) -> bool:
+        return self.camera is not None and not np.allclose(self.camera, np.eye(4), atol=1e-12)
+
+    def object_transforms(self) -> list:
+        """The final camera-frame transform of each object: M T (the camera move applied last)."""
+        if self.camera is None:
+            return list(self.objects)
+        return [self.camera @ T for T in self.objects]
+
+    @property
+    def matrix(self) -> np.ndarray:
+        """The single object's transform (one object, no camera move); InputError otherwise."""
+        if len(self.objects) != 1 or self.moves_camera:
+            raise InputError("transform: this frame moves several objects or the camera; "
+                             "a single 4x4 matrix cannot describe it")
+        return self.objects[0]
+
+    def __array__(self, dtype=None, copy=None):  # np.asarray(edit) for single-object callers
+        m = self.matrix
+        return m.astype(dtype) if dtype is not None else m.copy()
+
+    def to_dict(self) -> dict:
+        out = {"objects": [{"matrix": T.tolist()} for T in self.objects]}
+        if self.camera is not None:
+            out["camera"] = self.camera.tolist()
+        return out
 
 
 def validate_transform(T, name="transform") -> np.ndarray:
@@ -188,8 +254,45 @@ def _frame_dicts(obj, name):
     raise InputError(f"{name}: expected {{\"frames\": [...]}} or {{\"edit_000\": {{...}}, ...}}")
 
 
+def _centroids(centroid):
+    """None, one (3,) centroid or one per object -> list of (3,) arrays or None."""
+    if centroid is None:
+        return None
+    c = np.asarray(centroid, dtype=np.float64)
+    return [c.reshape(3)] if c.size == 3 else [x for x in c.reshape(-1, 3)]
+
+
+def frame_to_edit(frame, centroid=None, convention="camera", name="frame") -> FrameEdit:
+    """One frame dict (see module docstring) -> FrameEdit. ``centroid``: the objects' camera-frame
+    centroids, one (3,) or one per object (the default pivots)."""
+    cents = _centroids(centroid)
+    if not isinstance(frame, dict) or not (set(frame) & {"objects", "camera"}):
+        c = None if cents is None else cents[0]
+        return FrameEdit((frame_to_matrix(frame, c, convention, name),))
+    unknown = set(frame) - _EDIT_KEYS
+    if unknown:
+        raise InputError(f"{name}: unknown key(s) {', '.join(sorted(unknown))} next to 'objects'/'camera'; "
+                         f"expected {', '.join(sorted(_EDIT_KEYS))}")
+    objects = frame.get("objects", [])
+    if not isinstance(objects, list):
+        raise InputError(f"{name}: 'objects' must be a list with one entry per object")
+    if cents is not None and len(objects) > len(cents):
+        raise InputError(f"{name}: moves {len(objects)} objects, the photo has {len(cents)}")
+    mats = tuple(frame_to_matrix(o, None if cents is None else cents[n], convention, f"{name} object {n + 1}")
+                 for n, o in enumerate(objects))
+    camera = None
+    if "camera" in frame:
+        cam = frame["camera"]
+        pivot = None if cents is None else np.mean(cents, axis=0)
+        camera = frame_to_matrix(cam if isinstance(cam, dict) else {"matrix": cam}, pivot, convention,
+                                 f"{name} camera")
+    if not mats:
+        mats = (np.eye(4),)
+    return FrameEdit(mats, camera)
+
+
 def parse_keyframes(obj, convention="camera", centroid=None, name="transforms"):
-    """Parsed JSON -> list of (frame number or None, 4x4 float64 camera-frame matrix)."""
+    """Parsed JSON -> list of (frame number or None, FrameEdit)."""
     if convention not in CONVENTIONS:
         raise InputError(f"transform convention {convention!r}: expected one of {', '.join(CONVENTIONS)}")
     items = _frame_dicts(obj, name)
@@ -197,17 +300,17 @@ def parse_keyframes(obj, convention="camera", centroid=None, name="transforms"):
         raise InputError(f"{name}: contains no frames")
     out = []
     for label, frame in items:
-        M = frame_to_matrix(frame, centroid, convention, label)
+        edit = frame_to_edit(frame, centroid, convention, label)
         number = frame.get("frame")
         if number is not None and (isinstance(number, bool) or not isinstance(number, int)):
             raise InputError(f"{label}: 'frame' must be an integer frame number, got {number!r}")
-        out.append((number, M))
+        out.append((number, edit))
     return out
 
 
 def parse_transforms(obj, convention="camera", centroid=None, name="transforms"):
-    """Parsed JSON -> list of 4x4 float64 camera-frame matrices."""
-    return [M for _, M in parse_keyframes(obj, convention, centroid, name)]
+    """Parsed JSON -> list of FrameEdit."""
+    return [e for _, e in parse_keyframes(obj, convention, centroid, name)]
 
 
 def _read_json(path):
@@ -224,26 +327,33 @@ def _read_json(path):
 
 
 def load_keyframes(path, convention="camera", centroid=None):
-    """Read a transform file -> list of (frame number or None, 4x4 float64 matrix)."""
+    """Read a transform file -> list of (frame number or None, FrameEdit)."""
     obj, name = _read_json(path)
     return parse_keyframes(obj, convention, centroid, name)
 
 
 def load_transforms(path, convention="camera", centroid=None):
-    """Read a transform file -> list of 4x4 float64 camera-frame matrices (see module docstring)."""
+    """Read a transform file -> list of FrameEdit (see module docstring)."""
     obj, name = _read_json(path)
     return parse_transforms(obj, convention, centroid, name)
 
 
 def object_centroid(depth, mask, camera=None) -> np.ndarray:
-    """Mean camera-frame 3D point (3,) float64 of the object pixels lifted with ``depth``."""
+    """Mean camera-frame 3D point (3,) float64 of the object pixels lifted with ``depth``; with
+    masks (N, H, W), one centroid per object (N, 3)."""
     from .camera import Camera
 
     depth = np.asarray(depth, dtype=np.float64)
     mask = np.asarray(mask, dtype=bool)
-    if depth.shape != mask.shape:
+    if depth.shape != mask.shape[-2:]:
         raise InputError(f"mask: size {mask.shape[::-1]} does not match depth {depth.shape[::-1]} (WxH)")
     if not mask.any():
         raise InputError("mask: is empty (no pixel selected)")
     camera = camera or Camera(*depth.shape)
-    return camera.lift(depth)[mask].mean(axis=0)
+    points = camera.lift(depth)
+    if mask.ndim == 3:
+        for n, m in enumerate(mask):
+            if not m.any():
+                raise InputError(f"mask {n + 1}: is empty (no pixel selected)")
+        return np.stack([points[m].mean(axis=0) for m in mask])
+    return points[mask].mean(axis=0)

@@ -3,8 +3,8 @@
 ``warp(signal, source_coords)`` returns, at every output pixel, the signal bilinearly sampled at
 that pixel's source coordinates: W[X, F](u) = X(u - F(u)) with u - F(u) = source_coords(u).
 Coordinates are continuous pixel units of the SIGNAL's grid, pixel (i, j) centred at
-(j + 0.5, i + 0.5) (`engine.camera` conventions), so an `EditGeometry` resampled with
-`at_resolution(h, w)` to the signal's grid plugs in directly.
+(j + 0.5, i + 0.5) (`engine.camera` conventions), so the source coordinates of a lifted scene's
+frame on the signal's grid (`LiftedScene.frame(edit, grid=(h, w))`) plug in directly.
 """
 from __future__ import annotations
 

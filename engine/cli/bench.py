@@ -36,6 +36,8 @@ def add_arguments(p) -> None:
     p.add_argument("--configs", nargs="+", default=["fast", "release"], choices=["fast", "release"])
     p.add_argument("--memory-options", action="store_true", help="also run fast with each memory option")
     p.add_argument("--out", metavar="JSON", help="write the results here")
+    p.add_argument("--geometry", action="store_true",
+                   help="only the geometry, no model: the photo's one-off lifted scene and per-frame costs")
 
 
 def build_sd2_depth_models(device, dtype, *, cpu_offload=False, vae_tiling=False, vae_slicing=False,
@@ -134,7 +136,57 @@ def run_config(name, settings, device, dtype, frames, options=None):
     return row
 
 
+def bench_geometry(size, frames=4) -> dict:
+    """Seconds of the lifted scene at size x size: the one-off build (completion, meshes) and,
+    per frame, an object move and a camera move at full resolution (with the edited depth) and
+    the guidance's 64x64 grid; plus the import's background fills (colour and depth)."""
+    import numpy as np
+
+    from ..camera import Camera
+    from ..lifted import LiftedScene
+    from ..perception.removal import fill_background
+    from ..transforms import FrameEdit
+
+    cam = Camera(size, size)
+    u, v = cam.pixel_centres()
+    floor = 1.2 * cam.focal / np.maximum(v - size / 2, 1e-9)
+    depth = np.where((v > size / 2) & (floor < 6.0), floor, 6.0)
+    mask = (np.abs(u - 0.5 * size) < 0.15 * size) & (v > 0.45 * size) & (v < 0.85 * size)
+    depth[mask] = 2.5
+    image = np.clip(np.stack([u, v, u + v], -1) / (2 * size), 0, 1).astype(np.float32)
+
+    def timed(fn):
+        t0 = time.perf_counter()
+        out = fn()
+        return out, time.perf_counter() - t0
+
+    _, fills = timed(lambda: fill_background(image, depth, mask))
+    scene, build = timed(lambda: LiftedScene.build(depth, mask))
+    move = np.eye(4)
+    orbit = np.eye(4)
+    a = np.radians(3.0)
+    orbit[:3, :3] = [[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]]
+    per = {"object_move": [], "object_move_64": [], "camera_move": []}
+    for k in range(frames):
+        move[0, 3] = 0.05 * (k + 1)
+        per["object_move"].append(timed(lambda: scene.frame(move))[1])
+        per["object_move_64"].append(timed(lambda: scene.frame(move, (64, 64), edited_depth=False))[1])
+        per["camera_move"].append(timed(lambda: scene.frame(FrameEdit((np.eye(4),), orbit)))[1])
+    return {"size": size, "import_fills_s": fills, "lifted_scene_build_s": build,
+            "build_parts_s": dict(scene.timings),
+            "per_frame_s": {k: float(np.median(x)) for k, x in per.items()}}
+
+
 def run(args) -> int:
+    if getattr(args, "geometry", False):
+        result = bench_geometry(args.resolution, args.frames)
+        print(json.dumps(result, indent=1))
+        if args.out:
+            from ..io import atomic_output
+
+            with atomic_output(args.out) as tmp:
+                tmp.write_text(json.dumps(result, indent=1))
+        return 0
     import torch
 
     from ..devices import resolve_device, resolve_dtype

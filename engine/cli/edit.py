@@ -50,8 +50,8 @@ def run(args) -> int:
         prepared = engine.prepare(**inputs, progress=progress_printer(verbose))
         prepare_report = prepared.report
     stages["prepare"] = time.perf_counter() - t0
-    centroid = object_centroid(prepared.depth, prepared.object_mask, prepared.camera)
-    transforms = load_transforms(args.transforms, convention=args.convention, centroid=centroid)
+    centroids = object_centroid(prepared.depth, prepared.object_masks, prepared.camera)
+    transforms = load_transforms(args.transforms, convention=args.convention, centroid=centroids)
     out.mkdir(parents=True, exist_ok=True)
     counts0 = dict(engine.counts)
     t0 = time.perf_counter()
@@ -62,10 +62,16 @@ def run(args) -> int:
     for k, r in enumerate(results, start=1):
         io.save_image(out / f"frame_{k:04d}.png", r.image)
         io.save_mask(out / f"target_mask_{k:04d}.png", r.target_mask)
+        for n, m in enumerate(r.target_masks if len(r.target_masks) > 1 else [], start=1):
+            io.save_mask(out / f"target_mask_{k:04d}_{n}.png", m)  # per object, with several
         io.save_depth_exr(out / f"edited_depth_{k:04d}.exr", r.edited_depth)
+        hidden = [str(n + 1) for n, v in enumerate(r.stats["visible_objects"]) if not v]
+        if hidden:
+            print(f"frame {k}: object(s) {', '.join(hidden)} out of view; rendered without them")
         energy = r.stats["energy"]
         frames.append({"frame": k, "batch_frames": r.stats["batch_frames"],
                        "batch_seconds": r.stats["batch_seconds"],
+                       "visible_objects": r.stats["visible_objects"],
                        "energy_first": energy[0]["energy"] if energy else 0.0,
                        "energy_last": energy[-1]["energy"] if energy else 0.0})
     stages["write"] = time.perf_counter() - t0

@@ -23,11 +23,13 @@ def add_input_arguments(p, required=True) -> None:
     g.add_argument("--prompt", required=required, help="a caption of the photo")
     g.add_argument("--depth", help="z-depth in metres (.exr, .npy, or 16-bit .png in millimetres)")
     g.add_argument("--depth-png-scale", type=float, default=None, help="metres per unit of a PNG depth")
-    g.add_argument("--mask", help="object mask (white = object)")
-    g.add_argument("--object", metavar="TEXT", help="find the object by a text query instead of --mask "
-                   "(Grounding DINO + SAM; candidate masks are written to the output directory)")
-    g.add_argument("--candidate", type=int, default=None, metavar="N",
-                   help="with --object: use candidate N (0 = best; see candidates.json)")
+    g.add_argument("--mask", action="append", help="object mask (white = object); repeat for several "
+                   "objects (their order is the order of a transform file's 'objects')")
+    g.add_argument("--object", metavar="TEXT", action="append",
+                   help="find the object by a text query instead of --mask (Grounding DINO + SAM; "
+                   "candidate masks are written to the output directory); repeat for several objects")
+    g.add_argument("--candidate", type=int, action="append", default=None, metavar="N",
+                   help="with --object: use candidate N (0 = best; see candidates.json); one per --object")
     g.add_argument("--removal", choices=("fill", "diffusers"), default="fill",
                    help="object removal backend for the background (default: fill, no download)")
     g.add_argument("--background-depth", help="depth of the scene without the object (optional)")
@@ -95,37 +97,58 @@ def load_prepare_inputs(args, candidates_dir=None) -> dict:
 
     if not args.image or args.prompt is None:
         raise InputError("give --image and --prompt (or --prepared PREP_DIR)")
-    query = getattr(args, "object", None)
-    if args.mask and query:
+    mask_files = _listed(args.mask)
+    queries = _listed(getattr(args, "object", None))
+    picks = _listed(getattr(args, "candidate", None))
+    if mask_files and queries:
         raise InputError("give either --mask or --object, not both")
-    if not args.mask and not query:
+    if not mask_files and not queries:
         raise InputError("--mask or --object: say which object to edit (a mask file, white = object, "
                          "or a text query such as 'the car')")
-    if getattr(args, "candidate", None) is not None and not query:
+    if picks and not queries:
         raise InputError("--candidate: only meaningful with --object")
+    if len(picks) > len(queries):
+        raise InputError(f"--candidate: given {len(picks)} times for {len(queries)} --object queries")
     image = io.load_image(args.image)
     shape = image.shape[:2]
     depth = io.load_depth(args.depth, png_scale=args.depth_png_scale, expected_shape=shape) if args.depth else None
-    mask = io.load_mask(args.mask, expected_shape=shape) if args.mask else None
+    masks = [io.load_mask(f, expected_shape=shape) for f in mask_files]
     background = None
     if getattr(args, "background_depth", None):
         background = io.load_depth(args.background_depth, png_scale=args.depth_png_scale, expected_shape=shape)
-    if depth is None or query:
+    if depth is None or queries:
         from ..perception.inputs import resolve_inputs, write_candidates
         from .models import overrides_from_args
 
-        found = resolve_inputs(image, depth=depth, mask=mask, object_query=query,
-                               candidate=getattr(args, "candidate", None), models_dir=args.models,
-                               overrides=overrides_from_args(args, PERCEPTION_ROLES), device=args.device,
-                               removal=getattr(args, "removal", "fill"))
-        if found.candidates and candidates_dir is not None:
-            write_candidates(found.candidates, candidates_dir, found.chosen)
-            print(f"{len(found.candidates)} candidate(s) for {query!r}; using candidate {found.chosen} "
-                  f"(see {Path(candidates_dir) / 'candidates.json'})")
-        depth, mask = found.depth, found.mask
-        if background is None:
-            background = found.background_depth
+        several = max(len(masks), len(queries)) > 1
+        found_masks = []
+        for n in range(max(len(masks), len(queries))):
+            query = queries[n] if queries else None
+            found = resolve_inputs(image, depth=depth, mask=masks[n] if masks else None, object_query=query,
+                                   candidate=picks[n] if n < len(picks) else None, models_dir=args.models,
+                                   overrides=overrides_from_args(args, PERCEPTION_ROLES), device=args.device,
+                                   removal=getattr(args, "removal", "fill"))
+            if found.candidates and candidates_dir is not None:
+                where = Path(candidates_dir) / f"object_{n + 1}" if several else Path(candidates_dir)
+                write_candidates(found.candidates, where, found.chosen)
+                print(f"{len(found.candidates)} candidate(s) for {query!r}; using candidate {found.chosen} "
+                      f"(see {where / 'candidates.json'})")
+            depth = found.depth  # estimated once, then shared by the other objects
+            found_masks.append(found.mask)
+            if background is None and not several:
+                background = found.background_depth  # several objects: the lifted scene completes it
+        masks = found_masks
+    import numpy as np
+
+    mask = masks[0] if len(masks) == 1 else np.stack(masks)
     return dict(image=image, prompt=args.prompt, depth=depth, object_mask=mask, background_depth=background)
+
+
+def _listed(value) -> list:
+    """An argparse value that may be given once (a scalar, from other callers) or repeated (a list)."""
+    if value is None:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
 def progress_printer(verbose: bool):

@@ -1,8 +1,11 @@
 """``python -m engine preview``: the naive 3D-warped photo and the edit geometry, per frame.
 
-Writes into --out, for each frame k (1-based, 4 digits): preview_k.png, target_mask_k.png,
-valid_mask_k.png, edited_depth_k.exr, then report.json. Every input is read and every transform
-parsed before anything is written; each file is written to a temporary name and renamed.
+Writes into --out, for each frame k (1-based, 4 digits): preview_k.png, target_mask_k.png (the
+union of the objects), with several objects target_mask_k_n.png (object n, 1-based, in --mask
+order), valid_mask_k.png
+(the covered part of the view), edited_depth_k.exr, then report.json. Every input is read and
+every transform parsed before anything is written; each file is written to a temporary name and
+renamed. The photo is lifted once (engine.lifted) and every frame reuses it.
 """
 from __future__ import annotations
 
@@ -10,19 +13,22 @@ import json
 import time
 from pathlib import Path
 
-HELP = "preview an edit geometrically: warp the object in 3D (no diffusion), write masks and depth"
+HELP = "preview an edit geometrically: warp the objects in 3D (no diffusion), write masks and depth"
 
 
 def add_arguments(parser):
     parser.add_argument("--image", required=True, help="the photo (PNG/JPEG, RGB)")
     parser.add_argument("--depth", required=True, help="z-depth in metres: .exr, .npy or 16-bit .png")
-    parser.add_argument("--mask", required=True, help="object mask image (alpha or luminance > 0.5) or .npy")
+    parser.add_argument("--mask", required=True, action="append",
+                        help="object mask image (alpha or luminance > 0.5) or .npy; repeat for several "
+                             "objects (their order is the order of the transform file's 'objects')")
     parser.add_argument("--transforms", required=True, help="transform file (README: Transform files)")
     parser.add_argument("--convention", choices=("camera", "pytorch3d"), default="camera",
                         help="frame the transforms are given in (default: camera = Blender's camera frame)")
     parser.add_argument("--out", required=True, help="output directory (created if missing)")
-    parser.add_argument("--background", help="background image (object removed) to draw the moved object over")
-    parser.add_argument("--background-depth", help="depth of the background (default: Laplace fill of the input depth)")
+    parser.add_argument("--background", help="background image (objects removed) to draw the moved objects over")
+    parser.add_argument("--background-depth", help="depth behind the objects (default: completed from the "
+                                                   "surrounding depth, engine.completion)")
     parser.add_argument("--png-scale", type=float, default=None,
                         help="metres per unit of a 16-bit PNG depth (default 0.001: millimetres)")
 
@@ -31,17 +37,18 @@ def run(args) -> int:
     import numpy as np
 
     from ..errors import InputError
-    from ..geometry import compute_edit_geometry, fill_background_depth
-    from ..io import (load_depth, load_image, load_mask, save_depth_exr, save_image, save_mask)
-    from ..preview import render_preview
-    from ..transforms import load_keyframes, object_centroid
+    from ..io import (atomic_output, load_depth, load_image, load_mask, save_depth_exr, save_image,
+                      save_mask)
+    from ..lifted import LiftedScene
+    from ..preview import preview_frame
+    from ..transforms import FrameEdit, load_keyframes
 
     t_start = time.perf_counter()
     # 1. Everything is read and checked before the first write.
     image = load_image(args.image)
     shape = image.shape[:2]
     depth = load_depth(args.depth, png_scale=args.png_scale, expected_shape=shape)
-    mask = load_mask(args.mask, expected_shape=shape)
+    masks = np.stack([load_mask(m, expected_shape=shape) for m in args.mask])
     background = None
     if args.background:
         background = load_image(args.background)
@@ -49,13 +56,15 @@ def run(args) -> int:
             h, w = background.shape[:2]
             raise InputError(f"background '{args.background}': size {w}x{h} (WxH) does not match "
                              f"the image's {shape[1]}x{shape[0]}")
+    background_depth = None
     if args.background_depth:
         background_depth = load_depth(args.background_depth, png_scale=args.png_scale,
                                       expected_shape=shape)
-    else:
-        background_depth = fill_background_depth(depth, mask)
-    centroid = object_centroid(depth, mask)
-    keyframes = load_keyframes(args.transforms, args.convention, centroid)
+    scene = LiftedScene.build(depth, masks, background_depth)
+    centroids = scene.centroids()
+    keyframes = load_keyframes(args.transforms, args.convention, centroids)
+    edits = [FrameEdit.of(e, scene.n_objects, f"transforms frame {k}") for k, (_, e) in
+             enumerate(keyframes, start=1)]
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise InputError(f"out '{out}': exists and is not a directory")
@@ -64,37 +73,43 @@ def run(args) -> int:
     # 2. Frames.
     out.mkdir(parents=True, exist_ok=True)
     frames = []
-    for k, (number, T) in enumerate(keyframes, start=1):
+    for k, ((number, _), edit) in enumerate(zip(keyframes, edits), start=1):
         t0 = time.perf_counter()
-        rgb, geo = render_preview(image, depth, mask, T, background=background,
-                                  background_depth=background_depth)
+        geo = scene.frame(edit)
         t1 = time.perf_counter()
+        rgb = preview_frame(image, geo, background)
+        t2 = time.perf_counter()
         tag = f"{k:04d}"
         save_image(out / f"preview_{tag}.png", rgb)
         save_mask(out / f"target_mask_{tag}.png", geo.target_mask)
+        for n, m in enumerate(geo.target_masks if scene.n_objects > 1 else [], start=1):
+            save_mask(out / f"target_mask_{tag}_{n}.png", m)
         save_mask(out / f"valid_mask_{tag}.png", geo.valid_mask)
         save_depth_exr(out / f"edited_depth_{tag}.exr", geo.edited_depth)
         frames.append({
             "k": k,
             "frame": number,
-            "transform": T.tolist(),
+            "edit": edit.to_dict(),
             "target_area": int(geo.target_mask.sum()),
-            "object_area": int(mask.sum()),
+            "target_areas": [int(m.sum()) for m in geo.target_masks],
+            "visible_objects": list(geo.visible),
+            "object_area": int(scene.object_mask.sum()),
             "hole_area": int((~geo.valid_mask).sum()),
-            "timings_s": {"geometry": round(geo.timings.get("total_s", 0.0), 4),
-                          "preview": round(t1 - t0, 4),
-                          "write": round(time.perf_counter() - t1, 4)},
+            "timings_s": {"geometry": round(t1 - t0, 4), "preview": round(t2 - t1, 4),
+                          "write": round(time.perf_counter() - t2, 4)},
         })
+        hidden = [str(n + 1) for n, v in enumerate(geo.visible) if not v]
+        if hidden:
+            print(f"frame {k}: object(s) {', '.join(hidden)} out of view; rendered without them")
     report = {
-        "image": str(args.image), "depth": str(args.depth), "mask": str(args.mask),
+        "image": str(args.image), "depth": str(args.depth), "masks": [str(m) for m in args.mask],
         "transforms": str(args.transforms), "convention": args.convention,
         "background": args.background, "size": {"width": int(shape[1]), "height": int(shape[0])},
-        "centroid": [float(x) for x in np.asarray(centroid)],
+        "centroids": np.asarray(centroids).tolist(),
         "frames": frames,
-        "timings_s": {"inputs": round(t_inputs, 4), "total": round(time.perf_counter() - t_start, 4)},
+        "timings_s": {"inputs": round(t_inputs, 4), "scene": round(scene.timings["total_s"], 4),
+                      "total": round(time.perf_counter() - t_start, 4)},
     }
-    from ..io import atomic_output
-
     with atomic_output(out / "report.json") as tmp:
         tmp.write_text(json.dumps(report, indent=1))
     print(f"wrote {len(frames)} frame(s) to {out}")

@@ -2,17 +2,20 @@
 
 For every guided layer i (an output of ``unet.up_blocks[i]``) at DDIM step t:
 
-- G_o (foreground / object): over the target pixels inside the valid warped object mask
-  M'_o = target & valid, the distance between the current activation Psi^e and the edited
-  activation Psi' = W[Psi, F] (the reference activation at each target pixel's source pixel).
-  L1 mean by default (the release), L2 as the paper writes it.
+- G_o (foreground / objects): for each moved part (each object; in a camera move also the static
+  scene, which moves too), over its target pixels inside the valid warped mask, the distance
+  between the current activation Psi^e and the edited activation Psi' = W[Psi, F] (the reference
+  activation at each pixel's own source pixel); L1 mean by default (the release), L2 as the paper
+  writes it. The parts' means are averaged, so a small object counts as much as a large one and
+  one object gives exactly the single-object energy.
 - G_b (background / global): the distance between the MEAN reference activation over the original
-  background (the original object excluded) and the MEAN current activation over the new
-  background (the target object excluded): lighting and shadows may change, the average may not.
+  background (every original object excluded) and the MEAN current activation over the new
+  background (every visible object excluded): lighting and shadows may change, the average may not.
 
-Weights: w_o = fg_layer_weight[i] * fg_weight * 30 * fg_multiplier[iteration], likewise for w_b
-(``EditSettings.layer_weights`` and ``multipliers_at``). Each frame's energy depends only on that
-frame's latents, so frames can be optimised in one batch with the sum of their energies.
+Weights: w_o = fg_layer_weight[i] * fg_weight * weight_scale * fg_multiplier[iteration], likewise
+for w_b (``EditSettings.layer_weights`` and ``multipliers_at``). Each frame's energy depends only
+on that frame's latents, so frames can be optimised in one batch with the sum of their energies.
+Targets come per activation grid, from the lifted scene's frames on that grid (engine.lifted).
 """
 from __future__ import annotations
 
@@ -23,39 +26,51 @@ import numpy as np
 
 @dataclass
 class LayerTargets:
-    """Where to guide, at one activation grid (h, w), for B frames."""
+    """Where to guide, at one activation grid (h, w), for B frames with up to K moved parts."""
 
     source_coords: object  # (B, h, w, 2) float32, (u, v) pixel coords of the source; NaN where none
-    fg_mask: object  # (B, 1, h, w) float: M'_o = target & valid
-    new_bg_mask: object  # (B, 1, h, w) float: not the target object
-    orig_bg_mask: object  # (1, 1, h, w) float: not the original object
+    fg_masks: object  # (B, K, h, w) float: each moved part's target & valid (zeros for absent parts)
+    new_bg_mask: object  # (B, 1, h, w) float: no visible object
+    orig_bg_mask: object  # (1, 1, h, w) float: no original object
+
+    @property
+    def fg_mask(self):
+        """(B, 1, h, w) float: M'_o, the union of the parts."""
+        return self.fg_masks.amax(dim=1, keepdim=True)
 
 
-def layer_targets(geometries, object_mask, hw, device) -> LayerTargets:
-    """Build the targets of B frames at grid ``hw`` from engine.geometry EditGeometry objects."""
+# In a camera move the static scene moves too: it is guided like one more object (docs/method.md,
+# "Camera moves": measured on the toy model against guiding the objects only).
+CAMERA_MOVE_GUIDES_SCENE = True
+
+
+def layer_targets(geometries, device) -> LayerTargets:
+    """The targets of B frames from their `engine.geometry.EditGeometry` on ONE activation grid
+    (`engine.lifted.LiftedScene.frame(edit, grid=(h, w))`)."""
     import torch
 
-    from ..diffusion.conditioning import resize_nearest
-
-    coords, fg, bg = [], [], []
-    obj = None
-    for geo in geometries:
-        g = geo.at_resolution(*hw)
+    shapes = {g.shape for g in geometries}
+    if len(shapes) != 1:
+        raise ValueError(f"layer_targets: the frames' geometries are on different grids {sorted(shapes)}")
+    coords, parts, bg = [], [], []
+    for g in geometries:
         src = np.asarray(g.source_coords, dtype=np.float32)
-        target = np.asarray(g.target_mask, dtype=bool)
         valid = np.asarray(g.valid_mask, dtype=bool) & np.isfinite(src).all(axis=-1)
+        masks = [np.asarray(m, dtype=bool) & valid for m in g.target_masks]
+        # A camera move moves the static scene too: it is one more part with its own sources.
+        scene_part = g.camera_moved and CAMERA_MOVE_GUIDES_SCENE
+        masks.append((valid & ~np.asarray(g.target_mask, bool)) if scene_part else np.zeros_like(valid))
         coords.append(src)
-        fg.append(target & valid)
-        bg.append(~target)
-        if obj is None and getattr(g, "object_mask", None) is not None:
-            obj = np.asarray(g.object_mask, dtype=bool)  # the input mask on this grid
-    if obj is None:
-        obj = resize_nearest(np.asarray(object_mask, dtype=bool), hw)
+        parts.append(np.stack(masks))
+        bg.append(~np.asarray(g.target_mask, dtype=bool))
+    K = max(len(p) for p in parts)
+    parts = [np.concatenate([p, np.zeros((K - len(p),) + p.shape[1:], bool)]) for p in parts]
+    obj = np.asarray(geometries[0].object_mask, dtype=bool)  # the original objects on this grid
 
     def t(a):
         return torch.as_tensor(np.stack(a) if isinstance(a, list) else a).to(device)
 
-    return LayerTargets(t(coords).float(), t(fg)[:, None].float(), t(bg)[:, None].float(),
+    return LayerTargets(t(coords).float(), t(parts).float(), t(bg)[:, None].float(),
                         torch.as_tensor(~obj)[None, None].float().to(device))
 
 
@@ -109,10 +124,12 @@ class Guidance:
                 cur = act.to(ref.dtype).float()
             tg = self.targets[tuple(cur.shape[-2:])]
             C = cur.shape[1]
-            # G_o: mean distance over the valid warped object mask
-            n_fg = tg.fg_mask.sum(dim=(1, 2, 3))
-            g_o = (_distance(cur, warped[layer], s.loss) * tg.fg_mask).sum(dim=(1, 2, 3)) / \
-                (n_fg * C).clamp_min(1.0)
+            # G_o: per moved part, mean distance over its valid warped mask; parts averaged
+            dist = _distance(cur, warped[layer], s.loss).sum(dim=1, keepdim=True)  # (B, 1, h, w)
+            n_fg = tg.fg_masks.sum(dim=(2, 3))  # (B, K)
+            per_part = (dist * tg.fg_masks).sum(dim=(2, 3)) / (n_fg * C).clamp_min(1.0)
+            present = (n_fg > 0).float()
+            g_o = (per_part * present).sum(dim=1) / present.sum(dim=1).clamp_min(1.0)
             # G_b: distance of the mean activations over original and new background
             ref32 = ref.float()
             orig_mean = (ref32 * tg.orig_bg_mask).sum(dim=(2, 3)) / tg.orig_bg_mask.sum().clamp_min(1.0)

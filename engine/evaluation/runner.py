@@ -183,7 +183,7 @@ class EngineRunner:
 
     def edit(self, prepared, transforms, guided: bool = True):
         eng = self.engine if guided else self.ng_engine
-        return eng.edit(prepared, [np.asarray(t, np.float64) for t in transforms])
+        return eng.edit(prepared, list(transforms))  # FrameEdits or 4x4 matrices
 
 
 # ---------------------------------------------------------------------------------------------
@@ -248,7 +248,8 @@ def evaluate_scene(scene: Scene, runner: EngineRunner, cfg: EvalConfig, out_dir:
 
     cache = None if cfg.cache_dir is None else Path(cfg.cache_dir) / scene.name
     with _Stage(costs, "prepare" if cache is None else "prepare (or load from --cache)", runner):
-        prepared = runner.prepare(scene.image, scene.prompt, scene.depth, scene.mask, cache_dir=cache)
+        prepared = runner.prepare(scene.image, scene.prompt, scene.depth,
+                                  scene.mask if scene.masks is None else scene.masks, cache_dir=cache)
     recon = _resize_to(_image01(prepared.reconstruction), (h, w), "image")
     # the segmenter knows the object's colours in the photo AND in the model's reconstruction
     segmenter, seg_note = make_segmenter(cfg.segmenter, scene.image, scene.mask, extra_references=[recon],
@@ -286,7 +287,7 @@ def evaluate_scene(scene: Scene, runner: EngineRunner, cfg: EvalConfig, out_dir:
             m, seg = _adherence(segmenter, img, scene.prompt, frame)
             m.update(_gt_metrics(img, frame))
             m.update(_energy_summary(res.stats, runner.settings))
-            if cfg.cycle:
+            if cfg.cycle and len(frame.transform.objects) == 1 and not frame.transform.moves_camera:
                 stage = "cycle " + ("(guided)" if method == "edit" else "(no guidance)")
                 with _Stage(costs, stage + " prepare", runner):
                     p2 = runner.prepare(np.clip(np.asarray(res.image, np.float32), 0, 1), scene.prompt,

@@ -1,14 +1,16 @@
-"""Scene folders in the ``../shared/scenes/`` format (see that folder's README).
+"""Scene folders with ground truth (Blender renders; copies in tests/data, format below).
 
 ``scene_XXX/`` holds ``image.png``, ``depth.npy`` (or ``depth.exr``), ``mask.png``, ``prompt.txt``,
-``transforms.json`` (``{"frames": [{"matrix": 4x4}, ...]}``, camera-frame edits p' = T p, in the
-project's Blender camera frame) and, per frame K (1-based, 4 digits), ``gt_image_K.png``,
-``gt_true_K.png`` and ``gt_lifted_K.png``. Ground-truth files are optional: a metric whose ground
-truth is missing is reported as absent, never guessed.
+``transforms.json`` (any transform file `engine.transforms` reads: ``{"frames": [{"matrix": 4x4}]}``
+for one object, ``{"objects": [{"matrix": T1}, ...]}`` for several, ``{"camera": M}`` for camera
+moves) and, per frame K (1-based, 4 digits), ``gt_image_K.png``, ``gt_true_K.png`` and
+``gt_lifted_K.png``. Scenes with several objects have ``mask_N.png`` (N = 1, 2, ...; ``mask.png``
+is their union) and per-object ground truth ``gt_true_K_N.png`` / ``gt_lifted_K_N.png``. In camera
+scenes ``gt_lifted_K`` is the coverage of the new view. Ground-truth files are optional: a metric
+whose ground truth is missing is reported as absent, never guessed.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,10 +22,12 @@ from ..errors import InputError
 @dataclass
 class Frame:
     index: int  # 1-based, as in the file names
-    transform: np.ndarray  # (4, 4) float64, camera frame, p' = T p
+    transform: object  # engine.transforms.FrameEdit (np.asarray gives the matrix of a one-object edit)
     gt_image: np.ndarray | None = None  # (H, W, 3) float32 in [0, 1]
-    gt_true: np.ndarray | None = None  # (H, W) bool: silhouette of the true moved object
-    gt_lifted: np.ndarray | None = None  # (H, W) bool: lifted visible surface moved by T
+    gt_true: np.ndarray | None = None  # (H, W) bool: silhouette of the true moved object(s)
+    gt_lifted: np.ndarray | None = None  # (H, W) bool: lifted visible surface moved by T (camera: coverage)
+    gt_true_objects: list | None = None  # per object (H, W) bool, several-object scenes only
+    gt_lifted_objects: list | None = None
 
     @property
     def tag(self) -> str:
@@ -36,9 +40,10 @@ class Scene:
     path: Path
     image: np.ndarray  # (H, W, 3) float32 in [0, 1]
     depth: np.ndarray  # (H, W) float32 z-depth in metres
-    mask: np.ndarray  # (H, W) bool
+    mask: np.ndarray  # (H, W) bool: the union of the objects
     prompt: str
     frames: list[Frame] = field(default_factory=list)
+    masks: np.ndarray | None = None  # (N, H, W) bool, one per object (N = 1: mask[None])
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -67,52 +72,18 @@ def _read_mask(path: Path) -> np.ndarray:
 
 
 def _read_depth(folder: Path) -> np.ndarray:
-    npy, exr = folder / "depth.npy", folder / "depth.exr"
-    if npy.is_file():
-        try:
-            d = np.load(npy, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise InputError(f"depth {str(npy)!r}: cannot be read ({exc})") from None
-        where = npy
-    elif exr.is_file():
-        try:
-            from ..io import load_depth  # the project's reader, once present
-        except ImportError:
-            load_depth = None
-        if load_depth is not None:
-            return np.asarray(load_depth(exr), dtype=np.float32)
-        import OpenEXR
+    from ..io import load_depth
 
-        with OpenEXR.File(str(exr)) as f:
-            channels = f.channels()
-            name = "Y" if "Y" in channels else next(iter(channels))
-            d = np.asarray(channels[name].pixels)
-        where = exr
-    else:
-        raise InputError(f"scene {str(folder)!r}: no depth.npy or depth.exr")
-    d = np.asarray(d, dtype=np.float32)
-    if d.ndim == 3 and d.shape[-1] == 1:
-        d = d[..., 0]
-    if d.ndim != 2:
-        raise InputError(f"depth {str(where)!r}: expected an (H, W) array, got shape {d.shape}")
-    if not np.all(np.isfinite(d)) or np.any(d <= 0):
-        raise InputError(f"depth {str(where)!r}: contains NaN, inf or values <= 0")
-    return d
+    for name in ("depth.npy", "depth.exr"):
+        if (folder / name).is_file():
+            return load_depth(folder / name)
+    raise InputError(f"scene {str(folder)!r}: no depth.npy or depth.exr")
 
 
-def _read_transforms(path: Path) -> list[np.ndarray]:
-    try:
-        data = json.loads(path.read_text())
-        frames = data["frames"]
-        mats = [np.asarray(f["matrix"], dtype=np.float64) for f in frames]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise InputError(f"transforms {str(path)!r}: expected {{\"frames\": [{{\"matrix\": 4x4}}, ...]}} ({exc})") from None
-    for k, m in enumerate(mats):
-        if m.shape != (4, 4) or not np.all(np.isfinite(m)):
-            raise InputError(f"transforms {str(path)!r}: frame {k + 1} is not a finite 4x4 matrix")
-        if not np.allclose(m[3], [0, 0, 0, 1]):
-            raise InputError(f"transforms {str(path)!r}: frame {k + 1} last row must be 0 0 0 1")
-    return mats
+def _read_transforms(path: Path, centroids) -> list:
+    from ..transforms import load_transforms
+
+    return load_transforms(path, centroid=centroids)
 
 
 def is_scene(path: Path) -> bool:
@@ -133,12 +104,18 @@ def find_scenes(root: str | Path) -> list[Path]:
 
 
 def load_scene(path: str | Path) -> Scene:
+    from ..transforms import object_centroid
+
     path = Path(path)
     image = _read_image(path / "image.png")
     depth = _read_depth(path)
     mask = _read_mask(path / "mask.png")
+    per_object = []
+    while (path / f"mask_{len(per_object) + 1}.png").is_file():
+        per_object.append(_read_mask(path / f"mask_{len(per_object) + 1}.png"))
+    masks = np.stack(per_object) if per_object else mask[None]
     h, w = image.shape[:2]
-    for what, a in (("depth", depth), ("mask", mask)):
+    for what, a in (("depth", depth), ("mask", mask), ("masks", masks[0])):
         if a.shape != (h, w):
             raise InputError(f"scene {str(path)!r}: {what} is {a.shape}, image is {(h, w)}")
     if not mask.any():
@@ -146,14 +123,23 @@ def load_scene(path: str | Path) -> Scene:
     prompt_file = path / "prompt.txt"
     prompt = prompt_file.read_text().strip().splitlines()[0].strip() if prompt_file.is_file() else ""
     frames = []
-    for k, m in enumerate(_read_transforms(path / "transforms.json"), start=1):
-        fr = Frame(k, m)
+    n_objects = len(masks)
+    for k, edit in enumerate(_read_transforms(path / "transforms.json", object_centroid(depth, masks)), start=1):
+        fr = Frame(k, edit)
         gi, gt, gl = (path / f"gt_{kind}_{k:04d}.png" for kind in ("image", "true", "lifted"))
         fr.gt_image = _read_image(gi) if gi.is_file() else None
         fr.gt_true = _read_mask(gt) if gt.is_file() else None
         fr.gt_lifted = _read_mask(gl) if gl.is_file() else None
+        if n_objects > 1:
+            for kind in ("true", "lifted"):
+                files = [path / f"gt_{kind}_{k:04d}_{n}.png" for n in range(1, n_objects + 1)]
+                if all(f.is_file() for f in files):
+                    per = [_read_mask(f) for f in files]
+                    setattr(fr, f"gt_{kind}_objects", per)
+                    if getattr(fr, f"gt_{kind}") is None:
+                        setattr(fr, f"gt_{kind}", np.any(per, axis=0))
         frames.append(fr)
-    return Scene(path.name, path, image, depth, mask, prompt, frames)
+    return Scene(path.name, path, image, depth, mask, prompt, frames, masks)
 
 
 def object_query(prompt: str) -> str:

@@ -87,14 +87,13 @@ def check_depth(depth, shape: tuple[int, int], name: str = "depth") -> np.ndarra
 
 
 def dilate(mask: np.ndarray, radius: int) -> np.ndarray:
-    """Binary dilation by a disc of ``radius`` pixels."""
+    """Binary dilation by a disc of ``radius`` pixels: the pixels within ``radius`` of the mask
+    (one Euclidean distance transform, much faster than a disc-shaped structuring element)."""
     if radius <= 0:
         return mask.copy()
     from scipy import ndimage
 
-    yy, xx = np.mgrid[-radius:radius + 1, -radius:radius + 1]
-    disc = xx * xx + yy * yy <= radius * radius
-    return ndimage.binary_dilation(mask, structure=disc)
+    return ndimage.distance_transform_edt(~np.asarray(mask, dtype=bool)) <= radius
 
 
 def role_override(overrides, role: str):

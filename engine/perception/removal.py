@@ -3,7 +3,8 @@ step 4). The object mask is dilated (its soft edge and contact shadow go too) an
 filled by a selectable backend:
 
 - ``"fill"`` (default, no download): harmonic (Laplace) fill of each colour channel from the
-  hole's boundary, solved exactly with the project's sparse solver (:mod:`engine.poisson`). Smooth,
+  hole's boundary, solved with the project's sparse solver on a coarse grid and upsampled
+  (:func:`engine.completion.harmonic_fill`). Smooth,
   deterministic, seam-free; it carries no texture into the hole, which is what the background's
   depth estimate and the lifted background mesh need (no phantom object).
 - ``"diffusers"``: Stable Diffusion inpainting (registry role ``inpaint``), composited back so that
@@ -70,10 +71,11 @@ def remove_object(image, mask, backend: str = "fill", dilate_px=None, models_dir
 
 
 def harmonic_fill(image: np.ndarray, region: np.ndarray) -> np.ndarray:
-    """Laplace fill of each channel of ``image`` (H, W, C) inside ``region``."""
-    from ..poisson import laplace_fill
+    """Laplace fill of each channel of ``image`` (H, W, C) inside ``region`` (solved on a coarse
+    grid and upsampled: :func:`engine.completion.harmonic_fill`)."""
+    from ..completion import harmonic_fill as fill
 
-    return laplace_fill(image, region)
+    return fill(np.asarray(image, dtype=np.float64), region)
 
 
 def load_inpaint_pipeline(models_dir=None, override=None, device="auto"):
@@ -135,19 +137,18 @@ def diffusers_inpaint(image, region, models_dir=None, override=None, device="aut
 def fill_background(image: np.ndarray, depth: np.ndarray, mask: np.ndarray, dilate_px=None):
     """The background without a depth model: (image, depth) with the dilated object filled.
 
-    Colour is the harmonic fill of the "fill" backend; depth is the harmonic fill of INVERSE
-    depth, like :func:`engine.geometry.fill_background_depth` (planes come back exactly). Both
-    share one region, so the four channels share one sparse factorisation: about twice as fast as
-    filling them one after the other (a 1024x1024 photo's import, docs/addon.md).
+    Colour is the harmonic fill of the "fill" backend, solved on a coarse grid (it is smooth);
+    depth is :func:`engine.completion.complete_background_depth` (the surrounding planes
+    continued), the same as :func:`engine.geometry.fill_background_depth`.
     """
+    from ..completion import complete_background_depth
     from ..io import validate_depth
-    from ..poisson import laplace_fill
 
     image = check_image(image)
     mask = check_mask(mask, image.shape[:2])
     depth = validate_depth(depth, "depth", image.shape[:2]).astype(np.float64)
     region = removal_region(mask, dilate_px)
-    stacked = np.concatenate([image.astype(np.float64), (1.0 / depth)[..., None]], axis=-1)
-    filled = laplace_fill(stacked, region)
-    background = np.where(region[..., None], np.clip(filled[..., :3], 0.0, 1.0), image)
-    return background.astype(np.float32), (1.0 / filled[..., 3]).astype(np.float32)
+    filled = harmonic_fill(image.astype(np.float64), region)
+    background = np.where(region[..., None], np.clip(filled, 0.0, 1.0), image)
+    bg_depth = complete_background_depth(depth, mask, dilate_px)
+    return background.astype(np.float32), bg_depth.astype(np.float32)

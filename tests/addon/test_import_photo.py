@@ -72,14 +72,15 @@ def test_meshes_are_cut_at_depth_discontinuities(addon, tmp_path):
     photo = make_photo(tmp_path / "photo")
     obj = import_photo(bpy, photo, tmp_path)
     mesh_mod = addon_module("operators.mesh")
-    # the object's own quads are all inside the mask: (rows-1) x (cols-1)
+    # the object's own triangles (the engine's: two per quad) are all inside the mask
     r0, r1, c0, c1 = 6, 16, 9, 21
-    assert len(obj.data.polygons) == (r1 - r0 - 1) * (c1 - c0 - 1)
-    # a depth step inside a grid cuts the quads that straddle it
+    assert len(obj.data.polygons) == 2 * (r1 - r0 - 1) * (c1 - c0 - 1)
+    assert all(len(p.vertices) == 3 for p in obj.data.polygons)
+    # a depth step inside a grid cuts the triangles that straddle it
     depth = np.ones((4, 5), np.float32)
     depth[:, 3:] = 2.0
-    _, quads = mesh_mod.grid_faces(np.ones((4, 5), bool), depth)
-    assert len(quads) == 3 * 3  # columns 0-1, 1-2, 3-4 kept; 2-3 cut
+    triangles = mesh_mod.grid_faces(depth, np.ones((4, 5), bool))
+    assert len(triangles) == 2 * 3 * 3  # columns 0-1, 1-2, 3-4 kept; 2-3 cut
 
 
 def test_reimport_reuses_cache_and_bad_files_are_operator_errors(addon, tmp_path):

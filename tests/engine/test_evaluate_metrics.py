@@ -27,7 +27,7 @@ def test_load_scene():
     assert s.prompt == "a ring on a floor"
     assert [f.index for f in s.frames] == [1, 2]
     for f in s.frames:
-        assert f.transform.shape == (4, 4)
+        assert f.transform.matrix.shape == (4, 4) and not f.transform.moves_camera
         assert f.gt_image.shape == (64, 64, 3) and f.gt_true.any() and f.gt_lifted.any()
     assert find_scenes(SCENE) == [SCENE]
     assert find_scenes(SCENE.parent) == [SCENE]

@@ -10,6 +10,7 @@ import pytest
 from engine.camera import Camera
 from engine.errors import InputError
 from engine.geometry import (compute_edit_geometry, fill_background_depth, object_mesh)
+from engine.lifted import LiftedScene
 from engine.transforms import frame_to_matrix, object_centroid
 
 SCENES = Path(__file__).resolve().parents[1] / "data" / "geometry"
@@ -248,10 +249,10 @@ def test_depth_discontinuity_cuts_the_mesh():
     assert (g.target_mask.sum(0) > 0).sum() < 20 + 1
 
 
-def test_at_resolution_identity_and_shift():
+def test_coarse_grid_identity_and_shift():
     h, w = 64, 64
     d, m = plane_scene(h, w, depth=4.0, box=(16, 39, 8, 31))
-    g = compute_edit_geometry(d, m, np.eye(4)).at_resolution(16, 16)
+    g = LiftedScene.build(d, m).frame(np.eye(4), grid=(16, 16))
     coarse_mask = np.zeros((16, 16), bool)
     coarse_mask[4:10, 2:8] = True  # coarse centres (4k + 2) inside [16.5, 39.5] x [8.5, 31.5]
     assert np.array_equal(g.target_mask, coarse_mask)
@@ -261,14 +262,14 @@ def test_at_resolution_identity_and_shift():
     np.testing.assert_allclose(g.source_coords[..., 1], gv, atol=1e-4)
     assert g.edited_depth.shape == (16, 16)
     f = Camera(h, w).focal
-    g = compute_edit_geometry(d, m, translation(x=8 * 4.0 / f)).at_resolution(16, 16)  # 2 coarse px
+    g = LiftedScene.build(d, m).frame(translation(x=8 * 4.0 / f), grid=(16, 16))  # 2 coarse px
     assert np.array_equal(g.target_mask, np.roll(coarse_mask, 2, axis=1))
     t = g.target_mask
     np.testing.assert_allclose(g.source_coords[t][:, 0], gu[t] - 2.0, atol=1e-4)
     np.testing.assert_array_equal(g.valid_mask, ~coarse_mask | t)
     # A non-square coarse grid of a non-square image keeps coordinates per axis.
     d2, m2 = plane_scene(48, 64, depth=4.0, box=(12, 35, 8, 31))
-    g2 = compute_edit_geometry(d2, m2, np.eye(4)).at_resolution(12, 16)
+    g2 = LiftedScene.build(d2, m2).frame(np.eye(4), grid=(12, 16))
     t2 = g2.target_mask
     gu2, gv2 = np.meshgrid(np.arange(16) + 0.5, np.arange(12) + 0.5)
     np.testing.assert_allclose(g2.source_coords[t2][:, 1], gv2[t2], atol=1e-4)
@@ -322,7 +323,7 @@ def test_bad_inputs_are_named():
     d, m = plane_scene(10, 12, box=(2, 5, 2, 5))
     with pytest.raises(InputError, match="transform"):
         compute_edit_geometry(d, m, np.diag([1.0, 2.0, 1.0, 1.0]))
-    with pytest.raises(InputError, match="object mask"):
+    with pytest.raises(InputError, match="mask"):
         compute_edit_geometry(d, m[:, :5], np.eye(4))
     bad = d.copy()
     bad[0, 0] = np.nan
@@ -365,5 +366,5 @@ def test_identity_edit_is_exact_on_rendered_scenes(scene):
     assert np.array_equal(geo.target_mask, mask)
     assert geo.valid_mask.all()
     np.testing.assert_array_equal(geo.edited_depth, depth)
-    grid = geo.at_resolution(depth.shape[0] // 2, depth.shape[1] // 2)
+    grid = LiftedScene.build(depth, mask).frame(np.eye(4), grid=(depth.shape[0] // 2, depth.shape[1] // 2))
     assert np.array_equal(grid.target_mask, grid.object_mask)

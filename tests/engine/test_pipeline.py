@@ -122,10 +122,10 @@ def test_cancel_during_edit(engine, prepared):
 
 def test_bad_inputs_give_clear_errors(engine, prepared):
     image, depth, mask = synthetic_scene()
-    with pytest.raises(InputError, match="moves the object out of view"):
+    with pytest.raises(InputError, match="out of view in every frame"):
         engine.edit(prepared, [translation(z=5.0)])  # behind the camera
-    with pytest.raises(InputError, match="moves the object out of view"):
-        engine.edit(prepared, [translation(x=50.0)])
+    with pytest.raises(InputError, match="out of view in every frame"):
+        engine.edit(prepared, [translation(x=50.0), translation(z=5.0)])
     with pytest.raises(InputError, match="transform 1"):
         engine.edit(prepared, [np.eye(3)])
     with pytest.raises(InputError, match="prompt"):

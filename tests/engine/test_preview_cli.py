@@ -112,3 +112,32 @@ def test_bad_input_one_line_error_and_no_output(scene, tmp_path, case):
     assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr
     assert "Traceback" not in r.stderr
     assert not out.exists() or not any(out.iterdir())
+
+
+@pytest.mark.parametrize("folder", ["objects/scene_001", "camera/scene_002"])
+def test_preview_several_objects_and_camera_moves_on_rendered_scenes(folder, tmp_path):
+    """Run as the checks do: per-object target masks vs gt_lifted_K_N, coverage vs gt_lifted_K."""
+    src = REPO / "tests" / "data" / folder
+    masks = sorted(src.glob("mask_*.png")) or [src / "mask.png"]
+    out = tmp_path / "out"
+    r = run_cli("--image", src / "image.png", "--depth", src / "depth.exr",
+                *[x for m in masks for x in ("--mask", m)], "--transforms", src / "transforms.json",
+                "--out", out)
+    assert r.returncode == 0, r.stderr
+
+    def iou(a, b):
+        return (a & b).sum() / max((a | b).sum(), 1)
+
+    report = json.loads((out / "report.json").read_text())
+    for k in (1, 2, 3):
+        tag = f"{k:04d}"
+        per = [load_mask(out / f"target_mask_{tag}_{n}.png") for n in range(1, len(masks) + 1)] \
+            if len(masks) > 1 else [load_mask(out / f"target_mask_{tag}.png")]
+        assert np.array_equal(load_mask(out / f"target_mask_{tag}.png"), np.any(per, axis=0))
+        assert report["frames"][k - 1]["visible_objects"] == [True] * len(masks)
+        if len(masks) > 1:
+            scores = [iou(p, load_mask(src / f"gt_lifted_{tag}_{n}.png")) for n, p in enumerate(per, start=1)]
+            assert min(scores) >= 0.9, scores
+        else:
+            assert iou(load_mask(out / f"valid_mask_{tag}.png"), load_mask(src / f"gt_lifted_{tag}.png")) >= 0.99
+            assert iou(per[0], load_mask(src / f"gt_true_{tag}.png")) >= 0.92

@@ -23,8 +23,9 @@ def test_matrix_frames_and_keyframe_numbers(tmp_path):
     M[:3, 3] = [0.1, 0.2, -0.3]
     p = write(tmp_path, {"frames": [{"matrix": M.tolist(), "frame": 12}, {"matrix": np.eye(4).tolist()}]})
     Ts = load_transforms(p)
-    assert len(Ts) == 2 and Ts[0].dtype == np.float64
-    np.testing.assert_allclose(Ts[0], M)
+    assert len(Ts) == 2 and Ts[0].matrix.dtype == np.float64 and Ts[0].camera is None
+    np.testing.assert_allclose(Ts[0].matrix, M)
+    np.testing.assert_allclose(np.asarray(Ts[0]), M)  # single-object callers may take the matrix
     keys = load_keyframes(p)
     assert [k for k, _ in keys] == [12, None]
 
@@ -58,7 +59,7 @@ def test_reference_layout_in_natural_order(tmp_path):
     obj = {f"edit_{k}": {"translation": [k, 0, 0], "rotation_axis": [0, 1, 0], "rotation_angle": 0}
            for k in (10, 2, 1)}
     Ts = load_transforms(write(tmp_path, obj), convention="pytorch3d", centroid=[0, 0, -3])
-    assert [T[0, 3] for T in Ts] == [-1, -2, -10]
+    assert [T.matrix[0, 3] for T in Ts] == [-1, -2, -10]
 
 
 @pytest.mark.parametrize("matrix,message", [
@@ -108,4 +109,40 @@ def test_parse_and_centroid():
     c = object_centroid(depth, mask)
     np.testing.assert_allclose(c, [0, 0, -2.0], atol=1e-12)
     Ts = parse_transforms({"frames": [{"rotation_axis": [0, 1, 0], "rotation_angle": 180}]}, centroid=c)
-    np.testing.assert_allclose(Ts[0] @ [0, 0, -2, 1], [0, 0, -2, 1], atol=1e-12)
+    np.testing.assert_allclose(Ts[0].matrix @ [0, 0, -2, 1], [0, 0, -2, 1], atol=1e-12)
+
+
+def test_objects_and_camera_frames(tmp_path):
+    M = np.eye(4)
+    M[:3, :3] = rotation_matrix([0, 1, 0], 5)
+    M[:3, 3] = [0.3, 0, 0.1]
+    cents = [[0.5, 0, -4.0], [-1.0, 0, -6.0]]
+    p = write(tmp_path, {"frames": [
+        {"objects": [{"translation": [1, 0, 0]}, {"rotation_axis": [0, 1, 0], "rotation_angle": 90}], "frame": 3},
+        {"camera": M.tolist()},
+        {"objects": [{}], "camera": {"translation": [0, 0, 1]}},
+    ]})
+    keys = load_keyframes(p, centroid=cents)
+    assert [k for k, _ in keys] == [3, None, None]
+    e1, e2, e3 = (e for _, e in keys)
+    assert len(e1.objects) == 2 and e1.camera is None and not e1.moves_camera
+    np.testing.assert_allclose(e1.objects[0][:3, 3], [1, 0, 0])
+    np.testing.assert_allclose(e1.objects[1] @ np.append(cents[1], 1), np.append(cents[1], 1), atol=1e-12)
+    assert e2.moves_camera and np.allclose(e2.camera, M) and np.allclose(e2.objects[0], np.eye(4))
+    np.testing.assert_allclose(e2.object_transforms()[0], M)
+    np.testing.assert_allclose(e3.camera[:3, 3], [0, 0, 1])
+    with pytest.raises(InputError, match="camera"):
+        e2.matrix  # a camera move is not one object's matrix
+    np.testing.assert_allclose(object_centroid(np.full((4, 6), 2.0), np.stack([np.eye(4, 6, dtype=bool)] * 2)),
+                               [object_centroid(np.full((4, 6), 2.0), np.eye(4, 6, dtype=bool))] * 2)
+
+
+@pytest.mark.parametrize("frame,message", [
+    ({"objects": {"matrix": np.eye(4).tolist()}}, "must be a list"),
+    ({"objects": [{}, {}, {}]}, "3 objects"),
+    ({"camera": np.diag([1.0, 2.0, 1.0, 1.0]).tolist()}, "camera"),
+    ({"objects": [], "matrix": np.eye(4).tolist()}, "unknown key"),
+])
+def test_bad_object_and_camera_frames(frame, message):
+    with pytest.raises(InputError, match=message):
+        parse_transforms({"frames": [frame]}, centroid=[[0, 0, -2.0], [0, 0, -3.0]])
