@@ -135,7 +135,7 @@ def resolve_inputs(image_path, depth_path="", mask_path="", object_query="", can
 def cache_key(image_path, depth_path="", mask_path="", object_query="", candidate=0):
     """Content hash of everything that decides a photo's inputs (12 hex digits)."""
     digest = hashlib.sha1()
-    for path in (image_path, depth_path, mask_path):
+    for path in (image_path, depth_path, *(split_list(mask_path) or [""])):
         digest.update(b"|")
         if path:
             with open(path, "rb") as f:
