@@ -173,8 +173,8 @@ def run(args):
         if getattr(args, name) is not None:
             setattr(obj.dh, name, getattr(args, name))
 
-    scene_ops = importlib.import_module(f"{package}.operators.scene")
-    objects = scene_ops.moving_objects(obj, scene)
+    matrices = importlib.import_module(f"{package}.operators.matrices")
+    objects = matrices.moving_objects(obj, scene)
     centroids = [tuple(o.dh.centroid) for o in objects]
     keyed = transforms.load_keyframes(args.keyframes, convention=args.convention, centroid=centroids)
     frames = keyframes.key_transforms(obj, keyed, scene)

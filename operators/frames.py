@@ -77,12 +77,15 @@ def fit(frame, height, width):
 def frame_edit(obj, depsgraph=None):
     """The edit of the photo whose handle is ``obj`` at the depsgraph's frame (else now): each of
     its objects' move within the photo, in mask order, and the scene camera's move."""
-    from .matrices import camera_move, object_edit, photo_frame
-    from .scene import moving_objects
+    from .matrices import camera_move, moving_objects, object_edit, photo_frame
 
     photo_world = photo_frame(obj, depsgraph)
-    objects = tuple(object_edit(o, photo_world, depsgraph) for o in moving_objects(obj))
-    return Edit(objects, camera_move(obj, depsgraph))
+    found = moving_objects(obj)
+    # by mask number: an object deleted from the scene stays where it was (identity)
+    objects = [np.eye(4)] * (1 + max(o.dh.object_index for o in found))
+    for o in found:
+        objects[o.dh.object_index] = object_edit(o, photo_world, depsgraph)
+    return Edit(tuple(objects), camera_move(obj, depsgraph))
 
 
 def photo_for_camera(scene):

@@ -4,7 +4,7 @@ Rotations are keyed as quaternions so interpolation takes the short way round wi
 """
 import numpy as np
 
-from .matrices import photo_frame, rest_world_matrix, to_matrix, world_matrix_for
+from .matrices import moving_objects, photo_frame, rest_world_matrix, to_matrix, world_matrix_for
 
 
 def _key_matrix(item, matrix_world, previous):
@@ -25,8 +25,6 @@ def key_transforms(obj, keyed, scene=None):
     edit leaves out stay at rest at that key; the camera is keyed only when some edit moves it.
     Returns the sorted list of keyed frame numbers; sets the scene's frame range to them.
     """
-    from .scene import moving_objects
-
     numbers = [index + 1 if frame is None else int(frame) for index, (frame, _) in enumerate(keyed)]
     if len(set(numbers)) != len(numbers):
         raise ValueError(f"keyframes: frame numbers repeat ({sorted(numbers)})")

@@ -59,6 +59,15 @@ def rest_relative_to_camera(camera_world, object_world):
     return flat(camera_world.inverted() @ object_world)
 
 
+def moving_objects(handle, scene=None):
+    """A photo's objects in mask order (the handle, its first, holds the photo's settings)."""
+    import bpy
+
+    pool = scene.objects if scene is not None else bpy.data.objects
+    found = [o for o in pool if o.dh.role == "OBJECT" and (o == handle or o.dh.handle == handle)]
+    return sorted(found, key=lambda o: (o != handle, o.dh.object_index, o.name))
+
+
 def _evaluated(obj, depsgraph):
     return obj if depsgraph is None else obj.evaluated_get(depsgraph)
 

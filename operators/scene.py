@@ -101,13 +101,6 @@ def photo_objects(context):
     return [o for o in context.scene.objects if o.dh.role == "OBJECT" and o.dh.handle in (None, o)]
 
 
-def moving_objects(handle, scene=None):
-    """A photo's objects in mask order (the handle first)."""
-    pool = scene.objects if scene is not None else bpy.data.objects
-    found = [o for o in pool if o.dh.role == "OBJECT" and (o == handle or o.dh.handle == handle)]
-    return sorted(found, key=lambda o: (o != handle, o.dh.object_index, o.name))
-
-
 def active_handle(context):
     """The photo the artist means: the active object's photo, else the only one."""
     from .errors import AddonError
