@@ -83,3 +83,21 @@ def test_camera_move_keyframe_renders_the_moved_view(tmp_path):
     assert np.abs(addon_frames[1] - photo).mean() > 0.02  # the whole view moved
     for k, frame in enumerate(addon_frames, start=1):
         assert _close(frame, load_image(engine_out / f"preview_{k:04d}.png")), k
+
+
+def test_an_object_leaving_the_view_renders_without_it(tmp_path):
+    from engine.io import load_image, load_mask
+
+    scene_dir = DATA / "objects" / "scene_001"
+    away = np.eye(4)
+    away[0, 3] = 50.0  # 50 m to the side: out of view
+    frames = [{"frame": 1, "objects": [{"matrix": np.eye(4).tolist()}, {"matrix": np.eye(4).tolist()}]},
+              {"frame": 2, "objects": [{"matrix": np.eye(4).tolist()}, {"matrix": away.tolist()}]}]
+    result, addon_frames, engine_out = _batch_and_engine(tmp_path, scene_dir, ["mask_1.png", "mask_2.png"], frames)
+    assert "object 2 out of view" in result.stdout + result.stderr
+    assert load_image(engine_out / "target_mask_0002_2.png").max() == 0  # the engine agrees: not in view
+    assert _close(addon_frames[1], load_image(engine_out / "preview_0002.png"))
+    # where object 2 was, the background with the objects removed shows
+    background = load_image(next((tmp_path / "out" / "cache").iterdir()) / "background.png")
+    mask_2 = load_mask(scene_dir / "mask_2.png")
+    assert np.abs(addon_frames[1] - background)[mask_2].max() < 2 / 255
