@@ -101,3 +101,57 @@ def test_an_object_leaving_the_view_renders_without_it(tmp_path):
     background = load_image(next((tmp_path / "out" / "cache").iterdir()) / "background.png")
     mask_2 = load_mask(scene_dir / "mask_2.png")
     assert np.abs(addon_frames[1] - background)[mask_2].max() < 2 / 255
+
+
+def test_import_with_two_masks_makes_two_objects_keyed_on_their_own(addon, tmp_path):
+    """In-process: one mesh per mask (a pixel in both goes to the first); moving object 2 is
+    object 2's edit only; moving the camera alone is a camera move; the whole photo moved
+    together is no edit."""
+    from blender_session import bpy
+    from dh_synthetic import addon_module, make_photo
+    from mathutils import Matrix
+
+    photo = make_photo(tmp_path / "photo", height=24, width=32, box=(6, 16, 4, 14))
+    second = np.zeros((24, 32), bool)
+    second[8:18, 12:26] = True  # overlaps the first box at columns 12-13
+    from engine.io import save_mask
+
+    save_mask(tmp_path / "second.png", second)
+    masks = f"{photo['paths']['mask']};{tmp_path / 'second.png'}"
+    assert bpy.ops.dh.import_photo(filepath=str(photo["paths"]["image"]), depth_path=str(photo["paths"]["depth"]),
+                                   mask_path=masks, cache_dir=str(tmp_path / "cache")) == {"FINISHED"}
+    objects = sorted((o for o in bpy.context.scene.objects if o.dh.role == "OBJECT"), key=lambda o: o.dh.object_index)
+    assert [o.dh.object_index for o in objects] == [0, 1]
+    first, other = objects
+    assert other.dh.handle == first and first.dh.handle == first
+    assert len(first.data.vertices) == photo["mask"].sum()
+    assert len(other.data.vertices) == (second & ~photo["mask"]).sum()
+
+    frames = addon_module("operators.frames")
+    edit = frames.frame_edit(first)
+    assert len(edit.objects) == 2 and edit.camera is None
+    np.testing.assert_allclose(edit.objects, [np.eye(4)] * 2, atol=1e-6)
+
+    other.location.x += 0.3
+    bpy.context.view_layer.update()
+    edit = frames.frame_edit(first)
+    np.testing.assert_allclose(edit.objects[0], np.eye(4), atol=1e-6)
+    assert abs(edit.objects[1][0, 3] - 0.3) < 1e-5 and edit.camera is None  # camera x = world x
+
+    camera = first.dh.camera
+    camera.location.z += 0.2
+    bpy.context.view_layer.update()
+    edit = frames.frame_edit(first)
+    assert edit.camera is not None and abs(edit.camera[1, 3] + 0.2) < 1e-5  # the scene moves down
+    np.testing.assert_allclose(edit.objects[0], np.eye(4), atol=1e-6)
+
+    before = frames.frame_edit(first)
+    rig = bpy.data.objects.new("rig", None)
+    bpy.context.scene.collection.objects.link(rig)
+    for child in (camera, first, other, first.dh.background):
+        child.parent = rig
+    rig.matrix_world = Matrix.Translation((1.0, 2.0, 0.5)) @ Matrix.Rotation(0.4, 4, "Z")
+    bpy.context.view_layer.update()
+    after = frames.frame_edit(first)
+    np.testing.assert_allclose(after.objects, before.objects, atol=1e-5)
+    np.testing.assert_allclose(after.camera, before.camera, atol=1e-5)
