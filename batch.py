@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
 """Headless Diffusion Handles: photo + keyframed trajectory -> stop-motion frames (+ contact sheet).
 
-    blender -b --python batch.py -- --image IMG --prompt TEXT (--mask M | --object TEXT) [--depth D]
+    blender -b --python batch.py -- --image IMG --prompt TEXT (--mask M... | --object TEXT...) [--depth D]
                                     --keyframes K.json --out DIR [--engine preview|diffusion|auto]
                                     [--models DIR]
     python batch.py ...same arguments...            (with the bpy module installed)
 
-It imports the photo exactly as the add-on's Import Photo does (camera, lifted background and
-object), keys the object with the camera-frame transforms of K.json (the transform file format,
-each entry with an optional "frame": N, default 1, 2, 3, ...; Blender interpolates between keys),
+It imports the photo exactly as the add-on's Import Photo does (camera, lifted background and one
+lifted object per --mask / --object, each repeatable, in order), keys the objects and the camera
+with the edits of K.json (the transform file format: per entry {"matrix": T} for one object, or
+{"objects": [{"matrix": T1}, ...]} in mask order and/or {"camera": M}, p_new = M p_old, each with
+an optional "frame": N, default 1, 2, 3, ...; Blender interpolates between keys),
 renders every frame of the keyed range through the add-on's render engine ("Diffusion Handles",
 Blender's own animation render) into DIR/frames/, and writes DIR/contact_sheet.png (and, with
 --movie, DIR/frames/stop_motion.mp4 through Blender's FFmpeg output). Every input, option and
@@ -45,9 +47,11 @@ def parse_args(argv):
     p.add_argument("--image", required=True, help="the photo (PNG/JPEG/...)")
     p.add_argument("--prompt", default="", help="a caption of the photo (needed by the diffusion engine)")
     who = p.add_mutually_exclusive_group(required=True)
-    who.add_argument("--mask", help="object mask image (white = object)")
-    who.add_argument("--object", help="text naming the object (needs the perception models)")
-    p.add_argument("--candidate", type=int, default=0, help="which candidate of --object (0 = best)")
+    who.add_argument("--mask", action="append", help="object mask image (white = object); repeat for "
+                                                     "several objects, in order")
+    who.add_argument("--object", action="append", help="text naming the object (needs the perception "
+                                                       "models); repeat for several objects")
+    p.add_argument("--candidate", type=int, default=0, help="which candidate of each --object (0 = best)")
     p.add_argument("--depth", help="z-depth in metres (.exr, .npy, 16-bit .png in mm); default: estimated")
     p.add_argument("--keyframes", required=True, help="K.json: camera-frame transforms, optional 'frame' each")
     p.add_argument("--convention", default="camera", choices=("camera", "pytorch3d"),
@@ -192,6 +196,10 @@ def run(args):
     started = time.perf_counter()
     package = ensure_addon()
     check_inputs(package, args)
+    masks, queries = args.mask or [], args.object or []
+    for what, value in (("--mask", masks), ("--object", queries)):
+        if any(";" in v for v in value):
+            fail(f"{what} '{next(v for v in value if ';' in v)}': ';' is not allowed (repeat {what} instead)", 2)
     out = os.path.abspath(args.out)
     os.makedirs(out, exist_ok=True)
     output = importlib.import_module(f"{package}.engine.output")
@@ -207,9 +215,9 @@ def run(args):
     clear_scene(bpy)
     scene = bpy.context.scene
     bpy.ops.dh.import_photo(filepath=os.path.abspath(args.image), prompt=args.prompt,
-                            mask_path=os.path.abspath(args.mask) if args.mask else "",
+                            mask_path=";".join(os.path.abspath(m) for m in masks),
                             depth_path=os.path.abspath(args.depth) if args.depth else "",
-                            object_query=args.object or "", candidate=args.candidate,
+                            object_query=";".join(queries), candidate=args.candidate,
                             cache_dir=os.path.join(out, "cache"), engine=engine)
     obj = bpy.context.view_layer.objects.active
     if args.preset is not None:
@@ -218,9 +226,13 @@ def run(args):
         if getattr(args, name) is not None:
             setattr(obj.dh, name, getattr(args, name))
 
-    keyed = transforms.load_keyframes(args.keyframes, convention=args.convention, centroid=tuple(obj.dh.centroid))
+    matrices = importlib.import_module(f"{package}.operators.matrices")
+    objects = matrices.moving_objects(obj, scene)
+    centroids = [tuple(o.dh.centroid) for o in objects]
+    keyed = transforms.load_keyframes(args.keyframes, convention=args.convention, centroid=centroids)
     frames = keyframes.key_transforms(obj, keyed, scene)
-    print(f"batch.py: keyed {len(keyed)} transforms, frames {frames[0]}-{frames[-1]}", flush=True)
+    print(f"batch.py: keyed {len(keyed)} edits of {len(objects)} object(s), frames {frames[0]}-{frames[-1]}",
+          flush=True)
 
     render_engine = importlib.import_module(f"{package}.operators.render_engine")
     scene.render.engine = render_engine.IDNAME

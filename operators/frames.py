@@ -4,7 +4,7 @@ Shared by the render engine (F12, Ctrl+F12, ``blender -b scene.blend -a``), Rend
 Render Stop-Motion, so every way of rendering a frame gives the same pixels:
 
 - ``frame_edit(obj, depsgraph)``: the frame's edit, one camera-frame transform per moving object
-  (mask order; one object per photo today) and the camera's move (None: the camera stays);
+  of the photo (mask order) and the camera's move (None: the camera stays; operators/matrices.py);
 - ``frame_source(...)`` (main thread, reads Blender data): a ``FrameSource`` naming everything a
   renderer needs and the part of a frame's key that is not the edit;
 - ``FrameSource.renderer(progress, should_cancel)`` (any thread, no bpy): the session's renderer,
@@ -36,15 +36,11 @@ class Edit:
     camera: object = None
 
     def for_engine(self):
-        """What ``Engine.edit`` / the preview take: a bare matrix for one object and a still camera."""
-        if self.camera is None and len(self.objects) == 1:
-            return np.asarray(self.objects[0], dtype=np.float64)
-        from ..engine import transforms
+        """What ``Engine.edit`` / the preview take: an `engine.transforms.FrameEdit`."""
+        from ..engine.transforms import FrameEdit
 
-        if not hasattr(transforms, "FrameEdit"):
-            raise AddonError("several moving objects or a camera move need a newer engine (FrameEdit)")
-        return transforms.FrameEdit(objects=tuple(np.asarray(m, np.float64) for m in self.objects),
-                                    camera=None if self.camera is None else np.asarray(self.camera, np.float64))
+        return FrameEdit(objects=tuple(np.asarray(m, np.float64) for m in self.objects),
+                         camera=None if self.camera is None else np.asarray(self.camera, np.float64))
 
     def key_bytes(self):
         """Rounded matrices (no -0.0): equal edits give equal bytes."""
@@ -79,10 +75,17 @@ def fit(frame, height, width):
 # --- Blender side (main thread or the render thread: reads Blender data) -------------------------
 
 def frame_edit(obj, depsgraph=None):
-    """The edit of the photo whose moving object is ``obj`` at the depsgraph's frame (else now)."""
-    from .matrices import object_transform
+    """The edit of the photo whose handle is ``obj`` at the depsgraph's frame (else now): each of
+    its objects' move within the photo, in mask order, and the scene camera's move."""
+    from .matrices import camera_move, moving_objects, object_edit, photo_frame
 
-    return Edit((object_transform(obj, depsgraph),))
+    photo_world = photo_frame(obj, depsgraph)
+    found = moving_objects(obj)
+    # by mask number: an object deleted from the scene stays where it was (identity)
+    objects = [np.eye(4)] * (1 + max(o.dh.object_index for o in found))
+    for o in found:
+        objects[o.dh.object_index] = object_edit(o, photo_world, depsgraph)
+    return Edit(tuple(objects), camera_move(obj, depsgraph))
 
 
 def photo_for_camera(scene):
@@ -92,12 +95,14 @@ def photo_for_camera(scene):
     if camera is None:
         raise AddonError("the scene has no camera: import a photo (its camera becomes the scene camera)")
     scene = getattr(scene, "original", scene)
-    handles = [o for o in scene.objects if o.dh.role == "OBJECT" and o.dh.camera == camera]
+    handles = [o for o in scene.objects if o.dh.role == "OBJECT" and o.dh.camera == camera
+               and o.dh.handle in (None, o)]
     if not handles:
         raise AddonError(f"the scene camera '{camera.name}' is not an imported photo's camera: make the "
                          "photo's camera active (or import a photo)")
     if len(handles) > 1:
-        raise AddonError(f"{len(handles)} moving objects in one photo: one per photo is supported")
+        raise AddonError(f"{len(handles)} photos share the scene camera '{camera.name}': import each photo "
+                         "with its own camera")
     return handles[0]
 
 
@@ -186,6 +191,7 @@ class FrameRenderer:
         self.base, self.source, self.prepared_dir = base, source, prepared_dir
         self.name = base.name
         self.batch_size = getattr(base, "batch_size", 1)
+        self.visible = {}  # frame key -> one bool per object (what the engine said when it rendered)
 
     def __call__(self, edits, progress=None, should_cancel=None):
         edits = [e if isinstance(e, Edit) else Edit((e,)) for e in edits]
@@ -194,10 +200,26 @@ class FrameRenderer:
         todo = [(k, e) for k, e in dict(zip(keys, edits)).items() if frames[k] is None]
         if todo:
             images = self.base([e.for_engine() for _, e in todo], progress=progress, should_cancel=should_cancel)
-            for (k, _), rgb in zip(todo, images):
+            visible = list(getattr(self.base, "last_visible", ()))
+            for n, ((k, _), rgb) in enumerate(zip(todo, images)):
                 frames[k] = to_uint8(rgb)
                 _memo_put(k, frames[k])
+                if n < len(visible):
+                    self.visible[k] = visible[n]
         return [frames[k] for k in keys]
+
+    def out_of_view(self, edit):
+        """1-based numbers of the objects a rendered frame shows nowhere (it renders without them)."""
+        seen = self.visible.get(self.source.key(edit if isinstance(edit, Edit) else Edit((edit,))), ())
+        return [n + 1 for n, v in enumerate(seen) if not v]
+
+
+def out_of_view_note(numbers):
+    """The report line for objects that left the view ('' when none did)."""
+    if not numbers:
+        return ""
+    which = ", ".join(str(n) for n in numbers)
+    return f"object{'s' if len(numbers) > 1 else ''} {which} out of view: rendered without"
 
 
 MEMO_BYTES = 256 << 20  # recent frames kept in memory (a few hundred photo-size frames)

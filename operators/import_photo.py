@@ -31,7 +31,8 @@ def cache_root(context, explicit=""):
 
 
 class DH_OT_import_photo(JobOperator, bpy.types.Operator, ImportHelper):
-    """Import a photo as a camera, a lifted background and a lifted object you can move and keyframe"""
+    """Import a photo as a camera, a lifted background and lifted objects (one per mask or query)
+    you can move and keyframe each on its own"""
 
     bl_idname = "dh.import_photo"
     bl_label = "Import Photo"
@@ -39,12 +40,14 @@ class DH_OT_import_photo(JobOperator, bpy.types.Operator, ImportHelper):
 
     filter_glob: StringProperty(default=IMAGE_FILTER, options={"HIDDEN"})
     prompt: StringProperty(name="Prompt", description="A caption of the photo (the diffusion model's prompt)")
-    object_query: StringProperty(name="Object", description="Text naming the object to move, e.g. 'the car' "
-                                 "(needs the perception models; or give a mask file)")
+    object_query: StringProperty(name="Object", description="Text naming the object to move, e.g. 'the car'; "
+                                 "several objects: ';' between them, e.g. 'the car; the dog' "
+                                 "(needs the perception models; or give mask files)")
     candidate: IntProperty(name="Candidate", default=0, min=0,
                            description="Which of the query's candidates to use (0 = best)")
     mask_path: StringProperty(name="Mask File", subtype="FILE_PATH",
-                              description="Object mask image (white = object); empty: from the object query")
+                              description="Object mask image (white = object); several objects: ';' between "
+                              "the files, one object each; empty: from the object query")
     depth_path: StringProperty(name="Depth File", subtype="FILE_PATH",
                                description="Z-depth in metres (.exr, .npy, 16-bit .png in mm); empty: estimated")
     cache_dir: StringProperty(name="Cache Folder", subtype="DIR_PATH",
@@ -68,8 +71,12 @@ class DH_OT_import_photo(JobOperator, bpy.types.Operator, ImportHelper):
 
         image_path = bpy.path.abspath(self.filepath)
         depth_path = bpy.path.abspath(self.depth_path) if self.depth_path else ""
-        mask_path = bpy.path.abspath(self.mask_path) if self.mask_path else ""
-        for what, path in (("photo", image_path), ("depth file", depth_path), ("mask file", mask_path)):
+        from .photo import split_list
+
+        mask_paths = [bpy.path.abspath(p) for p in split_list(self.mask_path)]
+        mask_path = ";".join(mask_paths)
+        for what, path in (("photo", image_path), ("depth file", depth_path),
+                           *(("mask file", p) for p in mask_paths)):
             if path and not os.path.isfile(path):
                 self.report({"ERROR"}, f"{what} '{path}': file not found")
                 return None
@@ -111,9 +118,11 @@ class DH_OT_import_photo(JobOperator, bpy.types.Operator, ImportHelper):
 
         inputs, directory, prep_seconds = result
         started = time.perf_counter()
+        from .photo import split_list
+
         settings = {"image_path": bpy.path.abspath(self.filepath), "prompt": self.prompt,
                     "depth_path": bpy.path.abspath(self.depth_path) if self.depth_path else "",
-                    "mask_path": bpy.path.abspath(self.mask_path) if self.mask_path else "",
+                    "mask_path": ";".join(bpy.path.abspath(p) for p in split_list(self.mask_path)),
                     "object_query": self.object_query, "engine": self.engine}
         try:
             obj = build_photo_scene(context, self._stem, inputs, directory, settings, self.max_depth_jump)
@@ -128,6 +137,9 @@ class DH_OT_import_photo(JobOperator, bpy.types.Operator, ImportHelper):
         note = ""
         if len(inputs.candidates) > 1:
             note = f"; {len(inputs.candidates)} candidates for '{self.object_query}' (Candidate picks another)"
+        count = len(inputs.masks)
+        if count > 1:
+            note = f"; {count} objects, each moved and keyed on its own" + note
         self.report({"INFO"}, f"imported {width}x{height} photo as '{obj.name}' "
                               f"(inputs {prep_seconds:.2f} s, scene {build_seconds:.2f} s){note}")
         return {"FINISHED"}

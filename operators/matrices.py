@@ -1,16 +1,18 @@
-"""Object matrices <-> the engine's camera-frame transforms (docs/design.md section 3).
+"""Object and camera matrices <-> the engine's camera-frame edits (docs/design.md section 3).
 
-With C the camera's world matrix and M the object's world matrix (parenting included),
-the camera-frame edit of the object between its rest pose and now is
+A photo's frame B is its background's world matrix: at import the camera's, and it moves with
+the whole photo (camera, background and objects parented to one rig keep every edit as it was).
+With M the world matrix of an object (parenting included) and C the camera's, a frame's edit is
 
-    T = C^-1 M_now M_rest^-1 C        (p'_camera = T p_camera)
+    T = B^-1 M_now M_rest^-1 B   per object (p' = T p in the photo's camera frame)
+    K = C_now^-1 B               the camera's move (p_new = K p_old; None when C_now = B)
 
-and, the other way round, the world matrix that realises a camera-frame edit T is
-M = C T C^-1 M_rest.
+and an object's point is seen by the camera at K T p. The other way round, the world matrix that
+realises T is M = B T B^-1 M_rest, and the camera for K is C = B K^-1.
 
-The rest pose is stored relative to the camera (``Object.dh.rest_matrix`` = C^-1 M_rest at import),
-so M_rest = C rest: moving or parenting the whole photo (camera and object together) keeps every
-edit as it was, while moving the object, or the camera alone, is an edit.
+The rest pose is stored relative to the photo frame (``Object.dh.rest_matrix`` = B^-1 M_rest at
+import, when B = C), so M_rest = B rest. Photos imported before the background defined B have the
+same stored values; a photo without a background falls back to B = C (no camera moves).
 """
 import numpy as np
 from mathutils import Matrix
@@ -46,25 +48,59 @@ def world_matrix_for(transform, camera_world, object_world_rest):
     return to_matrix(c @ np.asarray(transform, dtype=np.float64) @ np.linalg.inv(c) @ to_numpy(object_world_rest))
 
 
-def rest_world_matrix(obj, camera_world=None):
-    """M_rest = C rest (the rest pose follows the camera; see the module docstring)."""
-    camera_world = obj.dh.camera.matrix_world if camera_world is None else camera_world
-    return camera_world @ unflat(obj.dh.rest_matrix)
+def rest_world_matrix(obj, photo_world=None):
+    """M_rest = B rest (the rest pose follows the photo; see the module docstring)."""
+    photo_world = photo_frame(obj) if photo_world is None else photo_world
+    return photo_world @ unflat(obj.dh.rest_matrix)
 
 
 def rest_relative_to_camera(camera_world, object_world):
-    """What ``Object.dh.rest_matrix`` stores: C^-1 M_rest, row-major."""
+    """What ``Object.dh.rest_matrix`` stores: B^-1 M_rest (B = the camera at import), row-major."""
     return flat(camera_world.inverted() @ object_world)
 
 
+def moving_objects(handle, scene=None):
+    """A photo's objects in mask order (the handle, its first, holds the photo's settings)."""
+    import bpy
+
+    pool = scene.objects if scene is not None else bpy.data.objects
+    found = [o for o in pool if o.dh.role == "OBJECT" and (o == handle or o.dh.handle == handle)]
+    return sorted(found, key=lambda o: (o != handle, o.dh.object_index, o.name))
+
+
+def _evaluated(obj, depsgraph):
+    return obj if depsgraph is None else obj.evaluated_get(depsgraph)
+
+
+def photo_frame(handle, depsgraph=None):
+    """B: the world matrix of the photo's rest camera (its background's; the camera's without one)."""
+    props = handle.dh
+    anchor = props.background if props.background is not None else props.camera
+    return _evaluated(anchor, depsgraph).matrix_world.copy()
+
+
+def camera_move(handle, depsgraph=None):
+    """K = C_now^-1 B, or None when the camera sits where the photo was taken."""
+    photo_world = photo_frame(handle, depsgraph)
+    camera_world = _evaluated(handle.dh.camera, depsgraph).matrix_world
+    move = np.linalg.inv(to_numpy(camera_world)) @ to_numpy(photo_world)
+    return None if np.allclose(move, np.eye(4), atol=1e-6) else move
+
+
+def object_edit(obj, photo_world, depsgraph=None):
+    """T = B^-1 M_now M_rest^-1 B of one imported object (its move within the photo)."""
+    now = _evaluated(obj, depsgraph).matrix_world
+    return camera_frame_transform(photo_world, now, rest_world_matrix(obj, photo_world))
+
+
 def object_transform(obj, depsgraph=None):
-    """The current camera-frame edit of an imported object (``obj.dh`` names camera and rest pose).
+    """What the camera sees of an imported object's edit: K T (T alone while the camera stays).
 
     With a depsgraph (a render engine's), the evaluated matrices of that depsgraph's frame are used:
     a render never depends on which frame the interface last showed.
     """
-    camera, moved = obj.dh.camera, obj
-    if depsgraph is not None:
-        camera, moved = camera.evaluated_get(depsgraph), obj.evaluated_get(depsgraph)
-    camera_world = camera.matrix_world
-    return camera_frame_transform(camera_world, moved.matrix_world, rest_world_matrix(obj, camera_world))
+    handle = obj.dh.handle or obj
+    photo_world = photo_frame(handle, depsgraph)
+    T = object_edit(obj, photo_world, depsgraph)
+    K = camera_move(handle, depsgraph)
+    return T if K is None else K @ T

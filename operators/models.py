@@ -118,7 +118,7 @@ def get_prepared(engine, inputs, prompt, settings, cache_dir, progress=None, sho
     with _lock:
         if directory in _session["prepared"]:
             return _session["prepared"][directory], directory
-    prepared = engine.prepare(inputs.image, prompt, inputs.depth, inputs.mask,
+    prepared = engine.prepare(inputs.image, prompt, inputs.depth, inputs.masks,
                               background_depth=inputs.background_depth, cache_dir=directory,
                               progress=progress, should_cancel=should_cancel, settings=settings)
     with _lock:

@@ -1,9 +1,10 @@
-"""A photo's inputs (image, depth, object mask, background) and its per-photo cache folder.
+"""A photo's inputs (image, depth, object masks, background) and its per-photo cache folder.
 
 No bpy here: this runs in worker threads. The cache folder holds the inputs exactly as imported,
 so a saved .blend renders later without the original files or the perception models:
 
     <cache>/image.png  depth.npy  mask.png  background.png  background_depth.npy  photo.json
+    <cache>/masks.npy           (N, H, W) bool, one mask per object, with several objects
     <cache>/prepared-<key>/     the engine's prepared (inverted) photo, once made
 """
 from __future__ import annotations
@@ -22,10 +23,19 @@ FILES = {"image": "image.png", "depth": "depth.npy", "mask": "mask.png",
          "background_image": "background.png", "background_depth": "background_depth.npy"}
 
 
+MASKS_FILE = "masks.npy"  # several objects only; mask.png is then their union
+
+
+def split_list(text):
+    """'a; b' -> ['a', 'b']: several masks or queries in one text field (';' between them)."""
+    return [part.strip() for part in (text or "").split(";") if part.strip()]
+
+
 @dataclass
 class PhotoInputs:
-    """Float (H, W, 3) image in [0, 1], float32 (H, W) z-depth (m), bool (H, W) mask, and the
-    background with the object removed (image and depth, same shapes)."""
+    """Float (H, W, 3) image in [0, 1], float32 (H, W) z-depth (m), bool (H, W) mask (the union
+    of the objects), the background with the objects removed (image and depth, same shapes), and
+    with several objects their disjoint masks (N, H, W) in order (a pixel in two goes to the first)."""
 
     image: np.ndarray
     depth: np.ndarray
@@ -33,6 +43,12 @@ class PhotoInputs:
     background_image: np.ndarray
     background_depth: np.ndarray
     candidates: tuple = ()  # the object candidates of a text query (perception.detect.Candidate)
+    object_masks: np.ndarray | None = None  # (N, H, W) bool with several objects; None: just ``mask``
+
+    @property
+    def masks(self):
+        """(N, H, W) bool, one mask per object in order (N = 1 for a one-object photo)."""
+        return self.mask[None] if self.object_masks is None else self.object_masks
 
     @property
     def shape(self):
@@ -53,31 +69,67 @@ def fill_background(image, depth, mask):
     return fill(image, depth, mask)
 
 
+def disjoint(masks):
+    """Masks (N, H, W) with each pixel kept only in the first mask that has it."""
+    masks = np.asarray(masks, bool).copy()
+    for n in range(1, len(masks)):
+        masks[n] &= ~masks[:n].any(0)
+    return masks
+
+
 def resolve_inputs(image_path, depth_path="", mask_path="", object_query="", candidate=0,
                    models_dir=None, overrides=None, device="auto"):
-    """Load the given files; estimate depth / find the object with perception where not given."""
-    from ..engine.inputs import load_photo
+    """Load the given files; estimate depth / find the object(s) with perception where not given.
+
+    mask_path / object_query: one or several (';' between them), one object each, in order.
+    """
+    from ..engine import io
 
     if not image_path:
         raise AddonError("no photo given: choose an image file")
-    if not mask_path and not object_query.strip():
+    image = io.load_image(image_path)
+    shape = image.shape[:2]
+    depth = io.load_depth(depth_path, expected_shape=shape) if depth_path else None
+    mask_paths, queries = split_list(mask_path), split_list(object_query)
+    if not mask_paths and not queries:
         raise AddonError("name the object to move (object query, e.g. 'the car') or give a mask file")
-    query = None if mask_path else object_query.strip()
-    photo = load_photo(image_path, "", depth=depth_path, mask=mask_path, object_query=query,
-                       candidate=candidate if query else None, require_prompt=False)
-    image, depth, mask = photo.image, photo.depth, photo.mask
-    if depth is not None and mask is not None:
-        background_image, background_depth = fill_background(image, depth, mask)
-        return PhotoInputs(image, depth, mask, background_image, background_depth)
+    if mask_paths and queries:
+        raise AddonError("give mask files or object queries, not both")
+    masks = [io.load_mask(p, expected_shape=shape) for p in mask_paths] or None
+    if masks is not None and len(masks) == 1 and depth is not None:
+        background_image, background_depth = fill_background(image, depth, masks[0])
+        return PhotoInputs(image, depth, masks[0], background_image, background_depth)
     from ..engine.perception.inputs import resolve_inputs as perceive
 
-    prepared = perceive(image, depth=depth, mask=mask, object_query=object_query or None,
-                        candidate=candidate, models_dir=models_dir, overrides=overrides, device=device)
+    candidates = ()
+    if masks is None and len(queries) > 1:  # one detection per query, then one removal for all
+        from ..engine.perception.detect import select_objects
+
+        masks = []
+        for query in queries:
+            found = select_objects(image, query, models_dir, overrides, device)
+            if candidate >= len(found):
+                raise AddonError(f"object query '{query}': candidate {candidate} asked, {len(found)} found")
+            masks.append(np.asarray(found[candidate].mask, bool))
+    object_masks = None
+    if masks is not None and len(masks) > 1:
+        object_masks = disjoint(masks)
+        for n, m in enumerate(object_masks):
+            if not m.any():
+                raise AddonError(f"object {n + 1}: its mask is empty or lies inside an earlier object's")
+    union = None if masks is None else np.any(masks, axis=0)
+    if union is not None and depth is not None:
+        background_image, background_depth = fill_background(image, depth, union)
+        return PhotoInputs(image, depth, union, background_image, background_depth, (), object_masks)
+    prepared = perceive(image, depth=depth, mask=union, object_query=None if union is not None else queries[0],
+                        candidate=None if union is not None else candidate, models_dir=models_dir,
+                        overrides=overrides, device=device)
+    if union is None:
+        candidates = tuple(getattr(prepared, "candidates", ()) or ())
     background_image, background_depth = prepared.background_image, prepared.background_depth
     return PhotoInputs(image, np.asarray(prepared.depth, dtype=np.float32), np.asarray(prepared.mask, bool),
                        np.asarray(background_image, dtype=np.float32),
-                       np.asarray(background_depth, dtype=np.float32),
-                       tuple(getattr(prepared, "candidates", ()) or ()))
+                       np.asarray(background_depth, dtype=np.float32), candidates, object_masks)
 
 
 def cache_key(image_path, depth_path="", mask_path="", object_query="", candidate=0):
@@ -85,7 +137,7 @@ def cache_key(image_path, depth_path="", mask_path="", object_query="", candidat
     from ..engine.output import file_digest
 
     digest = hashlib.sha1()
-    for path in (image_path, depth_path, mask_path):
+    for path in (image_path, depth_path, *(split_list(mask_path) or [""])):
         digest.update(b"|")
         if path:
             digest.update(file_digest(path).encode())
@@ -102,6 +154,12 @@ def write_cache(directory, inputs: PhotoInputs, info: dict):
     io.save_image(directory / FILES["image"], inputs.image)
     io.save_image(directory / FILES["background_image"], inputs.background_image)
     io.save_mask(directory / FILES["mask"], inputs.mask)
+    if inputs.object_masks is not None:
+        with io.atomic_output(directory / MASKS_FILE) as tmp:
+            with open(tmp, "wb") as f:
+                np.save(f, np.asarray(inputs.object_masks, bool))
+    else:
+        (directory / MASKS_FILE).unlink(missing_ok=True)
     for name in ("depth", "background_depth"):
         with io.atomic_output(directory / FILES[name]) as tmp:
             with open(tmp, "wb") as f:
@@ -121,12 +179,18 @@ def load_cache(directory) -> PhotoInputs:
                          "import the photo again (the cache folder was moved or deleted)")
     image = io.load_image(directory / FILES["image"])
     shape = image.shape[:2]
+    object_masks = None
+    if (directory / MASKS_FILE).is_file():
+        object_masks = np.load(directory / MASKS_FILE).astype(bool)
+        if object_masks.ndim != 3 or object_masks.shape[1:] != shape:
+            raise AddonError(f"photo cache '{directory}': {MASKS_FILE} does not match the photo: import it again")
     return PhotoInputs(
         image=image,
         depth=io.load_depth(directory / FILES["depth"], expected_shape=shape),
         mask=io.load_mask(directory / FILES["mask"], expected_shape=shape),
         background_image=io.load_image(directory / FILES["background_image"]),
         background_depth=io.load_depth(directory / FILES["background_depth"], expected_shape=shape),
+        object_masks=object_masks,
     )
 
 

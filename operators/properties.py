@@ -14,7 +14,7 @@ ROLES = (
     ("NONE", "None", "Not part of an imported photo"),
     ("CAMERA", "Camera", "The camera matching the photo"),
     ("BACKGROUND", "Background", "The lifted background (object removed and filled)"),
-    ("OBJECT", "Object", "The lifted object: move, rotate, scale and keyframe it"),
+    ("OBJECT", "Object", "A lifted object: move, rotate, scale and keyframe it (one per mask or query)"),
 )
 ENGINES = (
     ("PREVIEW", "Preview", "Geometric preview (no model weights): the lifted object warped into place"),
@@ -32,14 +32,16 @@ IDENTITY16 = (1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0
 class DH_ObjectProperties(bpy.types.PropertyGroup):
     role: EnumProperty(name="Role", items=ROLES, default="NONE")
     handle: PointerProperty(name="Object", type=bpy.types.Object,
-                            description="The photo's movable object (holds the photo's settings)")
+                            description="The photo's first movable object (holds the photo's settings)")
+    object_index: IntProperty(name="Object number", min=0,
+                              description="This object's place in the photo's mask order (0 = the first)")
     # --- the photo (set on the OBJECT role) -------------------------------------------------------
     camera: PointerProperty(name="Camera", type=bpy.types.Object)
     background: PointerProperty(name="Background", type=bpy.types.Object)
     image_path: StringProperty(name="Photo", subtype="FILE_PATH")
     depth_path: StringProperty(name="Depth", subtype="FILE_PATH", description="Empty: estimated")
-    mask_path: StringProperty(name="Mask", subtype="FILE_PATH", description="Empty: from the object query")
-    object_query: StringProperty(name="Object query", description="Text naming the object, e.g. 'the car'")
+    mask_path: StringProperty(name="Mask", description="Mask file(s), ';' between several; empty: from the query")
+    object_query: StringProperty(name="Object query", description="Text naming the object(s), e.g. 'the car; the dog'")
     cache_dir: StringProperty(name="Cache", subtype="DIR_PATH", options=_RELATIVE_OK,
                               description="Per-photo folder: the inputs as imported and the prepared cache")
     prepared_dir: StringProperty(name="Prepared cache", subtype="DIR_PATH", options=_RELATIVE_OK,
@@ -48,7 +50,7 @@ class DH_ObjectProperties(bpy.types.PropertyGroup):
     height: IntProperty(name="Height", min=0)
     centroid: FloatVectorProperty(name="Centroid", size=3, description="Object centroid, camera frame (m)")
     rest_matrix: FloatVectorProperty(name="Rest matrix", size=16, default=IDENTITY16,
-                                     description="The object's rest pose relative to its camera, C^-1 M_rest (row-major)")
+                                     description="The object's rest pose relative to the photo frame, B^-1 M_rest (row-major)")
     # --- edit settings (per photo) -------------------------------------------------------------
     prompt: StringProperty(name="Prompt", description="A caption of the photo")
     engine: EnumProperty(name="Engine", items=ENGINES, default="PREVIEW")

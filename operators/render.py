@@ -2,9 +2,8 @@
 
 Conveniences next to the render engine (render_engine.py): the same frame code (frames.py), run
 as a job in a worker thread. Frames go to ``scene.render.filepath`` with Blender's ``#`` numbering
-(``scene.render.frame_path``), written atomically and resumable (see stopmotion.py). One moving
-object per photo: the engine edits one object, so several moving objects of one photo are not
-supported yet (render them as separate photos).
+(``scene.render.frame_path``), written atomically and resumable (see stopmotion.py). Every
+object of the active object's photo moves, and the scene camera with them (frames.frame_edit).
 """
 import os
 

@@ -75,7 +75,7 @@ class DiffusionHandlesRenderEngine(bpy.types.RenderEngine):
 
     def render(self, depsgraph):
         from ..engine.errors import CancelledError
-        from .frames import fit, frame_edit, frame_source, photo_for_camera
+        from .frames import fit, frame_edit, frame_source, out_of_view_note, photo_for_camera
 
         if self.is_preview:
             return
@@ -96,6 +96,10 @@ class DiffusionHandlesRenderEngine(bpy.types.RenderEngine):
             renderer = source.renderer(progress, self.test_break)
             image = renderer([edit], progress=progress, should_cancel=self.test_break)[0]
             image = fit(image, self.resolution_y, self.resolution_x)
+            hidden = out_of_view_note(renderer.out_of_view(edit))
+            if hidden:  # not a failure: the frame renders without the object, and says so
+                self.report({"WARNING"}, f"Diffusion Handles, frame {frame}: {hidden}")
+                self.stats(f"Diffusion Handles | frame {frame} | {hidden}")
         except CancelledError:
             return  # Esc: Blender stops; no result, nothing written
         except Exception as exc:  # noqa: BLE001 - reported: Blender writes no frame for it

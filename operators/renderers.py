@@ -1,10 +1,13 @@
-"""Frame renderers: camera-frame transform (4, 4) -> edited photo (H, W, 3) float at photo size.
+"""Frame renderers: a frame's edit (an `engine.transforms.FrameEdit`: one transform per object,
+the camera's move) -> edited photo (H, W, 3) float at photo size.
 
 No bpy: they run in worker threads. ``PreviewRenderer`` needs no weights (the engine's geometric
-preview, computed at the photo's size); ``DiffusionRenderer`` runs the Diffusion Handles edit on a
-prepared photo and puts each result back onto the photo with `engine.composite.to_photo_size`
-(pixels the edit does not change are the photo's own).
-Both share the call signature ``renderer(transforms, progress, should_cancel) -> list of images``.
+preview, at the photo's size); ``DiffusionRenderer`` runs the Diffusion Handles edit on a prepared
+photo and puts each result back onto the photo with `engine.composite.to_photo_size` (pixels the
+edit does not change are the photo's own).
+Both share the call signature ``renderer(edits, progress, should_cancel) -> list of images`` and
+leave ``last_visible``: per frame one bool per object (False: it left the view and the frame
+renders without it).
 """
 from __future__ import annotations
 
@@ -12,24 +15,29 @@ import numpy as np
 
 
 class PreviewRenderer:
-    """The engine's geometric preview for every frame: no model weights, fast."""
+    """The engine's geometric preview for every frame: no model weights, fast. The photo's lifted
+    scene is built once (on the first frame) and kept."""
 
     name = "preview"
     batch_size = 1
 
     def __init__(self, inputs):
         self.inputs = inputs
+        self.last_visible = []
+        self._scene = None
 
-    def __call__(self, transforms, progress=None, should_cancel=None):
-        from ..engine.preview import render_preview
+    def __call__(self, edits, progress=None, should_cancel=None):
+        from ..engine.lifted import LiftedScene
+        from ..engine.preview import preview_frame
 
         inputs = self.inputs
-        out = []
-        for transform in transforms:
-            rgb, _geometry = render_preview(inputs.image, inputs.depth, inputs.mask, np.asarray(transform),
-                                            background=inputs.background_image, camera=inputs.camera,
-                                            background_depth=inputs.background_depth)
-            out.append(rgb)
+        if self._scene is None:
+            self._scene = LiftedScene.build(inputs.depth, inputs.masks, inputs.background_depth, inputs.camera)
+        out, self.last_visible = [], []
+        for edit in edits:
+            geometry = self._scene.frame(edit)
+            out.append(preview_frame(inputs.image, geometry, inputs.background_image))
+            self.last_visible.append(tuple(bool(v) for v in geometry.visible))
         return out
 
 
@@ -41,10 +49,12 @@ class DiffusionRenderer:
     def __init__(self, inputs, engine, prepared, batch_size=1, settings=None):
         self.inputs, self.engine, self.prepared, self.settings = inputs, engine, prepared, settings
         self.batch_size = max(1, int(batch_size))
+        self.last_visible = []
 
-    def __call__(self, transforms, progress=None, should_cancel=None):
+    def __call__(self, edits, progress=None, should_cancel=None):
         from ..engine.composite import to_photo_size
 
-        results = self.engine.edit(self.prepared, [np.asarray(t) for t in transforms], progress=progress,
-                                   should_cancel=should_cancel, settings=self.settings)
+        results = self.engine.edit(self.prepared, list(edits), progress=progress, should_cancel=should_cancel,
+                                   settings=self.settings)
+        self.last_visible = [tuple(bool(v) for v in r.stats.get("visible_objects", ())) for r in results]
         return [to_photo_size(self.prepared, result) for result in results]

@@ -1,8 +1,10 @@
-"""One imported photo -> one collection: camera, lifted background, lifted object (docs/design.md section 1).
+"""One imported photo -> one collection: camera, lifted background, one lifted object per mask
+(docs/design.md section 1).
 
 Vertex positions come from the engine's camera model (camera-frame points), mapped to the world
-by the camera object's matrix_world. The object's origin is its 3D centroid, so Blender's rotate
-and scale gizmos pivot where the engine's axis/angle transforms do.
+by the camera object's matrix_world. Each object's origin is its 3D centroid, so Blender's rotate
+and scale gizmos pivot where the engine's axis/angle transforms do. The first object is the
+photo's handle (it holds the photo's settings); every object is moved and keyed on its own.
 """
 import os
 
@@ -48,31 +50,42 @@ def build_photo_scene(context, name, inputs, cache_dir, settings, max_depth_jump
     background.matrix_world = camera.matrix_world  # vertices are camera-frame points
     collection.objects.link(background)
 
-    # 3. object: its pixels lifted, origin at the 3D centroid, world-aligned axes
-    centroid = object_centroid(inputs.depth, inputs.mask, model)
-    object_points = (model.lift(inputs.depth.astype(np.float64)) - centroid) @ rotation.T
-    object_mesh = build_grid_mesh(f"{name} Object", object_points, inputs.mask, inputs.depth, max_depth_jump)
-    obj = bpy.data.objects.new(f"{name} Object", object_mesh)
-    obj.matrix_world = Matrix.Translation(Vector(camera_conv.camera_to_world(camera_world, centroid)))
-    collection.objects.link(obj)
+    # 3. objects: each one's pixels lifted, origin at its 3D centroid, world-aligned axes
+    masks = inputs.masks
+    centroids = object_centroid(inputs.depth, masks, model)
+    lifted = model.lift(inputs.depth.astype(np.float64))
+    objects = []
+    for n, (mask, centroid) in enumerate(zip(masks, centroids)):
+        label = f"{name} Object" if len(masks) == 1 else f"{name} Object {n + 1}"
+        object_mesh = build_grid_mesh(label, (lifted - centroid) @ rotation.T, mask, inputs.depth, max_depth_jump)
+        item = bpy.data.objects.new(label, object_mesh)
+        item.matrix_world = Matrix.Translation(Vector(camera_conv.camera_to_world(camera_world, centroid)))
+        collection.objects.link(item)
+        objects.append(item)
+    obj = objects[0]
 
     # 4. unlit photo materials
     photo_image = material_conv.load_image(os.path.join(cache_dir, FILES["image"]), f"{name} Photo")
     background_image = material_conv.load_image(os.path.join(cache_dir, FILES["background_image"]),
                                                 f"{name} Background")
-    material_conv.assign(obj, material_conv.photo_material(f"{name} Photo", photo_image))
+    photo_material = material_conv.photo_material(f"{name} Photo", photo_image)
+    for item in objects:
+        material_conv.assign(item, photo_material)
     material_conv.assign(background, material_conv.photo_material(f"{name} Background", background_image))
 
     # 5. what a saved .blend needs to render again
-    for item, role in ((camera, "CAMERA"), (background, "BACKGROUND"), (obj, "OBJECT")):
+    for item, role in ((camera, "CAMERA"), (background, "BACKGROUND"), *((o, "OBJECT") for o in objects)):
         item.dh.role = role
         item.dh.handle = obj
     props = obj.dh
     props.camera, props.background = camera, background
     props.cache_dir = str(cache_dir)
     props.width, props.height = width, height
-    props.centroid = tuple(float(v) for v in centroid)
-    props.rest_matrix = rest_relative_to_camera(camera.matrix_world, obj.matrix_world)
+    for n, (item, centroid) in enumerate(zip(objects, centroids)):
+        item.dh.object_index = n
+        item.dh.camera, item.dh.background = camera, background
+        item.dh.centroid = tuple(float(v) for v in centroid)
+        item.dh.rest_matrix = rest_relative_to_camera(camera.matrix_world, item.matrix_world)
     for key, value in settings.items():
         setattr(props, key, value)
 
@@ -84,12 +97,12 @@ def build_photo_scene(context, name, inputs, cache_dir, settings, max_depth_jump
 
 
 def photo_objects(context):
-    """All imported objects (role OBJECT) in the scene."""
-    return [o for o in context.scene.objects if o.dh.role == "OBJECT"]
+    """The imported photos in the scene: each photo's handle (its first object)."""
+    return [o for o in context.scene.objects if o.dh.role == "OBJECT" and o.dh.handle in (None, o)]
 
 
 def active_handle(context):
-    """The imported object the artist means: the active one (or its photo's), else the only one."""
+    """The photo the artist means: the active object's photo, else the only one."""
     from .errors import AddonError
 
     active = context.active_object
@@ -100,5 +113,4 @@ def active_handle(context):
         return handles[0]
     if not handles:
         raise AddonError("no imported photo in this scene: use Import Photo first")
-    raise AddonError(f"{len(handles)} imported photos: select the object to render "
-                     "(one moving object per photo; several are not supported yet)")
+    raise AddonError(f"{len(handles)} imported photos: select an object of the photo to render")

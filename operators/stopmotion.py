@@ -36,10 +36,15 @@ class Summary:
     reused: list = field(default_factory=list)
     kept: list = field(default_factory=list)
     paths: list = field(default_factory=list)
+    out_of_view: dict = field(default_factory=dict)  # frame -> 1-based objects it renders without
 
     def describe(self):
-        return (f"{len(self.paths)} frames: {len(self.rendered)} rendered, {len(self.reused)} reused "
+        text = (f"{len(self.paths)} frames: {len(self.rendered)} rendered, {len(self.reused)} reused "
                 f"(object did not move), {len(self.kept)} kept from an earlier run")
+        if self.out_of_view:
+            text += "; " + ", ".join(f"frame {f}: object {'/'.join(map(str, n))} out of view"
+                                     for f, n in sorted(self.out_of_view.items()))
+        return text
 
 
 def plan_frames(scene, obj, context_key, frames=None):
@@ -136,6 +141,9 @@ def run_frames(plan, renderer, progress=None, should_cancel=None, write=None):
                 keys.add(candidate.key)
         images = renderer([b.edit for b in batch], progress=None, should_cancel=should_cancel)
         for b, rgb in zip(batch, images):
+            hidden = renderer.out_of_view(b.edit) if hasattr(renderer, "out_of_view") else []
+            if hidden:  # not a failure: the frame renders without them, and the summary says so
+                summary.out_of_view[b.frame] = hidden
             write(b.path, rgb)  # atomic: temporary name, then rename
             manifest_for(b.path).record(b.path, b.key)
             done[b.key] = b.path
