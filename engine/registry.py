@@ -276,7 +276,10 @@ def check_weights(role: str, root) -> None:
     root = Path(root)
     if not root.is_dir():
         return
-    for folder in [root, *(p for p in root.rglob("*") if p.is_dir())]:
+    # the folders a loader reads weights from: the model's own and its components' (unet/, vae/,
+    # text_encoder/, ...: each has a config.json); other files of a repository are never loaded
+    components = [p for p in root.iterdir() if p.is_dir() and (p / "config.json").is_file()]
+    for folder in [root, *components]:
         try:
             names = [p for p in folder.iterdir() if p.is_file()]
         except OSError:

@@ -97,7 +97,10 @@ def test_manifest_never_touches_files_outside_its_folder(tmp_path):
 
 def test_pickle_weights_are_refused_naming_the_file(tmp_path):
     (tmp_path / "unet").mkdir()
+    (tmp_path / "unet" / "config.json").write_text("{}")
     (tmp_path / "unet" / "diffusion_pytorch_model.bin").write_bytes(b"\x80\x04junk")
+    (tmp_path / "extras").mkdir()  # not a component folder: never loaded, not refused
+    (tmp_path / "extras" / "padding.bin").write_bytes(b"x")
     with pytest.raises(ModelNotFoundError, match="diffusion_pytorch_model.bin.*pickle"):
         registry.check_weights("diffusion", tmp_path)
     (tmp_path / "unet" / "diffusion_pytorch_model.safetensors").write_bytes(b"x")
