@@ -1,4 +1,4 @@
-"""The camera model: the ONE place the project's image/camera conventions live (DESIGN.md section 3).
+"""The camera model: the ONE place the project's image/camera conventions live (docs/design.md section 3).
 
 Frame:   Blender's camera frame. Camera at the origin, +X right, +Y up, looking down -Z;
          a visible point has z < 0.

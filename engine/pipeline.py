@@ -5,7 +5,7 @@
     prepared.save("photo.prepared")                          # the per-photo cache
     results = engine.edit(prepared, [T1, T2, ...])           # one EditResult per transform
 
-``prepare`` follows DESIGN.md section 4 steps 1 and 5 (resize, inversion, reconstruction with the
+``prepare`` follows docs/design.md section 4 steps 1 and 5 (resize, inversion, reconstruction with the
 reference activations); ``edit`` steps 6: lift / transform / project (engine.geometry), edited
 depth, guided sampling from the shared inverted noise. Frames of a trajectory run in batches of
 ``runtime.frame_batch_size``; each frame's result equals the one-by-one result within float

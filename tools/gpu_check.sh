@@ -10,8 +10,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-${OUT:-out/gpu_check}}
-MODELS=${2:-../shared/models/toy-depth}
-SCENES=${3:-../shared/scenes/toy}
+MODELS=${2:-${DH_TOY_MODEL:?pass the toy model folder or set DH_TOY_MODEL}}
+SCENES=${3:-${DH_SCENES:?pass the toy scenes folder or set DH_SCENES}/toy}
 TOLERANCE=${TOLERANCE:-0.02}
 PY=${PY:-.venv/bin/python}
 [ -x "$PY" ] || PY=python

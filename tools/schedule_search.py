@@ -1,6 +1,6 @@
 """Screen candidate edit schedules on scenes with ground truth (how the fast preset was chosen).
 
-    python tools/schedule_search.py --scenes ../shared/scenes/toy --models ../shared/models/toy-depth \
+    python tools/schedule_search.py --scenes $DH_SCENES/toy --models $DH_TOY_MODEL \
         --cache /tmp/cache --candidates candidates.json [--out table.json]
 
 candidates.json: {"name": {EditSettings fields on top of the default preset}, ...}. One process,

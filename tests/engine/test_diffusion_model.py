@@ -179,12 +179,12 @@ def test_null_text_inversion_reconstructs_better_than_ddim(models):
         den.remove()
 
 
-TOY = __import__("pathlib").Path(__file__).resolve().parents[3] / "shared" / "models" / "toy-depth"
+TOY = __import__("pathlib").Path(__import__("os").environ.get("DH_TOY_MODEL", "")).expanduser()  # trained toy model
 
 
 @pytest.mark.toy
 @pytest.mark.slow
-@pytest.mark.skipif(not (TOY / "diffusion").is_dir(), reason="../shared/models/toy-depth not present")
+@pytest.mark.skipif(not (TOY / "diffusion").is_dir(), reason="the trained toy model is not here (set DH_TOY_MODEL to its folder)")
 def test_null_text_beats_ddim_on_trained_toy_model_with_paper_settings():
     models = load_diffusion(TOY, runtime=CPU32)
     s = EditSettings(resolution=64, steps=10, guided_steps=6)
