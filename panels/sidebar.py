@@ -59,7 +59,7 @@ class DH_PT_handles(bpy.types.Panel):
         col.separator()
         col.operator("dh.render_edit", icon="RENDER_STILL")
         col.operator("dh.render_stop_motion", icon="RENDER_ANIMATION")
-        col.label(text="One moving object per photo (several are not supported yet)", icon="INFO")
+        col.label(text="Move or key any object of the photo, or the camera", icon="INFO")
         from ..operators.render_engine import IDNAME
 
         if context.scene.render.engine != IDNAME:
