@@ -349,7 +349,12 @@ def composite_edited_depth(depth, object_mask, static, geo, seam_threshold=0.05)
 
     labels, _ = ndimage.label(target)
     region = np.isin(labels, np.unique(labels[changed]))
-    return solve_poisson(comp, region, g[1], g[0])
+    out = solve_poisson(comp, region, g[1], g[0])
+    # A thin target part carrying a large seam jump can overshoot through zero (seen at 64x64):
+    # a depth must stay a depth, so such pixels keep the naive composite.
+    bad = ~np.isfinite(out) | (out <= 0)
+    out[bad] = comp[bad]
+    return out
 
 
 def compute_edit_geometry(depth, object_mask, transform, background_depth=None, camera=None, *,
