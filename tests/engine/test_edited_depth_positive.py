@@ -3,14 +3,15 @@ below zero where a thin target part carries a large seam jump (seen on a toy sce
 the diffusion edit then refused the frame); such pixels take the naive composite instead."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
-from conftest import DATA
 from engine import io
 from engine.lifted import LiftedScene
 from engine.transforms import load_transforms, object_centroid
 
-SCENE = DATA / "identity_ring"
+SCENE = Path(__file__).resolve().parents[1] / "data" / "identity_ring"
 
 
 def test_every_frame_of_the_toy_ring_has_a_positive_finite_edited_depth():
