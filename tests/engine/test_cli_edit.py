@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from engine import io
+from cli_photo import write_photo
 from engine.cli import main
 
 FAST = ["--resolution", "32", "--steps", "4", "--inversion", "negative-prompt", "--device", "cpu",
@@ -16,15 +17,7 @@ FAST = ["--resolution", "32", "--steps", "4", "--inversion", "negative-prompt", 
 @pytest.fixture(scope="module")
 def photo(tmp_path_factory):
     d = tmp_path_factory.mktemp("photo")
-    yy, xx = np.mgrid[0:40, 0:48] / 40.0
-    image = np.stack([0.2 + 0.5 * xx / 1.2, 0.5 + 0.2 * yy, 0.4 + 0.0 * xx], -1)
-    mask = np.zeros((40, 48), bool)
-    mask[12:26, 14:26] = True
-    image[mask] = [0.1, 0.3, 0.9]
-    depth = np.where(mask, 1.6, 3.2 - 0.6 * yy).astype(np.float32)
-    io.save_image(d / "image.png", image.astype(np.float32))
-    np.save(d / "depth.npy", depth)
-    io.save_mask(d / "mask.png", mask)
+    image, depth, mask = write_photo(d)
     T = np.eye(4)
     T[0, 3] = 0.25
     (d / "transforms.json").write_text(json.dumps({"frames": [{"matrix": np.eye(4).tolist()},

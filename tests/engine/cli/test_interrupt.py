@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from engine import io
+from cli_photo import write_photo
 from engine.cli import main
 
 pytestmark = pytest.mark.slow
@@ -25,15 +26,7 @@ FRAME_FILES = ("frame", "target_mask", "edited_depth")
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory, tiny_models_dir):
     d = tmp_path_factory.mktemp("interrupt")
-    yy, xx = np.mgrid[0:40, 0:48] / 40.0
-    image = np.stack([0.2 + 0.5 * xx / 1.2, 0.5 + 0.2 * yy, 0.4 + 0.0 * xx], -1)
-    mask = np.zeros((40, 48), bool)
-    mask[12:26, 14:26] = True
-    image[mask] = [0.1, 0.3, 0.9]
-    depth = np.where(mask, 1.6, 3.2 - 0.6 * yy).astype(np.float32)
-    io.save_image(d / "image.png", image.astype(np.float32))
-    np.save(d / "depth.npy", depth)
-    io.save_mask(d / "mask.png", mask)
+    image, depth, mask = write_photo(d)
     frames = []
     for k in range(4):
         T = np.eye(4)
