@@ -74,9 +74,27 @@ def layer_targets(geometries, device) -> LayerTargets:
                         torch.as_tensor(~obj)[None, None].float().to(device))
 
 
-def _distance(a, b, loss):
-    d = a - b
-    return d.abs() if loss == "l1" else d * d
+# Differences below this floor are arithmetic noise, not edits. The same latents give activations
+# that differ in the last bits with the batch size (batched kernels sum in another order), and the
+# fp16-cached references round such a difference to a whole fp16 step. The L1 energy's gradient is
+# sign(d) whatever |d| is, so without a floor that noise becomes full-size guidance steps: an
+# identity frame sampled in a batch of 2 drifted far from the reconstruction. Relative to each
+# value plus the layer's mean magnitude (noise accumulates in the sums, not per output value).
+FP32_NOISE_FLOOR = 1e-4
+
+
+def noise_floor(*dtypes) -> float:
+    """The relative floor for references kept in / activations computed in ``dtypes``: two steps
+    of the coarsest of them, at least FP32_NOISE_FLOOR."""
+    import torch
+
+    return max([FP32_NOISE_FLOOR] + [2.0 * torch.finfo(d).eps for d in dtypes])
+
+
+def _distance(a, b, loss, floor, scale):
+    """Per-element distance of a to the reference b, zero within floor * (|b| + scale)."""
+    d = ((a - b).abs() - floor * (b.abs() + scale)).clamp_min(0.0)
+    return d if loss == "l1" else d * d
 
 
 class Guidance:
@@ -124,18 +142,19 @@ class Guidance:
                 cur = act.to(ref.dtype).float()
             tg = self.targets[tuple(cur.shape[-2:])]
             C = cur.shape[1]
+            ref32 = ref.float()
+            floor, scale = noise_floor(ref.dtype, act.dtype), ref32.abs().mean()
             # G_o: per moved part, mean distance over its valid warped mask; parts averaged
-            dist = _distance(cur, warped[layer], s.loss).sum(dim=1, keepdim=True)  # (B, 1, h, w)
+            dist = _distance(cur, warped[layer], s.loss, floor, scale).sum(dim=1, keepdim=True)  # (B,1,h,w)
             n_fg = tg.fg_masks.sum(dim=(2, 3))  # (B, K)
             per_part = (dist * tg.fg_masks).sum(dim=(2, 3)) / (n_fg * C).clamp_min(1.0)
             present = (n_fg > 0).float()
             g_o = (per_part * present).sum(dim=1) / present.sum(dim=1).clamp_min(1.0)
             # G_b: distance of the mean activations over original and new background
-            ref32 = ref.float()
             orig_mean = (ref32 * tg.orig_bg_mask).sum(dim=(2, 3)) / tg.orig_bg_mask.sum().clamp_min(1.0)
             new_mean = (cur * tg.new_bg_mask).sum(dim=(2, 3)) / \
                 tg.new_bg_mask.sum(dim=(2, 3)).clamp_min(1.0)
-            g_b = _distance(new_mean, orig_mean, s.loss).mean(dim=1)
+            g_b = _distance(new_mean, orig_mean, s.loss, floor, scale).mean(dim=1)
             w_o, w_b = s.layer_weights(layer)
             total = total + w_o * m_fg * g_o + w_b * m_bg * g_b
             plain = plain + w_o * g_o + w_b * g_b
