@@ -77,3 +77,24 @@ def resolve_model(role: str, override=None, models_dir=None) -> Path:
     path = registry.resolve(role, override, models_dir)
     registry.check_weights(role, path)  # safetensors only, refused before anything is unpickled
     return path
+
+
+def load_role(role: str, override, models_dir, device, what: str, build):
+    """(build(path, device), device): ``role``'s model resolved through the registry and loaded
+    once per process. ``build`` calls the library's own ``from_pretrained``; the errors those raise
+    for a broken folder become one ModelNotFoundError naming ``what`` and the folder."""
+    import torch
+
+    from ..devices import resolve_device
+    from ..errors import ModelNotFoundError
+
+    path = resolve_model(role, override, models_dir)
+    dev = resolve_device(device) if not isinstance(device, torch.device) else device
+
+    def load():
+        try:
+            return build(path, dev)
+        except (OSError, ValueError, KeyError) as exc:
+            raise ModelNotFoundError(f"{what} in {path} could not be loaded: {exc}".splitlines()[0]) from exc
+
+    return cached((role, str(path), str(dev)), load), dev

@@ -13,7 +13,7 @@ import logging
 import numpy as np
 
 from ..errors import EngineError, InputError, ModelNotFoundError
-from .common import cached, check_image, resolve_model, to_uint8
+from .common import check_image, load_role, to_uint8
 
 log = logging.getLogger(__name__)
 
@@ -40,26 +40,17 @@ def _check_metric(config, where: str) -> None:
 
 def load_depth_model(model_dir=None, models_dir=None, device="auto", role: str = "depth"):
     """(model, image_processor, device) for ``role`` (``depth`` or ``depth-anything``), cached."""
-    import torch
 
-    from ..devices import resolve_device
-
-    path = resolve_model(role, model_dir, models_dir)
-    dev = resolve_device(device) if not isinstance(device, torch.device) else device
-
-    def build():
+    def build(path, dev):
+        import torch
         from transformers import AutoImageProcessor, AutoModelForDepthEstimation
 
-        try:
-            processor = AutoImageProcessor.from_pretrained(path, local_files_only=True)
-            model = AutoModelForDepthEstimation.from_pretrained(path, local_files_only=True,
-                                                                use_safetensors=True)
-        except (OSError, ValueError, KeyError) as exc:
-            raise ModelNotFoundError(f"depth model in {path} could not be loaded: {exc}".splitlines()[0]) from exc
+        processor = AutoImageProcessor.from_pretrained(path, local_files_only=True)
+        model = AutoModelForDepthEstimation.from_pretrained(path, local_files_only=True, use_safetensors=True)
         _check_metric(model.config, str(path))
         return model.to(dev, torch.float32).eval(), processor
 
-    model, processor = cached(("depth", str(path), str(dev)), build)
+    (model, processor), dev = load_role(role, model_dir, models_dir, device, "depth model", build)
     return model, processor, dev
 
 

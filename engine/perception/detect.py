@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import InputError, ModelNotFoundError
-from .common import cached, check_image, resolve_model, role_override, to_uint8
+from ..errors import InputError
+from .common import check_image, load_role, role_override, to_uint8
 
 log = logging.getLogger(__name__)
 
@@ -49,25 +49,16 @@ def normalise_query(query) -> str:
 
 
 def load_detector(models_dir=None, override=None, device="auto"):
-    import torch
-
-    from ..devices import resolve_device
-
-    path = resolve_model("detector", override, models_dir)
-    dev = resolve_device(device) if not isinstance(device, torch.device) else device
-
-    def build():
+    def build(path, dev):
+        import torch
         from transformers import AutoModelForZeroShotObjectDetection, AutoProcessor
 
-        try:
-            processor = AutoProcessor.from_pretrained(path, local_files_only=True)
-            model = AutoModelForZeroShotObjectDetection.from_pretrained(path, local_files_only=True,
-                                                                        use_safetensors=True)
-        except (OSError, ValueError, KeyError) as exc:
-            raise ModelNotFoundError(f"detector model in {path} could not be loaded: {exc}".splitlines()[0]) from exc
+        processor = AutoProcessor.from_pretrained(path, local_files_only=True)
+        model = AutoModelForZeroShotObjectDetection.from_pretrained(path, local_files_only=True,
+                                                                    use_safetensors=True)
         return model.to(dev, torch.float32).eval(), processor
 
-    model, processor = cached(("detector", str(path), str(dev)), build)
+    (model, processor), dev = load_role("detector", override, models_dir, device, "detector model", build)
     return model, processor, dev
 
 

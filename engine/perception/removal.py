@@ -16,8 +16,8 @@ import logging
 
 import numpy as np
 
-from ..errors import InputError, ModelNotFoundError
-from .common import cached, check_image, check_mask, dilate, role_override, to_uint8
+from ..errors import InputError
+from .common import check_image, check_mask, dilate, role_override, to_uint8
 
 log = logging.getLogger(__name__)
 
@@ -79,30 +79,22 @@ def harmonic_fill(image: np.ndarray, region: np.ndarray) -> np.ndarray:
 
 
 def load_inpaint_pipeline(models_dir=None, override=None, device="auto"):
-    import torch
+    from .common import load_role
 
-    from ..devices import resolve_device, resolve_dtype
-    from .common import resolve_model
-
-    path = resolve_model("inpaint", override, models_dir)
-    dev = resolve_device(device) if not isinstance(device, torch.device) else device
-    dtype = resolve_dtype("auto", dev)
-
-    def build():
+    def build(path, dev):
         from diffusers import StableDiffusionInpaintPipeline
+
+        from ..devices import resolve_dtype
 
         # The registry fetches only the fp16 safetensors; a local directory may hold plain files.
         variant = "fp16" if any(path.glob("unet/*.fp16.safetensors")) else None
-        try:
-            pipe = StableDiffusionInpaintPipeline.from_pretrained(
-                path, dtype=dtype, variant=variant, use_safetensors=True, local_files_only=True,
-                safety_checker=None, requires_safety_checker=False)
-        except (OSError, ValueError, KeyError) as exc:
-            raise ModelNotFoundError(f"inpainting model in {path} could not be loaded: {exc}".splitlines()[0]) from exc
+        pipe = StableDiffusionInpaintPipeline.from_pretrained(
+            path, dtype=resolve_dtype("auto", dev), variant=variant, use_safetensors=True, local_files_only=True,
+            safety_checker=None, requires_safety_checker=False)
         pipe.set_progress_bar_config(disable=True)
         return pipe.to(dev)
 
-    return cached(("inpaint", str(path), str(dev)), build), dev
+    return load_role("inpaint", override, models_dir, device, "inpainting model", build)
 
 
 def diffusers_inpaint(image, region, models_dir=None, override=None, device="auto", seed: int = 0,
