@@ -2,10 +2,11 @@
 
 Writes, for frame k (1-based, 4 digits): ``frame_k.png``, ``target_mask_k.png``,
 ``edited_depth_k.exr`` (the frame at the photo's size by default, see engine.composite;
-``--output-size working`` for the model's working size; masks and depth at the working size), each as soon as its frame batch is sampled (under a temporary name,
-then renamed); ``manifest.json`` records every finished frame with the key of what made it, so
-an interrupted run, rerun with the same command, skips the finished frames and computes the
-rest. ``report.json`` (per-stage wall times, UNet forward / backward counts, peak memory,
+``--output-size working`` for the model's working size; masks and depth at the working size),
+each as soon as its frame batch is sampled (under a temporary name, then renamed); edited from
+the photo, ``prepared/`` (the prepared photo, reused by a rerun); ``manifest.json`` records every
+finished frame with the key of what made it, so an interrupted run, rerun with the same command,
+skips the finished frames and computes the rest (without preparing the photo again). ``report.json`` (per-stage wall times, UNet forward / backward counts, peak memory,
 settings) is written at the end. Every input, option and the output folder are checked before
 any folder is created or any model is loaded.
 """
@@ -22,7 +23,12 @@ HELP = "edit a prepared photo (or prepare it first) with 3D transforms; writes f
 
 # Names edit writes into its folder (an input with one of these names there would be overwritten).
 OUTPUTS = (r"frame_\d+\.png", r"target_mask_\d+(_\d+)?\.png", r"edited_depth_\d+\.exr", r"report\.json",
-           r"manifest\.json", r"candidates\.json", r"candidate_\d+\.png")
+           r"manifest\.json", r"candidates\.json", r"candidate_\d+\.png", r"prepared")
+
+# Edited from the photo (no --prepared), the prepared photo is kept here in the output folder, so
+# a rerun after an interruption (or with other transforms) skips the inversion: `Engine.prepare`
+# reuses it only when its content key matches the inputs, model and prepare-time settings.
+PREPARED_DIR = "prepared"
 
 
 def add_arguments(p) -> None:
@@ -99,6 +105,18 @@ def _frame_keys(mats) -> list:
     return [digest_json(e.to_dict()) for e in mats]
 
 
+def _kept_key(directory):
+    """The content key of the prepared photo an earlier run left in ``directory`` (None: none)."""
+    import json
+
+    from ..cache import META
+
+    try:
+        return json.loads((directory / META).read_text()).get("key")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def _resume_from(done, n, batch) -> int:
     """Index of the first frame to compute: the start of the batch holding the first unfinished
     frame, so every batch is sampled exactly as in an uninterrupted run."""
@@ -152,13 +170,16 @@ def run(args) -> int:
     if photo is not None:
         t0 = time.perf_counter()
         complete_photo(args, photo, candidates_dir=out)
+        kept = _kept_key(out / PREPARED_DIR)
         with console.Progress() as progress:
-            prepared = engine.prepare(**photo.prepare_arguments(), progress=progress)
+            prepared = engine.prepare(**photo.prepare_arguments(), progress=progress, cache_dir=out / PREPARED_DIR)
         stages["prepare"] = time.perf_counter() - t0
+        if prepared.key == kept:
+            console.say(f"using the photo prepared by an earlier run ({out / PREPARED_DIR})")
         # pivots about the centroid use the prepared (working-resolution) object, as --prepared does
         mats = _read_transforms(args, object_centroid(prepared.depth, prepared.object_masks, prepared.camera))
         engine.check_frames(prepared, mats)
-        prepare_report = prepared.report
+        prepare_report = {"reused": prepared.key == kept, **prepared.report}
     else:
         prepare_report = {"loaded_from": str(args.prepared), **prepared.report}
     n = len(mats)
