@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-DATA = Path(__file__).resolve().parents[1] / "data"
+DATA = Path(__file__).resolve().parents[2] / "data"
 from engine.errors import InputError
 from engine.evaluation import metrics
 from engine.evaluation.report import contact_sheet, markdown, summarise, write_json
