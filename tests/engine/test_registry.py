@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shutil
 
 import pytest
 
@@ -120,3 +121,31 @@ def test_sam_release_md5_checked(empty_offline_cache):
 def test_download_refused_offline(empty_offline_cache):
     with pytest.raises(EngineError, match="HF_HUB_OFFLINE"):
         registry.download("sam")
+
+
+def test_pickle_weights_are_refused_naming_the_file(tmp_path):
+    (tmp_path / "unet").mkdir()
+    (tmp_path / "unet" / "config.json").write_text("{}")
+    (tmp_path / "unet" / "diffusion_pytorch_model.bin").write_bytes(b"\x80\x04junk")
+    (tmp_path / "extras").mkdir()  # not a component folder: never loaded, not refused
+    (tmp_path / "extras" / "padding.bin").write_bytes(b"x")
+    with pytest.raises(ModelNotFoundError, match="diffusion_pytorch_model.bin.*pickle"):
+        registry.check_weights("diffusion", tmp_path)
+    (tmp_path / "unet" / "diffusion_pytorch_model.safetensors").write_bytes(b"x")
+    registry.check_weights("diffusion", tmp_path)  # safetensors beside it: the pickle is never opened
+    registry.check_weights("sam", tmp_path)  # the documented .pth exception
+
+
+def test_content_fingerprint_survives_a_copy_and_sees_a_change(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    a = tmp_path / "a"
+    (a / "unet").mkdir(parents=True)
+    (a / "unet" / "w.safetensors").write_bytes(b"weights")
+    (a / "config.json").write_text("{}")
+    fa = registry.content_fingerprint(a)
+    shutil.copytree(a, tmp_path / "b")
+    os.utime(tmp_path / "b" / "unet" / "w.safetensors", (1, 1))
+    assert registry.content_fingerprint(tmp_path / "b") == fa
+    (tmp_path / "b" / "unet" / "w.safetensors").write_bytes(b"other!!")
+    assert registry.content_fingerprint(tmp_path / "b") != fa
+    assert (tmp_path / "cache" / "diffusion-handles" / "file-digests.json").is_file()

@@ -74,3 +74,21 @@ def test_runtime_options_apart_from_the_method():
         RuntimeOptions(frame_batch_size=0)
     with pytest.raises(InputError, match="dtype 'fp64'"):
         RuntimeOptions(dtype="fp64")
+
+
+def test_settings_defaults_and_round_trip():
+    s = EditSettings()
+    # resolution None = the model's native size (512 for SD2-depth, see test_native_resolution)
+    assert (s.resolution, s.steps, s.guided_steps, s.opt_iterations) == (None, 50, 38, 3)
+    assert (s.guidance_step_size, s.cfg_scale, s.seed, s.loss, s.inversion) == (0.1, 7.5, 2773, "l1", "null-text")
+    assert s.layers_at(0) == (3,) and s.layers_at(1) == (2,) and s.layers_at(2) == (2, 3)
+    assert s.layers_at(37) == (2,) and s.layers_at(38) == ()
+    # weight_scale 100 (the release: 30; measured change, docs/method.md)
+    assert s.layer_weights(2) == (5.0 * 1.5 * 100, 1.5 * 1.25 * 100)
+    assert s.layer_weights(3) == (7.5 * 1.5 * 100, 1.5 * 1.25 * 100)
+    assert s.multipliers_at(0) == (2.5, 1.25) and s.multipliers_at(1) == (1.25, 2.5)
+    assert EditSettings.from_dict(s.to_dict()) == s and hash(EditSettings.from_dict(s.to_dict())) == hash(s)
+    with pytest.raises(InputError, match="inversion"):
+        EditSettings(inversion="magic")
+    with pytest.raises(InputError, match="unknown"):
+        EditSettings.from_dict({"bogus": 1})

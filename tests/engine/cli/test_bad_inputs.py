@@ -9,21 +9,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine import io
-from cli_photo import write_photo
+from cli_photo import FAST, write_photo, write_shifts
 from engine.cli import main
-
-FAST = ["--resolution", "32", "--steps", "4", "--inversion", "negative-prompt", "--device", "cpu",
-        "--dtype", "fp32"]
 
 
 @pytest.fixture(scope="module")
 def scene(tmp_path_factory):
     d = tmp_path_factory.mktemp("scene")
     image, depth, mask = write_photo(d)
-    T = np.eye(4)
-    T[0, 3] = 0.1
-    (d / "transforms.json").write_text(json.dumps({"frames": [{"matrix": T.tolist()}]}))
+    write_shifts(d / "transforms.json", [0.1])
     # hostile and broken files
     np.save(d / "complex.npy", depth.astype(np.complex64) + 1j)
     np.save(d / "tiny.npy", depth * 1e-6)

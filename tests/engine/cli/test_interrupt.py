@@ -10,11 +10,9 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from engine import io
-from cli_photo import write_photo
+from cli_photo import write_photo, write_shifts
 from engine.cli import main
 
 pytestmark = pytest.mark.slow
@@ -27,12 +25,7 @@ FRAME_FILES = ("frame", "target_mask", "edited_depth")
 def setup(tmp_path_factory, tiny_models_dir):
     d = tmp_path_factory.mktemp("interrupt")
     image, depth, mask = write_photo(d)
-    frames = []
-    for k in range(4):
-        T = np.eye(4)
-        T[0, 3] = 0.08 * (k + 1)
-        frames.append({"matrix": T.tolist()})
-    (d / "transforms.json").write_text(json.dumps({"frames": frames}))
+    write_shifts(d / "transforms.json", [0.08 * (k + 1) for k in range(4)])
     prep = d / "prep"
     assert main(["-q", "prepare", "--image", str(d / "image.png"), "--prompt", "a blue box", "--depth",
                  str(d / "depth.npy"), "--mask", str(d / "mask.png"), "--out", str(prep), "--models",

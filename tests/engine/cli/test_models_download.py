@@ -11,7 +11,7 @@ import pytest
 from hub_server import HubServer, repo_with_large_file
 
 pytestmark = pytest.mark.slow
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 def _env(tmp_path, **extra):

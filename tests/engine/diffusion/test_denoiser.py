@@ -1,33 +1,20 @@
-"""The GPU path's pieces that a CPU can check: half-precision UNet with an fp32 energy and gradient,
-the fp16 loss scale, accelerate's offload hooks, SDPA attention (tiny random-weight models)."""
+"""engine.diffusion.denoiser: the GPU path's pieces that a CPU can check (a half-precision UNet
+with an fp32 energy and gradient, the fp16 loss scale) and the guided layers' activations
+(tiny random-weight models)."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
+
+from edit_scene import scene, shift
 
 from engine.diffusion.denoiser import FP16_LOSS_SCALE, Denoiser, EvalCounter
-from engine.diffusion.loading import load_diffusion
 from engine.pipeline import Engine
 from engine.settings import EditSettings, RuntimeOptions
 
 SETTINGS = EditSettings(resolution=32, steps=4, guided_steps=3, inversion="negative-prompt",
                         guidance_step_size=0.002)
-
-
-def scene(size=32):
-    yy, xx = np.mgrid[0:size, 0:size] / size
-    image = np.stack([0.3 + 0.4 * xx, 0.4 + 0.2 * yy, 0.5 + 0.1 * xx], -1).astype(np.float32)
-    mask = np.zeros((size, size), bool)
-    mask[10:20, 8:16] = True
-    image[mask] = [0.9, 0.2, 0.1]
-    depth = np.where(mask, 1.5, 3.0 - 0.5 * yy).astype(np.float32)
-    return image, depth, mask
-
-
-def shift(x):
-    T = np.eye(4)
-    T[0, 3] = x
-    return T
 
 
 def test_bf16_unet_keeps_latents_energy_and_gradient_in_fp32(tiny_models_dir):
@@ -71,23 +58,19 @@ def test_energy_grad_loss_scale_backs_off_on_overflow():
         den.energy_grad((torch.tensor(float("inf")) * x).sum(dim=1), x)
 
 
-def test_cpu_offload_uses_accelerate_hooks_and_gives_the_same_edit(tiny_models_dir):
-    base = RuntimeOptions(device="cpu", dtype="fp32")
-    models = load_diffusion(tiny_models_dir, runtime=base.replace(cpu_offload=True))
-    assert set(models.offload_hooks) == {id(models.unet), id(models.vae), id(models.text_encoder)}
-    assert all(hasattr(m, "_hf_hook") for m in (models.unet, models.vae, models.text_encoder))
-    image, depth, mask = scene()
-    out = []
-    for runtime in (base, base.replace(cpu_offload=True)):
-        engine = Engine(models_dir=tiny_models_dir, settings=SETTINGS, runtime=runtime)
-        prepared = engine.prepare(image, "a red box", depth, mask)
-        out.append(engine.edit(prepared, [shift(0.2)])[0].image)
-    np.testing.assert_allclose(out[0], out[1], atol=1e-5)
-
-
-def test_attention_runs_through_pytorch_sdpa(tiny_models_dir):
-    from diffusers.models.attention_processor import Attention, AttnProcessor2_0
-
-    models = load_diffusion(tiny_models_dir, runtime=RuntimeOptions(device="cpu", dtype="fp32"))
-    layers = [m for m in models.unet.modules() if isinstance(m, Attention)]
-    assert layers and all(isinstance(m.processor, AttnProcessor2_0) for m in layers)
+def test_hooks_capture_guided_layers(models):
+    den = Denoiser(models.unet, (2, 3), "cpu", torch.float32)
+    try:
+        x = torch.randn(2, 4, 16, 12)
+        cond = torch.randn(1, 77, 32)
+        depth = torch.zeros(1, 1, 16, 12)
+        acts = den.activations(x, 500, cond, depth, (2, 3), stop_early=False)
+        assert acts[2].shape == (2, 24, 16, 12) and acts[3].shape == (2, 16, 16, 12)
+        early = den.activations(x, 500, cond, depth, (2,), stop_early=True)
+        assert set(early) == {2} and torch.equal(early[2], acts[2])
+        assert den.count.forward == 4
+        # no capture outside the context
+        den.eps(x, 500, cond, depth)
+        assert den.recorder.captured == {}
+    finally:
+        den.remove()

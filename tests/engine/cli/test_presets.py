@@ -84,7 +84,7 @@ def test_prepared_photo_fixes_its_prepare_time_settings(photo, tiny_models_dir, 
 
 
 def test_eval_puts_presets_side_by_side(tiny_models_dir, tmp_path):
-    scenes = Path(__file__).resolve().parents[1] / "data" / "toy"
+    scenes = Path(__file__).resolve().parents[2] / "data" / "toy"
     out = tmp_path / "eval"
     assert main(["eval", "--scenes", str(scenes), "--out", str(out), "--models", str(tiny_models_dir),
                  "--steps", "4", "--inversion", "negative-prompt", "--segmenter", "colour", "--frames", "1",

@@ -1,34 +1,12 @@
-"""`python -m engine tiny-models / prepare / edit` on inputs made in tmp_path, with the tiny models."""
+"""`python -m engine edit` (from a prepared photo and from photo arguments) on inputs made in
+tmp_path, with the tiny models; refusals are one clear line."""
 from __future__ import annotations
 
 import json
 
-import numpy as np
-import pytest
-
+from cli_photo import FAST
 from engine import io
-from cli_photo import write_photo
 from engine.cli import main
-
-FAST = ["--resolution", "32", "--steps", "4", "--inversion", "negative-prompt", "--device", "cpu",
-        "--dtype", "fp32"]
-
-
-@pytest.fixture(scope="module")
-def photo(tmp_path_factory):
-    d = tmp_path_factory.mktemp("photo")
-    image, depth, mask = write_photo(d)
-    T = np.eye(4)
-    T[0, 3] = 0.25
-    (d / "transforms.json").write_text(json.dumps({"frames": [{"matrix": np.eye(4).tolist()},
-                                                              {"matrix": T.tolist()}]}))
-    return d
-
-
-def test_tiny_models_command(tmp_path, capsys):
-    assert main(["tiny-models", str(tmp_path / "m"), "--roles", "diffusion"]) == 0
-    assert (tmp_path / "m" / "diffusion" / "unet" / "diffusion_pytorch_model.safetensors").is_file()
-    assert (tmp_path / "m" / "diffusion" / "tokenizer" / "vocab.json").is_file()
 
 
 def test_prepare_then_edit(photo, tiny_models_dir, tmp_path, capsys):
@@ -84,26 +62,3 @@ def test_clear_errors(photo, tiny_models_dir, tmp_path, capsys, monkeypatch):
                  "--models", str(tiny_models_dir), "--device", "cpu"]) == 2
     assert "not a prepared photo" in capsys.readouterr().err
     assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
-
-
-def test_prepare_with_object_query_and_estimated_depth(photo, tiny_models_dir, tmp_path, capsys):
-    """No --depth and --object instead of --mask: the perception models (tiny, from disk through
-    the registry) estimate depth and find the object; candidates are written next to the cache."""
-    prep = tmp_path / "prep"
-    rc = main(["prepare", "--image", str(photo / "image.png"), "--prompt", "a blue box",
-               "--object", "the box", "--out", str(prep), "--models", str(tiny_models_dir), *FAST])
-    assert rc == 0, capsys.readouterr().err
-    rows = json.loads((prep / "candidates.json").read_text())
-    rows = rows["candidates"] if isinstance(rows, dict) else rows
-    assert rows and (prep / "candidate_0.png").is_file()
-    assert (prep / "prepared.json").is_file()
-    assert "candidate 0" in capsys.readouterr().out
-
-
-def test_prepare_rejects_mask_and_object_together(photo, tiny_models_dir, tmp_path, capsys):
-    rc = main(["prepare", "--image", str(photo / "image.png"), "--prompt", "a blue box",
-               "--mask", str(photo / "mask.png"), "--object", "the box", "--out", str(tmp_path / "p"),
-               "--models", str(tiny_models_dir), *FAST])
-    assert rc == 2
-    assert "either --mask or --object" in capsys.readouterr().err
-    assert not (tmp_path / "p").exists()

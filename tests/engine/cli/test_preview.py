@@ -10,7 +10,7 @@ import pytest
 from engine.camera import Camera
 from engine.io import load_depth, load_image, load_mask, save_depth_exr, save_image, save_mask
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def run_cli(*args):
