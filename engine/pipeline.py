@@ -19,6 +19,7 @@ import resource
 import sys
 import time
 from contextlib import contextmanager
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -353,8 +354,65 @@ class Engine:
         """Yield one EditResult per transform, in order, as soon as its frame batch is sampled.
 
         Memory is bounded by the frame batch, not the trajectory: each batch's geometry is
-        computed when the batch starts and nothing of a yielded frame is kept. A caller that
-        writes each result as it comes keeps every finished frame when it is interrupted."""
+        computed when the batch starts and nothing of a yielded frame is kept, except a result
+        whose edit comes again later. A caller that writes each result as it comes keeps every
+        finished frame when it is interrupted.
+
+        Frames cost nothing when their result is known without sampling (stats["reused"]):
+        an identity frame (nothing moves, no camera move) is the reconstruction, which is what
+        sampling it gives; a frame whose edit equals an earlier frame's (a held pose in
+        stop-motion) is that frame's result, since every frame starts from the same inverted
+        noise and seed and does not depend on its batch (diffusion/guidance.py, noise floor)."""
+        from .output import digest_json
+
+        # 1. Check inputs (before the model is loaded)
+        mats = self.check_frames(prepared, transforms)
+        m = self.check_model(prepared)
+        # the prepared photo fixes what prepare computed; edit-only settings come from this call
+        s = self.edit_settings(prepared, settings)
+        keys = [digest_json(e.to_dict()) for e in mats]
+        fb = self.runtime.frame_batch_size
+        n = len(mats)
+        known = {}  # key -> (frame index, EditResult) of results a later frame reuses
+        for start in range(0, n, fb):
+            batch = list(range(start, min(n, start + fb)))
+            todo = []  # this batch's frames to sample: each new, moving edit once
+            for k in batch:
+                if not (mats[k].is_identity() or keys[k] in known or keys[k] in (keys[j] for j in todo)):
+                    todo.append(k)
+            sampled = dict(zip(todo, self._sample(prepared, [mats[k] for k in todo], s, m, progress,
+                                                  should_cancel, (start // fb, -(-n // fb))))) if todo else {}
+            for k in todo:
+                sampled[k].stats["frame"] = k + 1
+                known[keys[k]] = (k, sampled[k])
+            for k in batch:
+                if k in sampled:
+                    yield sampled[k]
+                elif mats[k].is_identity():
+                    yield self._reconstruction_result(prepared, mats[k], k)
+                else:
+                    first, r = known[keys[k]]
+                    yield dataclasses.replace(r, stats={**r.stats, "frame": k + 1, "reused": f"frame {first + 1}",
+                                                        "unet_forward": 0, "unet_backward": 0})
+            later = set(keys[batch[-1] + 1:])
+            known = {key: v for key, v in known.items() if key in later}
+
+    def _reconstruction_result(self, prepared: Prepared, edit, k: int) -> EditResult:
+        """An identity frame: the reconstruction, with the frame's (unchanged) geometry."""
+        g = prepared.scene.frame(edit)
+        return EditResult(
+            image=prepared.reconstruction.copy(), target_mask=np.asarray(g.target_mask, bool),
+            valid_mask=np.asarray(g.valid_mask, bool), edited_depth=np.asarray(g.edited_depth, np.float32),
+            target_masks=list(g.target_masks),
+            source_coords=np.where(g.moved_mask[..., None], g.source_coords, np.nan).astype(np.float32),
+            stats={"frame": k + 1, "reused": "reconstruction", "batch_frames": 0, "batch_seconds": 0.0,
+                   "unet_forward": 0, "unet_backward": 0, "batch_unet_forward": 0, "batch_unet_backward": 0,
+                   "visible_objects": list(g.visible), "camera_moved": g.camera_moved,
+                   "peak_memory_bytes": 0, "energy": []})
+
+    def _sample(self, prepared: Prepared, edits: list, s: EditSettings, m, progress, should_cancel,
+                batch_of) -> list:
+        """Guided sampling of one batch of frames: their EditResults (stats["frame"]: set by the caller)."""
         import torch
 
         from .diffusion import conditioning as cond_mod
@@ -362,11 +420,6 @@ class Engine:
         from .diffusion.guidance import Guidance, layer_targets
         from .diffusion.sampler import guided_sample, local_background_keep
 
-        # 1. Check inputs (before the model is loaded)
-        mats = self.check_frames(prepared, transforms)
-        m = self.check_model(prepared)
-        # the prepared photo fixes what prepare computed; edit-only settings come from this call
-        s = self.edit_settings(prepared, settings)
         den = self.denoiser
         ddim = DDIM(m.scheduler, s.steps)
         device, dtype = m.device, m.dtype
@@ -374,53 +427,51 @@ class Engine:
         nulls = prepared.null_embeddings.to(device, dtype)
         noise = prepared.noise.to(device, dtype)
         grids = {tuple(a.shape[-2:]) for a in prepared.references.values()}
-        fb = self.runtime.frame_batch_size
-        n = len(mats)
-        for start in range(0, n, fb):
-            batch = list(range(start, min(n, start + fb)))
-            # 2. Lift / transform / project this batch's frames
-            geoms = {k: prepared.scene.frame(mats[k]) for k in batch}
-            t0 = time.perf_counter()
-            count0 = dict(self.counts)
-            _reset_peak_memory(device)
-            torch.manual_seed(s.seed)
-            # 3. Edited depth -> depth conditioning; activation-grid targets for the energy
-            edited = np.stack([geoms[k].edited_depth for k in batch]).astype(np.float32)
-            depth_cond = cond_mod.depth_condition(edited, noise.shape[-2:], device, dtype)
-            targets = {hw: layer_targets([prepared.scene.frame(mats[k], hw, edited_depth=False) for k in batch],
-                                         device) for hw in grids}
-            guidance = Guidance(prepared.references, targets, s, device)
-            keep = None if s.background != "local" else (prepared.trajectory, torch.from_numpy(
-                local_background_keep(prepared.object_mask, [geoms[k] for k in batch], noise.shape[-2:],
-                                      s.background_margin)).to(device, dtype))
-            # 4. Guided sampling from the inverted noise, then plain CFG steps
-            with m.on_device(m.unet):
-                latents, stats = guided_sample(
-                    den, ddim, noise, cond, nulls, depth_cond, s, guidance, progress, should_cancel,
-                    stage="edit", progress_offset=(start // fb) * s.steps,
-                    progress_total=-(-n // fb) * s.steps, keep=keep)
-            images = cond_mod.decode_latents(m, latents)
-            seconds = time.perf_counter() - t0
-            counts = {k: v - count0[k] for k, v in self.counts.items()}
-            for j, k in enumerate(batch):
-                g = geoms.pop(k)
-                trace = [{**e, "energy": e["energy"][j], "energy_unscaled": e["energy_unscaled"][j],
-                          "parts": {l: [p[0][j], p[1][j]] for l, p in e["parts"].items()}}
-                         for e in stats["energy"]]
-                yield EditResult(
-                    image=images[j], target_mask=np.asarray(g.target_mask, bool),
-                    valid_mask=np.asarray(g.valid_mask, bool),
-                    edited_depth=np.asarray(g.edited_depth, np.float32),
-                    target_masks=list(g.target_masks),
-                    source_coords=np.where(g.moved_mask[..., None], g.source_coords, np.nan).astype(np.float32),
-                    stats={"frame": k + 1, "batch_frames": len(batch), "batch_seconds": seconds,
-                           # frames of a batch cost the same: the per-frame share of the counts
-                           "unet_forward": counts["unet_forward"] // len(batch),
-                           "unet_backward": counts["unet_backward"] // len(batch),
-                           "visible_objects": list(g.visible), "camera_moved": g.camera_moved,
-                           "batch_unet_forward": counts["unet_forward"],
-                           "batch_unet_backward": counts["unet_backward"],
-                           "peak_memory_bytes": _peak_memory(device), "energy": trace})
+        B = len(edits)
+        # 2. Lift / transform / project this batch's frames
+        geoms = [prepared.scene.frame(e) for e in edits]
+        t0 = time.perf_counter()
+        count0 = dict(self.counts)
+        _reset_peak_memory(device)
+        torch.manual_seed(s.seed)
+        # 3. Edited depth -> depth conditioning; activation-grid targets for the energy
+        edited = np.stack([g.edited_depth for g in geoms]).astype(np.float32)
+        depth_cond = cond_mod.depth_condition(edited, noise.shape[-2:], device, dtype)
+        targets = {hw: layer_targets([prepared.scene.frame(e, hw, edited_depth=False) for e in edits], device)
+                   for hw in grids}
+        guidance = Guidance(prepared.references, targets, s, device)
+        keep = None if s.background != "local" else (prepared.trajectory, torch.from_numpy(
+            local_background_keep(prepared.object_mask, geoms, noise.shape[-2:],
+                                  s.background_margin)).to(device, dtype))
+        # 4. Guided sampling from the inverted noise, then plain CFG steps
+        index, batches = batch_of
+        with m.on_device(m.unet):
+            latents, stats = guided_sample(
+                den, ddim, noise, cond, nulls, depth_cond, s, guidance, progress, should_cancel,
+                stage="edit", progress_offset=index * s.steps, progress_total=batches * s.steps, keep=keep)
+        images = cond_mod.decode_latents(m, latents)
+        seconds = time.perf_counter() - t0
+        counts = {k: v - count0[k] for k, v in self.counts.items()}
+        out = []
+        for j, g in enumerate(geoms):
+            trace = [{**e, "energy": e["energy"][j], "energy_unscaled": e["energy_unscaled"][j],
+                      "parts": {l: [p[0][j], p[1][j]] for l, p in e["parts"].items()}}
+                     for e in stats["energy"]]
+            out.append(EditResult(
+                image=images[j], target_mask=np.asarray(g.target_mask, bool),
+                valid_mask=np.asarray(g.valid_mask, bool),
+                edited_depth=np.asarray(g.edited_depth, np.float32),
+                target_masks=list(g.target_masks),
+                source_coords=np.where(g.moved_mask[..., None], g.source_coords, np.nan).astype(np.float32),
+                stats={"batch_frames": B, "batch_seconds": seconds,
+                       # frames of a batch cost the same: the per-frame share of the counts
+                       "unet_forward": counts["unet_forward"] // B,
+                       "unet_backward": counts["unet_backward"] // B,
+                       "visible_objects": list(g.visible), "camera_moved": g.camera_moved,
+                       "batch_unet_forward": counts["unet_forward"],
+                       "batch_unet_backward": counts["unet_backward"],
+                       "peak_memory_bytes": _peak_memory(device), "energy": trace}))
+        return out
 
     def edit_settings(self, prepared: Prepared, settings: EditSettings | None = None) -> EditSettings:
         """The settings an edit of ``prepared`` runs with: ``settings`` (default: the engine's)

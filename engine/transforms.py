@@ -99,6 +99,13 @@ class FrameEdit:
         m = self.matrix
         return m.astype(dtype) if dtype is not None else m.copy()
 
+    def is_identity(self) -> bool:
+        """Nothing moves: every object stays and the camera does not move (to 1e-9, the rounding
+        of matrices composed from the same poses, e.g. Blender's B^-1 M M_rest^-1 B at rest)."""
+        eye = np.eye(4)
+        return (all(np.allclose(T, eye, rtol=0, atol=1e-9) for T in self.objects)
+                and (self.camera is None or np.allclose(self.camera, eye, rtol=0, atol=1e-9)))
+
     def to_dict(self) -> dict:
         out = {"objects": [{"matrix": T.tolist()} for T in self.objects]}
         if self.camera is not None:

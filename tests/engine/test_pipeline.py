@@ -7,6 +7,7 @@ import pytest
 from engine.errors import CancelledError, InputError
 from engine.pipeline import Engine
 from engine.settings import EditSettings, RuntimeOptions
+from engine.transforms import FrameEdit
 
 SETTINGS = EditSettings(resolution=32, steps=6, guided_steps=4, inversion="negative-prompt")
 RUNTIME = RuntimeOptions(device="cpu", dtype="fp32", frame_batch_size=1)
@@ -59,10 +60,35 @@ def test_prepare_resizes_any_aspect(engine):
 
 def test_identity_edit_is_the_reconstruction_with_zero_energy(engine, prepared):
     (result,) = engine.edit(prepared, [np.eye(4)])
-    energies = [e["energy"] for e in result.stats["energy"]]
+    np.testing.assert_array_equal(result.image, prepared.reconstruction)
+    assert result.stats["reused"] == "reconstruction" and result.stats["unet_forward"] == 0
+    # the shortcut is what sampling the identity gives: exactly zero energy, the reconstruction
+    (sampled,) = engine._sample(prepared, [FrameEdit.of(np.eye(4))], engine.edit_settings(prepared),
+                                engine.models, None, None, (0, 1))
+    energies = [e["energy"] for e in sampled.stats["energy"]]
     assert len(energies) == SETTINGS.guided_steps * SETTINGS.opt_iterations
     assert all(e == 0.0 for e in energies)
-    np.testing.assert_array_equal(result.image, prepared.reconstruction)
+    np.testing.assert_array_equal(sampled.image, prepared.reconstruction)
+
+
+def test_held_and_identity_frames_are_not_sampled_again(tiny_models_dir, prepared):
+    a, b = translation(x=0.2), translation(y=0.15)
+    trajectory = [a, a, np.eye(4), b, a]  # a pose held, a rest frame, a pose that comes back
+    engine = Engine(models_dir=tiny_models_dir, settings=SETTINGS, runtime=RUNTIME.replace(frame_batch_size=2))
+    before = dict(engine.counts)
+    results = engine.edit(prepared, trajectory)
+    forwards = engine.counts["unet_forward"] - before["unet_forward"]
+    assert [r.stats["frame"] for r in results] == [1, 2, 3, 4, 5]
+    assert [r.stats.get("reused") for r in results] == [None, "frame 1", "reconstruction", None, "frame 1"]
+    assert [r.stats["unet_forward"] > 0 for r in results] == [True, False, False, True, False]
+    assert forwards == results[0].stats["batch_unet_forward"] + results[3].stats["batch_unet_forward"]
+    for k in (1, 4):
+        np.testing.assert_array_equal(results[k].image, results[0].image)
+    np.testing.assert_array_equal(results[2].image, prepared.reconstruction)
+    # each equals its frame sampled on its own
+    alone = Engine(models_dir=tiny_models_dir, settings=SETTINGS, runtime=RUNTIME).edit(prepared, [a, b])
+    np.testing.assert_allclose(results[0].image, alone[0].image, atol=1e-4)
+    np.testing.assert_allclose(results[3].image, alone[1].image, atol=1e-4)
 
 
 def test_translation_energy_falls_and_image_changes(tiny_models_dir, prepared):

@@ -13,6 +13,7 @@ import torch
 from engine.diffusion.guidance import Guidance, LayerTargets, noise_floor
 from engine.pipeline import Engine
 from engine.settings import EditSettings, RuntimeOptions
+from engine.transforms import FrameEdit
 
 SETTINGS = EditSettings(resolution=32, steps=6, guided_steps=4, inversion="negative-prompt")
 
@@ -45,7 +46,10 @@ def prepared(tiny_models_dir):
 
 
 def test_identity_frame_in_a_batch_is_the_reconstruction(tiny_models_dir, prepared):
-    identity, moved = _engine(tiny_models_dir, 2).edit(prepared, [np.eye(4), _move(x=0.2)])
+    # sampled (Engine.iter_edit does not sample identity frames: this is why it need not)
+    engine = _engine(tiny_models_dir, 2)
+    identity, moved = engine._sample(prepared, [FrameEdit.of(np.eye(4)), FrameEdit.of(_move(x=0.2))],
+                                     engine.edit_settings(prepared), engine.models, None, None, (0, 1))
     assert identity.stats["batch_frames"] == 2
     assert all(e["energy"] == 0.0 for e in identity.stats["energy"])
     np.testing.assert_allclose(identity.image, prepared.reconstruction, atol=1e-4)
