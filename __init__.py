@@ -3,10 +3,15 @@
 
 Registration is cheap and works without torch: operators import the engine (and torch) lazily
 when they run, and say how to install missing dependencies.
-"""
-from . import operators, panels
 
-_modules = (operators, panels)
+Layout (docs/design.md): ``blender/`` converts Blender data (camera, mesh, material, keyframes,
+matrices, scene, stored properties), ``operators/`` holds thin operator classes and the render
+engine, ``panels/`` the interface, ``session/`` the bpy-free session code (photo inputs, frame
+renderers, the frame loop, the model cache, jobs), ``engine/`` the standalone engine.
+"""
+from . import blender, operators, panels, session
+
+_modules = (blender, operators, panels)  # registered in this order (property groups first)
 
 
 def register():
@@ -18,6 +23,7 @@ def unregister():
     for module in reversed(_modules):
         module.unregister()
         _forget_submodules(module.__name__)
+    _forget_submodules(session.__name__)  # the session's models and jobs go with the classes
 
 
 def _forget_submodules(package_name):
