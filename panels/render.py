@@ -3,10 +3,10 @@ import os
 
 import bpy
 
+from .base import DHPanel
 
-class DH_PT_render(bpy.types.Panel):
-    bl_idname = "DH_PT_render"
-    bl_label = "Diffusion Handles"
+
+class DH_PT_render(DHPanel, bpy.types.Panel):
     bl_space_type = "PROPERTIES"
     bl_region_type = "WINDOW"
     bl_context = "render"

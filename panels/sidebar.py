@@ -1,10 +1,10 @@
 """The "Handles" tab of the 3D Viewport sidebar (N panel)."""
 import bpy
 
+from .base import DHPanel
 
-class DH_PT_handles(bpy.types.Panel):
-    bl_idname = "DH_PT_handles"
-    bl_label = "Diffusion Handles"
+
+class DH_PT_handles(DHPanel, bpy.types.Panel):
     bl_space_type = "VIEW_3D"
     bl_region_type = "UI"
     bl_category = "Handles"
