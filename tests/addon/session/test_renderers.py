@@ -1,4 +1,4 @@
-"""operators/renderers.py: both frame renderers give frames at the photo's size, far pixels the photo's."""
+"""session/renderers.py: both frame renderers give frames at the photo's size, far pixels the photo's."""
 import sys
 from pathlib import Path
 
