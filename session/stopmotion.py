@@ -17,7 +17,7 @@ import os
 import shutil
 from dataclasses import dataclass, field
 
-from .frames import Edit, frame_key
+from .frames import Edit
 
 MANIFEST = ".dh_frames.json"
 MOVIE_NAME = "stop_motion.mp4"
