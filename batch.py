@@ -119,7 +119,7 @@ def choose_engine(package, requested, models_dir):
     """('PREVIEW' | 'DIFFUSION', why) for --engine auto|preview|diffusion."""
     if requested != "auto":
         return requested.upper(), "as requested"
-    deps = importlib.import_module(f"{package}.operators.deps")
+    deps = importlib.import_module(f"{package}.session.deps")
     missing = deps.missing_modules()
     if missing:
         return "PREVIEW", f"the diffusion engine needs {', '.join(missing)}"
@@ -204,8 +204,8 @@ def run(args):
     os.makedirs(out, exist_ok=True)
     output = importlib.import_module(f"{package}.engine.output")
     output.clean_temporaries(os.path.join(out, "frames"))  # what a killed earlier run left
-    models = importlib.import_module(f"{package}.operators.models")
-    keyframes = importlib.import_module(f"{package}.operators.keyframes")
+    models = importlib.import_module(f"{package}.session.models")
+    keyframes = importlib.import_module(f"{package}.blender.keyframes")
     transforms = importlib.import_module(f"{package}.engine.transforms")
     models_dir = os.path.abspath(args.models) if args.models else None
     models.SESSION_OPTIONS.update(models_dir=models_dir, device=args.device)
@@ -226,7 +226,7 @@ def run(args):
         if getattr(args, name) is not None:
             setattr(obj.dh, name, getattr(args, name))
 
-    matrices = importlib.import_module(f"{package}.operators.matrices")
+    matrices = importlib.import_module(f"{package}.blender.matrices")
     objects = matrices.moving_objects(obj, scene)
     centroids = [tuple(o.dh.centroid) for o in objects]
     keyed = transforms.load_keyframes(args.keyframes, convention=args.convention, centroid=centroids)
@@ -247,7 +247,7 @@ def run(args):
         bpy.ops.wm.save_as_mainfile(filepath=os.path.abspath(args.save_blend))
     bpy.ops.render.render(animation=True)  # Blender's own animation render, frame by frame
     if args.movie:
-        render_ops = importlib.import_module(f"{package}.operators.render")
+        render_ops = importlib.import_module(f"{package}.blender.render")
         movie = render_ops.write_movie(scene, os.path.join(out, "frames", "stop_motion.mp4"))
         print(f"batch.py: movie {movie}", flush=True)
 

@@ -1,27 +1,17 @@
-"""Blender operators (``dh.*``), the render engine, and the modules they use, in three layers
-(as Blender's glTF add-on separates its Blender conversions from its format code):
+"""Blender operators (``dh.*``) and the render engine: thin classes that read their properties,
+convert through blender/, hand work to the bpy-free session/ code and report (one line, never a
+traceback). ``jobs`` runs their work off the main thread; ``online`` is the download mix-in.
 
-- Blender-concept conversions (read and write Blender data, no operators): ``camera``, ``mesh``,
-  ``material``, ``matrices``, ``keyframes``, ``scene``, ``properties`` (what .blend files store);
-- thin operator classes and the render engine: ``import_photo``, ``render``, ``render_engine``,
-  ``models``, ``install``, ``jobs`` (the worker-thread job machinery), with ``deps`` (Python
-  packages) and ``errors`` (one-line reports; imports nothing of the add-on);
-- session code without bpy, run in worker and render threads: ``photo`` (a photo's inputs and
-  cache), ``renderers`` (frame renderers behind ``renderer(edits, progress, should_cancel)``),
-  ``stopmotion`` (the resumable frame loop), and ``frames`` (the one code path for a frame: its
-  Blender half reads the scene, its session half renders).
-
-No module imports one that imports it back (tests/addon/test_layout.py). Each submodule with
-classes lists them in ``CLASSES``; a submodule may also define ``register()`` / ``unregister()``
-hooks (run after its classes are registered / before they are unregistered). Nothing here
-imports torch: the engine's heavy parts load inside operators when they run.
+Each submodule with classes lists them in ``CLASSES``; a submodule may also define ``register()`` /
+``unregister()`` hooks (run after its classes are registered / before they are unregistered).
+Nothing here imports torch: the engine's heavy parts load inside operators when they run.
 """
 import importlib
 
 import bpy
 
-# Submodules with operator classes, in registration order (property groups first).
-_SUBMODULES = ("properties", "deps", "jobs", "install", "models", "import_photo", "render", "render_engine")
+# Submodules with operator classes, in registration order.
+_SUBMODULES = ("jobs", "install", "models", "import_photo", "render", "render_engine")
 
 
 def _modules():

@@ -6,28 +6,14 @@ import bpy
 from bpy.props import EnumProperty, FloatProperty, IntProperty, StringProperty
 from bpy_extras.io_utils import ImportHelper
 
-from .errors import AddonError, user_message
+from ..blender.addon import cache_root
+from ..blender.mesh import DEFAULT_MAX_DEPTH_JUMP
+from ..blender.properties import ENGINES
+from ..session.errors import AddonError, user_message
+from ..session.photo import split_list
 from .jobs import JobOperator
-from .mesh import DEFAULT_MAX_DEPTH_JUMP
-from .properties import ENGINES
 
 IMAGE_FILTER = "*.png;*.jpg;*.jpeg;*.webp;*.bmp;*.tif;*.tiff"
-
-
-def cache_root(context, explicit=""):
-    """Where per-photo caches go: the operator's folder, the preferences', the extension's own."""
-    from .deps import ADDON_PACKAGE, preferences
-    from .photo import default_cache_root
-
-    if explicit:
-        return bpy.path.abspath(explicit)
-    prefs = preferences(context)
-    if prefs is not None and prefs.cache_dir:
-        return bpy.path.abspath(prefs.cache_dir)
-    try:
-        return bpy.utils.extension_path_user(ADDON_PACKAGE, path="photos", create=True)
-    except (ValueError, RuntimeError, TypeError):
-        return default_cache_root()
 
 
 class DH_OT_import_photo(JobOperator, bpy.types.Operator, ImportHelper):
@@ -67,28 +53,23 @@ class DH_OT_import_photo(JobOperator, bpy.types.Operator, ImportHelper):
         return ImportHelper.invoke(self, context, event)
 
     def start(self, context):
-        from . import deps
+        from ..blender.options import engine_options
+        from ..session import deps
+        from ..session.photo import check_files, import_inputs, needed_modules
 
         image_path = bpy.path.abspath(self.filepath)
         depth_path = bpy.path.abspath(self.depth_path) if self.depth_path else ""
-        from .photo import split_list
-
         mask_paths = [bpy.path.abspath(p) for p in split_list(self.mask_path)]
         mask_path = ";".join(mask_paths)
-        for what, path in (("photo", image_path), ("depth file", depth_path),
-                           *(("mask file", p) for p in mask_paths)):
-            if path and not os.path.isfile(path):
-                self.report({"ERROR"}, f"{what} '{path}': file not found")
-                return None
-        needs = ("numpy", "PIL", "scipy") if (depth_path and mask_path) else tuple(deps.MODULES)
+        problem = check_files(image_path, depth_path, mask_paths)
+        if problem:
+            self.report({"ERROR"}, problem)
+            return None
         try:
-            deps.require(needs)
+            deps.require(needed_modules(depth_path, mask_path))
         except AddonError as exc:
             self.report({"ERROR"}, str(exc))
             return None
-        from .models import engine_options
-        from .photo import cache_key, resolve_inputs, write_cache
-
         options = engine_options(context)
         query, candidate = self.object_query, self.candidate
         stem = os.path.splitext(os.path.basename(image_path))[0] or "photo"
@@ -96,16 +77,7 @@ class DH_OT_import_photo(JobOperator, bpy.types.Operator, ImportHelper):
         self._stem = stem
 
         def work(progress, should_cancel):
-            started = time.perf_counter()
-            progress("reading inputs", 0, 3)
-            directory = os.path.join(root, f"{stem}-{cache_key(image_path, depth_path, mask_path, query, candidate)}")
-            inputs = resolve_inputs(image_path, depth_path, mask_path, query, candidate,
-                                    models_dir=options["models_dir"], overrides=options["overrides"],
-                                    device=options["device"])
-            progress("writing the photo cache", 1, 3)
-            write_cache(directory, inputs, {"image": image_path, "depth": depth_path, "mask": mask_path,
-                                            "object_query": query, "candidate": candidate})
-            return inputs, directory, time.perf_counter() - started
+            return import_inputs(root, stem, image_path, depth_path, mask_path, query, candidate, options, progress)
 
         return work
 
@@ -114,12 +86,11 @@ class DH_OT_import_photo(JobOperator, bpy.types.Operator, ImportHelper):
         return None if message is None else f"Import Photo: {message}"
 
     def finish(self, context, result):
-        from .scene import build_photo_scene
+        from ..blender.scene import build_photo_scene
+        from ..session.photo import import_note
 
         inputs, directory, prep_seconds = result
         started = time.perf_counter()
-        from .photo import split_list
-
         settings = {"image_path": bpy.path.abspath(self.filepath), "prompt": self.prompt,
                     "depth_path": bpy.path.abspath(self.depth_path) if self.depth_path else "",
                     "mask_path": ";".join(bpy.path.abspath(p) for p in split_list(self.mask_path)),
@@ -134,12 +105,7 @@ class DH_OT_import_photo(JobOperator, bpy.types.Operator, ImportHelper):
             return {"CANCELLED"}
         build_seconds = time.perf_counter() - started
         height, width = inputs.shape
-        note = ""
-        if len(inputs.candidates) > 1:
-            note = f"; {len(inputs.candidates)} candidates for '{self.object_query}' (Candidate picks another)"
-        count = len(inputs.masks)
-        if count > 1:
-            note = f"; {count} objects, each moved and keyed on its own" + note
+        note = import_note(inputs, self.object_query)
         self.report({"INFO"}, f"imported {width}x{height} photo as '{obj.name}' "
                               f"(inputs {prep_seconds:.2f} s, scene {build_seconds:.2f} s){note}")
         return {"FINISHED"}

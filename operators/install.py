@@ -1,10 +1,13 @@
-"""dh.install_dependencies: pip the engine's requirements into the extension's user folder (deps.py)."""
+"""dh.install_dependencies: pip the engine's requirements into the extension's user folder
+(session/deps.py; the folder and sys.path from blender/addon.py)."""
 import os
 
 import bpy
 
-from .deps import OnlineOnly, add_paths, install, missing_modules, user_site_packages, wheels_dir
+from ..blender.addon import add_paths, user_site_packages, wheels_dir
+from ..session import deps
 from .jobs import JobOperator
+from .online import OnlineOnly
 
 
 class DH_OT_install_dependencies(OnlineOnly, JobOperator, bpy.types.Operator):
@@ -34,13 +37,13 @@ class DH_OT_install_dependencies(OnlineOnly, JobOperator, bpy.types.Operator):
             return None
 
         def work(progress, should_cancel):
-            return install(target, wheels, progress)
+            return deps.install(target, wheels, progress)
 
         return work
 
     def finish(self, context, target):
         add_paths(context)
-        missing = missing_modules()
+        missing = deps.missing_modules()
         if missing:
             self.report({"WARNING"}, f"installed into {target}, but still missing: {', '.join(missing)}")
         else:

@@ -1,4 +1,5 @@
-"""Long work off the main thread: a worker thread, a modal timer for progress, Esc / Cancel to stop.
+"""Long work off the main thread: a worker thread (session/jobs.py), a modal timer for progress,
+Esc / Cancel to stop.
 
 A job is split in three: ``start`` (main thread: read Blender data), ``work(progress,
 should_cancel)`` (worker thread: engine and files only, never bpy), ``finish(result)`` (main thread:
@@ -8,56 +9,14 @@ same job runs synchronously on the main thread (docs/design.md).
 from __future__ import annotations
 
 import logging
-import threading
-import traceback
 
 import bpy
 
-from .errors import user_message
+from ..session import jobs as session_jobs
+from ..session.errors import user_message
+from ..session.jobs import JobState, current_job
 
 log = logging.getLogger(__name__)
-
-
-class JobState:
-    """Shared between the worker and the main thread (plain Python: no bpy in the worker)."""
-
-    def __init__(self, name):
-        self.name = name
-        self.cancel = threading.Event()
-        self.progress = 0.0
-        self.status = ""
-        self.result = None
-        self.error = None  # (exception, formatted traceback)
-        self.done = threading.Event()
-
-    def report_progress(self, stage, step, total):
-        self.progress = (step / total) if total else 0.0
-        self.status = f"{stage} {step}/{total}" if total else str(stage)
-
-    def should_cancel(self):
-        return self.cancel.is_set()
-
-    def run(self, work):
-        try:
-            self.result = work(self.report_progress, self.should_cancel)
-        except BaseException as exc:  # handed to the main thread, reported there
-            self.error = (exc, traceback.format_exc())
-        finally:
-            self.done.set()
-
-
-_current: JobState | None = None
-
-
-def current_job():
-    return _current if _current is not None and not _current.done.is_set() else None
-
-
-def cancel_current():
-    job = current_job()
-    if job is not None:
-        job.cancel.set()
-    return job is not None
 
 
 def _set_ui(context, running, progress=0.0, status="", error=None):
@@ -102,21 +61,17 @@ class JobOperator:
         return user_message(exc)
 
     def execute(self, context):
-        global _current
-        if current_job() is not None:
-            self.report({"ERROR"}, f"{_current.name} is still running: wait for it or press Cancel")
+        running = current_job()
+        if running is not None:
+            self.report({"ERROR"}, f"{running.name} is still running: wait for it or press Cancel")
             return {"CANCELLED"}
         _set_ui(context, False, error="")
         work = self.start(context)
         if work is None:
             return {"CANCELLED"}
-        state = JobState(self.bl_label)
-        if not interactive(context):
-            _current = state
-            state.run(work)  # synchronous: no event loop to drive a modal timer
-            return self._complete(context, state)
-        _current = self._state = state
-        threading.Thread(target=state.run, args=(work,), name=f"dh: {self.bl_label}", daemon=True).start()
+        if not interactive(context):  # synchronous: no event loop to drive a modal timer
+            return self._complete(context, session_jobs.begin(self.bl_label, work, threaded=False))
+        self._state = session_jobs.begin(self.bl_label, work)
         self._timer = context.window_manager.event_timer_add(0.2, window=context.window)
         context.window_manager.modal_handler_add(self)
         context.window_manager.progress_begin(0, 1000)
@@ -179,7 +134,7 @@ class DH_OT_cancel_job(bpy.types.Operator):
         return True
 
     def execute(self, context):
-        cancel_current()
+        session_jobs.cancel_current()
         return {"FINISHED"}
 
 

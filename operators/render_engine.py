@@ -4,7 +4,8 @@ F12 renders the current frame's edit of the photo seen through the scene camera;
 ``blender -b scene.blend -a`` render the animation with Blender's own output machinery (path with
 ``#``, file formats, FFmpeg movies, frame range and step, placeholders, no-overwrite), so render
 farms that split frames among nodes (Flamenco's stock job types) work unchanged. Every frame goes
-through frames.py, the code path Render Edit and Render Stop-Motion use too.
+through the frame code (blender/frames.py, session/frames.py), the code path Render Edit and
+Render Stop-Motion use too.
 
 The photo's cache folder is found from the .blend (stored relative to it when saved), so a node
 with the cache on shared storage renders without preparing; a missing or stale prepared cache is
@@ -16,54 +17,14 @@ it, and dither 0) Blender's 8-bit output equals the frame exactly. Under "Raw" t
 in unchanged.
 """
 import bpy
-import numpy as np
 
-from .errors import AddonError, user_message
-
-IDNAME = "DIFFUSION_HANDLES"
+from ..blender.scene import RENDER_ENGINE_IDNAME as IDNAME
+from ..session.errors import user_message
 
 # Blender's own panels that apply to this engine: output, format, frame range, colour management, camera.
 _PANEL_PREFIXES = ("RENDER_PT_format", "RENDER_PT_frame_range", "RENDER_PT_time_stretching",
                    "RENDER_PT_post_processing", "RENDER_PT_stamp", "RENDER_PT_output", "RENDER_PT_encoding",
                    "RENDER_PT_color_management", "DATA_PT_lens", "DATA_PT_camera")
-
-
-def srgb_to_linear(rgb):
-    rgb = np.asarray(rgb, dtype=np.float64)
-    return np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
-
-
-def pass_pixels(frame, view_transform="Standard"):
-    """uint8 (H, W, 3) frame, top row first -> float32 RGBA rows bottom-up, as a render pass holds them."""
-    rgb = frame.astype(np.float64) / 255.0
-    if view_transform != "Raw":
-        rgb = srgb_to_linear(rgb)
-    rgba = np.ones(frame.shape[:2] + (4,), np.float32)
-    rgba[..., :3] = rgb[::-1]
-    return rgba
-
-
-def _engine_for(obj, scene):
-    """(engine name, note for the stats line): the photo's engine, or the preview when the
-    diffusion weights are missing and the scene does not require them."""
-    name = obj.dh.engine
-    if name != "DIFFUSION":
-        return name, "preview engine"
-    from . import deps
-
-    try:
-        deps.require(tuple(deps.MODULES))
-        from ..engine import registry
-        from .models import engine_options
-
-        options = engine_options(None, scene)
-        registry.resolve("diffusion", options["overrides"].get("diffusion"), models_dir=options["models_dir"])
-    except Exception as exc:  # noqa: BLE001 - any reason the diffusion engine cannot run here
-        why = user_message(exc) or str(exc)
-        if scene.dh.require_weights:
-            raise AddonError(f"this node cannot run the diffusion engine: {why}") from None
-        return "PREVIEW", f"preview engine: no diffusion weights ({why.split(';')[0]})"
-    return name, "diffusion engine"
 
 
 class DiffusionHandlesRenderEngine(bpy.types.RenderEngine):
@@ -74,8 +35,9 @@ class DiffusionHandlesRenderEngine(bpy.types.RenderEngine):
     bl_use_postprocess = True
 
     def render(self, depsgraph):
+        from ..blender.frames import engine_for, frame_edit, frame_source, photo_for_camera
         from ..engine.errors import CancelledError
-        from .frames import fit, frame_edit, frame_source, out_of_view_note, photo_for_camera
+        from ..session.frames import fit, out_of_view_note, pass_pixels
 
         if self.is_preview:
             return
@@ -83,7 +45,7 @@ class DiffusionHandlesRenderEngine(bpy.types.RenderEngine):
         frame = scene.frame_current
         try:
             obj = photo_for_camera(scene)
-            engine_name, note = _engine_for(obj, scene.original)
+            engine_name, note = engine_for(obj, scene.original)
             self.stats(f"Diffusion Handles | frame {frame} | {note}")
             source = frame_source(obj, engine_name, scene=scene.original)
             edit = frame_edit(obj, depsgraph)

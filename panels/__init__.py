@@ -16,7 +16,7 @@ def _classes():
 def register():
     for cls in _classes():
         bpy.utils.register_class(cls)
-    from ..operators.deps import add_paths
+    from ..blender.addon import add_paths
 
     add_paths()  # the preferences (with their environment path) exist only now
 

@@ -11,7 +11,7 @@ PRECISIONS = (("AUTO", "Auto", "fp16 on a GPU, fp32 on the CPU"), ("FP32", "fp32
 
 
 def _on_python_path(self, context):
-    from ..operators.deps import add_paths
+    from ..blender.addon import add_paths
 
     add_paths(context)
 
@@ -41,8 +41,10 @@ class DH_AddonPreferences(bpy.types.AddonPreferences):
                                             "(instead of installing into the extension's folder)")
 
     def draw(self, context):
-        from ..operators import deps
-        from ..operators.models import engine_loaded, weights_status
+        from ..blender.addon import user_site_packages
+        from ..blender.options import weights_status
+        from ..session import deps
+        from ..session.models import engine_loaded
 
         layout = self.layout
         box = layout.box()
@@ -54,7 +56,7 @@ class DH_AddonPreferences(bpy.types.AddonPreferences):
             row = box.row()
             row.operator("dh.install_dependencies", icon="IMPORT")
             box.prop(self, "wheels_dir")
-            target = deps.user_site_packages()
+            target = user_site_packages()
             if target:
                 box.label(text=f"Installs into: {target}")
         else:

@@ -3,23 +3,23 @@ import os
 
 import bpy
 
+from .base import DHPanel
 
-class DH_PT_render(bpy.types.Panel):
-    bl_idname = "DH_PT_render"
-    bl_label = "Diffusion Handles"
+
+class DH_PT_render(DHPanel, bpy.types.Panel):
     bl_space_type = "PROPERTIES"
     bl_region_type = "WINDOW"
     bl_context = "render"
 
     @classmethod
     def poll(cls, context):
-        from ..operators.render_engine import IDNAME
+        from ..blender.scene import RENDER_ENGINE_IDNAME
 
-        return context.engine == IDNAME
+        return context.engine == RENDER_ENGINE_IDNAME
 
     def draw(self, context):
-        from ..operators.errors import AddonError
-        from ..operators.frames import photo_for_camera
+        from ..blender.frames import photo_for_camera
+        from ..session.errors import AddonError
 
         layout = self.layout
         layout.use_property_split = True

@@ -1,17 +1,17 @@
 """The "Handles" tab of the 3D Viewport sidebar (N panel)."""
 import bpy
 
+from .base import DHPanel
 
-class DH_PT_handles(bpy.types.Panel):
-    bl_idname = "DH_PT_handles"
-    bl_label = "Diffusion Handles"
+
+class DH_PT_handles(DHPanel, bpy.types.Panel):
     bl_space_type = "VIEW_3D"
     bl_region_type = "UI"
     bl_category = "Handles"
 
     def draw(self, context):
-        from ..operators import deps
-        from ..operators.jobs import current_job
+        from ..session import deps
+        from ..session.jobs import current_job
 
         layout = self.layout
         missing = deps.missing_modules()
@@ -60,9 +60,9 @@ class DH_PT_handles(bpy.types.Panel):
         col.operator("dh.render_edit", icon="RENDER_STILL")
         col.operator("dh.render_stop_motion", icon="RENDER_ANIMATION")
         col.label(text="Move or key any object of the photo, or the camera", icon="INFO")
-        from ..operators.render_engine import IDNAME
+        from ..blender.scene import RENDER_ENGINE_IDNAME
 
-        if context.scene.render.engine != IDNAME:
+        if context.scene.render.engine != RENDER_ENGINE_IDNAME:
             col.label(text="F12 / Ctrl+F12: set Render Engine to Diffusion Handles", icon="RENDER_STILL")
         if props.prepared_dir:
             col.label(text="Prepared cache ready", icon="CHECKMARK")

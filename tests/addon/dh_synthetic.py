@@ -47,7 +47,7 @@ def write_keyframes(path, frames):
 
 
 def addon_module(name):
-    """The add-on's submodule ``name`` (e.g. 'operators.matrices') as registered in the session."""
+    """The add-on's submodule ``name`` (e.g. 'blender.matrices') as registered in the session."""
     import importlib
 
     from blender_session import ADDON_MODULE

@@ -31,7 +31,7 @@ bpy.ops.wm.read_factory_settings(use_empty=True)
 enable_addon()
 assert "torch" not in sys.modules
 assert hasattr(bpy.ops.dh, "render_stop_motion") and hasattr(bpy.ops.dh, "install_dependencies")
-deps = sys.modules[ADDON_MODULE + ".operators.deps"]
+deps = sys.modules[ADDON_MODULE + ".session.deps"]
 print("MISSING", deps.missing_modules())
 from dh_synthetic import make_photo
 import tempfile
@@ -69,7 +69,7 @@ def test_installer_pins_match_requirements():
     import ast
 
     root = TESTS.parent
-    tree = ast.parse((root / "operators" / "deps.py").read_text())
+    tree = ast.parse((root / "session" / "deps.py").read_text())
     pins = next(ast.literal_eval(node.value) for node in tree.body if isinstance(node, ast.Assign)
                 and getattr(node.targets[0], "id", "") == "REQUIREMENTS")
     wanted = [line.split("#")[0].strip() for line in (root / "requirements.txt").read_text().splitlines()]

@@ -127,7 +127,7 @@ def test_import_with_two_masks_makes_two_objects_keyed_on_their_own(addon, tmp_p
     assert len(first.data.vertices) == photo["mask"].sum()
     assert len(other.data.vertices) == (second & ~photo["mask"]).sum()
 
-    frames = addon_module("operators.frames")
+    frames = addon_module("blender.frames")
     edit = frames.frame_edit(first)
     assert len(edit.objects) == 2 and edit.camera is None
     np.testing.assert_allclose(edit.objects, [np.eye(4)] * 2, atol=1e-6)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parents[1]))
 from blender_session import bpy  # noqa: E402
 from dh_synthetic import addon_module, import_photo, make_photo  # noqa: E402
 from ui_fakes import FakeContext, Recorder, event  # noqa: E402
@@ -35,7 +35,7 @@ def _scene(tmp_path, frames=4):
 
     centroid = np.array(obj.dh.centroid)
     keyed = [(1, np.eye(4)), (frames, frame_to_matrix({"translation": [0.2, 0.0, 0.0]}, centroid))]
-    addon_module("operators.keyframes").key_transforms(obj, keyed, bpy.context.scene)
+    addon_module("blender.keyframes").key_transforms(obj, keyed, bpy.context.scene)
     scene = bpy.context.scene
     scene.render.filepath = str(tmp_path / "frames" / "f_####")
     scene.render.image_settings.file_format = "PNG"
@@ -108,8 +108,8 @@ def test_modal_job_runs_in_a_worker_and_lands_in_the_image_editor(modal, tmp_pat
 def test_escape_cancels_between_frames_and_nothing_is_half_written(modal, tmp_path, monkeypatch):
     _scene(tmp_path, frames=6)
     modal = modal()
-    addon_module("operators.frames").forget()
-    renderers = addon_module("operators.renderers")
+    addon_module("session.frames").forget()
+    renderers = addon_module("session.renderers")
     original = renderers.PreviewRenderer.__call__
 
     def slow(self, transforms, progress=None, should_cancel=None):
@@ -144,7 +144,7 @@ def test_escape_cancels_between_frames_and_nothing_is_half_written(modal, tmp_pa
 def test_a_failing_job_reports_once_and_the_sidebar_says_why(modal, tmp_path):
     obj, _ = _scene(tmp_path)
     modal()
-    addon_module("operators.frames").forget()
+    addon_module("session.frames").forget()
     context = FakeContext(bpy.context)
     op = _driver()
     import shutil
@@ -194,8 +194,7 @@ class _Prefs:
 
 
 def _draw_prefs(context):
-    deps = addon_module("operators.deps")
-    real = deps.preferences(context)
+    real = addon_module("blender.addon").preferences(context)
     assert real is not None
     return _draw(addon_module("panels.preferences").DH_AddonPreferences, context, _Prefs(real))
 
@@ -206,8 +205,8 @@ def _draw_render(context):
 
 
 def test_panels_draw_in_every_state(addon, tmp_path, monkeypatch):
-    deps = addon_module("operators.deps")
-    jobs = addon_module("operators.jobs")
+    deps = addon_module("session.deps")
+    jobs = addon_module("session.jobs")
     context = bpy.context
 
     # no dependencies
@@ -219,9 +218,9 @@ def test_panels_draw_in_every_state(addon, tmp_path, monkeypatch):
     monkeypatch.undo()
 
     # no models (an empty models folder), no photo
-    models = addon_module("operators.models")
+    models = addon_module("session.models")
     monkeypatch.setitem(models.SESSION_OPTIONS, "models_dir", str(tmp_path / "empty"))
-    models._status_cache.clear()
+    addon_module("blender.options").forget_weights_status()
     prefs = _draw_prefs(context)
     assert any("not found" in t for t in prefs.texts()) and "dh.download_models" in prefs.operators()
     assert {"device", "precision", "models_dir", "python_path", "cache_dir"} <= set(prefs.props())

@@ -2,14 +2,14 @@
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parents[1]))
 from blender_session import bpy  # noqa: E402
 from dh_synthetic import addon_module  # noqa: E402
 
 
 def test_quality_choices_and_defaults_come_from_the_engine_settings(addon):
     settings = addon_module("engine.settings")
-    props = addon_module("operators.properties")
+    props = addon_module("blender.properties")
     assert [q[0] for q in props.QUALITIES] == list(settings.PRESETS)
     assert dict((q[0], q[1]) for q in props.QUALITIES) == {"default": "Final", "fast": "Draft"}
     obj = bpy.data.objects.new("photo object", None)
@@ -18,21 +18,21 @@ def test_quality_choices_and_defaults_come_from_the_engine_settings(addon):
 
 def test_draft_quality_gives_the_fast_preset_with_the_photos_choices(addon):
     settings = addon_module("engine.settings")
-    models = addon_module("operators.models")
+    options = addon_module("blender.options")
     obj = bpy.data.objects.new("photo object", None)
-    assert models.edit_settings(obj.dh) == settings.EditSettings.preset("default")
+    assert options.edit_settings(obj.dh) == settings.EditSettings.preset("default")
     obj.dh.quality = "fast"
     obj.dh.fg_weight = 2.0
-    fast = models.edit_settings(obj.dh)
+    fast = options.edit_settings(obj.dh)
     assert fast == settings.EditSettings.preset("fast", fg_weight=2.0)
     obj.dh.steps, obj.dh.inversion = 10, "ddim"
-    s = models.edit_settings(obj.dh)
+    s = options.edit_settings(obj.dh)
     assert (s.steps, s.guided_steps, s.inversion, s.opt_iterations) == (10, fast.with_steps(10).guided_steps,
                                                                        "ddim", fast.opt_iterations)
 
 
 def test_renderer_passes_the_photos_settings_to_each_edit(addon):
-    renderers = addon_module("operators.renderers")
+    renderers = addon_module("session.renderers")
     settings = addon_module("engine.settings")
     calls = []
 

@@ -5,16 +5,35 @@ No bpy: they run in worker threads. ``PreviewRenderer`` needs no weights (the en
 preview, at the photo's size); ``DiffusionRenderer`` runs the Diffusion Handles edit on a prepared
 photo and puts each result back onto the photo with `engine.composite.to_photo_size` (pixels the
 edit does not change are the photo's own).
-Both share the call signature ``renderer(edits, progress, should_cancel) -> list of images`` and
-leave ``last_visible``: per frame one bool per object (False: it left the view and the frame
-renders without it).
+Both follow the ``Renderer`` contract: ``renderer(edits, progress, should_cancel) -> list of
+images``, a ``name``, how many frames one call renders well (``batch_size``), and ``last_visible``
+left by the last call: per frame one bool per object (False: it left the view and the frame
+renders without it). session/frames.py's ``FrameRenderer`` wraps one (keys, memory, uint8).
 """
 from __future__ import annotations
 
+from typing import Callable, Protocol, Sequence, runtime_checkable
+
 import numpy as np
 
+Progress = Callable[[str, int, int], None]  # (stage, step, total)
+ShouldCancel = Callable[[], bool]
 
-class PreviewRenderer:
+
+@runtime_checkable
+class Renderer(Protocol):
+    """A frame renderer: frame edits (`engine.transforms.FrameEdit`) -> (H, W, 3) images at the
+    photo's size, float in [0, 1] (or uint8), one per edit, in order."""
+
+    name: str
+    batch_size: int
+    last_visible: list  # per frame of the last call: one bool per object (in view or not)
+
+    def __call__(self, edits: Sequence, progress: Progress | None = None,
+                 should_cancel: ShouldCancel | None = None) -> list[np.ndarray]: ...
+
+
+class PreviewRenderer(Renderer):
     """The engine's geometric preview for every frame: no model weights, fast. The photo's lifted
     scene is built once (on the first frame) and kept."""
 
@@ -41,7 +60,7 @@ class PreviewRenderer:
         return out
 
 
-class DiffusionRenderer:
+class DiffusionRenderer(Renderer):
     """Diffusion Handles edits of a prepared photo (several frames per engine call)."""
 
     name = "diffusion"

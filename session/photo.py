@@ -196,3 +196,46 @@ def load_cache(directory) -> PhotoInputs:
 
 def default_cache_root():
     return os.path.join(os.path.expanduser("~"), ".cache", "diffusion-handles", "photos")
+
+
+def check_files(image_path, depth_path="", mask_paths=()):
+    """The first given input file that does not exist, as a one-line message; None when all do."""
+    for what, path in (("photo", image_path), ("depth file", depth_path), *(("mask file", p) for p in mask_paths)):
+        if path and not os.path.isfile(path):
+            return f"{what} '{path}': file not found"
+    return None
+
+
+def needed_modules(depth_path, mask_path):
+    """The Python packages an import needs: few with depth and masks given, else the perception's too."""
+    from . import deps
+
+    return ("numpy", "PIL", "scipy") if (depth_path and mask_path) else tuple(deps.MODULES)
+
+
+def import_inputs(root, stem, image_path, depth_path, mask_path, query, candidate, options, progress):
+    """Worker thread: a photo's inputs resolved (files, perception where not given) and written to
+    its cache folder under ``root``. Returns (inputs, cache folder, seconds taken)."""
+    import time
+
+    started = time.perf_counter()
+    progress("reading inputs", 0, 3)
+    directory = os.path.join(root, f"{stem}-{cache_key(image_path, depth_path, mask_path, query, candidate)}")
+    inputs = resolve_inputs(image_path, depth_path, mask_path, query, candidate,
+                            models_dir=options["models_dir"], overrides=options["overrides"],
+                            device=options["device"])
+    progress("writing the photo cache", 1, 3)
+    write_cache(directory, inputs, {"image": image_path, "depth": depth_path, "mask": mask_path,
+                                    "object_query": query, "candidate": candidate})
+    return inputs, directory, time.perf_counter() - started
+
+
+def import_note(inputs, query):
+    """What an import report adds about several objects and a query's other candidates ('' or '; ...')."""
+    note = ""
+    if len(inputs.candidates) > 1:
+        note = f"; {len(inputs.candidates)} candidates for '{query}' (Candidate picks another)"
+    count = len(inputs.masks)
+    if count > 1:
+        note = f"; {count} objects, each moved and keyed on its own" + note
+    return note

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parents[1]))
 from blender_session import bpy  # noqa: E402
 from dh_synthetic import addon_module, import_photo, make_photo  # noqa: E402
 
@@ -16,7 +16,7 @@ def _keyed_scene(tmp_path, n=3, still_frames=()):
     """Import a synthetic photo and key ``n`` frames (frames in ``still_frames`` repeat the previous pose)."""
     photo = make_photo(tmp_path / "photo")
     obj = import_photo(bpy, photo, tmp_path)
-    keyframes = addon_module("operators.keyframes")
+    keyframes = addon_module("blender.keyframes")
     from engine.transforms import frame_to_matrix
 
     centroid = np.array(obj.dh.centroid)
@@ -72,7 +72,7 @@ def test_preview_writes_three_frames_and_resumes(addon, tmp_path):
     # An interrupted run: frame 3 lost. Re-running renders only frame 3.
     mtimes = {n: os.stat(tmp_path / "frames" / n).st_mtime_ns for n in _frames(tmp_path)}
     os.remove(tmp_path / "frames" / "edit_0003.png")
-    stopmotion = addon_module("operators.stopmotion")
+    stopmotion = addon_module("session.stopmotion")
     calls = []
     original = stopmotion.run_frames
 
@@ -85,7 +85,6 @@ def test_preview_writes_three_frames_and_resumes(addon, tmp_path):
 
     stopmotion.run_frames = spy
     try:
-        render = addon_module("operators.render")
         assert bpy.ops.dh.render_stop_motion(engine="PREVIEW") == {"FINISHED"}
     finally:
         stopmotion.run_frames = original
@@ -107,8 +106,8 @@ def test_preview_writes_three_frames_and_resumes(addon, tmp_path):
 
 def test_identical_matrices_reuse_the_frame(addon, tmp_path):
     _keyed_scene(tmp_path, n=3, still_frames=(2,))
-    stopmotion = addon_module("operators.stopmotion")
-    plan = stopmotion.plan_frames(bpy.context.scene, bpy.context.view_layer.objects.active, "k")
+    stopmotion = addon_module("session.stopmotion")
+    plan = addon_module("blender.frames").plan_frames(bpy.context.scene, bpy.context.view_layer.objects.active, "k")
     assert plan[0].key == plan[1].key != plan[2].key
     calls = []
 
@@ -123,10 +122,10 @@ def test_identical_matrices_reuse_the_frame(addon, tmp_path):
 
 def test_cancel_leaves_no_partial_file(addon, tmp_path):
     _keyed_scene(tmp_path)
-    stopmotion = addon_module("operators.stopmotion")
+    stopmotion = addon_module("session.stopmotion")
     from engine.errors import CancelledError
 
-    plan = stopmotion.plan_frames(bpy.context.scene, bpy.context.view_layer.objects.active, "k")
+    plan = addon_module("blender.frames").plan_frames(bpy.context.scene, bpy.context.view_layer.objects.active, "k")
     state = {"frames": 0}
 
     def renderer(transforms, progress=None, should_cancel=None):
@@ -147,7 +146,7 @@ def test_cancel_leaves_no_partial_file(addon, tmp_path):
     assert _frames(tmp_path) == ["edit_0001.png"] and _hidden(tmp_path) == []
 
     # a cancel between frames (Esc / Cancel button) through the operator: the job's flag
-    jobs = addon_module("operators.jobs")
+    jobs = addon_module("session.jobs")
     original = jobs.JobState.should_cancel
     jobs.JobState.should_cancel = lambda self: len(_frames(tmp_path)) >= 2
     try:
@@ -163,7 +162,7 @@ def test_cancel_leaves_no_partial_file(addon, tmp_path):
 @pytest.mark.slow
 def test_diffusion_engine_with_tiny_models(addon, tmp_path, tiny_models_dir):
     obj, scene = _keyed_scene(tmp_path)
-    models = addon_module("operators.models")
+    models = addon_module("session.models")
     models.SESSION_OPTIONS.update(models_dir=str(tiny_models_dir), device="cpu")
     try:
         obj.dh.engine = "DIFFUSION"

@@ -12,15 +12,18 @@ import bpy
 import numpy as np
 from mathutils import Matrix, Vector
 
+from ..session.errors import AddonError
+from ..session.photo import FILES
 from . import camera as camera_conv
 from . import material as material_conv
 from .matrices import rest_relative_to_camera, to_numpy
 from .mesh import DEFAULT_MAX_DEPTH_JUMP, build_grid_mesh
-from .photo import FILES
+
+RENDER_ENGINE_IDNAME = "DIFFUSION_HANDLES"  # the add-on's render engine (operators/render_engine.py)
 
 
 def build_photo_scene(context, name, inputs, cache_dir, settings, max_depth_jump=DEFAULT_MAX_DEPTH_JUMP):
-    """Create the collection for ``inputs`` (photo.PhotoInputs); returns the object (the handle).
+    """Create the collection for ``inputs`` (session.photo.PhotoInputs); returns the object (the handle).
 
     settings: dict of DH_ObjectProperties values to store on the object (paths, prompt, ...).
     """
@@ -36,9 +39,7 @@ def build_photo_scene(context, name, inputs, cache_dir, settings, max_depth_jump
     camera = camera_conv.create_camera(f"{name} Camera", height, width, collection)
     scene.camera = camera
     camera_conv.configure_render(scene, height, width)
-    from .render_engine import IDNAME
-
-    scene.render.engine = IDNAME  # F12 / Ctrl+F12 render the edit
+    scene.render.engine = RENDER_ENGINE_IDNAME  # F12 / Ctrl+F12 render the edit
     camera_world = to_numpy(camera.matrix_world)
     rotation = camera_world[:3, :3]
 
@@ -103,8 +104,6 @@ def photo_objects(context):
 
 def active_handle(context):
     """The photo the artist means: the active object's photo, else the only one."""
-    from .errors import AddonError
-
     active = context.active_object
     if active is not None and active.dh.role != "NONE" and active.dh.handle is not None:
         return active.dh.handle

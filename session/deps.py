@@ -1,10 +1,11 @@
-"""Python dependencies inside Blender: Blender's Python has numpy but not torch and friends.
+"""Python dependencies inside Blender: Blender's Python has numpy but not torch and friends (no bpy).
 
 The preferences' "Install dependencies" action pip-installs the pinned packages into the
-extension's own user directory (``extension_path_user(..., "site-packages")``), which is added to
-``sys.path`` when the add-on registers; from the package index, or offline from a folder of wheel
-files (the preferences' *Wheels Folder*: ``pip --no-index --find-links``). Alternatively the user points the preferences at the
-site-packages folder of an existing Python 3.11 environment that has them.
+extension's own user directory (``extension_path_user(..., "site-packages")``, found by
+blender/addon.py, which also puts it on ``sys.path`` when the add-on registers); from the package
+index, or offline from a folder of wheel files (the preferences' *Wheels Folder*: ``pip --no-index
+--find-links``). Alternatively the user points the preferences at the site-packages folder of an
+existing Python 3.11 environment that has them.
 """
 from __future__ import annotations
 
@@ -13,11 +14,7 @@ import os
 import subprocess
 import sys
 
-import bpy
-
 from .errors import INSTALL_HINT, AddonError
-
-ADDON_PACKAGE = __package__.rpartition(".")[0]
 
 # The engine's runtime requirements (the same pins as requirements.txt; a test keeps them equal).
 REQUIREMENTS = (
@@ -41,33 +38,6 @@ MODULES = {
     "safetensors": "weights and caches", "huggingface_hub": "model files",
 }
 PREVIEW_MODULES = ("numpy", "PIL", "scipy", "torch")  # the preview warps with torch; no weights
-
-
-def preferences(context=None):
-    """The add-on preferences, or None (e.g. when batch.py registered the package by hand)."""
-    context = context or bpy.context
-    addon = context.preferences.addons.get(ADDON_PACKAGE)
-    return addon.preferences if addon is not None else None
-
-
-def user_site_packages(create=False):
-    """The extension's own site-packages folder, or None outside an installed extension."""
-    try:
-        return bpy.utils.extension_path_user(ADDON_PACKAGE, path="site-packages", create=create)
-    except (ValueError, RuntimeError, TypeError):
-        return None
-
-
-def add_paths(context=None):
-    """Put the extension's site-packages and the preferences' environment on sys.path."""
-    candidates = [user_site_packages()]
-    prefs = preferences(context)
-    if prefs is not None and prefs.python_path:
-        candidates.append(bpy.path.abspath(prefs.python_path))
-    for path in candidates:
-        if path and os.path.isdir(path) and path not in sys.path:
-            sys.path.append(path)
-    importlib.invalidate_caches()
 
 
 def missing_modules(names=None):
@@ -126,24 +96,3 @@ def install(target, wheels_dir=None, progress=None):
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
-
-
-class OnlineOnly:
-    """Mix-in: the operator downloads, so it is available only when Blender may go online."""
-
-    @classmethod
-    def poll(cls, context):
-        if not bpy.app.online_access:
-            cls.poll_message_set("Online access is disabled (Preferences > System > Network)")
-            return False
-        return True
-
-
-def wheels_dir(context=None):
-    """The preferences' local wheels folder (offline installs), or None."""
-    prefs = preferences(context)
-    return bpy.path.abspath(prefs.wheels_dir) if prefs is not None and prefs.wheels_dir else None
-
-
-def register():
-    add_paths()

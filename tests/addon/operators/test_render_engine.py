@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parents[1]))
 from blender_session import bpy  # noqa: E402
 from dh_synthetic import addon_module, import_photo, make_photo  # noqa: E402
 
@@ -21,7 +21,7 @@ def _keyed(tmp_path, frames=3):
     centroid = np.array(obj.dh.centroid)
     keyed = [(1, np.eye(4)), (frames, frame_to_matrix({"translation": [0.25, 0.0, 0.0], "rotation_axis": [0, 1, 0],
                                                         "rotation_angle": 20.0}, centroid))]
-    addon_module("operators.keyframes").key_transforms(obj, keyed, bpy.context.scene)
+    addon_module("blender.keyframes").key_transforms(obj, keyed, bpy.context.scene)
     scene = bpy.context.scene
     scene.render.image_settings.file_format = "PNG"
     scene.render.image_settings.color_mode = "RGB"
@@ -108,14 +108,13 @@ def test_problems_are_error_reports_and_write_nothing(addon, tmp_path):
     scene.render.use_placeholder = True
 
     # a diffusion photo without weights: the preview, unless the scene requires the weights
-    models = addon_module("operators.models")
+    models = addon_module("session.models")
     models.SESSION_OPTIONS.update(models_dir=str(tmp_path / "no-models"))
     try:
         obj.dh.engine, obj.dh.prompt = "DIFFUSION", "a box"
-        render_engine = addon_module("operators.render_engine")
-        deps = addon_module("operators.deps")
+        deps = addon_module("session.deps")
         if not deps.missing_modules():
-            name, note = render_engine._engine_for(obj, scene)
+            name, note = addon_module("blender.frames").engine_for(obj, scene)
             assert name == "PREVIEW" and "no diffusion weights" in note
         scene.dh.require_weights = True
         with pytest.raises(RuntimeError, match="cannot run the diffusion engine"):
@@ -135,7 +134,7 @@ def test_problems_are_error_reports_and_write_nothing(addon, tmp_path):
 
     # the photo cache is gone
     shutil.rmtree(bpy.path.abspath(obj.dh.cache_dir))
-    addon_module("operators.frames").forget()
+    addon_module("session.frames").forget()
     with pytest.raises(RuntimeError, match="import the photo again"):
         bpy.ops.render.render(animation=True)
     assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
@@ -170,7 +169,7 @@ def test_diffusion_frames_prepare_once_and_equal_stop_motion(addon, tmp_path, ti
     obj.dh.engine, obj.dh.steps, obj.dh.resolution, obj.dh.inversion = "DIFFUSION", 2, 32, "ddim"
     scene.dh.models_dir = str(tiny_models_dir)  # saved with the .blend: what a farm node finds
     scene.dh.require_weights = True
-    models = addon_module("operators.models")
+    models = addon_module("session.models")
     engine_module = addon_module("engine.pipeline")  # the add-on's own copy of the engine package
     prepares = []
     original = engine_module.Engine.prepare

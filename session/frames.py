@@ -1,14 +1,15 @@
-"""The one code path for a frame: what the scene says at a frame -> edited photo pixels.
+"""The one code path for a frame, its session half (no bpy: worker threads and the render thread).
 
 Shared by the render engine (F12, Ctrl+F12, ``blender -b scene.blend -a``), Render Edit and
-Render Stop-Motion, so every way of rendering a frame gives the same pixels:
+Render Stop-Motion, so every way of rendering a frame gives the same pixels. The Blender half
+(blender/frames.py) reads the scene: ``frame_edit`` gives a frame's ``Edit`` (one camera-frame
+transform per moving object of the photo, in mask order, and the camera's move: None when the
+camera stays) and ``frame_source`` a ``FrameSource`` naming everything a renderer needs and the
+part of a frame's key that is not the edit. Here:
 
-- ``frame_edit(obj, depsgraph)``: the frame's edit, one camera-frame transform per moving object
-  of the photo (mask order) and the camera's move (None: the camera stays; operators/matrices.py);
-- ``frame_source(...)`` (main thread, reads Blender data): a ``FrameSource`` naming everything a
-  renderer needs and the part of a frame's key that is not the edit;
-- ``FrameSource.renderer(progress, should_cancel)`` (any thread, no bpy): the session's renderer,
-  built once and kept; it returns uint8 (H, W, 3) frames at the photo's size.
+- ``FrameSource.renderer(progress, should_cancel)`` (any thread): the session's ``FrameRenderer``,
+  built once and kept; it returns uint8 (H, W, 3) frames at the photo's size;
+- ``pass_pixels``: a frame as the render engine's float pass holds it.
 
 Frames are uint8 from here on: the PNG a stop-motion run writes and the float pass the render
 engine hands Blender hold the same values (the engine's sRGB -> linear conversion round-trips
@@ -17,14 +18,13 @@ every 8-bit value exactly under the Standard view transform).
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from . import models
 from .errors import AddonError
+from .renderers import Renderer
 
 
 @dataclass(frozen=True)
@@ -72,72 +72,20 @@ def fit(frame, height, width):
     return np.asarray(Image.fromarray(frame).resize((width, height), Image.BICUBIC))
 
 
-# --- Blender side (main thread or the render thread: reads Blender data) -------------------------
-
-def frame_edit(obj, depsgraph=None):
-    """The edit of the photo whose handle is ``obj`` at the depsgraph's frame (else now): each of
-    its objects' move within the photo, in mask order, and the scene camera's move."""
-    from .matrices import camera_move, moving_objects, object_edit, photo_frame
-
-    photo_world = photo_frame(obj, depsgraph)
-    found = moving_objects(obj)
-    # by mask number: an object deleted from the scene stays where it was (identity)
-    objects = [np.eye(4)] * (1 + max(o.dh.object_index for o in found))
-    for o in found:
-        objects[o.dh.object_index] = object_edit(o, photo_world, depsgraph)
-    return Edit(tuple(objects), camera_move(obj, depsgraph))
+def srgb_to_linear(rgb):
+    rgb = np.asarray(rgb, dtype=np.float64)
+    return np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
 
 
-def photo_for_camera(scene):
-    """The imported object seen through ``scene``'s camera (what the render engine renders)."""
-    camera = scene.camera
-    camera = getattr(camera, "original", camera)
-    if camera is None:
-        raise AddonError("the scene has no camera: import a photo (its camera becomes the scene camera)")
-    scene = getattr(scene, "original", scene)
-    handles = [o for o in scene.objects if o.dh.role == "OBJECT" and o.dh.camera == camera
-               and o.dh.handle in (None, o)]
-    if not handles:
-        raise AddonError(f"the scene camera '{camera.name}' is not an imported photo's camera: make the "
-                         "photo's camera active (or import a photo)")
-    if len(handles) > 1:
-        raise AddonError(f"{len(handles)} photos share the scene camera '{camera.name}': import each photo "
-                         "with its own camera")
-    return handles[0]
+def pass_pixels(frame, view_transform="Standard"):
+    """uint8 (H, W, 3) frame, top row first -> float32 RGBA rows bottom-up, as a render pass holds them."""
+    rgb = frame.astype(np.float64) / 255.0
+    if view_transform != "Raw":
+        rgb = srgb_to_linear(rgb)
+    rgba = np.ones(frame.shape[:2] + (4,), np.float32)
+    rgba[..., :3] = rgb[::-1]
+    return rgba
 
-
-def frame_source(obj, engine_name, scene=None, context=None, require=True):
-    """Main thread (or the render thread): a FrameSource for the photo whose moving object is ``obj``.
-
-    The diffusion engine's options come from the preferences and the scene (models.py), its
-    EditSettings from the photo's properties. require: check the Python dependencies first.
-    """
-    import bpy
-
-    from . import deps
-
-    props = obj.dh
-    if props.camera is None:
-        raise AddonError(f"'{obj.name}' lost its camera: import the photo again")
-    if not props.cache_dir:
-        raise AddonError(f"'{obj.name}' has no photo cache: import the photo again")
-    if require:
-        deps.require(deps.PREVIEW_MODULES if engine_name == "PREVIEW" else tuple(deps.MODULES))
-    cache_dir = os.path.normpath(bpy.path.abspath(props.cache_dir))
-    key = {"engine": engine_name, "cache": os.path.basename(cache_dir), "size": [props.height, props.width]}
-    options = settings = None
-    if engine_name == "DIFFUSION":
-        options = models.engine_options(context, scene)
-        settings = models.edit_settings(props, options)
-        if not props.prompt.strip():
-            raise AddonError("the diffusion engine needs a prompt: describe the photo in the sidebar")
-        # the models too: other weights are other pixels (and another session renderer)
-        key.update(prompt=props.prompt, settings=settings.to_dict(), models=options)
-    return FrameSource(engine_name, cache_dir, props.prompt, (props.height, props.width),
-                       json.dumps(key, sort_keys=True), options, settings)
-
-
-# --- no bpy below: worker threads and the render thread ------------------------------------------
 
 @dataclass(frozen=True)
 class FrameSource:
@@ -187,7 +135,7 @@ class FrameRenderer:
     size; remembers recent frames by key, so an unchanged pose (or a second pass, e.g. a movie
     after its frames) costs nothing."""
 
-    def __init__(self, base, source, prepared_dir=None):
+    def __init__(self, base: Renderer, source: FrameSource, prepared_dir=None):
         self.base, self.source, self.prepared_dir = base, source, prepared_dir
         self.name = base.name
         self.batch_size = getattr(base, "batch_size", 1)

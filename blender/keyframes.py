@@ -47,7 +47,7 @@ def key_transforms(obj, keyed, scene=None):
     for frame, mats, move in edits:
         for k, (item, rest, T) in enumerate(zip(objects, rests, mats)):
             previous[k] = _key_matrix(item, world_matrix_for(T, photo_world, rest), previous[k])
-        if keys_camera:  # C = B K^-1 (operators/matrices.py)
+        if keys_camera:  # C = B K^-1 (blender/matrices.py)
             K = np.eye(4) if move is None else np.asarray(move, np.float64)
             previous[-1] = _key_matrix(camera, to_matrix(photo @ np.linalg.inv(K)), previous[-1])
         for item in objects + ([camera] if keys_camera else []):

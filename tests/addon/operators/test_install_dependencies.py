@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parents[1]))
 from blender_session import bpy  # noqa: E402
 from dh_synthetic import addon_module  # noqa: E402
 
@@ -35,9 +35,10 @@ def _wheel(tmp_path, version, value):
 
 @pytest.fixture
 def installer(addon, monkeypatch):
-    deps = addon_module("operators.deps")
-    prefs = deps.preferences()
-    target = deps.user_site_packages(create=True)
+    deps = addon_module("session.deps")
+    addon_paths = addon_module("blender.addon")
+    prefs = addon_paths.preferences()
+    target = addon_paths.user_site_packages(create=True)
     system = bpy.context.preferences.system
     online = system.use_online_access
     yield deps, prefs, Path(target)

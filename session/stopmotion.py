@@ -1,8 +1,8 @@
 """The stop-motion loop: one edited photo per frame, written atomically, resumable.
 
-Planning (main thread, bpy) turns each frame of the scene's range into (frame, edit, output path,
-key) with frames.py, the code path every frame goes through. Running (any thread, no bpy)
-renders only what is needed:
+Planning (main thread, bpy: blender/frames.py ``plan_frames``) turns each frame of the scene's
+range into a ``FramePlan`` (frame, edit, output path, key) with the code path every frame goes
+through. Running (any thread, no bpy, here) renders only what is needed:
 
 - a frame whose file exists and whose recorded key matches is kept (an interrupted run resumes
   after its last finished frame; a changed trajectory or setting re-renders what changed);
@@ -17,9 +17,10 @@ import os
 import shutil
 from dataclasses import dataclass, field
 
-from .frames import Edit, frame_key
+from .frames import Edit
 
 MANIFEST = ".dh_frames.json"
+MOVIE_NAME = "stop_motion.mp4"
 
 
 @dataclass
@@ -45,24 +46,6 @@ class Summary:
             text += "; " + ", ".join(f"frame {f}: object {'/'.join(map(str, n))} out of view"
                                      for f, n in sorted(self.out_of_view.items()))
         return text
-
-
-def plan_frames(scene, obj, context_key, frames=None):
-    """Main thread: the frames to render, with their transforms and output paths."""
-    from .frames import frame_edit
-
-    if frames is None:
-        frames = range(scene.frame_start, scene.frame_end + 1, max(1, scene.frame_step))
-    current = scene.frame_current
-    plan = []
-    try:
-        for frame in frames:
-            scene.frame_set(frame)
-            edit = frame_edit(obj)
-            plan.append(FramePlan(frame, edit, scene.render.frame_path(frame=frame), frame_key(edit, context_key)))
-    finally:
-        scene.frame_set(current)
-    return plan
 
 
 class Manifest:
@@ -152,3 +135,8 @@ def run_frames(plan, renderer, progress=None, should_cancel=None, write=None):
             step += 1
             progress("frames", step, total)
     return summary
+
+
+def default_movie_path(first_frame):
+    """The movie of a stop-motion run when none is named: next to its frames."""
+    return os.path.join(os.path.dirname(first_frame), MOVIE_NAME)

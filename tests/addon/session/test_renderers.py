@@ -1,4 +1,4 @@
-"""operators/renderers.py: both frame renderers give frames at the photo's size, far pixels the photo's."""
+"""session/renderers.py: both frame renderers give frames at the photo's size, far pixels the photo's."""
 import sys
 from pathlib import Path
 
@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parents[1]))
 from dh_synthetic import addon_module, make_photo  # noqa: E402
 
 
 def _inputs(tmp_path):
     """A photo four times the tiny model's working size (96 x 128 against 32 on the longer side)."""
     photo = make_photo(tmp_path / "photo", height=96, width=128, box=(30, 62, 40, 80))
-    photo_module = addon_module("operators.photo")
+    photo_module = addon_module("session.photo")
     paths = photo["paths"]
     inputs = photo_module.resolve_inputs(str(paths["image"]), str(paths["depth"]), str(paths["mask"]))
     return inputs, photo
@@ -38,7 +38,7 @@ def _bytes(rgb):
 
 def test_preview_renderer_at_photo_size(addon, tmp_path):
     inputs, _ = _inputs(tmp_path)
-    renderer = addon_module("operators.renderers").PreviewRenderer(inputs)
+    renderer = addon_module("session.renderers").PreviewRenderer(inputs)
     (frame,) = renderer([_translation(0.3)])
     assert frame.shape == (96, 128, 3)
     far = _far(inputs, 8)
@@ -55,7 +55,7 @@ def test_diffusion_renderer_at_photo_size(addon, tmp_path, tiny_models_dir):
                     settings=EditSettings(resolution=32, steps=3, guided_steps=2, inversion="ddim"))
     prepared = engine.prepare(inputs.image, "an orange box", inputs.depth, inputs.mask)
     assert max(prepared.size) == 32
-    renderer = addon_module("operators.renderers").DiffusionRenderer(inputs, engine, prepared)
+    renderer = addon_module("session.renderers").DiffusionRenderer(inputs, engine, prepared)
     (frame,) = renderer([_translation(0.3)])
     assert frame.shape == (96, 128, 3)
     # the engine's compositing, whose region the random model's changes decide

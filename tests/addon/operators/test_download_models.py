@@ -12,7 +12,7 @@ import pytest
 from hub_server import HubServer, repo_with_large_file
 
 pytestmark = pytest.mark.slow
-TESTS = Path(__file__).resolve().parents[1]
+TESTS = Path(__file__).resolve().parents[2]
 ROLES = ("diffusion", "depth", "detector", "sam")  # the default pipeline's roles
 
 SCRIPT = r'''
@@ -20,8 +20,8 @@ import importlib, json, os, sys
 sys.path.insert(0, {tests!r})
 from blender_session import bpy, enable_addon, ADDON_MODULE
 enable_addon()
-deps = importlib.import_module(ADDON_MODULE + ".operators.deps")
-jobs = importlib.import_module(ADDON_MODULE + ".operators.jobs")
+deps = importlib.import_module(ADDON_MODULE + ".blender.addon")
+jobs = importlib.import_module(ADDON_MODULE + ".session.jobs")
 prefs = deps.preferences()
 for role in {roles!r}:
     setattr(prefs, role + "_model", "dh-test/" + role)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parents[1]))
 from blender_session import bpy  # noqa: E402
 from dh_synthetic import addon_module, import_photo, make_photo  # noqa: E402
 from mathutils import Euler, Matrix, Vector  # noqa: E402
@@ -39,7 +39,7 @@ def test_parented_rotated_camera_gives_the_engine_transform(addon, tmp_path):
     obj = import_photo(bpy, photo, tmp_path)
     scene = bpy.context.scene
     camera = obj.dh.camera
-    matrices = addon_module("operators.matrices")
+    matrices = addon_module("blender.matrices")
     from engine.camera import Camera
     from engine.transforms import validate_transform
 
@@ -82,8 +82,8 @@ def test_keyframed_transforms_round_trip(addon, tmp_path):
     photo = make_photo(tmp_path / "photo")
     obj = import_photo(bpy, photo, tmp_path)
     scene = bpy.context.scene
-    keyframes = addon_module("operators.keyframes")
-    matrices = addon_module("operators.matrices")
+    keyframes = addon_module("blender.keyframes")
+    matrices = addon_module("blender.matrices")
     from engine.transforms import frame_to_matrix
 
     centroid = np.array(obj.dh.centroid)

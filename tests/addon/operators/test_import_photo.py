@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parents[1]))
 from blender_session import bpy  # noqa: E402
 from dh_synthetic import addon_module, import_photo, make_photo  # noqa: E402
 
@@ -71,7 +71,7 @@ def test_import_builds_camera_meshes_and_materials(addon, tmp_path):
 def test_meshes_are_cut_at_depth_discontinuities(addon, tmp_path):
     photo = make_photo(tmp_path / "photo")
     obj = import_photo(bpy, photo, tmp_path)
-    mesh_mod = addon_module("operators.mesh")
+    mesh_mod = addon_module("blender.mesh")
     # the object's own triangles (the engine's: two per quad) are all inside the mask
     r0, r1, c0, c1 = 6, 16, 9, 21
     assert len(obj.data.polygons) == 2 * (r1 - r0 - 1) * (c1 - c0 - 1)
@@ -120,7 +120,7 @@ def test_import_by_object_query_with_estimated_depth(addon, tmp_path, tiny_model
     """No depth and no mask: perception (tiny random-weight models) estimates depth and finds the
     object; the scene is built the same way."""
     photo = make_photo(tmp_path / "photo", height=64, width=64, box=(16, 48, 16, 48))
-    models = addon_module("operators.models")
+    models = addon_module("session.models")
     models.SESSION_OPTIONS.update(models_dir=str(tiny_models_dir), device="cpu")
     try:
         result = bpy.ops.dh.import_photo(filepath=str(photo["paths"]["image"]), object_query="the box",

@@ -1,0 +1,117 @@
+"""The one code path for a frame, its Blender half (main thread or the render thread: reads
+Blender data); the session half (session/frames.py) renders without bpy.
+
+- ``frame_edit(obj, depsgraph)``: the frame's edit, one camera-frame transform per moving object
+  of the photo (mask order) and the camera's move (None: the camera stays; blender/matrices.py);
+- ``photo_for_camera(scene)``: the photo the scene camera sees (what the render engine renders);
+- ``engine_for(obj, scene)``: the engine a render uses (the preview when diffusion cannot run);
+- ``frame_source(...)``: a ``FrameSource`` naming everything a renderer needs;
+- ``plan_frames(...)``: a stop-motion run's frames (session/stopmotion.py renders them).
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import bpy
+import numpy as np
+
+from ..session import deps
+from ..session.errors import AddonError, user_message
+from ..session.frames import Edit, FrameSource, frame_key
+from ..session.stopmotion import FramePlan
+from .matrices import camera_move, moving_objects, object_edit, photo_frame
+from .options import edit_settings, engine_options
+
+
+def frame_edit(obj, depsgraph=None):
+    """The edit of the photo whose handle is ``obj`` at the depsgraph's frame (else now): each of
+    its objects' move within the photo, in mask order, and the scene camera's move."""
+    photo_world = photo_frame(obj, depsgraph)
+    found = moving_objects(obj)
+    # by mask number: an object deleted from the scene stays where it was (identity)
+    objects = [np.eye(4)] * (1 + max(o.dh.object_index for o in found))
+    for o in found:
+        objects[o.dh.object_index] = object_edit(o, photo_world, depsgraph)
+    return Edit(tuple(objects), camera_move(obj, depsgraph))
+
+
+def photo_for_camera(scene):
+    """The imported object seen through ``scene``'s camera (what the render engine renders)."""
+    camera = scene.camera
+    camera = getattr(camera, "original", camera)
+    if camera is None:
+        raise AddonError("the scene has no camera: import a photo (its camera becomes the scene camera)")
+    scene = getattr(scene, "original", scene)
+    handles = [o for o in scene.objects if o.dh.role == "OBJECT" and o.dh.camera == camera
+               and o.dh.handle in (None, o)]
+    if not handles:
+        raise AddonError(f"the scene camera '{camera.name}' is not an imported photo's camera: make the "
+                         "photo's camera active (or import a photo)")
+    if len(handles) > 1:
+        raise AddonError(f"{len(handles)} photos share the scene camera '{camera.name}': import each photo "
+                         "with its own camera")
+    return handles[0]
+
+
+def frame_source(obj, engine_name, scene=None, context=None, require=True):
+    """Main thread (or the render thread): a FrameSource for the photo whose moving object is ``obj``.
+
+    The diffusion engine's options come from the preferences and the scene (options.py), its
+    EditSettings from the photo's properties. require: check the Python dependencies first.
+    """
+    props = obj.dh
+    if props.camera is None:
+        raise AddonError(f"'{obj.name}' lost its camera: import the photo again")
+    if not props.cache_dir:
+        raise AddonError(f"'{obj.name}' has no photo cache: import the photo again")
+    if require:
+        deps.require(deps.PREVIEW_MODULES if engine_name == "PREVIEW" else tuple(deps.MODULES))
+    cache_dir = os.path.normpath(bpy.path.abspath(props.cache_dir))
+    key = {"engine": engine_name, "cache": os.path.basename(cache_dir), "size": [props.height, props.width]}
+    options = settings = None
+    if engine_name == "DIFFUSION":
+        options = engine_options(context, scene)
+        settings = edit_settings(props, options)
+        if not props.prompt.strip():
+            raise AddonError("the diffusion engine needs a prompt: describe the photo in the sidebar")
+        # the models too: other weights are other pixels (and another session renderer)
+        key.update(prompt=props.prompt, settings=settings.to_dict(), models=options)
+    return FrameSource(engine_name, cache_dir, props.prompt, (props.height, props.width),
+                       json.dumps(key, sort_keys=True), options, settings)
+
+
+def engine_for(obj, scene):
+    """(engine name, note for the stats line): the photo's engine, or the preview when the
+    diffusion weights are missing and the scene does not require them."""
+    name = obj.dh.engine
+    if name != "DIFFUSION":
+        return name, "preview engine"
+    try:
+        deps.require(tuple(deps.MODULES))
+        from ..engine import registry
+
+        options = engine_options(None, scene)
+        registry.resolve("diffusion", options["overrides"].get("diffusion"), models_dir=options["models_dir"])
+    except Exception as exc:  # noqa: BLE001 - any reason the diffusion engine cannot run here
+        why = user_message(exc) or str(exc)
+        if scene.dh.require_weights:
+            raise AddonError(f"this node cannot run the diffusion engine: {why}") from None
+        return "PREVIEW", f"preview engine: no diffusion weights ({why.split(';')[0]})"
+    return name, "diffusion engine"
+
+
+def plan_frames(scene, obj, context_key, frames=None):
+    """Main thread: the frames to render, with their transforms and output paths."""
+    if frames is None:
+        frames = range(scene.frame_start, scene.frame_end + 1, max(1, scene.frame_step))
+    current = scene.frame_current
+    plan = []
+    try:
+        for frame in frames:
+            scene.frame_set(frame)
+            edit = frame_edit(obj)
+            plan.append(FramePlan(frame, edit, scene.render.frame_path(frame=frame), frame_key(edit, context_key)))
+    finally:
+        scene.frame_set(current)
+    return plan

@@ -1,0 +1,73 @@
+"""The engine's options from Blender: the add-on preferences and the scene (models folder,
+per-role overrides, device, precision), a photo's EditSettings from its properties (Object.dh), and
+the diffusion weights' status for the interface."""
+from __future__ import annotations
+
+import bpy
+
+from ..session.models import SESSION_OPTIONS
+from .addon import preferences
+
+ROLES = ("diffusion", "depth", "detector", "sam", "inpaint")  # engine.registry role names
+
+
+def engine_options(context=None, scene=None):
+    """Models folder, per-role overrides, device and precision from the add-on preferences; a
+    scene's own models folder (saved in the .blend, e.g. for a farm) wins over the preferences'."""
+    prefs = preferences(context)
+    options = {"models_dir": None, "overrides": {}, "device": "auto", "dtype": "auto"}
+    if prefs is not None:
+        options.update(
+            models_dir=bpy.path.abspath(prefs.models_dir) if prefs.models_dir else None,
+            overrides={role: getattr(prefs, f"{role}_model").strip() for role in ROLES
+                       if getattr(prefs, f"{role}_model", "").strip()},
+            device=prefs.device.lower(), dtype=prefs.precision.lower())
+    scene_props = getattr(scene, "dh", None)
+    if scene_props is not None and scene_props.models_dir:
+        options["models_dir"] = bpy.path.abspath(scene_props.models_dir)
+    options.update({k: v for k, v in SESSION_OPTIONS.items() if v is not None})
+    return options
+
+
+_status_cache = {}
+
+
+def weights_status(context=None):
+    """(found, text) for the diffusion weights with the current options, for the interface
+    (looked up at most every few seconds: panels redraw often)."""
+    import time
+
+    options = engine_options(context, getattr(context, "scene", None))
+    key = (options["models_dir"], options["overrides"].get("diffusion"))
+    cached = _status_cache.get(key)
+    if cached is not None and time.monotonic() - cached[0] < 5.0:
+        return cached[1]
+    try:
+        from ..engine import registry
+
+        where = registry.resolve("diffusion", key[1], models_dir=key[0])
+        status = (True, f"Diffusion weights: {where}")
+    except ImportError as exc:
+        status = (False, f"Diffusion weights: cannot look (missing {exc.name or exc})")
+    except Exception as exc:  # noqa: BLE001 - not found, in any way: say so
+        status = (False, f"Diffusion weights not found ({str(exc).split(';')[0]}): Download Models")
+    _status_cache.clear()
+    _status_cache[key] = (time.monotonic(), status)
+    return status
+
+
+def forget_weights_status():
+    """Look again on the next redraw (e.g. after a download)."""
+    _status_cache.clear()
+
+
+def edit_settings(props, options=None):
+    """The engine's EditSettings from a photo's properties (Object.dh): its quality preset with the
+    photo's own choices on top (``options``, the runtime ones, do not enter the settings)."""
+    from ..engine.settings import EditSettings
+
+    s = EditSettings.preset(props.quality, resolution=props.resolution or None, seed=props.seed,
+                            fg_weight=props.fg_weight, bg_weight=props.bg_weight)
+    if props.inversion != "PRESET":
+        s = s.replace(inversion=props.inversion)
+    return s.with_steps(props.steps) if props.steps else s

@@ -1,0 +1,82 @@
+"""Render output in Blender: the scene's output settings checked for single frames, a result shown
+in the Image Editor, and a movie encoded through the render engine and Blender's FFmpeg output."""
+import os
+
+import bpy
+
+from ..session.errors import AddonError
+from .scene import RENDER_ENGINE_IDNAME
+
+FRAME_FORMATS = {"PNG", "JPEG", "BMP", "TIFF", "WEBP"}
+RESULT_IMAGE = "DH Result"
+
+
+def check_output(scene):
+    if not scene.render.filepath:
+        raise AddonError("set the output path (Output Properties > Output) for the frames")
+    settings = scene.render.image_settings
+    if settings.file_format not in FRAME_FORMATS:
+        raise AddonError(f"output file format {settings.file_format} cannot hold single frames: choose PNG "
+                         "(enable Movie in the render operator to also get a movie)")
+
+
+def show_result(context, path):
+    """Load ``path`` into the 'DH Result' image and show it in any open Image Editor."""
+    image = bpy.data.images.get(RESULT_IMAGE)
+    if image is None:
+        image = bpy.data.images.load(path, check_existing=False)
+        image.name = RESULT_IMAGE
+    else:
+        image.filepath = path
+        image.reload()
+    for window in getattr(context.window_manager, "windows", ()):
+        for area in window.screen.areas:
+            if area.type == "IMAGE_EDITOR":
+                area.spaces.active.image = image
+    return image
+
+
+def write_movie(scene, movie_path, frames=()):
+    """Render the scene's animation as an H.264 MP4 through the render engine and Blender's FFmpeg
+    output. ``frames``: (key, path) of frames already on disk, remembered first so no edit runs
+    again (frames rendered in this session are remembered anyway). Written under a temporary name,
+    then renamed; the scene's output settings are restored."""
+    from ..engine.io import load_image
+    from ..session.frames import remember
+
+    for key, path in frames:
+        remember(key, load_image(path))
+    render, settings = scene.render, scene.render.image_settings
+    saved = (render.engine, render.filepath, render.use_file_extension, settings.file_format,
+             getattr(settings, "media_type", None))
+    partial = os.path.join(os.path.dirname(os.path.abspath(movie_path)), ".partial-" + os.path.basename(movie_path))
+    try:
+        render.engine = RENDER_ENGINE_IDNAME
+        if saved[4] is not None:
+            settings.media_type = "VIDEO"  # Blender 5: movies are a media type of their own
+        settings.file_format = "FFMPEG"
+        render.ffmpeg.format, render.ffmpeg.codec = "MPEG4", "H264"
+        render.filepath, render.use_file_extension = partial, True
+        bpy.ops.render.render(animation=True, scene=scene.name)
+        written = render.frame_path(frame=scene.frame_start)
+        if not os.path.isfile(written) or not os.path.getsize(written):
+            raise AddonError(f"movie '{movie_path}': Blender's FFmpeg output wrote nothing")
+        os.replace(written, movie_path)
+    finally:
+        render.engine, render.filepath, render.use_file_extension = saved[:3]
+        if saved[4] is not None:
+            settings.media_type = saved[4]
+        settings.file_format = saved[3]
+        if os.path.exists(partial):
+            os.remove(partial)
+    return movie_path
+
+
+def write_photo_movie(obj, engine_name, scene, movie_path, plan):
+    """write_movie for a stop-motion run of the photo whose handle is ``obj``: rendered with
+    ``engine_name`` (the photo's own engine setting is restored), its planned frames reused."""
+    photo_engine, obj.dh.engine = obj.dh.engine, engine_name  # the render engine uses it
+    try:
+        return write_movie(scene, movie_path, [(item.key, item.path) for item in plan])
+    finally:
+        obj.dh.engine = photo_engine
