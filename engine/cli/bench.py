@@ -32,14 +32,14 @@ CONFIGS = ("release", "default", "fast")
 
 
 def add_arguments(p) -> None:
-    from ..settings import DEVICE_CHOICES, DTYPE_CHOICES
+    from ..settings import DEVICE_CHOICES, DTYPE_CHOICES, RuntimeOptions
 
     p.add_argument("--resolution", type=int, default=512, help="image side (square), default 512")
     p.add_argument("--steps", type=int, default=50,
                    help="the release's DDIM steps (default 50); the presets scale with it")
     p.add_argument("--frames", type=int, default=4, help="frames in the trajectory")
-    p.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
-    p.add_argument("--dtype", choices=DTYPE_CHOICES, default="auto",
+    p.add_argument("--device", choices=DEVICE_CHOICES, default=RuntimeOptions.device)
+    p.add_argument("--dtype", choices=DTYPE_CHOICES, default=RuntimeOptions.dtype,
                    help="dtype of the default and fast configurations (release: fp32)")
     p.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=CONFIGS)
     p.add_argument("--memory-options", action="store_true",

@@ -32,11 +32,13 @@ PREPARED_DIR = "prepared"
 
 
 def add_arguments(p) -> None:
+    from ..transforms import CONVENTIONS
+
     p.add_argument("--prepared", metavar="PREP_DIR", help="a directory written by `engine prepare`")
     add_input_arguments(p, required=False)
     p.add_argument("--transforms", required=True, metavar="T.json",
                    help='transforms file: {"frames": [{"matrix": 4x4}, ...]} or translation/rotation')
-    p.add_argument("--convention", choices=("camera", "pytorch3d"), default="camera",
+    p.add_argument("--convention", choices=CONVENTIONS, default=CONVENTIONS[0],
                    help="frame of the transforms (camera = Blender camera frame; pytorch3d = the "
                         "reference release's data)")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")

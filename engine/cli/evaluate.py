@@ -15,7 +15,7 @@ def add_arguments(parser) -> None:
                         help="models directory with one sub-folder per role")
     parser.add_argument("--diffusion-model", default=None, metavar="ID_OR_DIR",
                         help="override the diffusion model (Hugging Face id[@revision] or local directory)")
-    from ..settings import DEVICE_CHOICES, DTYPE_CHOICES, INVERSIONS, PRESETS
+    from ..settings import DEVICE_CHOICES, DTYPE_CHOICES, INVERSIONS, PRESETS, RuntimeOptions
 
     parser.add_argument("--preset", default="default", choices=tuple(PRESETS),
                         help="the method's schedule (default: the paper's; fast: docs/method.md)")
@@ -30,8 +30,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--resolution", type=int, default=None,
                         help="working resolution (default: each scene's own longer side)")
     parser.add_argument("--seed", type=int, default=None, help="seed (default 2773)")
-    parser.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
-    parser.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES)
+    parser.add_argument("--device", default=RuntimeOptions.device, choices=DEVICE_CHOICES)
+    parser.add_argument("--dtype", default=RuntimeOptions.dtype, choices=DTYPE_CHOICES)
     parser.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N scenes")
     parser.add_argument("--frames", type=int, default=None, metavar="N", help="only the first N frames of each scene")
     parser.add_argument("--segmenter", default="auto", choices=("auto", "perception", "colour"),

@@ -51,8 +51,8 @@ def add_model_arguments(p) -> None:
     g.add_argument("--seed", type=int, help=f"seed (default {d.seed})")
     g.add_argument("--settings", metavar="JSON", help="a JSON file of EditSettings fields (on top of the preset)")
     r = p.add_argument_group("runtime (where and how the model runs)")
-    r.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
-    r.add_argument("--dtype", choices=DTYPE_CHOICES, default="auto")
+    r.add_argument("--device", choices=DEVICE_CHOICES, default=RuntimeOptions.device)
+    r.add_argument("--dtype", choices=DTYPE_CHOICES, default=RuntimeOptions.dtype)
     r.add_argument("--frame-batch-size", type=int,
                    help=f"frames sampled together (default {RuntimeOptions.frame_batch_size})")
     for name, text in RuntimeOptions.switches().items():

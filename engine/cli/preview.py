@@ -17,13 +17,15 @@ HELP = "preview an edit geometrically: warp the objects in 3D (no diffusion), wr
 
 
 def add_arguments(parser):
+    from ..transforms import CONVENTIONS
+
     parser.add_argument("--image", required=True, help="the photo (PNG/JPEG, RGB)")
     parser.add_argument("--depth", required=True, help="z-depth in metres: .exr, .npy or 16-bit .png")
     parser.add_argument("--mask", required=True, action="append",
                         help="object mask image (alpha or luminance > 0.5) or .npy; repeat for several "
                              "objects (their order is the order of the transform file's 'objects')")
     parser.add_argument("--transforms", required=True, help="transform file (README: Transform files)")
-    parser.add_argument("--convention", choices=("camera", "pytorch3d"), default="camera",
+    parser.add_argument("--convention", choices=CONVENTIONS, default=CONVENTIONS[0],
                         help="frame the transforms are given in (default: camera = Blender's camera frame)")
     parser.add_argument("--out", required=True, help="output directory (created if missing)")
     parser.add_argument("--background", help="background image (objects removed) to draw the moved objects over")
