@@ -16,7 +16,7 @@ from ..session.errors import AddonError
 from ..session.photo import FILES
 from . import camera as camera_conv
 from . import material as material_conv
-from .matrices import rest_relative_to_camera, to_numpy
+from .matrices import moving_objects, rest_relative_to_camera, to_numpy
 from .mesh import DEFAULT_MAX_DEPTH_JUMP, build_grid_mesh
 
 RENDER_ENGINE_IDNAME = "DIFFUSION_HANDLES"  # the add-on's render engine (operators/render_engine.py)
@@ -100,6 +100,19 @@ def build_photo_scene(context, name, inputs, cache_dir, settings, max_depth_jump
 def photo_objects(context):
     """The imported photos in the scene: each photo's handle (its first object)."""
     return [o for o in context.scene.objects if o.dh.role == "OBJECT" and o.dh.handle in (None, o)]
+
+
+def photo_parts(handle):
+    """(label, object, keyed) for each part of ``handle``'s photo, as the sidebar lists them: the
+    camera, the background, then the objects in mask order; keyed: it has an animation."""
+
+    def keyed(o):
+        return o is not None and o.animation_data is not None and o.animation_data.action is not None
+
+    parts = [("Camera", handle.dh.camera), ("Background", handle.dh.background)]
+    objects = moving_objects(handle)
+    parts += [(f"Object {o.dh.object_index + 1}" if len(objects) > 1 else "Object", o) for o in objects]
+    return [(label, o, keyed(o)) for label, o in parts if o is not None]
 
 
 def active_handle(context):

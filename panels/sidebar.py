@@ -43,7 +43,7 @@ class DH_PT_handles(DHPanel, bpy.types.Panel):
             return
         props = handle.dh
         col = layout.column()
-        col.label(text=f"Object: {handle.name}", icon="OBJECT_DATA")
+        _draw_parts(col.box(), context, handle)
         col.prop(props, "object_query")
         col.prop(props, "prompt")
         col.prop(props, "engine", expand=True)
@@ -66,6 +66,22 @@ class DH_PT_handles(DHPanel, bpy.types.Panel):
             col.label(text="F12 / Ctrl+F12: set Render Engine to Diffusion Handles", icon="RENDER_STILL")
         if props.prepared_dir:
             col.label(text="Prepared cache ready", icon="CHECKMARK")
+
+
+_PART_ICONS = {"CAMERA": "CAMERA_DATA", "BACKGROUND": "IMAGE_DATA", "OBJECT": "OBJECT_DATA"}
+
+
+def _draw_parts(box, context, handle):
+    """The photo's parts, each a button selecting it, with whether it is keyed."""
+    from ..blender.scene import photo_parts
+
+    box.label(text=f"Photo: {handle.name}", icon="IMAGE_DATA")
+    for label, obj, keyed in photo_parts(handle):
+        row = box.row(align=True)
+        op = row.operator("dh.select_part", text=f"{label}: {obj.name}", icon=_PART_ICONS[obj.dh.role],
+                          depress=obj == context.active_object)
+        op.name = obj.name
+        row.label(text="", icon="KEYFRAME_HLT" if keyed else "KEYFRAME")
 
 
 CLASSES = (DH_PT_handles,)
