@@ -132,3 +132,29 @@ def test_import_by_object_query_with_estimated_depth(addon, tmp_path, tiny_model
     assert obj.dh.role == "OBJECT" and obj.dh.object_query == "the box"
     assert 0 < len(obj.data.vertices) < 64 * 64
     assert len(obj.dh.background.data.vertices) == 64 * 64
+
+
+@pytest.mark.slow
+def test_import_several_objects_by_text_queries(addon, tmp_path, tiny_models_dir):
+    """Two ';'-separated queries: one mesh per object, keyable on its own, in query order, with
+    disjoint pixels (tiny random-weight perception models, so only the structure is checked)."""
+    photo = make_photo(tmp_path / "photo", height=64, width=64, box=(16, 48, 16, 48))
+    models = addon_module("session.models")
+    models.SESSION_OPTIONS.update(models_dir=str(tiny_models_dir), device="cpu")
+    try:
+        result = bpy.ops.dh.import_photo(filepath=str(photo["paths"]["image"]), object_query="the box; the wall",
+                                         depth_path=str(photo["paths"]["depth"]), prompt="a box",
+                                         cache_dir=str(tmp_path / "cache"))
+    finally:
+        models.SESSION_OPTIONS.clear()
+    assert result == {"FINISHED"}
+    first = bpy.context.view_layer.objects.active
+    objects = addon_module("blender.matrices").moving_objects(first)
+    assert [o.dh.object_index for o in objects] == [0, 1] and objects[0] == first
+    assert all(o.dh.handle == first and len(o.data.vertices) > 0 for o in objects)
+    masks = np.load(Path(first.dh.cache_dir) / addon_module("session.photo").MASKS_FILE)
+    assert masks.shape == (2, 64, 64) and masks.any(axis=(1, 2)).all()
+    assert not (masks[0] & masks[1]).any()  # a pixel belongs to one object
+    assert sum(len(o.data.vertices) for o in objects) == int(masks.sum())  # one vertex per pixel
+    objects[1].location.x += 0.1  # each moves on its own
+    assert tuple(objects[0].matrix_world.translation) != tuple(objects[1].matrix_world.translation)
