@@ -76,18 +76,23 @@ def image(value, what="image", expected_shape=None) -> np.ndarray:
     return np.clip(arr, 0.0, 1.0)
 
 
-def depth(value, what="depth", expected_shape=None) -> np.ndarray:
-    """Z-depth in metres -> float32 (H, W). Refuses: not 2-D, non-numeric or complex values, NaN,
-    inf, depth <= 0, and depths outside [1 mm, 100 km] (a unit mistake, not a scene)."""
-    arr = _real_array(value, what, "depth")
+def _single_channel(value, what, kind, noun, expected_shape):
+    """A real (H, W) array (a trailing channel of 1 dropped) of the expected size, if one is given."""
+    arr = _real_array(value, what, kind)
     if arr.ndim == 3 and arr.shape[-1] == 1:
         arr = arr[..., 0]
     if arr.ndim != 2 or arr.size == 0:
-        raise InputError(f"{what}: expected a single-channel (H, W) map, got shape {arr.shape}")
+        raise InputError(f"{what}: expected a single-channel (H, W) {noun}, got shape {arr.shape}")
     if expected_shape is not None and tuple(arr.shape) != tuple(expected_shape):
         raise InputError(f"{what}: size {_shape_text(arr.shape)} does not match the expected "
                          f"{_shape_text(expected_shape)}")
-    arr = arr.astype(np.float64)
+    return arr
+
+
+def depth(value, what="depth", expected_shape=None) -> np.ndarray:
+    """Z-depth in metres -> float32 (H, W). Refuses: not 2-D, non-numeric or complex values, NaN,
+    inf, depth <= 0, and depths outside [1 mm, 100 km] (a unit mistake, not a scene)."""
+    arr = _single_channel(value, what, "depth", "map", expected_shape).astype(np.float64)
     bad = int(np.isnan(arr).sum())
     if bad:
         raise InputError(f"{what}: contains {bad} NaN value(s)")
@@ -120,14 +125,7 @@ def png_depth_scale(raw_max: int, scale, what) -> float:
 
 def mask(value, what="mask", expected_shape=None) -> np.ndarray:
     """Object mask -> bool (H, W); values > 0.5 are the object. Refuses empty and full masks."""
-    arr = _real_array(value, what, "mask")
-    if arr.ndim == 3 and arr.shape[-1] == 1:
-        arr = arr[..., 0]
-    if arr.ndim != 2 or arr.size == 0:
-        raise InputError(f"{what}: expected a single-channel (H, W) mask, got shape {arr.shape}")
-    if expected_shape is not None and tuple(arr.shape) != tuple(expected_shape):
-        raise InputError(f"{what}: size {_shape_text(arr.shape)} does not match the expected "
-                         f"{_shape_text(expected_shape)}")
+    arr = _single_channel(value, what, "mask", "mask", expected_shape)
     if arr.dtype != bool:
         values = arr.astype(np.float64)
         if not np.isfinite(values).all():
