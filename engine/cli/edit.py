@@ -166,6 +166,9 @@ def run(args) -> int:
     check_models_available(args, photo)
     check_output_dir(out, "--out")
     check_inputs_not_in(out, sources, "--out", OUTPUTS)
+    if photo is not None and (out / PREPARED_DIR).exists() and not (out / PREPARED_DIR).is_dir():
+        raise InputError(f"--out: {out / PREPARED_DIR} is not a folder; edit keeps the prepared photo there "
+                         f"(move that file away)")
 
     # 2. Prepare (from the photo), or resume from the prepared photo without loading the model
     engine = engine_from_args(args, settings)

@@ -58,3 +58,15 @@ def test_rerun_reuses_the_prepared_photo_and_a_changed_input_does_not(tmp_path, 
     third = json.loads((out / "report.json").read_text())
     assert third["prepare"]["reused"] is False and third["computed"] == [1, 2, 3]
     assert json.loads((out / "prepared" / "prepared.json").read_text())["prompt"] == "a red box"
+
+
+def test_a_file_where_the_prepared_photo_goes_is_refused_before_any_work(tmp_path, tiny_models_dir, capsys):
+    write_photo(tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "prepared").write_text("someone's notes")
+    assert _edit(tmp_path, out, tiny_models_dir, _transforms(tmp_path / "one.json", 1)) == 2
+    err = capsys.readouterr().err
+    assert "prepared" in err and "not a folder" in err and len(err.strip().splitlines()) == 1
+    assert sorted(p.name for p in out.iterdir()) == ["prepared"]
+    assert (out / "prepared").read_text() == "someone's notes"
