@@ -64,12 +64,13 @@ def to_uint8(rgb):
 
 
 def fit(frame, height, width):
-    """A uint8 frame resized (bicubic) to height x width (e.g. a render at 50 %); unchanged if it fits."""
+    """A uint8 frame resized to height x width (e.g. a render at 50 %) with the engine's one smooth
+    resize (area averaging when shrinking, bicubic when enlarging); unchanged if it fits."""
     if frame.shape[:2] == (height, width):
         return frame
-    from PIL import Image
+    from ..engine.diffusion.conditioning import resize_image
 
-    return np.asarray(Image.fromarray(frame).resize((width, height), Image.BICUBIC))
+    return to_uint8(resize_image(np.asarray(frame, np.float32) / 255.0, (height, width)))
 
 
 def srgb_to_linear(rgb):

@@ -74,6 +74,12 @@ def test_f12_and_the_animation_equal_the_stop_motion_frames(addon, tmp_path):
     scene.render.filepath = str(tmp_path / "half.jpg")
     assert bpy.ops.render.render(write_still=True) == {"FINISHED"}
     assert _png(tmp_path / "half.jpg").shape == (12, 16, 3)
+    # at 50 % the frame is averaged over 2x2 blocks (an area resize, no ringing)
+    scene.render.image_settings.file_format = "PNG"
+    scene.render.filepath = str(tmp_path / "half.png")
+    assert bpy.ops.render.render(write_still=True) == {"FINISHED"}
+    blocks = stop[1].astype(np.float64).reshape(12, 2, 16, 2, 3).mean(axis=(1, 3))
+    assert np.abs(_png(tmp_path / "half.png") - blocks).max() <= 1.0
 
 
 def test_movie_through_blenders_ffmpeg(addon, tmp_path):
