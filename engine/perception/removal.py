@@ -107,22 +107,20 @@ def diffusers_inpaint(image, region, models_dir=None, override=None, device="aut
         raise InputError(f"inpainting steps: expected a positive integer, got {steps!r}")
     pipe, dev = load_inpaint_pipeline(models_dir, override, device)
     height, width = image.shape[:2]
+    from ..diffusion.conditioning import resize_image, resize_nearest, working_size
+
     # Work at sides that are multiples of the VAE's scale factor (read from the loaded VAE), the
-    # longer side at the model's native size.
+    # longer side at the model's native size; the pipeline takes PIL images, resized here.
     factor = int(getattr(pipe, "vae_scale_factor", 8))
-    native = int(pipe.unet.config.sample_size) * factor
-    scale = native / max(height, width)
-    h = max(factor, int(round(height * scale / factor)) * factor)
-    w = max(factor, int(round(width * scale / factor)) * factor)
-    pil_image = Image.fromarray(to_uint8(image)).resize((w, h), Image.BICUBIC)
-    pil_mask = Image.fromarray((region * 255).astype(np.uint8)).resize((w, h), Image.NEAREST)
+    h, w = working_size(height, width, int(pipe.unet.config.sample_size) * factor, factor)
+    pil_image = Image.fromarray(to_uint8(resize_image(image, (h, w))))
+    pil_mask = Image.fromarray(resize_nearest(region, (h, w)).astype(np.uint8) * 255)
     generator = torch.Generator(device="cpu").manual_seed(int(seed))
     result = pipe(prompt=prompt, negative_prompt=INPAINT_NEGATIVE, image=pil_image, mask_image=pil_mask,
                   height=h, width=w, num_inference_steps=steps, generator=generator, output_type="np").images[0]
     result = np.asarray(result, dtype=np.float32)
     if result.shape[:2] != (height, width):
-        result = np.asarray(Image.fromarray(to_uint8(result)).resize((width, height), Image.BICUBIC),
-                            dtype=np.float32) / 255.0
+        result = resize_image(result, (height, width))
     return result
 
 
