@@ -20,6 +20,15 @@ class ModelNotFoundError(EngineError):
     """A model role could not be loaded from disk (which role, which id, where we looked, how to fix)."""
 
 
+def model_load_errors() -> tuple:
+    """What the libraries' ``from_pretrained`` raise for a model folder they cannot load: missing or
+    unreadable files, bad configs, corrupt weights (safetensors' own SafetensorError). The loaders
+    turn these into one ModelNotFoundError naming the folder; anything else stays a bug."""
+    from safetensors import SafetensorError
+
+    return (OSError, ValueError, KeyError, SafetensorError)
+
+
 class CancelledError(EngineError):
     """The caller asked to stop (progress callback returned False or a cancel flag was set).
 

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import InputError, ModelNotFoundError
+from ..errors import InputError, ModelNotFoundError, model_load_errors
 
 log = logging.getLogger(__name__)
 
@@ -119,8 +119,9 @@ def load_diffusion(models_dir=None, override=None, runtime=None) -> DiffusionMod
         # The release samples at timesteps 980, 960, ..., 0 (steps_offset 0), whatever the
         # model's own scheduler config says; everything else comes from that config.
         scheduler = DDIMScheduler.from_pretrained(path, subfolder="scheduler", steps_offset=0)
-    except (OSError, ValueError, EnvironmentError) as exc:
-        raise ModelNotFoundError(f"could not load the diffusion model from {str(path)!r}: {exc}") from exc
+    except model_load_errors() as exc:
+        raise ModelNotFoundError(f"could not load the diffusion model from {str(path)!r}: "
+                                 f"{str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}") from exc
     if unet.config.in_channels != vae.config.latent_channels + 1:
         raise ModelNotFoundError(
             f"diffusion model at {str(path)!r} is not depth-conditioned: its UNet takes "

@@ -54,11 +54,12 @@ def check_depth(depth, shape: tuple[int, int], name: str = "depth") -> np.ndarra
 def dilate(mask: np.ndarray, radius: int) -> np.ndarray:
     """Binary dilation by a disc of ``radius`` pixels: the pixels within ``radius`` of the mask
     (one Euclidean distance transform, much faster than a disc-shaped structuring element)."""
-    if radius <= 0:
+    mask = np.asarray(mask, dtype=bool)
+    if radius <= 0 or not mask.any():  # (an empty mask has no distance to measure from)
         return mask.copy()
     from scipy import ndimage
 
-    return ndimage.distance_transform_edt(~np.asarray(mask, dtype=bool)) <= radius
+    return ndimage.distance_transform_edt(~mask) <= radius
 
 
 def role_override(overrides, role: str):
@@ -86,7 +87,7 @@ def load_role(role: str, override, models_dir, device, what: str, build):
     import torch
 
     from ..devices import resolve_device
-    from ..errors import ModelNotFoundError
+    from ..errors import ModelNotFoundError, model_load_errors
 
     path = resolve_model(role, override, models_dir)
     dev = resolve_device(device) if not isinstance(device, torch.device) else device
@@ -94,7 +95,7 @@ def load_role(role: str, override, models_dir, device, what: str, build):
     def load():
         try:
             return build(path, dev)
-        except (OSError, ValueError, KeyError) as exc:
+        except model_load_errors() as exc:
             raise ModelNotFoundError(f"{what} in {path} could not be loaded: {exc}".splitlines()[0]) from exc
 
     return cached((role, str(path), str(dev)), load), dev

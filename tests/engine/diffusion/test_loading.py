@@ -40,6 +40,22 @@ def test_missing_model_dir_is_a_clear_error(tmp_path):
         load_diffusion(tmp_path / "empty", runtime=CPU32)
 
 
+def test_corrupt_weights_are_one_clear_error(tiny_models_dir, tmp_path):
+    """A truncated safetensors file (an interrupted copy) is a ModelNotFoundError naming the folder,
+    one line, not safetensors' own exception with a traceback."""
+    import shutil
+
+    models = tmp_path / "models"
+    shutil.copytree(tiny_models_dir / "diffusion", models / "diffusion")
+    (weights,) = (models / "diffusion" / "text_encoder").glob("*.safetensors")  # transformers reads it
+    weights.write_bytes(weights.read_bytes()[:200])
+    with pytest.raises(ModelNotFoundError) as info:
+        load_diffusion(models, runtime=CPU32)
+    message = str(info.value)
+    assert "could not load the diffusion model" in message and str(models / "diffusion") in message
+    assert "\n" not in message
+
+
 def test_native_resolution_follows_the_loaded_model(tiny_models_dir):
     """The default working size is the model's own: 512 for SD2-depth (the release's size)."""
     from types import SimpleNamespace
