@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from engine.errors import InputError, ModelNotFoundError
+from engine.errors import InputError, ModelNotFoundError, model_load_errors
 from engine.perception import common
 from engine.perception.common import (cached, check_depth, check_image, check_mask, clear_cache, dilate,
                                       load_role, role_override, to_uint8)
@@ -140,10 +140,7 @@ def _truncated_weights(p):
 
 @pytest.mark.parametrize("breakage", [
     _no_config, _bad_json, _unknown_model_type, _no_weights,
-    pytest.param(_truncated_weights, marks=pytest.mark.xfail(
-        strict=True, reason="BUG: a truncated/corrupt .safetensors makes from_pretrained raise "
-                            "safetensors' SafetensorError (an Exception, not OSError/ValueError/KeyError): "
-                            "load_role lets it escape instead of one ModelNotFoundError")),
+    _truncated_weights,  # safetensors' own SafetensorError (it escaped load_role before)
 ])
 def test_a_folder_from_pretrained_cannot_load_is_one_model_not_found_error(tiny_models_dir, tmp_path, breakage):
     broken = _copy_depth(tiny_models_dir, tmp_path, "broken-depth")
@@ -154,7 +151,7 @@ def test_a_folder_from_pretrained_cannot_load_is_one_model_not_found_error(tiny_
     message = str(info.value)
     assert message.startswith(f"depth model in {broken} could not be loaded")
     assert "\n" not in message
-    assert isinstance(info.value.__cause__, (OSError, ValueError, KeyError))
+    assert isinstance(info.value.__cause__, model_load_errors())
     assert len(calls) == 1
     # nothing broken was cached: the next call tries again
     with pytest.raises(ModelNotFoundError):
@@ -219,10 +216,9 @@ def test_dilate_covers_the_mask_and_reaches_the_border():
     assert out[7, 9] and not out[2, 7]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: dilate of an EMPTY mask is not empty: distance_transform_edt of an "
-                                       "all-ones array has no background to measure to and returns nonsense "
-                                       "(a corner of True pixels appears)")
 def test_dilate_of_an_empty_mask_is_empty():
+    # distance_transform_edt of an all-ones array has no background to measure to (it returned
+    # a corner of True pixels before the empty case was handled)
     assert not dilate(np.zeros((4, 4), bool), 3).any()
 
 
