@@ -66,7 +66,9 @@ def role_override(overrides, role: str):
     """``overrides`` maps role -> id or directory (None or missing: the registry default)."""
     if not overrides:
         return None
-    if not isinstance(overrides, dict):
+    from collections.abc import Mapping
+
+    if not isinstance(overrides, Mapping):
         raise InputError(f"model overrides: expected a mapping of role to id or directory, got {type(overrides).__name__}")
     value = overrides.get(role)
     return str(value) if value else None

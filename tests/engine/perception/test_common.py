@@ -62,6 +62,9 @@ def test_role_override(tmp_path):
     assert role_override({"depth": ""}, "depth") is None
     assert role_override({"depth": tmp_path}, "depth") == str(tmp_path)
     assert role_override({"depth": "org/name@rev"}, "depth") == "org/name@rev"
+    from types import MappingProxyType
+
+    assert role_override(MappingProxyType({"depth": "a/b"}), "depth") == "a/b"  # any mapping
 
 
 @pytest.mark.parametrize("bad", [["depth", "x"], ("depth",), "depth=x", 3])
