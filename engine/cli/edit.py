@@ -237,6 +237,7 @@ def run(args) -> int:
                                "unet_forward": r.stats["unet_forward"],
                                "unet_backward": r.stats["unet_backward"],
                                "visible_objects": r.stats["visible_objects"],
+                               "reused": r.stats.get("reused"),  # "reconstruction" / "frame K": not sampled
                                "energy_first": energy[0]["energy"] if energy else 0.0,
                                "energy_last": energy[-1]["energy"] if energy else 0.0})
         counts = {k: v - counts0[k] for k, v in engine.counts.items()}

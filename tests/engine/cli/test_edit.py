@@ -62,3 +62,26 @@ def test_clear_errors(photo, tiny_models_dir, tmp_path, capsys, monkeypatch):
                  "--models", str(tiny_models_dir), "--device", "cpu"]) == 2
     assert "not a prepared photo" in capsys.readouterr().err
     assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
+
+
+def test_rest_and_held_frames_are_not_sampled(photo, tiny_models_dir, tmp_path, capsys):
+    """A trajectory starting at rest with a held pose: report.json says which frames were reused,
+    the UNet ran for one frame only, and the held frame's file equals the frame it holds."""
+    import numpy as np
+
+    moved = np.eye(4)
+    moved[0, 3] = 0.1
+    (tmp_path / "t.json").write_text(json.dumps({"frames": [{"matrix": np.eye(4).tolist()},
+                                                            {"matrix": moved.tolist()},
+                                                            {"matrix": moved.tolist()}]}))
+    out = tmp_path / "out"
+    rc = main(["edit", "--image", str(photo / "image.png"), "--prompt", "a blue box",
+               "--depth", str(photo / "depth.npy"), "--mask", str(photo / "mask.png"),
+               "--transforms", str(tmp_path / "t.json"), "--out", str(out), "--models", str(tiny_models_dir),
+               "--guided-steps", "2", "--frame-batch-size", "3", *FAST])
+    assert rc == 0, capsys.readouterr().err
+    report = json.loads((out / "report.json").read_text())
+    assert [f["reused"] for f in report["per_frame"]] == ["reconstruction", None, "frame 2"]
+    assert [f["unet_forward"] > 0 for f in report["per_frame"]] == [False, True, False]
+    assert report["edit_unet_forward"] == report["per_frame"][1]["unet_forward"]
+    assert (out / "frame_0003.png").read_bytes() == (out / "frame_0002.png").read_bytes()
