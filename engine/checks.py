@@ -157,6 +157,24 @@ def photo_arrays(image_arr, depth_arr, mask_arr, background_depth=None):
     return img, d, masks, bg
 
 
+def disjoint_masks(masks, what="mask") -> np.ndarray:
+    """Object masks (H, W) or (N, H, W) -> (N, H, W) bool where a pixel in two masks belongs to
+    the first; an object left with no pixel is an error naming it (``what`` 1, 2, ...)."""
+    masks = np.asarray(masks, dtype=bool)
+    if masks.ndim == 2:
+        masks = masks[None]
+    if masks.ndim != 3 or len(masks) == 0:
+        raise InputError(f"{what}s: expected (H, W) or (N, H, W), got shape {masks.shape}")
+    masks = masks.copy()
+    taken = np.zeros(masks.shape[1:], dtype=bool)
+    for n in range(len(masks)):
+        masks[n] &= ~taken
+        if not masks[n].any():
+            raise InputError(f"{what} {n + 1}: empty (or entirely inside an earlier {what})")
+        taken |= masks[n]
+    return masks
+
+
 def _object_mask(value, what, hw):
     arr = np.asarray(value)
     if arr.dtype != bool:

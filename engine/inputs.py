@@ -21,6 +21,7 @@ from .errors import InputError
 class PhotoInputs:
     """image float32 (H, W, 3) in [0, 1]; depth float32 (H, W) metres or None (to estimate);
     mask bool (H, W) or (N, H, W), or None (found with ``object_queries``); background_depth or None;
+    background_image: with one object completed by perception, the photo without it, else None;
     ``paths``: the files they came from (input name -> path), so outputs never overwrite them;
     ``notes``: where each input came from, for reports."""
 
@@ -35,6 +36,8 @@ class PhotoInputs:
     notes: dict = field(default_factory=dict)
     candidates: list = field(default_factory=list)  # the ranked candidates of each query
     chosen: list = field(default_factory=list)
+    background_image: np.ndarray | None = None  # one object completed by perception: the photo without it
+    labels: dict = field(default_factory=lambda: CLI_LABELS, repr=False)  # how the caller names the inputs
 
     @property
     def shape(self) -> tuple:
@@ -67,52 +70,72 @@ def _listed(value) -> list:
     return [v for v in value if v not in (None, "")] if isinstance(value, (list, tuple)) else [value]
 
 
+# How the command line names each input (its options); a caller with other names passes its own.
+CLI_LABELS = {"image": "--image", "prompt": "prompt", "depth": "--depth", "mask": "--mask",
+              "object_query": "--object", "candidate": "--candidate", "background_depth": "--background-depth"}
+
+
+def _named(labels, key, read, *args, **kwargs):
+    """``read(*args, **kwargs)``; with a caller's own ``labels``, its errors (a file not found, not
+    readable, the wrong size, ...) start with the caller's name of the input."""
+    try:
+        return read(*args, **kwargs)
+    except InputError as exc:
+        if labels is CLI_LABELS:
+            raise
+        raise InputError(f"{labels[key]}: {exc}") from exc
+
+
 def load_photo(image, prompt, depth=None, mask=None, object_query=None, candidate=None,
-               background_depth=None, depth_png_scale=None, require_prompt=True) -> PhotoInputs:
+               background_depth=None, depth_png_scale=None, require_prompt=True, labels=None) -> PhotoInputs:
     """Read and check a photo's input files (paths; None / "" = not given). No model is loaded.
 
     ``mask`` (a file, white = object) or ``object_query`` (text) says which object to edit; either
-    may be a list, one per object. ``candidate`` (int or list, one per query) only goes with
-    queries. Depth files are z-depth in metres (.exr, .npy, or 16-bit .png with
-    ``depth_png_scale`` metres per unit)."""
+    may be a list, one per object (several masks: a pixel in two belongs to the first). ``candidate``
+    (int or list, one per query) only goes with queries. Depth files are z-depth in metres (.exr,
+    .npy, or 16-bit .png with ``depth_png_scale`` metres per unit). ``labels``: how the caller names
+    each input in its messages (keys of `CLI_LABELS`; default: the command-line options); the
+    labels are kept on the photo for `complete`'s messages."""
     from . import io
 
+    L = CLI_LABELS if labels is None else {**CLI_LABELS, **labels}
     masks, queries, picks = _listed(mask), _listed(object_query), _listed(candidate)
     if not image:
-        raise InputError("--image: the photo is required")
-    prompt = checks.text(prompt if prompt is not None else "", "prompt", allow_empty=not require_prompt)
+        raise InputError(f"{L['image']}: the photo is required")
+    prompt = checks.text(prompt if prompt is not None else "", L["prompt"], allow_empty=not require_prompt)
     if masks and queries:
-        raise InputError("give either --mask or --object, not both")
+        raise InputError(f"give either {L['mask']} or {L['object_query']}, not both")
     if not masks and not queries:
-        raise InputError("--mask or --object: say which object to edit (a mask file, white = object, "
-                         "or a text query such as 'the car')")
+        raise InputError(f"{L['mask']} or {L['object_query']}: say which object to edit (a mask file, "
+                         "white = object, or a text query such as 'the car')")
     for q in queries:
-        checks.text(q, "--object")
+        checks.text(q, L["object_query"])
     if picks and not queries:
-        raise InputError("--candidate: only meaningful with --object")
+        raise InputError(f"{L['candidate']}: only meaningful with {L['object_query']}")
     if len(picks) > len(queries):
-        raise InputError(f"--candidate: given {len(picks)} times for {len(queries)} --object queries")
+        raise InputError(f"{L['candidate']}: given {len(picks)} times for {len(queries)} {L['object_query']} queries")
     for c in picks:
         if isinstance(c, bool) or not isinstance(c, (int, np.integer)) or c < 0:
-            raise InputError(f"--candidate: expected a candidate number 0, 1, ..., got {c!r}")
-    img = io.load_image(image)
+            raise InputError(f"{L['candidate']}: expected a candidate number 0, 1, ..., got {c!r}")
+    img = _named(L, "image", io.load_image, image)
     shape = img.shape[:2]
     paths = {"image": str(image)}
     photo = PhotoInputs(image=img, prompt=prompt, object_queries=list(queries), picks=[int(c) for c in picks],
-                        paths=paths)
+                        paths=paths, labels=L)
     if depth:
-        photo.depth = io.load_depth(depth, png_scale=depth_png_scale, expected_shape=shape)
+        photo.depth = _named(L, "depth", io.load_depth, depth, png_scale=depth_png_scale, expected_shape=shape)
         paths["depth"] = str(depth)
         photo.notes["depth"] = "given"
     if masks:
-        loaded = [io.load_mask(m, expected_shape=shape) for m in masks]
-        photo.mask = loaded[0] if len(loaded) == 1 else np.stack(loaded)
+        loaded = [_named(L, "mask", io.load_mask, m, expected_shape=shape) for m in masks]
+        photo.mask = loaded[0] if len(loaded) == 1 else _named(L, "mask", checks.disjoint_masks, loaded)
         if photo.union_mask.all():
-            raise InputError("--mask: the objects cover the whole image; some background must be left")
+            raise InputError(f"{L['mask']}: the objects cover the whole image; some background must be left")
         paths.update({f"mask {n + 1}" if len(masks) > 1 else "mask": str(m) for n, m in enumerate(masks)})
         photo.notes["mask"] = "given"
     if background_depth:
-        photo.background_depth = io.load_depth(background_depth, png_scale=depth_png_scale, expected_shape=shape)
+        photo.background_depth = _named(L, "background_depth", io.load_depth, background_depth,
+                                        png_scale=depth_png_scale, expected_shape=shape)
         paths["background_depth"] = str(background_depth)
     return photo
 
@@ -120,33 +143,49 @@ def load_photo(image, prompt, depth=None, mask=None, object_query=None, candidat
 def complete(photo: PhotoInputs, models_dir=None, overrides=None, device="auto", removal="fill",
              candidates_dir=None) -> PhotoInputs:
     """Fill a photo's missing inputs with the perception models (engine.perception.inputs):
-    estimated depth, the mask of the chosen candidate of each text query, background depth. The
+    estimated depth, the mask of the chosen candidate of each text query (several objects: a
+    pixel in two belongs to the first), and with one object its background image and depth. The
     candidate masks of a query are written to ``candidates_dir`` (``object_<n>/`` below it when
     there are several objects)."""
     if photo.complete_without_models and not photo.object_queries:
         return photo
+    from .perception.detect import select_objects
     from .perception.inputs import resolve_inputs, write_candidates
 
+    L = photo.labels
     given = [] if photo.mask is None else ([photo.mask] if photo.mask.ndim == 2 else list(photo.mask))
     count = max(len(given), len(photo.object_queries))
     several = count > 1
     found_masks = []
     for n in range(count):
         query = photo.object_queries[n] if photo.object_queries else None
-        found = resolve_inputs(photo.image, depth=photo.depth, mask=given[n] if given else None,
-                               object_query=query, candidate=photo.picks[n] if n < len(photo.picks) else None,
-                               models_dir=models_dir, overrides=overrides, device=device, removal=removal)
+        mask, candidates, chosen = (given[n] if given else None), [], None
+        if query is not None:
+            candidates = select_objects(photo.image, query, models_dir, overrides, device)
+            chosen = photo.picks[n] if n < len(photo.picks) else 0
+            if chosen >= len(candidates):
+                problem = (f"candidate {chosen}: only {len(candidates)} candidate(s) found for {query!r} "
+                           f"(numbered 0 to {len(candidates) - 1})")
+                raise InputError(problem if L is CLI_LABELS else f"{L['candidate']}: {problem}")
+            mask = candidates[chosen].mask
+        found = resolve_inputs(photo.image, depth=photo.depth, mask=mask, models_dir=models_dir,
+                               overrides=overrides, device=device, removal=removal)
+        if query is not None:
+            found.candidates, found.chosen = candidates, chosen
+            found.notes["mask"] = f"candidate {chosen} of {len(candidates)} for {query!r}"
         if found.candidates and candidates_dir is not None:
             write_candidates(found.candidates, Path(candidates_dir) / f"object_{n + 1}" if several
                              else candidates_dir, found.chosen)
         photo.depth = found.depth  # estimated once, then shared by the other objects
         found_masks.append(found.mask)
-        if photo.background_depth is None and not several:
-            photo.background_depth = found.background_depth  # several: the engine completes it
+        if not several:  # several: the engine completes the background depth
+            if photo.background_depth is None:
+                photo.background_depth = found.background_depth
+            photo.background_image = found.background_image
         photo.candidates.append(found.candidates)
         photo.chosen.append(found.chosen)
         photo.notes.update(found.notes)
-    photo.mask = found_masks[0] if len(found_masks) == 1 else np.stack(found_masks)
+    photo.mask = found_masks[0] if len(found_masks) == 1 else checks.disjoint_masks(found_masks)
     return photo
 
 

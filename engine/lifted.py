@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import checks
 from .camera import Camera
 from .errors import InputError
 from .geometry import (DEFAULT_MAX_DEPTH_JUMP, DEFAULT_OCCLUSION_TOLERANCE, EditGeometry,
@@ -81,12 +82,8 @@ class LiftedScene:
             raise InputError(f"masks: expected (H, W) or (N, H, W), got shape {masks.shape}")
         masks = np.stack([validate_mask(m, f"mask {n + 1}" if len(masks) > 1 else "mask", (H, W))
                           for n, m in enumerate(masks)])
-        taken = np.zeros((H, W), dtype=bool)
-        for n in range(len(masks)):
-            masks[n] &= ~taken
-            if not masks[n].any():
-                raise InputError(f"mask {n + 1}: empty (or entirely inside an earlier mask)")
-            taken |= masks[n]
+        masks = checks.disjoint_masks(masks)  # a pixel in two masks goes to the first
+        taken = masks.any(0)
         if taken.all():
             raise InputError("masks: the objects cover the whole image (no static scene left)")
         camera = camera or Camera(H, W)

@@ -9,7 +9,7 @@ from bpy_extras.io_utils import ImportHelper
 from ..blender.addon import cache_root
 from ..blender.mesh import DEFAULT_MAX_DEPTH_JUMP
 from ..blender.properties import ENGINES
-from ..session.errors import AddonError, user_message
+from ..session.errors import user_message
 from ..session.photo import split_list
 from .jobs import JobOperator
 
@@ -55,29 +55,29 @@ class DH_OT_import_photo(JobOperator, bpy.types.Operator, ImportHelper):
     def start(self, context):
         from ..blender.options import engine_options
         from ..session import deps
-        from ..session.photo import check_files, import_inputs, needed_modules
+        from ..session.photo import import_inputs, load_inputs, needed_modules
 
-        image_path = bpy.path.abspath(self.filepath)
+        image_path = bpy.path.abspath(self.filepath) if self.filepath else ""
         depth_path = bpy.path.abspath(self.depth_path) if self.depth_path else ""
-        mask_paths = [bpy.path.abspath(p) for p in split_list(self.mask_path)]
-        mask_path = ";".join(mask_paths)
-        problem = check_files(image_path, depth_path, mask_paths)
-        if problem:
-            self.report({"ERROR"}, problem)
-            return None
-        try:
+        mask_path = ";".join(bpy.path.abspath(p) for p in split_list(self.mask_path))
+        query, candidate = self.object_query, self.candidate
+        try:  # the engine's input boundary reads and checks the files now: a bad one is reported at once
+            photo = load_inputs(image_path, depth_path, mask_path, query, candidate)
             deps.require(needed_modules(depth_path, mask_path))
-        except AddonError as exc:
-            self.report({"ERROR"}, str(exc))
+        except Exception as exc:  # noqa: BLE001 - reported, never a traceback in the UI
+            message = user_message(exc)
+            if message is None:
+                raise
+            self.report({"ERROR"}, f"Import Photo: {message}")
             return None
         options = engine_options(context)
-        query, candidate = self.object_query, self.candidate
         stem = os.path.splitext(os.path.basename(image_path))[0] or "photo"
         root = cache_root(context, self.cache_dir)
         self._stem = stem
 
         def work(progress, should_cancel):
-            return import_inputs(root, stem, image_path, depth_path, mask_path, query, candidate, options, progress)
+            return import_inputs(root, stem, image_path, depth_path, mask_path, query, candidate, options, progress,
+                                 photo)
 
         return work
 

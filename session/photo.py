@@ -69,67 +69,43 @@ def fill_background(image, depth, mask):
     return fill(image, depth, mask)
 
 
-def disjoint(masks):
-    """Masks (N, H, W) with each pixel kept only in the first mask that has it."""
-    masks = np.asarray(masks, bool).copy()
-    for n in range(1, len(masks)):
-        masks[n] &= ~masks[:n].any(0)
-    return masks
+# How Import Photo names its inputs (its properties' labels), for the engine's messages.
+LABELS = {"image": "Photo", "prompt": "Prompt", "depth": "Depth File", "mask": "Mask File",
+          "object_query": "Object", "candidate": "Candidate"}
+
+
+def load_inputs(image_path, depth_path="", mask_path="", object_query="", candidate=0):
+    """Import Photo's fields read and checked by the engine's input boundary (engine.inputs.load_photo,
+    no model loaded): an engine PhotoInputs, or InputError naming the field. ``candidate`` applies
+    to every query."""
+    from ..engine.inputs import load_photo
+
+    queries = split_list(object_query)
+    return load_photo(image_path, "", depth=depth_path, mask=split_list(mask_path), object_query=queries,
+                      candidate=[candidate] * len(queries), require_prompt=False, labels=LABELS)
 
 
 def resolve_inputs(image_path, depth_path="", mask_path="", object_query="", candidate=0,
-                   models_dir=None, overrides=None, device="auto"):
-    """Load the given files; estimate depth / find the object(s) with perception where not given.
+                   models_dir=None, overrides=None, device="auto", photo=None):
+    """The photo's inputs for the add-on: read and checked (`load_inputs`, or ``photo`` already
+    loaded by it), completed by perception where not given (engine.inputs.complete), plus the
+    background (image and depth) the Background mesh shows.
 
     mask_path / object_query: one or several (';' between them), one object each, in order.
     """
-    from ..engine import io
+    from ..engine.inputs import complete
 
-    if not image_path:
-        raise AddonError("no photo given: choose an image file")
-    image = io.load_image(image_path)
-    shape = image.shape[:2]
-    depth = io.load_depth(depth_path, expected_shape=shape) if depth_path else None
-    mask_paths, queries = split_list(mask_path), split_list(object_query)
-    if not mask_paths and not queries:
-        raise AddonError("name the object to move (object query, e.g. 'the car') or give a mask file")
-    if mask_paths and queries:
-        raise AddonError("give mask files or object queries, not both")
-    masks = [io.load_mask(p, expected_shape=shape) for p in mask_paths] or None
-    if masks is not None and len(masks) == 1 and depth is not None:
-        background_image, background_depth = fill_background(image, depth, masks[0])
-        return PhotoInputs(image, depth, masks[0], background_image, background_depth)
-    from ..engine.perception.inputs import resolve_inputs as perceive
-
-    candidates = ()
-    if masks is None and len(queries) > 1:  # one detection per query, then one removal for all
-        from ..engine.perception.detect import select_objects
-
-        masks = []
-        for query in queries:
-            found = select_objects(image, query, models_dir, overrides, device)
-            if candidate >= len(found):
-                raise AddonError(f"object query '{query}': candidate {candidate} asked, {len(found)} found")
-            masks.append(np.asarray(found[candidate].mask, bool))
-    object_masks = None
-    if masks is not None and len(masks) > 1:
-        object_masks = disjoint(masks)
-        for n, m in enumerate(object_masks):
-            if not m.any():
-                raise AddonError(f"object {n + 1}: its mask is empty or lies inside an earlier object's")
-    union = None if masks is None else np.any(masks, axis=0)
-    if union is not None and depth is not None:
-        background_image, background_depth = fill_background(image, depth, union)
-        return PhotoInputs(image, depth, union, background_image, background_depth, (), object_masks)
-    prepared = perceive(image, depth=depth, mask=union, object_query=None if union is not None else queries[0],
-                        candidate=None if union is not None else candidate, models_dir=models_dir,
-                        overrides=overrides, device=device)
-    if union is None:
-        candidates = tuple(getattr(prepared, "candidates", ()) or ())
-    background_image, background_depth = prepared.background_image, prepared.background_depth
-    return PhotoInputs(image, np.asarray(prepared.depth, dtype=np.float32), np.asarray(prepared.mask, bool),
-                       np.asarray(background_image, dtype=np.float32),
-                       np.asarray(background_depth, dtype=np.float32), candidates, object_masks)
+    photo = photo if photo is not None else load_inputs(image_path, depth_path, mask_path, object_query, candidate)
+    complete(photo, models_dir=models_dir, overrides=overrides, device=device)
+    union = photo.union_mask
+    if photo.background_image is not None and photo.background_depth is not None:
+        background_image, background_depth = photo.background_image, photo.background_depth  # one object, perceived
+    else:
+        background_image, background_depth = fill_background(photo.image, photo.depth, union)
+    candidates = tuple(photo.candidates[0]) if len(photo.object_queries) == 1 else ()
+    return PhotoInputs(np.asarray(photo.image, np.float32), np.asarray(photo.depth, np.float32), union,
+                       np.asarray(background_image, np.float32), np.asarray(background_depth, np.float32),
+                       candidates, photo.mask if photo.mask.ndim == 3 else None)
 
 
 def cache_key(image_path, depth_path="", mask_path="", object_query="", candidate=0):
@@ -198,14 +174,6 @@ def default_cache_root():
     return os.path.join(os.path.expanduser("~"), ".cache", "diffusion-handles", "photos")
 
 
-def check_files(image_path, depth_path="", mask_paths=()):
-    """The first given input file that does not exist, as a one-line message; None when all do."""
-    for what, path in (("photo", image_path), ("depth file", depth_path), *(("mask file", p) for p in mask_paths)):
-        if path and not os.path.isfile(path):
-            return f"{what} '{path}': file not found"
-    return None
-
-
 def needed_modules(depth_path, mask_path):
     """The Python packages an import needs: few with depth and masks given, else the perception's too."""
     from . import deps
@@ -213,9 +181,10 @@ def needed_modules(depth_path, mask_path):
     return ("numpy", "PIL", "scipy") if (depth_path and mask_path) else tuple(deps.MODULES)
 
 
-def import_inputs(root, stem, image_path, depth_path, mask_path, query, candidate, options, progress):
+def import_inputs(root, stem, image_path, depth_path, mask_path, query, candidate, options, progress, photo=None):
     """Worker thread: a photo's inputs resolved (files, perception where not given) and written to
-    its cache folder under ``root``. Returns (inputs, cache folder, seconds taken)."""
+    its cache folder under ``root``; ``photo``: the files already read by `load_inputs`. Returns
+    (inputs, cache folder, seconds taken)."""
     import time
 
     started = time.perf_counter()
@@ -223,7 +192,7 @@ def import_inputs(root, stem, image_path, depth_path, mask_path, query, candidat
     directory = os.path.join(root, f"{stem}-{cache_key(image_path, depth_path, mask_path, query, candidate)}")
     inputs = resolve_inputs(image_path, depth_path, mask_path, query, candidate,
                             models_dir=options["models_dir"], overrides=options["overrides"],
-                            device=options["device"])
+                            device=options["device"], photo=photo)
     progress("writing the photo cache", 1, 3)
     write_cache(directory, inputs, {"image": image_path, "depth": depth_path, "mask": mask_path,
                                     "object_query": query, "candidate": candidate})

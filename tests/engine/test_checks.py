@@ -76,3 +76,20 @@ def test_frame_numbers():
                           ([True], "integer"), ([0, 200_000], "span")):
         with pytest.raises(InputError, match=fragment):
             checks.frame_numbers(bad)
+
+
+def test_disjoint_masks_first_mask_wins_and_names_an_emptied_object():
+    a = np.zeros((6, 8), bool)
+    a[1:4, 1:5] = True
+    b = np.zeros((6, 8), bool)
+    b[2:5, 3:7] = True
+    out = checks.disjoint_masks([a, b])
+    assert out.shape == (2, 6, 8) and (out[0] == a).all() and (out[1] == (b & ~a)).all()
+    assert not (out[0] & out[1]).any() and (out.any(0) == (a | b)).all()
+    assert checks.disjoint_masks(a).shape == (1, 6, 8)
+    with pytest.raises(InputError, match=r"mask 2: empty \(or entirely inside an earlier mask\)"):
+        checks.disjoint_masks([a, a & b])
+    with pytest.raises(InputError, match=r"object 1: empty"):
+        checks.disjoint_masks([np.zeros((6, 8), bool)], what="object")
+    with pytest.raises(InputError, match="shape"):
+        checks.disjoint_masks(np.zeros(5, bool))

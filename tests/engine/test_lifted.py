@@ -189,3 +189,19 @@ def test_camera_moves_match_blender_coverage_and_silhouette(folder, coverage_min
         g = scene.frame(fr.transform)
         assert iou(g.valid_mask, fr.gt_lifted) >= coverage_min
         assert iou(g.target_mask, fr.gt_true) >= true_min
+
+
+def test_build_makes_masks_disjoint_with_the_checks_rule():
+    """LiftedScene.build uses engine.checks.disjoint_masks: overlap goes to the first object, an
+    object left empty is refused with its message."""
+    from engine.checks import disjoint_masks
+
+    depth = np.full((12, 16), 3.0, np.float32)
+    a = np.zeros((12, 16), bool)
+    a[2:7, 2:9] = True
+    b = np.zeros((12, 16), bool)
+    b[4:10, 6:13] = True
+    scene = LiftedScene.build(depth, np.stack([a, b]))
+    assert (scene.object_masks == disjoint_masks([a, b])).all()
+    with pytest.raises(InputError, match=r"mask 2: empty \(or entirely inside an earlier mask\)"):
+        LiftedScene.build(depth, np.stack([a, a]))

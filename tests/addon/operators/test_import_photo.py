@@ -109,10 +109,41 @@ def test_reimport_reuses_cache_and_bad_files_are_operator_errors(addon, tmp_path
         with pytest.raises(RuntimeError, match=expected):
             bpy.ops.dh.import_photo(**kwargs)
     assert not [o for o in bpy.context.scene.objects]  # nothing half-built
-    # no mask and no object query: a clear message
-    with pytest.raises(RuntimeError, match="name the object"):
-        bpy.ops.dh.import_photo(filepath=str(paths["image"]), depth_path=str(paths["depth"]),
-                                cache_dir=str(tmp_path / "cache"))
+
+
+def _cached_files(cache):
+    return [p for p in Path(cache).rglob("*") if p.is_file()] if Path(cache).exists() else []
+
+
+def test_bad_inputs_name_the_import_fields(addon, tmp_path):
+    """The engine's input boundary checks Import Photo's fields, its messages naming them as the
+    operator labels them; nothing is written to the cache."""
+    photo = make_photo(tmp_path / "photo")
+    paths = photo["paths"]
+    inside = tmp_path / "inside.png"  # a second object entirely inside the first
+    small = np.zeros_like(photo["mask"])
+    small[np.argwhere(photo["mask"])[0][0], np.argwhere(photo["mask"])[0][1]] = True
+    from PIL import Image
+
+    Image.fromarray(small.astype(np.uint8) * 255).save(inside)
+    cache = tmp_path / "cache"
+    cases = [
+        (dict(mask_path=""), r"Mask File or Object: say which object to edit"),
+        (dict(object_query="the box"), r"give either Mask File or Object, not both"),
+        (dict(mask_path=str(tmp_path / "nope.png")), r"Mask File: mask '.*nope\.png': file not found"),
+        (dict(mask_path=f"{paths['mask']}; {tmp_path / 'nope.png'}"), r"Mask File: .*nope\.png'?: file not found"),
+        (dict(mask_path=f"{paths['mask']}; {inside}"), r"Mask File: mask 2: empty \(or entirely inside"),
+        (dict(filepath=str(tmp_path / "missing.png")), r"Photo: image '.*missing\.png': file not found"),
+        (dict(depth_path=str(tmp_path / "missing.npy")), r"Depth File: depth '.*missing\.npy'?: file not found"),
+    ]
+    for overrides, expected in cases:
+        kwargs = dict(filepath=str(paths["image"]), depth_path=str(paths["depth"]), mask_path=str(paths["mask"]),
+                      cache_dir=str(cache))
+        kwargs.update(overrides)
+        with pytest.raises(RuntimeError, match=expected) as caught:
+            bpy.ops.dh.import_photo(**kwargs)
+        assert "--" not in str(caught.value)  # never the command line's option names
+    assert not _cached_files(cache) and not list(bpy.context.scene.objects)
 
 
 @pytest.mark.slow
@@ -158,3 +189,19 @@ def test_import_several_objects_by_text_queries(addon, tmp_path, tiny_models_dir
     assert sum(len(o.data.vertices) for o in objects) == int(masks.sum())  # one vertex per pixel
     objects[1].location.x += 0.1  # each moves on its own
     assert tuple(objects[0].matrix_world.translation) != tuple(objects[1].matrix_world.translation)
+
+
+@pytest.mark.slow
+def test_candidate_out_of_range_names_the_field(addon, tmp_path, tiny_models_dir):
+    """A query's Candidate beyond the candidates found (tiny random-weight perception models find
+    at most 5): the message names the add-on's field, and nothing is cached."""
+    photo = make_photo(tmp_path / "photo", height=64, width=64, box=(16, 48, 16, 48))
+    models = addon_module("session.models")
+    models.SESSION_OPTIONS.update(models_dir=str(tiny_models_dir), device="cpu")
+    try:
+        with pytest.raises(RuntimeError, match=r"Candidate: candidate 7: only \d candidate\(s\) found for 'the box'"):
+            bpy.ops.dh.import_photo(filepath=str(photo["paths"]["image"]), object_query="the box", candidate=7,
+                                    depth_path=str(photo["paths"]["depth"]), cache_dir=str(tmp_path / "cache"))
+    finally:
+        models.SESSION_OPTIONS.clear()
+    assert not _cached_files(tmp_path / "cache") and not list(bpy.context.scene.objects)
