@@ -8,8 +8,9 @@
 ``prepare`` follows docs/design.md section 4 steps 1 and 5 (resize, inversion, reconstruction with the
 reference activations); ``edit`` steps 6: lift / transform / project (engine.geometry), edited
 depth, guided sampling from the shared inverted noise. Frames of a trajectory run in batches of
-``runtime.frame_batch_size``; each frame's result equals the one-by-one result within float
-tolerance. ``progress(stage, step, total)`` is called between steps, ``should_cancel()`` is
+``runtime.frame_batch_size``; each frame's result equals the one-by-one result within 1e-4 (the
+guidance's noise floor), and frames whose result is known (nothing moves, a held pose) are not
+sampled. ``progress(stage, step, total)`` is called between steps, ``should_cancel()`` is
 polled there too and a True raises ``CancelledError`` (nothing is written by a cancelled call).
 """
 from __future__ import annotations
@@ -17,9 +18,9 @@ from __future__ import annotations
 import logging
 import resource
 import sys
+import dataclasses
 import time
 from contextlib import contextmanager
-import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
