@@ -65,10 +65,7 @@ class DH_OT_import_photo(JobOperator, bpy.types.Operator, ImportHelper):
             photo = load_inputs(image_path, depth_path, mask_path, query, candidate)
             deps.require(needed_modules(depth_path, mask_path))
         except Exception as exc:  # noqa: BLE001 - reported, never a traceback in the UI
-            message = user_message(exc)
-            if message is None:
-                raise
-            self.report({"ERROR"}, f"Import Photo: {message}")
+            self._report_error(exc)
             return None
         options = engine_options(context)
         stem = os.path.splitext(os.path.basename(image_path))[0] or "photo"
@@ -80,6 +77,13 @@ class DH_OT_import_photo(JobOperator, bpy.types.Operator, ImportHelper):
                                  photo)
 
         return work
+
+    def _report_error(self, exc):
+        """One ERROR line for a failure the user can act on; anything else is a bug (re-raised)."""
+        message = user_message(exc)
+        if message is None:
+            raise exc
+        self.report({"ERROR"}, f"Import Photo: {message}")
 
     def failed(self, context, exc):
         message = user_message(exc)
@@ -98,10 +102,7 @@ class DH_OT_import_photo(JobOperator, bpy.types.Operator, ImportHelper):
         try:
             obj = build_photo_scene(context, self._stem, inputs, directory, settings, self.max_depth_jump)
         except Exception as exc:  # noqa: BLE001 - reported, never a traceback in the UI
-            message = user_message(exc)
-            if message is None:
-                raise
-            self.report({"ERROR"}, f"Import Photo: {message}")
+            self._report_error(exc)
             return {"CANCELLED"}
         build_seconds = time.perf_counter() - started
         height, width = inputs.shape

@@ -10,29 +10,13 @@ import numpy as np
 import pytest
 import torch
 
+from edit_scene import scene, shift
 from engine.diffusion.guidance import Guidance, LayerTargets, noise_floor
 from engine.pipeline import Engine
 from engine.settings import EditSettings, RuntimeOptions
 from engine.transforms import FrameEdit
 
 SETTINGS = EditSettings(resolution=32, steps=6, guided_steps=4, inversion="negative-prompt")
-
-
-def _scene(size=32):
-    yy, xx = np.mgrid[0:size, 0:size] / size
-    image = np.stack([0.3 + 0.4 * xx, 0.4 + 0.2 * yy, 0.5 + 0.2 * np.sin(8 * xx)], -1)
-    depth = np.full((size, size), 3.0) - 0.5 * yy
-    mask = np.zeros((size, size), bool)
-    mask[10:20, 8:16] = True
-    image[mask] = [0.9, 0.2, 0.1]
-    depth[mask] = 1.5
-    return image.astype(np.float32), depth.astype(np.float32), mask
-
-
-def _move(x=0.0, y=0.0):
-    T = np.eye(4)
-    T[:3, 3] = [x, y, 0.0]
-    return T
 
 
 def _engine(models, batch):
@@ -42,13 +26,14 @@ def _engine(models, batch):
 
 @pytest.fixture(scope="module")
 def prepared(tiny_models_dir):
-    return _engine(tiny_models_dir, 1).prepare(*_scene()[:1], "a red box", *_scene()[1:])
+    image, depth, mask = scene()
+    return _engine(tiny_models_dir, 1).prepare(image, "a red box", depth, mask)
 
 
 def test_identity_frame_in_a_batch_is_the_reconstruction(tiny_models_dir, prepared):
     # sampled (Engine.iter_edit does not sample identity frames: this is why it need not)
     engine = _engine(tiny_models_dir, 2)
-    identity, moved = engine._sample(prepared, [FrameEdit.of(np.eye(4)), FrameEdit.of(_move(x=0.2))],
+    identity, moved = engine._sample(prepared, [FrameEdit.of(np.eye(4)), FrameEdit.of(shift(0.2))],
                                      engine.edit_settings(prepared), engine.models, None, None, (0, 1))
     assert identity.stats["batch_frames"] == 2
     assert all(e["energy"] == 0.0 for e in identity.stats["energy"])
@@ -57,10 +42,10 @@ def test_identity_frame_in_a_batch_is_the_reconstruction(tiny_models_dir, prepar
 
 
 def test_frame_does_not_depend_on_its_batch_mates(tiny_models_dir, prepared):
-    alone = _engine(tiny_models_dir, 1).edit(prepared, [_move(x=0.2)])[0].image
+    alone = _engine(tiny_models_dir, 1).edit(prepared, [shift(0.2)])[0].image
     batched = _engine(tiny_models_dir, 3)
-    with_identity = batched.edit(prepared, [_move(x=0.2), np.eye(4), _move(y=0.15)])[0].image
-    with_itself = batched.edit(prepared, [_move(x=0.2), _move(x=0.2)])[1].image
+    with_identity = batched.edit(prepared, [shift(0.2), np.eye(4), shift(-0.15)])[0].image
+    with_itself = batched.edit(prepared, [shift(0.2), shift(0.2)])[1].image
     np.testing.assert_allclose(with_identity, alone, atol=1e-4)
     np.testing.assert_allclose(with_itself, alone, atol=1e-4)
 
