@@ -4,8 +4,9 @@ Planning (main thread, bpy: blender/frames.py ``plan_frames``) turns each frame 
 range into a ``FramePlan`` (frame, edit, output path, key) with the code path every frame goes
 through. Running (any thread, no bpy, here) renders only what is needed:
 
-- a frame whose file exists and whose recorded key matches is kept (an interrupted run resumes
-  after its last finished frame; a changed trajectory or setting re-renders what changed);
+- a frame whose file exists, unchanged since it was written (SHA-256), and whose recorded key
+  matches is kept (an interrupted run resumes after its last finished frame; a changed
+  trajectory or setting re-renders what changed, and so does a frame file changed since);
 - a frame whose key equals an earlier frame's (the object did not move) reuses that file;
 - every file is written to a temporary name and renamed, so a cancel or crash leaves no partial
   file. The keys live in ``.dh_frames.json`` next to the frames.
@@ -49,23 +50,30 @@ class Summary:
 
 
 class Manifest:
-    """frame file name -> key, per output folder; saved atomically after every frame."""
+    """frame file name -> {"key": what made it, "sha256": its bytes}, per output folder; saved
+    atomically after every frame. A file whose bytes changed since (edited, replaced, damaged by
+    another program) no longer matches and is rendered again; so are the entries of manifests
+    written before the hashes (a plain key)."""
 
     def __init__(self, directory):
         self.path = os.path.join(directory, MANIFEST)
         try:
             with open(self.path) as f:
-                self.entries = dict(json.load(f))
+                self.entries = {name: e for name, e in dict(json.load(f)).items() if isinstance(e, dict)}
         except (OSError, ValueError, TypeError):
             self.entries = {}
 
     def matches(self, path, key):
-        return os.path.isfile(path) and self.entries.get(os.path.basename(path)) == key
+        from ..engine.output import file_digest
+
+        entry = self.entries.get(os.path.basename(path))
+        return (entry is not None and entry.get("key") == key and os.path.isfile(path)
+                and entry.get("sha256") == file_digest(path))
 
     def record(self, path, key):
-        from ..engine.output import write_text
+        from ..engine.output import file_digest, write_text
 
-        self.entries[os.path.basename(path)] = key
+        self.entries[os.path.basename(path)] = {"key": key, "sha256": file_digest(path)}
         write_text(self.path, json.dumps(self.entries, indent=0, sort_keys=True))
 
 
