@@ -162,6 +162,15 @@ class EditResult:
     # photo (the objects; every covered pixel when the camera moves), NaN elsewhere
     source_coords: np.ndarray | None = None
 
+    @classmethod
+    def of_geometry(cls, image, g, stats: dict) -> "EditResult":
+        """A frame's result: its ``image`` and what its geometry ``g`` (EditGeometry) says."""
+        return cls(image=image, target_mask=np.asarray(g.target_mask, bool),
+                   valid_mask=np.asarray(g.valid_mask, bool), edited_depth=np.asarray(g.edited_depth, np.float32),
+                   target_masks=list(g.target_masks),
+                   source_coords=np.where(g.moved_mask[..., None], g.source_coords, np.nan).astype(np.float32),
+                   stats={**stats, "visible_objects": list(g.visible), "camera_moved": g.camera_moved})
+
 
 class Engine:
     """Loads the depth-to-image model (lazily) and runs prepare / edit.
@@ -372,6 +381,8 @@ class Engine:
         # the prepared photo fixes what prepare computed; edit-only settings come from this call
         s = self.edit_settings(prepared, settings)
         keys = [digest_json(e.to_dict()) for e in mats]
+        identity = [e.is_identity() for e in mats]
+        last_use = {key: k for k, key in enumerate(keys)}  # the last frame with each edit
         fb = self.runtime.frame_batch_size
         n = len(mats)
         known = {}  # key -> (frame index, EditResult) of results a later frame reuses
@@ -379,7 +390,7 @@ class Engine:
             batch = list(range(start, min(n, start + fb)))
             todo = []  # this batch's frames to sample: each new, moving edit once
             for k in batch:
-                if not (mats[k].is_identity() or keys[k] in known or keys[k] in (keys[j] for j in todo)):
+                if not (identity[k] or keys[k] in known or keys[k] in (keys[j] for j in todo)):
                     todo.append(k)
             sampled = dict(zip(todo, self._sample(prepared, [mats[k] for k in todo], s, m, progress,
                                                   should_cancel, (start // fb, -(-n // fb))))) if todo else {}
@@ -389,27 +400,20 @@ class Engine:
             for k in batch:
                 if k in sampled:
                     yield sampled[k]
-                elif mats[k].is_identity():
+                elif identity[k]:
                     yield self._reconstruction_result(prepared, mats[k], k)
                 else:
                     first, r = known[keys[k]]
                     yield dataclasses.replace(r, stats={**r.stats, "frame": k + 1, "reused": f"frame {first + 1}",
                                                         "unet_forward": 0, "unet_backward": 0})
-            later = set(keys[batch[-1] + 1:])
-            known = {key: v for key, v in known.items() if key in later}
+            known = {key: v for key, v in known.items() if last_use[key] > batch[-1]}
 
     def _reconstruction_result(self, prepared: Prepared, edit, k: int) -> EditResult:
         """An identity frame: the reconstruction, with the frame's (unchanged) geometry."""
-        g = prepared.scene.frame(edit)
-        return EditResult(
-            image=prepared.reconstruction.copy(), target_mask=np.asarray(g.target_mask, bool),
-            valid_mask=np.asarray(g.valid_mask, bool), edited_depth=np.asarray(g.edited_depth, np.float32),
-            target_masks=list(g.target_masks),
-            source_coords=np.where(g.moved_mask[..., None], g.source_coords, np.nan).astype(np.float32),
-            stats={"frame": k + 1, "reused": "reconstruction", "batch_frames": 0, "batch_seconds": 0.0,
-                   "unet_forward": 0, "unet_backward": 0, "batch_unet_forward": 0, "batch_unet_backward": 0,
-                   "visible_objects": list(g.visible), "camera_moved": g.camera_moved,
-                   "peak_memory_bytes": 0, "energy": []})
+        return EditResult.of_geometry(prepared.reconstruction.copy(), prepared.scene.frame(edit), {
+            "frame": k + 1, "reused": "reconstruction", "batch_frames": 0, "batch_seconds": 0.0,
+            "unet_forward": 0, "unet_backward": 0, "batch_unet_forward": 0, "batch_unet_backward": 0,
+            "peak_memory_bytes": 0, "energy": []})
 
     def _sample(self, prepared: Prepared, edits: list, s: EditSettings, m, progress, should_cancel,
                 batch_of) -> list:
@@ -458,20 +462,12 @@ class Engine:
             trace = [{**e, "energy": e["energy"][j], "energy_unscaled": e["energy_unscaled"][j],
                       "parts": {l: [p[0][j], p[1][j]] for l, p in e["parts"].items()}}
                      for e in stats["energy"]]
-            out.append(EditResult(
-                image=images[j], target_mask=np.asarray(g.target_mask, bool),
-                valid_mask=np.asarray(g.valid_mask, bool),
-                edited_depth=np.asarray(g.edited_depth, np.float32),
-                target_masks=list(g.target_masks),
-                source_coords=np.where(g.moved_mask[..., None], g.source_coords, np.nan).astype(np.float32),
-                stats={"batch_frames": B, "batch_seconds": seconds,
-                       # frames of a batch cost the same: the per-frame share of the counts
-                       "unet_forward": counts["unet_forward"] // B,
-                       "unet_backward": counts["unet_backward"] // B,
-                       "visible_objects": list(g.visible), "camera_moved": g.camera_moved,
-                       "batch_unet_forward": counts["unet_forward"],
-                       "batch_unet_backward": counts["unet_backward"],
-                       "peak_memory_bytes": _peak_memory(device), "energy": trace}))
+            out.append(EditResult.of_geometry(images[j], g, {
+                "batch_frames": B, "batch_seconds": seconds,
+                # frames of a batch cost the same: the per-frame share of the counts
+                "unet_forward": counts["unet_forward"] // B, "unet_backward": counts["unet_backward"] // B,
+                "batch_unet_forward": counts["unet_forward"], "batch_unet_backward": counts["unet_backward"],
+                "peak_memory_bytes": _peak_memory(device), "energy": trace}))
         return out
 
     def edit_settings(self, prepared: Prepared, settings: EditSettings | None = None) -> EditSettings:
