@@ -149,8 +149,7 @@ def complete(photo: PhotoInputs, models_dir=None, overrides=None, device="auto",
     there are several objects)."""
     if photo.complete_without_models and not photo.object_queries:
         return photo
-    from .perception.detect import select_objects
-    from .perception.inputs import resolve_inputs, write_candidates
+    from .perception.inputs import CandidateError, resolve_inputs, write_candidates
 
     L = photo.labels
     given = [] if photo.mask is None else ([photo.mask] if photo.mask.ndim == 2 else list(photo.mask))
@@ -159,20 +158,14 @@ def complete(photo: PhotoInputs, models_dir=None, overrides=None, device="auto",
     found_masks = []
     for n in range(count):
         query = photo.object_queries[n] if photo.object_queries else None
-        mask, candidates, chosen = (given[n] if given else None), [], None
-        if query is not None:
-            candidates = select_objects(photo.image, query, models_dir, overrides, device)
-            chosen = photo.picks[n] if n < len(photo.picks) else 0
-            if chosen >= len(candidates):
-                problem = (f"candidate {chosen}: only {len(candidates)} candidate(s) found for {query!r} "
-                           f"(numbered 0 to {len(candidates) - 1})")
-                raise InputError(problem if L is CLI_LABELS else f"{L['candidate']}: {problem}")
-            mask = candidates[chosen].mask
-        found = resolve_inputs(photo.image, depth=photo.depth, mask=mask, models_dir=models_dir,
-                               overrides=overrides, device=device, removal=removal)
-        if query is not None:
-            found.candidates, found.chosen = candidates, chosen
-            found.notes["mask"] = f"candidate {chosen} of {len(candidates)} for {query!r}"
+        try:
+            found = resolve_inputs(photo.image, depth=photo.depth, mask=given[n] if given else None,
+                                   object_query=query, candidate=photo.picks[n] if n < len(photo.picks) else None,
+                                   models_dir=models_dir, overrides=overrides, device=device, removal=removal)
+        except CandidateError as exc:  # named as the caller names the candidate
+            if L is CLI_LABELS:
+                raise
+            raise InputError(f"{L['candidate']}: {exc}") from exc
         if found.candidates and candidates_dir is not None:
             write_candidates(found.candidates, Path(candidates_dir) / f"object_{n + 1}" if several
                              else candidates_dir, found.chosen)

@@ -55,6 +55,10 @@ def align_background_depth(depth, estimated_background_depth, region) -> np.ndar
     return aligned.astype(np.float32)
 
 
+class CandidateError(InputError):
+    """The candidate asked for is beyond the ones the query found (a caller may name its field)."""
+
+
 def resolve_inputs(image, depth=None, mask=None, object_query=None, candidate=None, models_dir=None,
                    overrides=None, device="auto", removal: str = "fill", dilate_px=None,
                    background_depth: str = "auto", max_candidates: int = 5) -> PreparedInputs:
@@ -107,8 +111,8 @@ def resolve_inputs(image, depth=None, mask=None, object_query=None, candidate=No
         candidates = select_objects(image, object_query, models_dir, overrides, device, max_candidates)
         chosen = 0 if candidate is None else int(candidate)
         if chosen >= len(candidates):
-            raise InputError(f"candidate {chosen}: only {len(candidates)} candidate(s) found for "
-                             f"{object_query!r} (numbered 0 to {len(candidates) - 1})")
+            raise CandidateError(f"candidate {chosen}: only {len(candidates)} candidate(s) found for "
+                                 f"{object_query!r} (numbered 0 to {len(candidates) - 1})")
         mask = check_mask(candidates[chosen].mask, shape, f"candidate {chosen} mask")
         notes["mask"] = f"candidate {chosen} of {len(candidates)} for {object_query!r}"
 
