@@ -61,6 +61,8 @@ class Prepared:
     photo_mask: np.ndarray | None = None
     # torch (steps, 1, C, h/f, w/f): the reconstruction's latents after each step (local background)
     trajectory: object = None
+    # where `Engine.prepare` found this photo already prepared (its cache_dir), None when it ran
+    reused_from: str | None = None
 
     @property
     def size(self) -> tuple:
@@ -270,6 +272,7 @@ class Engine:
             try:
                 cached = Prepared.load(cache_dir, expected_key=key)
                 log.info("using the prepared cache in %s", cache_dir)
+                cached.reused_from = str(cache_dir)
                 return cached
             except InputError as exc:
                 log.info("prepared cache not used (%s); preparing again", exc)

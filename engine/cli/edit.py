@@ -107,18 +107,6 @@ def _frame_keys(mats) -> list:
     return [digest_json(e.to_dict()) for e in mats]
 
 
-def _kept_key(directory):
-    """The content key of the prepared photo an earlier run left in ``directory`` (None: none)."""
-    import json
-
-    from ..cache import META
-
-    try:
-        return json.loads((directory / META).read_text()).get("key")
-    except (OSError, ValueError, AttributeError):
-        return None
-
-
 def _resume_from(done, n, batch) -> int:
     """Index of the first frame to compute: the start of the batch holding the first unfinished
     frame, so every batch is sampled exactly as in an uninterrupted run."""
@@ -175,16 +163,15 @@ def run(args) -> int:
     if photo is not None:
         t0 = time.perf_counter()
         complete_photo(args, photo, candidates_dir=out)
-        kept = _kept_key(out / PREPARED_DIR)
         with console.Progress() as progress:
             prepared = engine.prepare(**photo.prepare_arguments(), progress=progress, cache_dir=out / PREPARED_DIR)
         stages["prepare"] = time.perf_counter() - t0
-        if prepared.key == kept:
-            console.say(f"using the photo prepared by an earlier run ({out / PREPARED_DIR})")
+        if prepared.reused_from:
+            console.say(f"using the photo prepared by an earlier run ({prepared.reused_from})")
         # pivots about the centroid use the prepared (working-resolution) object, as --prepared does
         mats = _read_transforms(args, object_centroid(prepared.depth, prepared.object_masks, prepared.camera))
         engine.check_frames(prepared, mats)
-        prepare_report = {"reused": prepared.key == kept, **prepared.report}
+        prepare_report = {"reused": prepared.reused_from is not None, **prepared.report}
     else:
         prepare_report = {"loaded_from": str(args.prepared), **prepared.report}
     n = len(mats)
