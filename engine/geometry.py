@@ -24,7 +24,6 @@ a hole:  valid = ~object_mask | target_mask.
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -40,6 +39,9 @@ DEFAULT_MAX_DEPTH_JUMP = 0.05
 # The moved object wins against a static surface that is less than this much (relative) nearer:
 # a contact (object standing on the floor) must not flicker on rounding.
 DEFAULT_OCCLUSION_TOLERANCE = 1e-3
+# Where the moved object meets the static scene with a relative depth jump at most this, the edge
+# is a contact seam (composited smoothly), above it a real discontinuity (kept).
+DEFAULT_SEAM_THRESHOLD = 0.05
 # Inside-triangle test slack in barycentric units: pixel centres exactly on an edge or vertex
 # (the identity edit puts every vertex on a centre) belong to the triangle.
 _EDGE_EPS = 1e-7
@@ -57,9 +59,6 @@ class GridMesh:
     pixels: np.ndarray
     faces: np.ndarray
     isolated: np.ndarray
-
-
-ObjectMesh = GridMesh  # the name the object's mesh had first
 
 
 def grid_faces(depth, valid, max_depth_jump=DEFAULT_MAX_DEPTH_JUMP, index=None) -> np.ndarray:
@@ -278,7 +277,7 @@ class EditGeometry:
         return self.valid_mask if self.camera_moved else self.target_mask
 
 
-def composite_edited_depth(depth, object_mask, static, geo, seam_threshold=0.05) -> np.ndarray:
+def composite_edited_depth(depth, object_mask, static, geo, seam_threshold=DEFAULT_SEAM_THRESHOLD) -> np.ndarray:
     """Edited depth (H, W) float64: the moved object's depth over the static depth, composited
     in the gradient domain (Poisson image editing, paper section 5.1).
 
@@ -356,20 +355,3 @@ def composite_edited_depth(depth, object_mask, static, geo, seam_threshold=0.05)
     out[bad] = comp[bad]
     return out
 
-
-def compute_edit_geometry(depth, object_mask, transform, background_depth=None, camera=None, *,
-                          max_depth_jump=DEFAULT_MAX_DEPTH_JUMP,
-                          occlusion_tolerance=DEFAULT_OCCLUSION_TOLERANCE,
-                          seam_threshold=0.05) -> EditGeometry:
-    """One frame's geometry without keeping the lifted scene (tests, one-off use): builds
-    `engine.lifted.LiftedScene` from depth (H, W) and object mask(s) (H, W) or (N, H, W), then
-    its frame for ``transform`` (a 4x4 matrix or a FrameEdit). Several frames of one photo: build
-    the scene once and call its ``frame``."""
-    from .lifted import LiftedScene
-
-    t0 = time.perf_counter()
-    scene = LiftedScene.build(depth, object_mask, background_depth, camera, max_depth_jump=max_depth_jump,
-                              occlusion_tolerance=occlusion_tolerance)
-    geo = scene.frame(transform, seam_threshold=seam_threshold)
-    geo.timings.update(scene=scene.timings["total_s"], total_s=time.perf_counter() - t0)
-    return geo

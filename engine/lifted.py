@@ -31,8 +31,8 @@ import numpy as np
 from . import checks
 from .camera import Camera
 from .errors import InputError
-from .geometry import (DEFAULT_MAX_DEPTH_JUMP, DEFAULT_OCCLUSION_TOLERANCE, EditGeometry,
-                       composite_edited_depth, grid_faces, rasterize)
+from .geometry import (DEFAULT_MAX_DEPTH_JUMP, DEFAULT_OCCLUSION_TOLERANCE, DEFAULT_SEAM_THRESHOLD,
+                       EditGeometry, composite_edited_depth, grid_faces, rasterize)
 from .transforms import FrameEdit
 
 
@@ -146,7 +146,7 @@ class LiftedScene:
         return np.stack([v[m].mean(0) for m in self.object_masks])
 
     # --- one frame ------------------------------------------------------------------------------
-    def frame(self, edit, grid=None, *, edited_depth=True, seam_threshold=0.05) -> EditGeometry:
+    def frame(self, edit, grid=None, *, edited_depth=True, seam_threshold=DEFAULT_SEAM_THRESHOLD) -> EditGeometry:
         """The geometry of one frame on an h x w ``grid`` covering the image (default: the photo's
         own grid). ``edit``: a FrameEdit or a bare 4x4 matrix (object 1 moves). edited_depth is
         computed on request (at the photo's grid; area-resampled to another grid)."""
@@ -301,6 +301,22 @@ class LiftedScene:
         # a foreground edge uncovers is behind it), grown in from the covered pixels.
         out = np.where(target, object_depth, np.where(static_r.covered, static_r.depth, np.nan))
         return _fill_far(out)
+
+
+def compute_edit_geometry(depth, object_mask, transform, background_depth=None, camera=None, *,
+                          max_depth_jump=DEFAULT_MAX_DEPTH_JUMP,
+                          occlusion_tolerance=DEFAULT_OCCLUSION_TOLERANCE,
+                          seam_threshold=DEFAULT_SEAM_THRESHOLD) -> EditGeometry:
+    """One frame's geometry without keeping the lifted scene (tests, one-off use): builds
+    `LiftedScene` from depth (H, W) and object mask(s) (H, W) or (N, H, W), then
+    its frame for ``transform`` (a 4x4 matrix or a FrameEdit). Several frames of one photo: build
+    the scene once and call its ``frame``."""
+    t0 = time.perf_counter()
+    scene = LiftedScene.build(depth, object_mask, background_depth, camera, max_depth_jump=max_depth_jump,
+                              occlusion_tolerance=occlusion_tolerance)
+    geo = scene.frame(transform, seam_threshold=seam_threshold)
+    geo.timings.update(scene=scene.timings["total_s"], total_s=time.perf_counter() - t0)
+    return geo
 
 
 def _apply(M, points) -> np.ndarray:

@@ -484,16 +484,6 @@ class Engine:
                              f"{list(self.denoiser.recorder.layers)} (make an Engine with those settings)")
         return s
 
-    def edit_geometry(self, prepared: Prepared, edits) -> list:
-        """The lifted scene's geometry of each frame at the working resolution. A frame whose
-        objects are all out of view renders without them (its stats say so); only a trajectory
-        where no object is ever visible is refused."""
-        out = [prepared.scene.frame(e) for e in edits]
-        if not any(any(g.visible) for g in out):
-            raise InputError("transforms: move every object out of view in every frame (nothing "
-                             "of them is visible in any frame)")
-        return out
-
 
 # --- input checks and helpers ------------------------------------------------------------------
 def check_inputs(image, depth, object_mask, background_depth=None):

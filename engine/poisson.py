@@ -103,31 +103,3 @@ def poisson_blend(source, target, region) -> np.ndarray:
     s = np.asarray(source, dtype=np.float64)
     return solve_poisson(target, region, np.diff(s, axis=1), np.diff(s, axis=0))
 
-
-def composite_gradient_domain(fg, bg, region, seam_threshold=0.05) -> np.ndarray:
-    """Composite ``fg`` (valid inside ``region``) over ``bg`` in the gradient domain.
-
-    Inside the region the guidance is fg's gradient. On an edge crossing the region boundary,
-    the jump fg(p) - bg(q) is KEPT where it is a real discontinuity (relative jump above
-    ``seam_threshold``: an object in front of a wall stays in front of it); otherwise it is a
-    seam and the guidance there is bg's own difference (the seam is blended away). With all
-    boundary jumps kept the result is exactly fg inside the region; where fg - bg is constant
-    and every boundary edge is a seam it is exactly bg. Outside the region the result is bg.
-    """
-    fg = np.asarray(fg, dtype=np.float64)
-    bg = np.asarray(bg, dtype=np.float64)
-    region = np.asarray(region, dtype=bool)
-    comp = np.where(region, fg, bg)  # the naive composite; its differences are the guidance
-    gx = np.diff(comp, axis=1)
-    gy = np.diff(comp, axis=0)
-    for g, gb, ra, rb, ca, cb in (
-        (gx, np.diff(bg, axis=1), region[:, :-1], region[:, 1:], comp[:, :-1], comp[:, 1:]),
-        (gy, np.diff(bg, axis=0), region[:-1, :], region[1:, :], comp[:-1, :], comp[1:, :]),
-    ):
-        crossing = ra != rb
-        rel = np.abs(cb - ca) / np.maximum(np.minimum(np.abs(ca), np.abs(cb)), 1e-12)
-        seam = crossing & (rel <= seam_threshold)
-        g[seam] = gb[seam]  # across a seam, continue the background's slope
-    if region.all():
-        return fg.copy()
-    return solve_poisson(bg, region, gx, gy)

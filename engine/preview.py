@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .geometry import EditGeometry, compute_edit_geometry
+from .geometry import EditGeometry
+from .lifted import compute_edit_geometry
 
 # Disoccluded pixels with no background image: magenta, which photos rarely contain.
 HOLE_COLOUR = (1.0, 0.0, 1.0)

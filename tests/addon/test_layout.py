@@ -1,16 +1,17 @@
-"""The add-on's layout (issue 11), as Blender's glTF add-on is laid out: Blender-concept conversions
+"""The add-on's layout, as Blender's glTF add-on is laid out: Blender-concept conversions
 (blender/) apart from thin operator classes (operators/, panels/) and from bpy-free session code
-(session/). No import cycle among its modules, lazy imports included; the layers import downwards
-only; no session module imports Blender."""
+(session/), above the engine (engine/). No import cycle among the modules of all of them, lazy
+imports included; the layers import downwards only; no session module imports Blender."""
 import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("blender", "operators", "panels", "session")
+LAYERED = PACKAGES + ("engine",)  # the import graph: the add-on's packages and the engine below them
 BPY_FREE = "session"  # every module of this package
 # what each package may import of the others (its own modules aside)
-LAYERS = {"session": set(), "blender": {"session"}, "operators": {"blender", "session"},
-          "panels": {"blender", "session"}}
+LAYERS = {"engine": set(), "session": {"engine"}, "blender": {"session", "engine"},
+          "operators": {"blender", "session", "engine"}, "panels": {"blender", "session", "engine"}}
 BLENDER = {"bpy", "mathutils", "bpy_extras", "bmesh", "gpu", "addon_utils"}
 
 
@@ -19,12 +20,12 @@ def _module(path):
 
 
 def _files():
-    return {_module(p): p for pkg in PACKAGES for p in sorted((ROOT / pkg).rglob("*.py"))}
+    return {_module(p): p for pkg in LAYERED for p in sorted((ROOT / pkg).rglob("*.py"))}
 
 
 def _imports(path, modules):
-    """Add-on modules ``path`` imports anywhere in it (function bodies too): ``from .x import y``
-    names ``x.y`` when that is a module of the add-on, else ``x``."""
+    """Project modules ``path`` imports anywhere in it (function bodies too): ``from .x import y``
+    names ``x.y`` when that is a module of the project, else ``x``."""
     here = _module(path).split(".")
     if path.name != "__init__.py":
         here = here[:-1]
@@ -36,7 +37,7 @@ def _imports(path, modules):
             for alias in node.names:
                 name = f"{target}.{alias.name}" if target else alias.name
                 found.add(name if name in modules else target)
-    return {n for n in found if n and n.split(".")[0] in PACKAGES}
+    return {n for n in found if n and n.split(".")[0] in LAYERED}
 
 
 def test_layout_packages_exist_and_operators_moved_out():
@@ -51,7 +52,7 @@ def test_layout_packages_exist_and_operators_moved_out():
 def test_no_import_cycle():
     files = _files()
     graph = {m: {t for t in _imports(p, files) if t in files and t != m} for m, p in files.items()}
-    for package in PACKAGES:  # a package's __init__ registering its submodules is not a use
+    for package in LAYERED:  # a package's __init__ registering its submodules is not a use
         graph[package] = set()
     cycles, state = [], {}
 
@@ -76,11 +77,13 @@ def test_the_cycle_check_sees_lazy_and_package_imports():
     assert "session.jobs" in _imports(ROOT / "panels" / "sidebar.py", files)  # inside draw()
     assert "session.deps" in _imports(ROOT / "operators" / "install.py", files)  # from ..session import deps
     assert "blender.frames" in _imports(ROOT / "operators" / "render_engine.py", files)  # inside render()
+    assert "engine.completion" in _imports(ROOT / "engine" / "lifted.py", files)  # inside build()
+    assert "engine.geometry" in _imports(ROOT / "engine" / "perception" / "inputs.py", files)  # from ..geometry
 
 
 def test_layers_import_downwards_only():
-    """session/ imports no other add-on package; blender/ only session/; operators/ and panels/
-    blender/ and session/ (never each other)."""
+    """engine/ imports no add-on package; session/ only engine/; blender/ session/ and engine/;
+    operators/ and panels/ blender/, session/ and engine/ (never each other)."""
     files = _files()
     wrong = []
     for module, path in files.items():

@@ -8,7 +8,7 @@ import pytest
 
 from engine.composite import changed_region, to_photo_size
 from engine.diffusion.conditioning import resize_image, resize_nearest
-from engine.geometry import compute_edit_geometry
+from engine.lifted import compute_edit_geometry
 from engine.preview import render_preview
 
 SCALE = 5  # photo pixels per working pixel

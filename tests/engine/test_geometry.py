@@ -10,8 +10,8 @@ import pytest
 from engine import io
 from engine.camera import Camera
 from engine.errors import InputError
-from engine.geometry import (compute_edit_geometry, fill_background_depth, object_mesh)
-from engine.lifted import LiftedScene
+from engine.geometry import fill_background_depth, object_mesh
+from engine.lifted import LiftedScene, compute_edit_geometry
 from engine.transforms import frame_to_matrix, load_transforms, object_centroid
 
 SCENES = Path(__file__).resolve().parents[1] / "data" / "geometry"

@@ -4,8 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.geometry import compute_edit_geometry
-from engine.lifted import LiftedScene
+from engine.lifted import LiftedScene, compute_edit_geometry
 from engine.preview import HOLE_COLOUR, preview_frame, render_preview
 from engine.transforms import FrameEdit
 

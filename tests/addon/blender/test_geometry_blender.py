@@ -20,7 +20,8 @@ import pytest
 from blender_session import bpy
 
 from engine.camera import Camera
-from engine.geometry import compute_edit_geometry, object_mesh
+from engine.geometry import object_mesh
+from engine.lifted import compute_edit_geometry
 from engine.transforms import frame_to_matrix, object_centroid
 
 H, W = 72, 96
@@ -42,7 +43,7 @@ def synthetic_scene():
 def pixel_squares(depth, camera):
     """Every pixel as a square covering its footprint at its own depth: the static scene as the
     engine's per-pixel z-test sees it."""
-    from engine.geometry import ObjectMesh
+    from engine.geometry import GridMesh
 
     h, w = depth.shape
     i, j = np.mgrid[0:h, 0:w]
@@ -52,7 +53,7 @@ def pixel_squares(depth, camera):
     n = z.size
     quad = np.stack([np.arange(n) + k * n for k in range(4)], -1)
     faces = np.concatenate([quad[:, [0, 1, 2]], quad[:, [0, 2, 3]]])
-    return ObjectMesh(verts, None, faces, np.zeros(len(verts), bool))
+    return GridMesh(verts, None, faces, np.zeros(len(verts), bool))
 
 
 def add_mesh(name, mesh):

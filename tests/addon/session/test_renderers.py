@@ -26,7 +26,7 @@ def _translation(dx):
 
 
 def _far(inputs, margin):
-    from engine.geometry import compute_edit_geometry
+    from engine.lifted import compute_edit_geometry
 
     g = compute_edit_geometry(inputs.depth, inputs.mask, _translation(0.3))
     return ~ndimage.binary_dilation(inputs.mask | g.target_mask, iterations=margin)
