@@ -132,12 +132,12 @@ def choose_engine(package, requested, models_dir):
 
 
 def contact_sheet(package, paths, out_path, columns=4):
-    """Frames side by side, ``columns`` per row, written atomically (engine.output.contact_sheet)."""
+    """Frames side by side, ``columns`` per row, written atomically (engine.contact_sheet)."""
     io = importlib.import_module(f"{package}.engine.io")
-    output = importlib.import_module(f"{package}.engine.output")
+    sheet = importlib.import_module(f"{package}.engine.contact_sheet")
     frames = [io.load_image(p) for p in paths]
-    output.contact_sheet([("", frames[i:i + columns]) for i in range(0, len(frames), columns)], path=out_path,
-                         gap=2, margin=0)
+    sheet.contact_sheet([("", frames[i:i + columns]) for i in range(0, len(frames), columns)], path=out_path,
+                        gap=2, margin=0)
     return out_path
 
 

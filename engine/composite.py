@@ -71,7 +71,7 @@ def to_photo_size(prepared, result, feather: float | None = None) -> np.ndarray:
     sy, sx = h / H, w / W  # working pixels per photo pixel
     if feather is None:
         feather = max(2.0, 1.5 / min(sy, sx))
-    from .diffusion.conditioning import nearest_index
+    from .images import nearest_index
 
     rows, cols = nearest_index(H, h), nearest_index(W, w)  # working pixel of each photo row / column
     # box around R and its feather, on the photo grid

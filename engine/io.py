@@ -15,6 +15,7 @@ import numpy as np
 from . import checks
 from .checks import DEFAULT_PNG_DEPTH_SCALE  # noqa: F401  (part of this module's interface)
 from .errors import InputError
+from .images import to_uint8
 from .output import atomic_output  # noqa: F401  (the one atomic writer; io's savers use it)
 
 
@@ -79,14 +80,9 @@ def load_image(path) -> np.ndarray:
 
 def _to_uint8(rgb, what) -> np.ndarray:
     arr = np.asarray(rgb)
-    if arr.dtype == np.uint8:
-        return arr
-    if arr.dtype == bool:
-        return arr.astype(np.uint8) * 255
-    arr = arr.astype(np.float32)
-    if not np.all(np.isfinite(arr)):
+    if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
         raise ValueError(f"{what}: contains NaN or inf")
-    return (np.clip(arr, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    return to_uint8(arr)
 
 
 def save_image(path, rgb) -> None:

@@ -33,6 +33,7 @@ from .camera import Camera
 from .errors import InputError
 from .geometry import (DEFAULT_MAX_DEPTH_JUMP, DEFAULT_OCCLUSION_TOLERANCE, DEFAULT_SEAM_THRESHOLD,
                        EditGeometry, composite_edited_depth, grid_faces, rasterize)
+from .images import resize_image, resize_nearest
 from .transforms import FrameEdit
 
 
@@ -283,16 +284,14 @@ class LiftedScene:
         if (h, w) == (H, W):
             depth = self.depth
         else:
-            ri = np.minimum(((np.arange(h) + 0.5) * H / h).astype(np.int64), H - 1)
-            ci = np.minimum(((np.arange(w) + 0.5) * W / w).astype(np.int64), W - 1)
-            depth = self.depth[np.ix_(ri, ci)]
+            depth = resize_nearest(self.depth, (h, w))
         return ~union, np.where(union, np.inf, depth)
 
     def _edited_depth(self, edit, moves_camera, target, valid, coords, object_depth, static_r,
                       seam_threshold, hw, same_grid, sx, sy) -> np.ndarray:
         if not same_grid:
             full = self.frame(edit, None, edited_depth=True, seam_threshold=seam_threshold)
-            return _area_resample(full.edited_depth, *hw)
+            return resize_image(full.edited_depth, hw, clip=False)
         if not moves_camera:
             geo = {"target": target, "object_depth": object_depth, "coords": coords}
             return composite_edited_depth(self.depth, self.object_mask, self.background_depth, geo,
@@ -360,14 +359,3 @@ def _fill_far(depth, grow=2) -> np.ndarray:
         out[missing] = out[ri[missing], ci[missing]]
     return out
 
-
-def _area_resample(img, h, w) -> np.ndarray:
-    import torch
-    import torch.nn.functional as F
-
-    t = torch.from_numpy(np.ascontiguousarray(img, dtype=np.float32))[None, None]
-    if h <= img.shape[0] and w <= img.shape[1]:
-        out = F.adaptive_avg_pool2d(t, (h, w))
-    else:
-        out = F.interpolate(t, size=(h, w), mode="bilinear", align_corners=False)
-    return out[0, 0].numpy()

@@ -260,6 +260,7 @@ class Engine:
         from .diffusion.ddim import DDIM
         from .diffusion.inversion import invert
         from .diffusion.sampler import reconstruct
+        from .images import resize_image, resize_nearest, to_uint8
 
         # 1. Check inputs
         image, depth, object_mask, background_depth = check_inputs(image, depth, object_mask, background_depth)
@@ -283,10 +284,10 @@ class Engine:
         report = {"seconds": {}}
         # 2. Resize to the working resolution (multiples of the VAE scale factor x UNet downsampling)
         h, w = cond_mod.working_size(*image.shape[:2], s.resolution or m.native_resolution, m.size_multiple)
-        img = cond_mod.resize_image(image, (h, w))
-        dep = cond_mod.resize_nearest(depth, (h, w)).astype(np.float32)
-        masks = np.stack([cond_mod.resize_nearest(om, (h, w)).astype(bool) for om in object_mask])
-        bg = None if background_depth is None else cond_mod.resize_nearest(background_depth, (h, w)).astype(np.float32)
+        img = resize_image(image, (h, w))
+        dep = resize_nearest(depth, (h, w)).astype(np.float32)
+        masks = np.stack([resize_nearest(om, (h, w)).astype(bool) for om in object_mask])
+        bg = None if background_depth is None else resize_nearest(background_depth, (h, w)).astype(np.float32)
         for n, om in enumerate(masks):
             if not om.any():
                 raise InputError(f"mask{'' if len(masks) == 1 else f' {n + 1}'}: the object disappears at the "
@@ -325,7 +326,7 @@ class Engine:
             reconstruction_latents=rec_latents.detach().float().cpu(), reconstruction=reconstruction,
             references=refs, settings=s, model_id=m.model_id, revision=m.revision, key=key,
             original_size=tuple(image.shape[:2]), report=report,
-            photo=(image * 255.0 + 0.5).astype(np.uint8), photo_mask=object_mask.any(0),
+            photo=to_uint8(image), photo_mask=object_mask.any(0),
             trajectory=torch.stack(trajectory))
         prepared._scene = scene
         if cache_dir is not None:

@@ -68,7 +68,7 @@ def fit(frame, height, width):
     resize (area averaging when shrinking, bicubic when enlarging); unchanged if it fits."""
     if frame.shape[:2] == (height, width):
         return frame
-    from ..engine.diffusion.conditioning import resize_image
+    from ..engine.images import resize_image
 
     return to_uint8(resize_image(np.asarray(frame, np.float32) / 255.0, (height, width)))
 

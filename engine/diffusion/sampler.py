@@ -114,7 +114,7 @@ def local_background_keep(object_mask, geometries, latent_hw, margin: float):
     grid, widened by ``margin`` of the longer side and feathered over two latent pixels)."""
     from scipy import ndimage
 
-    from .conditioning import resize_image
+    from ..images import resize_image
 
     out = []
     h, w = latent_hw

@@ -190,7 +190,7 @@ SHEET_COLUMNS = ("input", "reconstruction", "no guidance", "edit", "truth")
 
 
 def contact_sheet(rows: list[tuple[str, list[np.ndarray]]], scale: int = 3, path: Path | None = None):
-    """One row per (label, [images in SHEET_COLUMNS order]) (engine.output.contact_sheet)."""
-    from ..output import contact_sheet as sheet
+    """One row per (label, [images in SHEET_COLUMNS order]) (engine.contact_sheet)."""
+    from ..contact_sheet import contact_sheet as sheet
 
     return sheet(rows, SHEET_COLUMNS, scale, path)

@@ -108,7 +108,7 @@ def _as_np(x):
 
 def _resize_to(a: np.ndarray, shape, kind: str) -> np.ndarray:
     """An image (smooth) or a mask (nearest) at the scene's size, with the engine's resize helpers."""
-    from ..diffusion.conditioning import resize_image, resize_nearest
+    from ..images import resize_image, resize_nearest
 
     if a is None or a.shape[:2] == tuple(shape):
         return a
@@ -184,11 +184,9 @@ class EngineRunner:
 def _save_png(path: Path, a: np.ndarray) -> None:
     from PIL import Image
 
-    if a.dtype == bool:
-        im = Image.fromarray(a.astype(np.uint8) * 255)
-    else:
-        im = Image.fromarray((np.clip(a, 0, 1) * 255 + 0.5).astype(np.uint8))
-    im.save(path)
+    from ..images import to_uint8
+
+    Image.fromarray(to_uint8(a)).save(path)
 
 
 def _gt_metrics(image: np.ndarray, frame, object_mask: np.ndarray) -> dict:

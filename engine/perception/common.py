@@ -33,10 +33,6 @@ def check_image(image, name: str = "image") -> np.ndarray:
     return checks.image(image, name)
 
 
-def to_uint8(image: np.ndarray) -> np.ndarray:
-    return (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-
-
 def check_mask(mask, shape: tuple[int, int], name: str = "mask") -> np.ndarray:
     """Object mask -> bool (H, W) of the image's size: `engine.checks.mask`."""
     from .. import checks

@@ -13,7 +13,8 @@ import logging
 import numpy as np
 
 from ..errors import EngineError, InputError, ModelNotFoundError
-from .common import check_image, load_role, to_uint8
+from ..images import to_uint8
+from .common import check_image, load_role
 
 log = logging.getLogger(__name__)
 

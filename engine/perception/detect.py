@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InputError
-from .common import check_image, load_role, role_override, to_uint8
+from ..images import to_uint8
+from .common import check_image, load_role, role_override
 
 log = logging.getLogger(__name__)
 

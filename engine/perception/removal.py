@@ -17,7 +17,8 @@ import logging
 import numpy as np
 
 from ..errors import InputError
-from .common import check_image, check_mask, dilate, role_override, to_uint8
+from ..images import to_uint8
+from .common import check_image, check_mask, dilate, role_override
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +108,8 @@ def diffusers_inpaint(image, region, models_dir=None, override=None, device="aut
         raise InputError(f"inpainting steps: expected a positive integer, got {steps!r}")
     pipe, dev = load_inpaint_pipeline(models_dir, override, device)
     height, width = image.shape[:2]
-    from ..diffusion.conditioning import resize_image, resize_nearest, working_size
+    from ..diffusion.conditioning import working_size
+    from ..images import resize_image, resize_nearest
 
     # Work at sides that are multiples of the VAE's scale factor (read from the loaded VAE), the
     # longer side at the model's native size; the pipeline takes PIL images, resized here.

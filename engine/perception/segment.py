@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError, ModelNotFoundError
-from .common import cached, check_image, resolve_model, role_override, to_uint8
+from ..images import to_uint8
+from .common import cached, check_image, resolve_model, role_override
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from engine.composite import changed_region, to_photo_size
-from engine.diffusion.conditioning import resize_image, resize_nearest
+from engine.images import resize_image, resize_nearest
 from engine.lifted import compute_edit_geometry
 from engine.preview import render_preview
 

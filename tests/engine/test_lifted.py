@@ -150,6 +150,9 @@ def test_coarse_grid_targets_match_the_fine_grid():
     t = coarse.target_masks[0]
     gu, _ = np.meshgrid(np.arange(24) + 0.5, np.arange(16) + 0.5)
     np.testing.assert_allclose(coarse.source_coords[t][:, 0], gu[t] - 2, atol=1e-4)
+    # the edited depth on a coarser grid is the fine one area-averaged (engine.images.resize_image)
+    coarse_depth = scene.frame(edit, grid=(16, 24)).edited_depth
+    np.testing.assert_allclose(coarse_depth, fine.edited_depth.reshape(16, 4, 24, 4).mean((1, 3)), rtol=1e-5)
 
 
 def test_build_validates_once_with_named_errors():

@@ -60,7 +60,7 @@ def test_diffusion_renderer_at_photo_size(addon, tmp_path, tiny_models_dir):
     assert frame.shape == (96, 128, 3)
     # the engine's compositing, whose region the random model's changes decide
     from engine.composite import changed_region, to_photo_size
-    from engine.diffusion.conditioning import resize_nearest
+    from engine.images import resize_nearest
 
     result = engine.edit(prepared, [_translation(0.3)])[0]
     assert np.array_equal(frame, to_photo_size(prepared, result))

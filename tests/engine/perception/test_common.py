@@ -12,7 +12,7 @@ import torch
 from engine.errors import InputError, ModelNotFoundError, model_load_errors
 from engine.perception import common
 from engine.perception.common import (cached, check_depth, check_image, check_mask, clear_cache, dilate,
-                                      load_role, role_override, to_uint8)
+                                      load_role, role_override)
 
 
 @pytest.fixture(autouse=True)
@@ -247,12 +247,6 @@ def test_check_mask_and_depth_refuse_another_size():
         check_depth(np.full((3, 5), 2.0), (4, 5))
     with pytest.raises(InputError):
         check_depth(np.full((4, 5), np.nan), (4, 5))
-
-
-def test_to_uint8_rounds_and_clips():
-    img = np.array([[[0.0, 1.0, 0.5], [-0.2, 1.7, 127.4 / 255]]], np.float32)
-    assert to_uint8(img).tolist() == [[[0, 255, 128], [0, 255, 127]]]
-    assert to_uint8(img).dtype == np.uint8
 
 
 def test_module_cache_is_the_one_load_role_uses(tiny_models_dir):

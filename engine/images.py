@@ -1,0 +1,55 @@
+"""Pixel arrays: the one float -> uint8 conversion and the one set of resizes.
+
+- `to_uint8`: float in [0, 1] (clipped) -> uint8 rounded to nearest; bool -> 0 / 255; uint8 passes
+  through. Every image the engine writes, shows or hands to a model as bytes goes through it.
+- `resize_image`: the smooth resize (area averaging when shrinking, bicubic when enlarging) for
+  images and continuous maps; `resize_nearest` / `nearest_index`: the nearest pixel centre, for
+  depths and masks that must not mix values.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def to_uint8(image) -> np.ndarray:
+    """(H, W[, C]) float in [0, 1] (clipped), bool or uint8 -> uint8. NaN is the caller's to refuse
+    (`engine.io.save_image` names the file)."""
+    a = np.asarray(image)
+    if a.dtype == np.uint8:
+        return a
+    if a.dtype == bool:
+        return a.astype(np.uint8) * 255
+    return (np.clip(a.astype(np.float32), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def resize_image(image, hw, clip: bool = True):
+    """Float image (H, W, C) or (H, W) -> (h, w[, C]): area averaging when shrinking, bicubic when
+    enlarging; clipped to [0, 1] unless ``clip`` is False. The project's one smooth resize."""
+    import torch
+    import torch.nn.functional as F
+
+    a = np.asarray(image, dtype=np.float32)
+    if a.shape[:2] == tuple(hw):
+        return a.copy()
+    flat = a.ndim == 2
+    x = torch.from_numpy(np.ascontiguousarray(a[..., None] if flat else a)).permute(2, 0, 1)[None]
+    shrink = hw[0] <= x.shape[-2] and hw[1] <= x.shape[-1]
+    y = F.interpolate(x, size=tuple(hw), mode="area") if shrink else \
+        F.interpolate(x, size=tuple(hw), mode="bicubic", align_corners=False)
+    y = y[0].permute(1, 2, 0)
+    y = (y.clamp(0, 1) if clip else y).numpy().astype(np.float32)
+    return y[..., 0] if flat else y
+
+
+def resize_nearest(array, hw):
+    """Depth (float) or mask (bool) (H, W) -> (h, w), nearest pixel centre (no mixed depths)."""
+    a = np.asarray(array)
+    H, W = a.shape[:2]
+    if (H, W) == tuple(hw):
+        return a.copy()
+    return a[nearest_index(hw[0], H)][:, nearest_index(hw[1], W)].copy()
+
+
+def nearest_index(n_to: int, n_from: int) -> np.ndarray:
+    """For each of ``n_to`` pixels along an axis, the index of the ``n_from``-grid pixel holding its centre."""
+    return np.minimum(((np.arange(n_to) + 0.5) * n_from / n_to).astype(np.int64), n_from - 1)
