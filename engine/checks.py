@@ -109,14 +109,17 @@ def depth(value, what="depth", expected_shape=None) -> np.ndarray:
     return arr.astype(np.float32)
 
 
-def png_depth_scale(raw_max: int, scale, what) -> float:
+def png_depth_scale(raw_max: int, scale, what, scale_label: str = "the PNG depth scale") -> float:
     """The metres-per-unit of a 16-bit PNG depth; refuses a default (millimetre) reading of values
-    that can only be metres or an 8-bit map (every pixel within 25 cm of the camera)."""
+    that can only be metres or an 8-bit map (every pixel within 25 cm of the camera). ``scale_label``:
+    how the caller names its scale setting ("": it has none)."""
     if scale is None:
         if raw_max < 256:
+            fix = (f"if they are metres (or another unit) say so with {scale_label} (metres per unit: 1 "
+                   f"for metres, 0.01 for centimetres)" if scale_label else
+                   "save the depth in metres as .exr or .npy instead")
             raise InputError(f"{what}: 16-bit PNG values only reach {raw_max}, i.e. {raw_max} mm at the "
-                             f"default millimetre scale; if they are metres (or another unit) say so with "
-                             f"--depth-png-scale (preview: --png-scale): 1 for metres, 0.01 for centimetres")
+                             f"default millimetre scale; {fix}")
         return DEFAULT_PNG_DEPTH_SCALE
     if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not (math.isfinite(scale) and scale > 0):
         raise InputError(f"{what}: PNG depth scale must be a positive number of metres per unit, got {scale!r}")

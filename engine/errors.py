@@ -17,7 +17,16 @@ class InputError(EngineError, ValueError):
 
 
 class ModelNotFoundError(EngineError):
-    """A model role could not be loaded from disk (which role, which id, where we looked, how to fix)."""
+    """A model role could not be loaded from disk (which role, which id, where we looked).
+
+    ``role`` (and ``override``, the id asked for) are set when the weights are simply not on disk:
+    each front end then says how its own user fetches them (the command line its ``models
+    download`` command, the add-on its Download Models button)."""
+
+    def __init__(self, message, role=None, override=None):
+        super().__init__(message)
+        self.role = role
+        self.override = override
 
 
 def model_load_errors() -> tuple:

@@ -72,7 +72,8 @@ def _listed(value) -> list:
 
 # How the command line names each input (its options); a caller with other names passes its own.
 CLI_LABELS = {"image": "--image", "prompt": "prompt", "depth": "--depth", "mask": "--mask",
-              "object_query": "--object", "candidate": "--candidate", "background_depth": "--background-depth"}
+              "object_query": "--object", "candidate": "--candidate", "background_depth": "--background-depth",
+              "depth_png_scale": "--depth-png-scale"}
 
 
 def _named(labels, key, read, *args, **kwargs):
@@ -123,7 +124,8 @@ def load_photo(image, prompt, depth=None, mask=None, object_query=None, candidat
     photo = PhotoInputs(image=img, prompt=prompt, object_queries=list(queries), picks=[int(c) for c in picks],
                         paths=paths, labels=L)
     if depth:
-        photo.depth = _named(L, "depth", io.load_depth, depth, png_scale=depth_png_scale, expected_shape=shape)
+        photo.depth = _named(L, "depth", io.load_depth, depth, png_scale=depth_png_scale, expected_shape=shape,
+                             scale_label=L["depth_png_scale"])
         paths["depth"] = str(depth)
         photo.notes["depth"] = "given"
     if masks:
@@ -135,7 +137,8 @@ def load_photo(image, prompt, depth=None, mask=None, object_query=None, candidat
         photo.notes["mask"] = "given"
     if background_depth:
         photo.background_depth = _named(L, "background_depth", io.load_depth, background_depth,
-                                        png_scale=depth_png_scale, expected_shape=shape)
+                                        png_scale=depth_png_scale, expected_shape=shape,
+                                        scale_label=L["depth_png_scale"])
         paths["background_depth"] = str(background_depth)
     return photo
 

@@ -147,12 +147,13 @@ def _read_exr(path) -> np.ndarray:
     raise InputError(f"depth '{path}': no depth channel (looked for Y, Z, R); has {sorted(channels)}")
 
 
-def load_depth(path, png_scale=None, expected_shape=None) -> np.ndarray:
+def load_depth(path, png_scale=None, expected_shape=None, scale_label="the PNG depth scale") -> np.ndarray:
     """Read a z-depth map in metres as float32 (H, W).
 
     Formats: OpenEXR (channel 'Y', 'Z' or RGB, half or float), ``.npy`` (2-D numeric, no pickles),
     16-bit PNG (metres = value * ``png_scale``, default `DEFAULT_PNG_DEPTH_SCALE` = 1 mm).
     Rejects NaN, inf, zero/negative depth and a size other than ``expected_shape`` (H, W).
+    ``scale_label``: how the caller names its ``png_scale`` setting in messages ("": it has none).
     """
     path = Path(path)
     what = f"depth '{path}'"
@@ -169,7 +170,7 @@ def load_depth(path, png_scale=None, expected_shape=None) -> np.ndarray:
             raise InputError(f"{what}: PNG depth must be 16-bit single-channel (got mode {img.mode}); "
                              "an 8-bit PNG cannot hold metric depth")
         raw = np.asarray(img, dtype=np.int64)
-        scale = checks.png_depth_scale(int(raw.max(initial=0)), png_scale, what)
+        scale = checks.png_depth_scale(int(raw.max(initial=0)), png_scale, what, scale_label)
         arr = raw.astype(np.float64) * scale
     else:
         raise InputError(f"{what}: unsupported format {suffix or '(none)'}; use .exr, .npy or 16-bit .png")

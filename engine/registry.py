@@ -191,7 +191,7 @@ def resolve(role: str, override: str | os.PathLike | None = None,
         if found:
             return found
         looked.append(f"Hugging Face cache ({hf_cache_dir()}) for {repo}@{rev}")
-        raise ModelNotFoundError(_missing_message(role, f"{repo}@{rev}", looked, override=text))
+        raise _missing(role, f"{repo}@{rev}", looked, override=text)
     if models_dir:
         p = Path(models_dir).expanduser() / role
         if p.is_dir():
@@ -201,7 +201,14 @@ def resolve(role: str, override: str | os.PathLike | None = None,
     if found and _has_required(found, s.required):
         return found
     looked.append(f"Hugging Face cache ({hf_cache_dir()}) for {s.default_id}@{s.revision}")
-    raise ModelNotFoundError(_missing_message(role, f"{s.default_id}@{s.revision}", looked))
+    raise _missing(role, f"{s.default_id}@{s.revision}", looked)
+
+
+def check_hub_id(value, what: str) -> str:
+    """``value`` as a Hugging Face id ``org/name[@revision]``, or InputError naming ``what``."""
+    if not _looks_like_hub_id(str(value)):
+        raise InputError(f"{what} {str(value)!r}: expected a Hugging Face id org/name[@revision]")
+    return str(value)
 
 
 def _looks_like_hub_id(text: str) -> bool:
@@ -246,12 +253,13 @@ def _missing_required(root: Path, patterns) -> list[str]:
     return [pat for pat in patterns if not any(fnmatch.fnmatch(f, pat) for f in files)]
 
 
-def _missing_message(role: str, model_id: str, looked: list[str], override: str | None = None) -> str:
-    how = (f"download it with `python -m engine models download {role}`" if override is None else
-           f"download it with `python -m engine models download {role} --id {override}`")
-    return (f"model for role {role!r} ({model_id}) is not available offline; looked in: "
-            f"{'; '.join(looked)}. To fix: {how} (needs network; set HF_HOME to choose where it "
-            f"goes), or pass a local directory with --models DIR / --{role}-model PATH")
+def _missing(role: str, model_id: str, looked: list[str], override: str | None = None) -> ModelNotFoundError:
+    """Weights not on disk: what and where; the caller's front end says how to fetch them
+    (``role`` / ``override`` on the error)."""
+    return ModelNotFoundError(
+        f"model for role {role!r} ({model_id}) is not available offline; looked in: {'; '.join(looked)}. "
+        f"To fix: download it (needs network; HF_HOME chooses where it goes) or give the role a local "
+        f"model folder", role=role, override=override)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -350,8 +358,8 @@ def download(role: str, override: str | None = None, tqdm_class=None) -> Path:
     if hf_offline():
         raise InputError(f"cannot download the {role!r} model: HF_HUB_OFFLINE is set (unset it to "
                           f"allow downloads; models are looked up in {hf_cache_dir()})")
-    if override and not _looks_like_hub_id(str(override)):
-        raise InputError(f"--id {override!r}: expected a Hugging Face id org/name[@revision]")
+    if override:
+        check_hub_id(override, f"model id for role {role!r}")
     repo, rev = _split_id(str(override), "main") if override else (s.default_id, s.revision)
     patterns = s.allow_patterns if repo == s.default_id else None
     from huggingface_hub import snapshot_download

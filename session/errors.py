@@ -19,6 +19,8 @@ def user_message(exc):
     from ..engine.errors import EngineError
 
     if isinstance(exc, (AddonError, EngineError)):
+        if getattr(exc, "role", None):  # ModelNotFoundError: weights not on disk
+            return f"{exc} (Edit > Preferences > Add-ons > Diffusion Handles > 'Download Models', or a 'Models Folder')"
         return str(exc)
     if isinstance(exc, ImportError):
         missing = getattr(exc, "name", None) or str(exc)

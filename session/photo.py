@@ -71,7 +71,7 @@ def fill_background(image, depth, mask):
 
 # How Import Photo names its inputs (its properties' labels), for the engine's messages.
 LABELS = {"image": "Photo", "prompt": "Prompt", "depth": "Depth File", "mask": "Mask File",
-          "object_query": "Object", "candidate": "Candidate"}
+          "object_query": "Object", "candidate": "Candidate", "depth_png_scale": ""}  # no scale field: PNG in mm
 
 
 def load_inputs(image_path, depth_path="", mask_path="", object_query="", candidate=0):

@@ -141,8 +141,16 @@ def report_error(exc, verbose: bool, prefix: str = "error") -> int:
 
         traceback.print_exception(exc, file=sys.stderr)
     message = " ".join(str(exc).split("\n")).strip()
+    if isinstance(exc, ModelNotFoundError) and exc.role:
+        message += f" ({download_hint(exc.role, exc.override)})"
     print(f"{prefix}: {message}", file=sys.stderr)
     return code
+
+
+def download_hint(role: str, override=None) -> str:
+    """How a command-line user fetches the weights of ``role`` (a ModelNotFoundError's fix)."""
+    command = f"python -m engine models download {role}" + (f" --id {override}" if override else "")
+    return f"`{command}`, or --models DIR / --{role}-model PATH"
 
 
 def _interrupt(signum, frame):

@@ -109,6 +109,8 @@ def _download(args) -> int:
         s.role for s in registry.REGISTRY.values() if args.all or s.use == "default"]
     if args.id and len(roles) != 1:
         raise InputError("--id: name exactly one ROLE to download it for")
+    if args.id:
+        registry.check_hub_id(args.id, "--id")
     for role in roles:
         s = registry.spec(role)
         what = args.id or f"{s.default_id}@{s.revision}"
@@ -121,6 +123,7 @@ def _download(args) -> int:
 
 def _verify(args) -> int:
     from .. import registry
+    from . import download_hint
 
     roles = _check_roles(args.roles) if args.roles else list(registry.REGISTRY)
     failed = False
@@ -137,4 +140,6 @@ def _verify(args) -> int:
         print(f"{role}: FAILED")
         for problem in result.problems:
             print(f"  {problem}")
+        if result.path is None:
+            print(f"  to fetch it: {download_hint(role)}")
     return 1 if failed else 0

@@ -51,7 +51,7 @@ def run(args) -> int:
     # 1. Everything is read and checked before the first write.
     image = load_image(args.image)
     shape = image.shape[:2]
-    depth = load_depth(args.depth, png_scale=args.png_scale, expected_shape=shape)
+    depth = load_depth(args.depth, png_scale=args.png_scale, expected_shape=shape, scale_label="--png-scale")
     masks = np.stack([load_mask(m, expected_shape=shape) for m in args.mask])
     background = None
     if args.background:
@@ -63,7 +63,7 @@ def run(args) -> int:
     background_depth = None
     if args.background_depth:
         background_depth = load_depth(args.background_depth, png_scale=args.png_scale,
-                                      expected_shape=shape)
+                                      expected_shape=shape, scale_label="--png-scale")
     scene = LiftedScene.build(depth, masks, background_depth)
     centroids = scene.centroids()
     checks.transforms_json(args.transforms, "--transforms")  # strict JSON, bounded, no booleans

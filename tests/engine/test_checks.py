@@ -21,8 +21,13 @@ def test_depth_refuses_complex_absurd_and_accepts_metres():
 
 def test_png_depth_in_metres_is_refused_at_the_millimetre_default(tmp_path):
     Image.fromarray(np.full((4, 5), 3, np.uint16)).save(tmp_path / "m.png")
-    with pytest.raises(InputError, match="--depth-png-scale"):
+    with pytest.raises(InputError, match="only reach 3, i.e. 3 mm") as refused:
         io.load_depth(tmp_path / "m.png")
+    assert "say so with the PNG depth scale" in str(refused.value) and "--" not in str(refused.value)
+    with pytest.raises(InputError, match="say so with --png-scale"):  # the caller names its setting
+        io.load_depth(tmp_path / "m.png", scale_label="--png-scale")
+    with pytest.raises(InputError, match="as .exr or .npy instead"):  # a caller without one
+        io.load_depth(tmp_path / "m.png", scale_label="")
     assert np.allclose(io.load_depth(tmp_path / "m.png", png_scale=1.0), 3.0)
     Image.fromarray(np.full((4, 5), 2500, np.uint16)).save(tmp_path / "mm.png")
     assert np.allclose(io.load_depth(tmp_path / "mm.png"), 2.5)

@@ -10,7 +10,7 @@ import shutil
 import pytest
 
 from engine import registry
-from engine.errors import EngineError, ModelNotFoundError
+from engine.errors import EngineError, InputError, ModelNotFoundError
 
 ROLES = {"diffusion", "depth", "depth-anything", "detector", "sam", "sam-vit-h", "inpaint"}
 
@@ -49,9 +49,30 @@ def test_missing_model_message_offline(empty_offline_cache, tmp_path):
         registry.resolve("depth", None, tmp_path / "models")
     msg = str(info.value)
     assert "'depth'" in msg and "Intel/zoedepth-nyu-kitti" in msg
-    assert "python -m engine models download depth" in msg
     assert str(tmp_path / "models" / "depth") in msg and str(empty_offline_cache) in msg
     assert "\n" not in msg
+    # the library names no front end's command or options; each front end words the fix
+    assert "--" not in msg and "python -m" not in msg
+    assert (info.value.role, info.value.override) == ("depth", None)
+
+
+def test_the_command_line_says_how_to_fetch_missing_weights(empty_offline_cache, capsys):
+    from engine.cli import report_error
+
+    with pytest.raises(ModelNotFoundError) as info:
+        registry.resolve("depth", "org/other")
+    assert report_error(info.value, verbose=False) == 2
+    err = capsys.readouterr().err
+    assert "`python -m engine models download depth --id org/other`" in err and "--depth-model PATH" in err
+
+
+def test_download_refuses_a_bad_id_naming_the_value(monkeypatch):
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    with pytest.raises(InputError, match=r"model id for role 'depth' 'not an id': expected a Hugging Face id") as info:
+        registry.download("depth", "not an id")
+    assert "--" not in str(info.value)
+    with pytest.raises(InputError, match=r"^--id 'x/y/z': expected"):  # the CLI names its option
+        registry.check_hub_id("x/y/z", "--id")
 
 
 def test_override_and_models_dir_order(tmp_path, empty_offline_cache):
@@ -105,8 +126,9 @@ def test_resolve_and_verify_hf_cache(empty_offline_cache):
 def test_snapshot_without_required_files_is_not_resolved(empty_offline_cache):
     s = registry.spec("detector")
     _fake_snapshot(empty_offline_cache, s.default_id, s.revision, {"config.json": b"{}"})
-    with pytest.raises(ModelNotFoundError, match="models download detector"):
+    with pytest.raises(ModelNotFoundError, match="'detector'.*not available offline") as info:
         registry.resolve("detector")
+    assert info.value.role == "detector"
 
 
 def test_sam_release_md5_checked(empty_offline_cache):

@@ -126,6 +126,8 @@ def test_bad_inputs_name_the_import_fields(addon, tmp_path):
     from PIL import Image
 
     Image.fromarray(small.astype(np.uint8) * 255).save(inside)
+    metres = tmp_path / "metres.png"  # a 16-bit depth in metres (the add-on reads PNG depth in mm)
+    Image.fromarray(np.full(photo["mask"].shape, 3, np.uint16)).save(metres)
     cache = tmp_path / "cache"
     cases = [
         (dict(mask_path=""), r"Mask File or Object: say which object to edit"),
@@ -135,6 +137,7 @@ def test_bad_inputs_name_the_import_fields(addon, tmp_path):
         (dict(mask_path=f"{paths['mask']}; {inside}"), r"Mask File: mask 2: empty \(or entirely inside"),
         (dict(filepath=str(tmp_path / "missing.png")), r"Photo: image '.*missing\.png': file not found"),
         (dict(depth_path=str(tmp_path / "missing.npy")), r"Depth File: depth '.*missing\.npy'?: file not found"),
+        (dict(depth_path=str(metres)), r"Depth File: depth '.*metres\.png'?: .* save the depth in metres as \.exr"),
     ]
     for overrides, expected in cases:
         kwargs = dict(filepath=str(paths["image"]), depth_path=str(paths["depth"]), mask_path=str(paths["mask"]),

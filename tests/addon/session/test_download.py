@@ -47,3 +47,16 @@ def test_cancel_before_and_during_a_transfer(download):
     with pytest.raises(errors.CancelledError):
         bar.update(1024)
     bar.close()
+
+
+def test_missing_weights_report_names_the_add_on_button_not_the_command_line(download, tmp_path, monkeypatch):
+    registry = addon_module("engine.registry")
+    errors = addon_module("engine.errors")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
+    with pytest.raises(errors.ModelNotFoundError) as info:
+        registry.resolve("depth", None, tmp_path / "models")
+    report = addon_module("session.errors").user_message(info.value)
+    assert report.startswith(str(info.value)) and "'Download Models'" in report
+    assert "--" not in report and "python -m" not in report
+

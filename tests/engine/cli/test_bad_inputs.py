@@ -185,6 +185,14 @@ def test_edit_output_would_overwrite_an_input(prepared_dir, scene, tiny_models_d
     assert sorted(p.name for p in out.iterdir()) == ["report.json"]
 
 
+def test_preview_names_its_own_png_scale_option(scene, tmp_path, capsys):
+    rc, err = _run(["preview", "--image", scene / "image.png", "--depth", scene / "metres.png",
+                    "--mask", scene / "mask.png", "--transforms", scene / "transforms.json", "--out", tmp_path / "pv"],
+                   capsys)
+    assert rc == 2 and "say so with --png-scale" in err and "--depth-png-scale" not in err, err
+    assert not (tmp_path / "pv").exists()
+
+
 def test_preview_refuses_when_never_visible(scene, tmp_path, capsys):
     for name in ("behind.json", "far.json"):
         rc, err = _run(["preview", "--image", scene / "image.png", "--depth", scene / "depth.npy",
