@@ -204,11 +204,11 @@ def run(args):
     os.makedirs(out, exist_ok=True)
     output = importlib.import_module(f"{package}.engine.output")
     output.clean_temporaries(os.path.join(out, "frames"))  # what a killed earlier run left
-    models = importlib.import_module(f"{package}.session.models")
+    store = importlib.import_module(f"{package}.session.store")
     keyframes = importlib.import_module(f"{package}.blender.keyframes")
     transforms = importlib.import_module(f"{package}.engine.transforms")
     models_dir = os.path.abspath(args.models) if args.models else None
-    models.SESSION_OPTIONS.update(models_dir=models_dir, device=args.device)
+    store.SESSION_OPTIONS.update(models_dir=models_dir, device=args.device)
     engine, why = choose_engine(package, args.engine, models_dir)
     print(f"batch.py: engine: {engine.lower()} ({why})", flush=True)
 

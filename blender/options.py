@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import bpy
 
-from ..session.models import SESSION_OPTIONS
+from ..session.store import SESSION_OPTIONS
 from .addon import preferences
 
 ROLES = ("diffusion", "depth", "detector", "sam", "inpaint")  # engine.registry role names

@@ -23,7 +23,7 @@ RENDER_ENGINE_IDNAME = "DIFFUSION_HANDLES"  # the add-on's render engine (operat
 
 
 def build_photo_scene(context, name, inputs, cache_dir, settings, max_depth_jump=DEFAULT_MAX_DEPTH_JUMP):
-    """Create the collection for ``inputs`` (session.photo.PhotoInputs); returns the object (the handle).
+    """Create the collection for ``inputs`` (session.photo.ImportedPhoto); returns the object (the handle).
 
     settings: dict of DH_ObjectProperties values to store on the object (paths, prompt, ...).
     """

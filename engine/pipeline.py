@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import cache
+from . import cache, checks
 from .camera import Camera
 from .errors import CancelledError, InputError  # noqa: F401  (CancelledError: part of this module's contract)
 from .settings import EditSettings, RuntimeOptions
@@ -263,7 +263,7 @@ class Engine:
         from .images import resize_image, resize_nearest, to_uint8
 
         # 1. Check inputs
-        image, depth, object_mask, background_depth = check_inputs(image, depth, object_mask, background_depth)
+        image, depth, object_mask, background_depth = checks.photo_arrays(image, depth, object_mask, background_depth)
         m = self.models
         cond_mod.check_prompt(m.tokenizer, prompt)
         s = self._check_settings(settings or self.settings)
@@ -487,13 +487,6 @@ class Engine:
 
 
 # --- input checks and helpers ------------------------------------------------------------------
-def check_inputs(image, depth, object_mask, background_depth=None):
-    """Validate the arrays prepare takes (`engine.checks.photo_arrays`); float32 / bool arrays."""
-    from . import checks
-
-    return checks.photo_arrays(image, depth, object_mask, background_depth)
-
-
 def check_transforms(transforms, n_objects=1) -> list:
     """The frames as `engine.transforms.FrameEdit` (a bare 4x4 matrix moves object 1), checked."""
     from .transforms import FrameEdit

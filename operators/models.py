@@ -1,4 +1,4 @@
-"""dh.free_memory and dh.download_models: the session's models (session/models.py) unloaded, and
+"""dh.free_memory and dh.download_models: the session's models (session/store.py) unloaded, and
 downloaded through the model registry (session/download.py, the one download path)."""
 import bpy
 
@@ -7,7 +7,7 @@ from ..session.deps import require
 from ..session.download import download_models, download_plan
 from ..session.errors import AddonError, user_message
 from ..session.jobs import current_job
-from ..session.models import free_engine
+from ..session.store import free_engine
 from .jobs import JobOperator
 from .online import OnlineOnly
 

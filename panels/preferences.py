@@ -44,7 +44,7 @@ class DH_AddonPreferences(bpy.types.AddonPreferences):
         from ..blender.addon import user_site_packages
         from ..blender.options import weights_status
         from ..session import deps
-        from ..session.models import engine_loaded
+        from ..session.store import engine_loaded
 
         layout = self.layout
         box = layout.box()

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import models
+from . import store as models
 from .errors import AddonError
 from .renderers import Renderer
 

@@ -32,8 +32,9 @@ def split_list(text):
 
 
 @dataclass
-class PhotoInputs:
-    """Float (H, W, 3) image in [0, 1], float32 (H, W) z-depth (m), bool (H, W) mask (the union
+class ImportedPhoto:
+    """A photo as the add-on imported and caches it (made from the engine's `engine.inputs.PhotoInputs`):
+    float (H, W, 3) image in [0, 1], float32 (H, W) z-depth (m), bool (H, W) mask (the union
     of the objects), the background with the objects removed (image and depth, same shapes), and
     with several objects their disjoint masks (N, H, W) in order (a pixel in two goes to the first)."""
 
@@ -85,8 +86,8 @@ def load_inputs(image_path, depth_path="", mask_path="", object_query="", candid
                       candidate=[candidate] * len(queries), require_prompt=False, labels=LABELS)
 
 
-def resolve_inputs(image_path, depth_path="", mask_path="", object_query="", candidate=0,
-                   models_dir=None, overrides=None, device="auto", photo=None):
+def imported_photo(image_path, depth_path="", mask_path="", object_query="", candidate=0,
+                   models_dir=None, overrides=None, device="auto", photo=None) -> ImportedPhoto:
     """The photo's inputs for the add-on: read and checked (`load_inputs`, or ``photo`` already
     loaded by it), completed by perception where not given (engine.inputs.complete), plus the
     background (image and depth) the Background mesh shows.
@@ -103,7 +104,7 @@ def resolve_inputs(image_path, depth_path="", mask_path="", object_query="", can
     else:
         background_image, background_depth = fill_background(photo.image, photo.depth, union)
     candidates = tuple(photo.candidates[0]) if len(photo.object_queries) == 1 else ()
-    return PhotoInputs(np.asarray(photo.image, np.float32), np.asarray(photo.depth, np.float32), union,
+    return ImportedPhoto(np.asarray(photo.image, np.float32), np.asarray(photo.depth, np.float32), union,
                        np.asarray(background_image, np.float32), np.asarray(background_depth, np.float32),
                        candidates, photo.mask if photo.mask.ndim == 3 else None)
 
@@ -121,7 +122,7 @@ def cache_key(image_path, depth_path="", mask_path="", object_query="", candidat
     return digest.hexdigest()[:12]
 
 
-def write_cache(directory, inputs: PhotoInputs, info: dict):
+def write_cache(directory, inputs: ImportedPhoto, info: dict):
     """Write the inputs into ``directory`` (each file atomically) with ``photo.json``."""
     from ..engine import io
 
@@ -144,7 +145,7 @@ def write_cache(directory, inputs: PhotoInputs, info: dict):
         Path(tmp).write_text(json.dumps(info, indent=1, sort_keys=True))
 
 
-def load_cache(directory) -> PhotoInputs:
+def load_cache(directory) -> ImportedPhoto:
     """Read a photo's inputs back from its cache folder (clear errors when it is gone)."""
     from ..engine import io
 
@@ -160,7 +161,7 @@ def load_cache(directory) -> PhotoInputs:
         object_masks = np.load(directory / MASKS_FILE).astype(bool)
         if object_masks.ndim != 3 or object_masks.shape[1:] != shape:
             raise AddonError(f"photo cache '{directory}': {MASKS_FILE} does not match the photo: import it again")
-    return PhotoInputs(
+    return ImportedPhoto(
         image=image,
         depth=io.load_depth(directory / FILES["depth"], expected_shape=shape),
         mask=io.load_mask(directory / FILES["mask"], expected_shape=shape),
@@ -190,7 +191,7 @@ def import_inputs(root, stem, image_path, depth_path, mask_path, query, candidat
     started = time.perf_counter()
     progress("reading inputs", 0, 3)
     directory = os.path.join(root, f"{stem}-{cache_key(image_path, depth_path, mask_path, query, candidate)}")
-    inputs = resolve_inputs(image_path, depth_path, mask_path, query, candidate,
+    inputs = imported_photo(image_path, depth_path, mask_path, query, candidate,
                             models_dir=options["models_dir"], overrides=options["overrides"],
                             device=options["device"], photo=photo)
     progress("writing the photo cache", 1, 3)

@@ -11,7 +11,7 @@ from dh_synthetic import addon_module  # noqa: E402
 
 def test_preferences_then_scene_then_code(addon, tmp_path):
     options = addon_module("blender.options")
-    session_options = addon_module("session.models").SESSION_OPTIONS
+    session_options = addon_module("session.store").SESSION_OPTIONS
     prefs = addon_module("blender.addon").preferences()
     assert options.engine_options() == {"models_dir": None, "overrides": {}, "device": "auto", "dtype": "auto"}
     try:
@@ -40,7 +40,7 @@ def _check_precedence(options, session_options, prefs, tmp_path):
 
 def test_weights_status_names_the_missing_weights(addon, tmp_path):
     options = addon_module("blender.options")
-    session_options = addon_module("session.models").SESSION_OPTIONS
+    session_options = addon_module("session.store").SESSION_OPTIONS
     os.makedirs(tmp_path / "empty")
     session_options["models_dir"] = str(tmp_path / "empty")
     try:

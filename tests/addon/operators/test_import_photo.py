@@ -154,13 +154,13 @@ def test_import_by_object_query_with_estimated_depth(addon, tmp_path, tiny_model
     """No depth and no mask: perception (tiny random-weight models) estimates depth and finds the
     object; the scene is built the same way."""
     photo = make_photo(tmp_path / "photo", height=64, width=64, box=(16, 48, 16, 48))
-    models = addon_module("session.models")
-    models.SESSION_OPTIONS.update(models_dir=str(tiny_models_dir), device="cpu")
+    store = addon_module("session.store")
+    store.SESSION_OPTIONS.update(models_dir=str(tiny_models_dir), device="cpu")
     try:
         result = bpy.ops.dh.import_photo(filepath=str(photo["paths"]["image"]), object_query="the box",
                                          prompt="a box", cache_dir=str(tmp_path / "cache"))
     finally:
-        models.SESSION_OPTIONS.clear()
+        store.SESSION_OPTIONS.clear()
     assert result == {"FINISHED"}
     obj = bpy.context.view_layer.objects.active
     assert obj.dh.role == "OBJECT" and obj.dh.object_query == "the box"
@@ -173,14 +173,14 @@ def test_import_several_objects_by_text_queries(addon, tmp_path, tiny_models_dir
     """Two ';'-separated queries: one mesh per object, keyable on its own, in query order, with
     disjoint pixels (tiny random-weight perception models, so only the structure is checked)."""
     photo = make_photo(tmp_path / "photo", height=64, width=64, box=(16, 48, 16, 48))
-    models = addon_module("session.models")
-    models.SESSION_OPTIONS.update(models_dir=str(tiny_models_dir), device="cpu")
+    store = addon_module("session.store")
+    store.SESSION_OPTIONS.update(models_dir=str(tiny_models_dir), device="cpu")
     try:
         result = bpy.ops.dh.import_photo(filepath=str(photo["paths"]["image"]), object_query="the box; the wall",
                                          depth_path=str(photo["paths"]["depth"]), prompt="a box",
                                          cache_dir=str(tmp_path / "cache"))
     finally:
-        models.SESSION_OPTIONS.clear()
+        store.SESSION_OPTIONS.clear()
     assert result == {"FINISHED"}
     first = bpy.context.view_layer.objects.active
     objects = addon_module("blender.matrices").moving_objects(first)
@@ -199,12 +199,12 @@ def test_candidate_out_of_range_names_the_field(addon, tmp_path, tiny_models_dir
     """A query's Candidate beyond the candidates found (tiny random-weight perception models find
     at most 5): the message names the add-on's field, and nothing is cached."""
     photo = make_photo(tmp_path / "photo", height=64, width=64, box=(16, 48, 16, 48))
-    models = addon_module("session.models")
-    models.SESSION_OPTIONS.update(models_dir=str(tiny_models_dir), device="cpu")
+    store = addon_module("session.store")
+    store.SESSION_OPTIONS.update(models_dir=str(tiny_models_dir), device="cpu")
     try:
         with pytest.raises(RuntimeError, match=r"Candidate: candidate 7: only \d candidate\(s\) found for 'the box'"):
             bpy.ops.dh.import_photo(filepath=str(photo["paths"]["image"]), object_query="the box", candidate=7,
                                     depth_path=str(photo["paths"]["depth"]), cache_dir=str(tmp_path / "cache"))
     finally:
-        models.SESSION_OPTIONS.clear()
+        store.SESSION_OPTIONS.clear()
     assert not _cached_files(tmp_path / "cache") and not list(bpy.context.scene.objects)

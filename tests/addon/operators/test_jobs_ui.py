@@ -218,8 +218,8 @@ def test_panels_draw_in_every_state(addon, tmp_path, monkeypatch):
     monkeypatch.undo()
 
     # no models (an empty models folder), no photo
-    models = addon_module("session.models")
-    monkeypatch.setitem(models.SESSION_OPTIONS, "models_dir", str(tmp_path / "empty"))
+    store = addon_module("session.store")
+    monkeypatch.setitem(store.SESSION_OPTIONS, "models_dir", str(tmp_path / "empty"))
     addon_module("blender.options").forget_weights_status()
     prefs = _draw_prefs(context)
     assert any("not found" in t for t in prefs.texts()) and "dh.download_models" in prefs.operators()

@@ -114,8 +114,8 @@ def test_problems_are_error_reports_and_write_nothing(addon, tmp_path):
     scene.render.use_placeholder = True
 
     # a diffusion photo without weights: the preview, unless the scene requires the weights
-    models = addon_module("session.models")
-    models.SESSION_OPTIONS.update(models_dir=str(tmp_path / "no-models"))
+    store = addon_module("session.store")
+    store.SESSION_OPTIONS.update(models_dir=str(tmp_path / "no-models"))
     try:
         obj.dh.engine, obj.dh.prompt = "DIFFUSION", "a box"
         deps = addon_module("session.deps")
@@ -127,7 +127,7 @@ def test_problems_are_error_reports_and_write_nothing(addon, tmp_path):
             bpy.ops.render.render(animation=True)
         assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []  # placeholder gone
     finally:
-        models.SESSION_OPTIONS.clear()
+        store.SESSION_OPTIONS.clear()
         obj.dh.engine = "PREVIEW"
 
     # the scene camera is not a photo's camera
@@ -175,7 +175,7 @@ def test_diffusion_frames_prepare_once_and_equal_stop_motion(addon, tmp_path, ti
     obj.dh.engine, obj.dh.steps, obj.dh.resolution, obj.dh.inversion = "DIFFUSION", 2, 32, "ddim"
     scene.dh.models_dir = str(tiny_models_dir)  # saved with the .blend: what a farm node finds
     scene.dh.require_weights = True
-    models = addon_module("session.models")
+    store = addon_module("session.store")
     engine_module = addon_module("engine.pipeline")  # the add-on's own copy of the engine package
     prepares = []
     original = engine_module.Engine.prepare
@@ -185,7 +185,7 @@ def test_diffusion_frames_prepare_once_and_equal_stop_motion(addon, tmp_path, ti
         return original(self, *args, **kwargs)
 
     try:
-        models.free_engine()
+        store.free_engine()
         scene.frame_set(2)
         scene.render.filepath = str(tmp_path / "f12.png")
         engine_module.Engine.prepare = counting
@@ -198,23 +198,23 @@ def test_diffusion_frames_prepare_once_and_equal_stop_motion(addon, tmp_path, ti
         assert np.array_equal(anim[1], _png(tmp_path / "f12.png"))
 
         # a fresh session (a farm node): the prepared cache on disk is loaded, not computed again
-        models.free_engine()
+        store.free_engine()
         prepared = Path(prepares[0])
         stamp = {p.name: p.stat().st_mtime_ns for p in prepared.iterdir()}
         scene.render.filepath = str(tmp_path / "stop" / "f_####")
         # one frame per engine call, as the render engine runs: batched frames differ today (Engine.edit's
         # result for a frame depends on the other frames of its batch; reported, an engine issue)
-        models.SESSION_OPTIONS["frame_batch_size"] = 1  # a runtime option (RuntimeOptions)
+        store.SESSION_OPTIONS["frame_batch_size"] = 1  # a runtime option (RuntimeOptions)
         try:
             assert bpy.ops.dh.render_stop_motion() == {"FINISHED"}
         finally:
-            models.SESSION_OPTIONS.pop("frame_batch_size", None)
+            store.SESSION_OPTIONS.pop("frame_batch_size", None)
         assert {p.name: p.stat().st_mtime_ns for p in prepared.iterdir()} == stamp
         for k in (1, 2, 3):  # the stop-motion operator's frames equal the render engine's
             assert np.array_equal(_png(tmp_path / "stop" / f"f_{k:04d}.png"), anim[k - 1]), k
     finally:
         engine_module.Engine.prepare = original
-        models.free_engine()
+        store.free_engine()
 
 
 def test_progress_and_stats_reach_blender(addon, tmp_path, monkeypatch):

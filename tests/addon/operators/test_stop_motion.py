@@ -162,8 +162,8 @@ def test_cancel_leaves_no_partial_file(addon, tmp_path):
 @pytest.mark.slow
 def test_diffusion_engine_with_tiny_models(addon, tmp_path, tiny_models_dir):
     obj, scene = _keyed_scene(tmp_path)
-    models = addon_module("session.models")
-    models.SESSION_OPTIONS.update(models_dir=str(tiny_models_dir), device="cpu")
+    store = addon_module("session.store")
+    store.SESSION_OPTIONS.update(models_dir=str(tiny_models_dir), device="cpu")
     try:
         obj.dh.engine = "DIFFUSION"
         obj.dh.steps, obj.dh.resolution, obj.dh.inversion = 3, 32, "ddim"
@@ -173,15 +173,15 @@ def test_diffusion_engine_with_tiny_models(addon, tmp_path, tiny_models_dir):
 
         assert load_image(tmp_path / "frames" / "edit_0002.png").shape == (24, 32, 3)  # photo size
         assert obj.dh.prepared_dir and os.path.isdir(obj.dh.prepared_dir)  # the prepared cache is kept
-        assert models.engine_loaded()
+        assert store.engine_loaded()
         # render edit of the current frame (already rendered: kept, shown in the Image Editor)
         scene.frame_set(2)
         assert bpy.ops.dh.render_edit() == {"FINISHED"}
         assert bpy.data.images["DH Result"].filepath.endswith("edit_0002.png")
-        assert bpy.ops.dh.free_memory() == {"FINISHED"} and not models.engine_loaded()
+        assert bpy.ops.dh.free_memory() == {"FINISHED"} and not store.engine_loaded()
     finally:
-        models.SESSION_OPTIONS.clear()
-        models.free_engine()
+        store.SESSION_OPTIONS.clear()
+        store.free_engine()
 
 
 def test_render_errors_are_reports(addon, tmp_path):

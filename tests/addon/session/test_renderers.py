@@ -15,7 +15,7 @@ def _inputs(tmp_path):
     photo = make_photo(tmp_path / "photo", height=96, width=128, box=(30, 62, 40, 80))
     photo_module = addon_module("session.photo")
     paths = photo["paths"]
-    inputs = photo_module.resolve_inputs(str(paths["image"]), str(paths["depth"]), str(paths["mask"]))
+    inputs = photo_module.imported_photo(str(paths["image"]), str(paths["depth"]), str(paths["mask"]))
     return inputs, photo
 
 

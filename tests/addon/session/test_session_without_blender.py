@@ -35,7 +35,7 @@ from dh.session import frames, jobs, photo, renderers, stopmotion
 
 result = {"modules": names}
 paths = make_photo(OUT + "/photo")["paths"]
-inputs = photo.resolve_inputs(str(paths["image"]), str(paths["depth"]), str(paths["mask"]))
+inputs = photo.imported_photo(str(paths["image"]), str(paths["depth"]), str(paths["mask"]))
 photo.write_cache(OUT + "/cache", inputs, {"image": str(paths["image"])})
 source = frames.FrameSource("PREVIEW", OUT + "/cache", "", inputs.shape, json.dumps({"engine": "PREVIEW"}))
 renderer = source.renderer()

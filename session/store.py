@@ -1,4 +1,5 @@
-"""The engine and its models, loaded once per Blender session and freeable (no bpy).
+"""The session store: the engine (and its models), prepared photos and what is built on them,
+kept once per Blender session and freed together (no bpy).
 
 Loading happens inside jobs (worker threads), so a lock guards the session. The per-photo prepared
 cache (inversion + recorded activations) lives in the photo's cache folder, keyed by the prompt and
