@@ -1,5 +1,5 @@
 """A render farm for real: the .blend saved by batch.py, rendered by two Blender processes at once
-into one folder with placeholders and no-overwrite, as farm nodes sharing storage do (issue 16)."""
+into one folder with placeholders and no-overwrite, as farm nodes sharing storage do."""
 import re
 import subprocess
 import sys

@@ -1,4 +1,4 @@
-"""The add-on registers in a Blender without torch and says how to install it (issue 6)."""
+"""The add-on registers in a Blender without torch and says how to install it."""
 import subprocess
 import sys
 from pathlib import Path

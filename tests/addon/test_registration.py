@@ -28,7 +28,7 @@ def test_fixture_registers(addon):
 
 
 def test_every_operator_is_searchable(addon):
-    """Issue 6: every dh.* operator shows in F3 search (has a label, is not INTERNAL)."""
+    """Every dh.* operator shows in F3 search (has a label, is not INTERNAL)."""
     ops = [c for c in bpy.types.Operator.__subclasses__() if getattr(c, "bl_idname", "").startswith("dh.")]
     names = {c.bl_idname for c in ops}
     assert {"dh.import_photo", "dh.render_edit", "dh.render_stop_motion"} <= names

@@ -1,4 +1,4 @@
-"""Several objects per photo and camera moves through the add-on (issue 13): two masks import as
+"""Several objects per photo and camera moves through the add-on: two masks import as
 two meshes keyed on their own, batch.py renders the keyed frames with the preview engine, and
 every frame equals `python -m engine preview` on the same inputs (the add-on's cache background)."""
 import json

@@ -1,4 +1,4 @@
-"""T = C^-1 M_now M_rest^-1 C with a parented, rotated camera (docs/design.md section 3, issue 6)."""
+"""T = C^-1 M_now M_rest^-1 C with a parented, rotated camera (docs/design.md section 3)."""
 import math
 import sys
 from pathlib import Path

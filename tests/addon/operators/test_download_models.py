@@ -1,5 +1,5 @@
 """Download Models for real: the add-on operator, in a fresh Blender, downloads through the model
-registry (the one download path) from a stand-in Hub on 127.0.0.1 (tests/hub_server.py) (issue 16)."""
+registry (the one download path) from a stand-in Hub on 127.0.0.1 (tests/hub_server.py)."""
 import json
 import os
 import re

@@ -1,4 +1,4 @@
-"""dh.import_photo builds the camera, the lifted meshes and the unlit materials (issue 6)."""
+"""dh.import_photo builds the camera, the lifted meshes and the unlit materials."""
 import math
 import sys
 from pathlib import Path

@@ -1,6 +1,6 @@
 """Install Dependencies for real: the operator's own pip run, offline from a folder of wheels built
 here with the real packaging tools (standing in for the multi-GB requirements), into the test's
-temporary extension user folder (issue 16)."""
+temporary extension user folder."""
 import os
 import shutil
 import subprocess

@@ -1,6 +1,6 @@
 """The interactive paths, under the bpy module: a job operator's modal loop driven by TIMER and ESC
 events (worker thread, progress, cancel, the result in the Image Editor, nothing half-written), and
-every panel and the preferences drawn in each state (issue 16)."""
+every panel and the preferences drawn in each state."""
 import sys
 import threading
 import time

@@ -1,5 +1,5 @@
 """The "Diffusion Handles" render engine: F12, animation renders with Blender's own output settings,
-movies, errors, paths saved relative to the .blend (issue 16)."""
+movies, errors, paths saved relative to the .blend."""
 import os
 import shutil
 import sys

@@ -1,5 +1,5 @@
 """The sidebar lists the parts of the active photo (camera, background, each object in mask
-order, whether each is keyed), and dh.select_part selects one of them (issue 13: several objects)."""
+order, whether each is keyed), and dh.select_part selects one of them (several objects)."""
 import sys
 from pathlib import Path
 

@@ -1,4 +1,4 @@
-"""dh.render_stop_motion / dh.render_edit: files, both engines, resume, reuse, cancel (issue 6)."""
+"""dh.render_stop_motion / dh.render_edit: files, both engines, resume, reuse, cancel."""
 import json
 import os
 import sys

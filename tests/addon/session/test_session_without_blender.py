@@ -1,6 +1,6 @@
 """session/ runs without Blender: every module imports, and a photo's cache, the frame renderer
 and the resumable frame loop work, in a Python where bpy, mathutils and bpy_extras cannot be
-imported (issue 11: the bpy-free session package)."""
+imported (the bpy-free session package)."""
 import json
 import subprocess
 import sys

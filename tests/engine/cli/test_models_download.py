@@ -1,6 +1,6 @@
 """`python -m engine models download` for real: huggingface_hub itself talking to a stand-in Hub on
 127.0.0.1 (tests/hub_server.py): progress, a dropped connection resumed, files verified, and the
-model loading with HF_HUB_OFFLINE=1 afterwards (issue 16)."""
+model loading with HF_HUB_OFFLINE=1 afterwards."""
 import os
 import subprocess
 import sys
