@@ -4,6 +4,7 @@ from __future__ import annotations
 import ast
 import subprocess
 import sys
+import tomllib
 import zipfile
 from pathlib import Path
 
@@ -51,12 +52,12 @@ def test_manifest_validates():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_build_zip_excludes_tests_and_caches():
-    result = _blender_ext("build")
+def test_build_zip_excludes_tests_and_caches(tmp_path):
+    result = _blender_ext("build", "--output-dir", str(tmp_path))  # this build's zip, never an older one
     assert result.returncode == 0, result.stdout + result.stderr
-    zips = sorted((REPO_ROOT / "dist").glob("diffusion_handles-*.zip"))
-    assert zips
-    names = zipfile.ZipFile(zips[-1]).namelist()
+    version = tomllib.loads((REPO_ROOT / "blender_manifest.toml").read_text())["version"]
+    assert [p.name for p in tmp_path.iterdir()] == [f"diffusion_handles-{version}.zip"]
+    names = zipfile.ZipFile(tmp_path / f"diffusion_handles-{version}.zip").namelist()
     assert "blender_manifest.toml" in names and "__init__.py" in names
     assert any(n.startswith("engine/") for n in names)
     bad = [n for n in names if n.startswith(("tests/", ".venv/", ".git/", "dist/", "docs/"))

@@ -2,7 +2,8 @@
 bpy module in this environment: `python tools/blender_ext.py validate|build`.
 
 validate: checks blender_manifest.toml and the package the way Blender does.
-build:    writes the installable zip to dist/ (the manifest's [build] excludes tests, caches, venv).
+build:    writes the installable zip to dist/ (the manifest's [build] excludes tests, caches, venv);
+          `build --output-dir DIR` writes it to DIR instead.
 """
 import runpy
 import sys
@@ -25,13 +26,15 @@ def blender_ext_script() -> Path:
 
 
 def main(argv):
-    if not argv or argv[0] not in {"validate", "build"}:
-        sys.exit("usage: python tools/blender_ext.py validate|build")
+    if not argv or argv[0] not in {"validate", "build"} or argv[1:] and argv[1:2] != ["--output-dir"] \
+            or len(argv) not in (1, 3):
+        sys.exit("usage: python tools/blender_ext.py validate|build [--output-dir DIR]")
     cmd = argv[0]
     args = [cmd, "--source-dir", str(ROOT)] if cmd == "build" else [cmd, str(ROOT)]
     if cmd == "build":
-        (ROOT / "dist").mkdir(exist_ok=True)
-        args += ["--output-dir", str(ROOT / "dist")]
+        out = Path(argv[2]) if len(argv) == 3 else ROOT / "dist"
+        out.mkdir(parents=True, exist_ok=True)
+        args += ["--output-dir", str(out)]
     sys.argv = ["blender_ext", *args]
     runpy.run_path(str(blender_ext_script()), run_name="__main__")
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import InputError, ModelNotFoundError
+from ..images import to_uint8
 from .common import check_depth, check_image, check_mask, role_override
 
 log = logging.getLogger(__name__)
@@ -172,7 +173,7 @@ def write_candidates(candidates, out_dir, chosen: int | None = None) -> list:
     for i, c in enumerate(candidates):
         path = out / f"candidate_{i}.png"
         with atomic_output(path) as tmp:
-            Image.fromarray(np.asarray(c.mask, bool).astype(np.uint8) * 255).save(tmp, format="PNG")
+            Image.fromarray(to_uint8(np.asarray(c.mask, bool))).save(tmp, format="PNG")
         written.append(path)
         mask_score = getattr(c, "mask_score", float("nan"))
         rows.append({"index": i, "file": path.name, "score": float(c.score),

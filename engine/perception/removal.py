@@ -116,7 +116,7 @@ def diffusers_inpaint(image, region, models_dir=None, override=None, device="aut
     factor = int(getattr(pipe, "vae_scale_factor", 8))
     h, w = working_size(height, width, int(pipe.unet.config.sample_size) * factor, factor)
     pil_image = Image.fromarray(to_uint8(resize_image(image, (h, w))))
-    pil_mask = Image.fromarray(resize_nearest(region, (h, w)).astype(np.uint8) * 255)
+    pil_mask = Image.fromarray(to_uint8(resize_nearest(np.asarray(region, bool), (h, w))))
     generator = torch.Generator(device="cpu").manual_seed(int(seed))
     result = pipe(prompt=prompt, negative_prompt=INPAINT_NEGATIVE, image=pil_image, mask_image=pil_mask,
                   height=h, width=w, num_inference_steps=steps, generator=generator, output_type="np").images[0]

@@ -7,10 +7,14 @@ import pytest
 from engine.errors import CancelledError, EngineError, InputError, ModelNotFoundError
 
 
-@pytest.mark.parametrize("cls", [InputError, ModelNotFoundError, CancelledError])
-def test_every_engine_error_is_caught_as_engine_error(cls):
-    with pytest.raises(EngineError, match="depth 'x.exr': contains NaN"):
-        raise cls("depth 'x.exr': contains NaN")
+@pytest.mark.parametrize("cls, code", [(InputError, 2), (ModelNotFoundError, 2), (CancelledError, 1)])
+def test_the_command_line_shows_every_engine_error_as_one_line(cls, code, capsys):
+    """The boundary catches each as an EngineError: one ``error:`` line, its exit code, no traceback."""
+    from engine.cli import report_error
+
+    assert issubclass(cls, EngineError)
+    assert report_error(cls("depth 'x.exr': contains NaN\nin 3 pixels"), verbose=False) == code
+    assert capsys.readouterr().err == "error: depth 'x.exr': contains NaN in 3 pixels\n"
 
 
 def test_input_error_is_a_value_error_and_the_others_are_not():

@@ -52,10 +52,12 @@ def test_prepare_shapes_and_report(prepared):
 
 def test_prepare_resizes_any_aspect(engine):
     image, depth, mask = synthetic_scene(48)
-    image, depth, mask = image[:, :36], depth[:, :36], mask[:, :36]
-    p = engine.prepare(image, "a box", depth, mask)
-    assert p.image.shape[:2] == (32, 32) or max(p.image.shape[:2]) == 32
-    assert all(s % engine.models.size_multiple == 0 for s in p.image.shape[:2])
+    image, depth, mask = image[:, :24], depth[:, :24], mask[:, :24]
+    p = engine.prepare(image, "a box", depth, mask)  # 48 tall, 24 wide
+    h, w = p.image.shape[:2]
+    assert 16 % engine.models.size_multiple == 0  # so 2:1 at 32 needs no rounding
+    assert (h, w) == (32, 16)  # the longer side at the resolution, the aspect kept (not squashed)
+    assert p.reconstruction.shape[:2] == (h, w) and p.depth.shape == (h, w)
 
 
 def test_identity_edit_is_the_reconstruction_with_zero_energy(engine, prepared):
@@ -120,7 +122,7 @@ def test_batched_frames_equal_sequential(tiny_models_dir, engine, prepared):
     batched = batched_engine.edit(prepared, transforms)
     assert [r.stats["batch_frames"] for r in batched] == [3, 3, 3]
     for s, b in zip(sequential, batched):
-        np.testing.assert_allclose(b.image, s.image, atol=2e-3)
+        np.testing.assert_allclose(b.image, s.image, atol=1e-4)  # the promise of engine.pipeline
 
 
 def test_progress_and_cancel_leave_nothing_written(engine, tmp_path):

@@ -79,7 +79,8 @@ def test_validate_transform_rejects(matrix, message):
 def test_float32_rounding_is_accepted():
     M = np.eye(4)
     M[:3, :3] = 1.16 * rotation_matrix([0, 1, 0], 4.6)
-    validate_transform(M.astype(np.float32))
+    checked = validate_transform(M.astype(np.float32))
+    assert checked.dtype == np.float64 and np.allclose(checked, M, atol=1e-6)
 
 
 @pytest.mark.parametrize("text,message", [

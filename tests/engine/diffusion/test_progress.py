@@ -9,11 +9,6 @@ from engine.diffusion.progress import check_cancel, report
 from engine.errors import CancelledError, EngineError
 
 
-def test_no_callback_is_a_no_op():
-    check_cancel(None)
-    report(None, "inversion", 1, 10)
-
-
 def test_cancel_only_when_asked():
     check_cancel(lambda: False)
     with pytest.raises(CancelledError) as info:
