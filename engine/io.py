@@ -230,4 +230,4 @@ def save_mask(path, mask) -> None:
     arr = np.asarray(mask)
     if arr.ndim != 2:
         raise ValueError(f"mask for '{path}': expected (H, W), got shape {arr.shape}")
-    save_image(path, (arr.astype(bool)).astype(np.uint8) * 255)
+    save_image(path, to_uint8(arr.astype(bool)))

@@ -39,8 +39,10 @@ def test_batch_renders_every_frame_of_the_keyed_range(tmp_path):
     assert np.allclose(images[0], photo["image"], atol=2 / 255) or np.abs(images[0] - photo["image"]).mean() < 0.02
     diffs = [np.abs(images[k] - images[0]).mean() for k in range(4)]
     assert diffs[0] == 0 and diffs[1] > 0 and diffs[3] > diffs[1]  # moving progressively
-    sheet = load_image(out / "contact_sheet.png")
-    assert sheet.shape[0] == 30 and sheet.shape[1] >= 4 * 40
+    sheet = load_image(out / "contact_sheet.png")  # the 4 frames (30 x 40) in one row, 2 px apart
+    assert sheet.shape == (30, 4 * 40 + 3 * 2, 3)
+    for k, image in enumerate(images):
+        assert np.array_equal(sheet[:, k * 42:k * 42 + 40], image)
     assert blend.is_file()
 
     # The saved .blend renders again without importing (originals gone), as

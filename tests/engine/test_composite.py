@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from engine.composite import changed_region, to_photo_size
-from engine.images import resize_image, resize_nearest
+from engine.images import resize_image, resize_nearest, to_uint8
 from engine.lifted import compute_edit_geometry
 from engine.preview import render_preview
 
@@ -28,7 +28,7 @@ def _scene():
     stripes = 0.5 + 0.4 * np.sign(np.sin(xx * 1.3 + yy * 0.7))
     image[mask] = np.stack([stripes, 0.2 * stripes, 1 - stripes], -1)[mask]
     depth = np.where(mask, 1.5, 3.0 - yy / H).astype(np.float32)
-    photo = (np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8)
+    photo = to_uint8(image)
     return photo, depth, mask
 
 
@@ -84,7 +84,7 @@ def test_photo_size_and_far_pixels_are_the_photos_own(scene):
     assert frame.shape == (*PHOTO, 3) and frame.dtype == np.float32
     far = _far(prepared, result, 3 * SCALE)
     assert far.mean() > 0.3
-    written = (np.clip(frame, 0, 1) * 255 + 0.5).astype(np.uint8)  # as io.save_image writes it
+    written = to_uint8(frame)  # as io.save_image writes it
     assert np.array_equal(written[far], photo[far])
     # the object moved: its old place is no longer the photo, its new place shows it
     old_only = resize_nearest(prepared.object_mask & ~result.target_mask, PHOTO)
@@ -99,7 +99,7 @@ def test_unchanged_edit_gives_back_the_photo(scene):
     result = SimpleNamespace(image=prepared.reconstruction.copy(), target_mask=g.target_mask,
                              valid_mask=g.valid_mask, source_coords=np.full((*WORK, 2), np.nan, np.float32))
     frame = to_photo_size(prepared, result)
-    written = (np.clip(frame, 0, 1) * 255 + 0.5).astype(np.uint8)
+    written = to_uint8(frame)
     assert np.abs(written.astype(int) - photo).max() <= 1
 
 
@@ -177,7 +177,7 @@ def test_tiny_models_end_to_end(tiny_models_dir):
     from scipy import ndimage
 
     far = ~ndimage.binary_dilation(region, iterations=2 * SCALE)
-    written = (np.clip(frame, 0, 1) * 255 + 0.5).astype(np.uint8)
+    written = to_uint8(frame)
     assert far.any() and np.array_equal(written[far], photo[far])
 
 
@@ -194,4 +194,4 @@ def test_preview_renders_at_photo_size_with_the_photos_pixels():
     from scipy import ndimage
 
     far = ~ndimage.binary_dilation(mask | g.target_mask, iterations=3 * SCALE)
-    assert np.array_equal((rgb[far] * 255 + 0.5).astype(np.uint8), photo[far])
+    assert np.array_equal(to_uint8(rgb[far]), photo[far])

@@ -33,7 +33,9 @@ def _far(inputs, margin):
 
 
 def _bytes(rgb):
-    return (np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8)
+    from engine.images import to_uint8
+
+    return to_uint8(rgb)
 
 
 def test_preview_renderer_at_photo_size(addon, tmp_path):
