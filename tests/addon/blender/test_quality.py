@@ -1,4 +1,5 @@
-"""The add-on's Quality (Final / Draft) is the engine's preset, and it reaches every engine call."""
+"""The add-on's Quality (Final / Draft) is the engine's preset (that a renderer's settings reach each
+edit: tests/addon/session/test_renderers.py)."""
 import sys
 from pathlib import Path
 
@@ -30,18 +31,3 @@ def test_draft_quality_gives_the_fast_preset_with_the_photos_choices(addon):
     assert (s.steps, s.guided_steps, s.inversion, s.opt_iterations) == (10, fast.with_steps(10).guided_steps,
                                                                        "ddim", fast.opt_iterations)
 
-
-def test_renderer_passes_the_photos_settings_to_each_edit(addon):
-    renderers = addon_module("session.renderers")
-    settings = addon_module("engine.settings")
-    calls = []
-
-    class Engine:
-        def edit(self, prepared, transforms, progress=None, should_cancel=None, settings=None):
-            calls.append(settings)
-            return []
-
-    fast = settings.EditSettings.preset("fast")
-    renderer = renderers.DiffusionRenderer(inputs=None, engine=Engine(), prepared=None, batch_size=2, settings=fast)
-    renderer([])
-    assert calls == [fast]

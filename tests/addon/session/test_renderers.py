@@ -71,3 +71,8 @@ def test_diffusion_renderer_at_photo_size(addon, tmp_path, tiny_models_dir):
     assert far.any() and near.any()
     assert np.array_equal(_bytes(frame)[far], _bytes(inputs.image)[far])
     assert not np.array_equal(_bytes(frame)[near], _bytes(inputs.image)[near])
+    # the photo's own settings reach each edit: without guidance weights another frame comes out
+    renderers = addon_module("session.renderers")
+    unguided = renderers.DiffusionRenderer(inputs, engine, prepared, settings=engine.settings.replace(weight_scale=0.0))
+    (plain,) = unguided([_translation(0.3)])
+    assert plain.shape == frame.shape and not np.array_equal(plain, frame)
