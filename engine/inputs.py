@@ -209,7 +209,7 @@ def check_visible(photo: PhotoInputs, edits, what: str = "transform") -> list:
     bg = None if photo.background_depth is None else photo.background_depth[np.ix_(ys, xs)]
     scene = LiftedScene.build(photo.depth[np.ix_(ys, xs)], small, bg, Camera(h, w))
     hidden = [k for k, e in enumerate(edits, start=1)
-              if not any(scene.frame(FrameEdit.of(e, len(small), f"{what} {k}")).visible)]
+              if not scene.frame(FrameEdit.of(e, len(small), f"{what} {k}")).edits_anything]
     if edits and len(hidden) == len(edits):
         raise InputError(f"{what}s: the object is out of view in every one (behind the camera, outside "
                          f"the picture or too far to cover a pixel)")

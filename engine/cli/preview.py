@@ -1,8 +1,8 @@
 """``python -m engine preview``: the naive 3D-warped photo and the edit geometry, per frame.
 
 Writes into --out, for each frame k (1-based, 4 digits): preview_k.png, target_mask_k.png (the
-union of the objects), with several objects target_mask_k_n.png (object n, 1-based, in --mask
-order), valid_mask_k.png
+union of the objects), with several objects (or copies) target_mask_k_n.png (part n, 1-based:
+the objects in --mask order, then the frame's copies), valid_mask_k.png
 (the covered part of the view), edited_depth_k.exr, then report.json. Every input is read and
 every transform parsed before anything is written; each file is written to a temporary name and
 renamed. The photo is lifted once (engine.lifted) and every frame reuses it.
@@ -72,7 +72,7 @@ def run(args) -> int:
              enumerate(keyframes, start=1)]
     # Some object must be visible in some frame (behind the camera or 100 m away in every frame
     # would write nothing but empty masks); frames where none is are reported.
-    out_of_view = [k for k, e in enumerate(edits, start=1) if not any(scene.frame(e).visible)]
+    out_of_view = [k for k, e in enumerate(edits, start=1) if not scene.frame(e).edits_anything]
     if len(out_of_view) == len(edits):
         raise InputError(f"transforms '{args.transforms}': the object is out of view in every frame "
                          f"(behind the camera, outside the picture or too far to cover a pixel)")
@@ -96,8 +96,8 @@ def run(args) -> int:
         t2 = time.perf_counter()
         tag = f"{k:04d}"
         names = [(f"target_mask_{tag}.png", lambda p: save_mask(p, geo.target_mask))]
-        names += [(f"target_mask_{tag}_{n}.png", lambda p, m=m: save_mask(p, m))
-                  for n, m in enumerate(geo.target_masks if scene.n_objects > 1 else [], start=1)]
+        names += [(f"target_mask_{tag}_{n}.png", lambda p, m=m: save_mask(p, m))  # objects, then copies
+                  for n, m in enumerate(geo.target_masks if len(geo.target_masks) > 1 else [], start=1)]
         names += [(f"valid_mask_{tag}.png", lambda p: save_mask(p, geo.valid_mask)),
                   (f"edited_depth_{tag}.exr", lambda p: save_depth_exr(p, geo.edited_depth)),
                   (f"preview_{tag}.png", lambda p: save_image(p, rgb))]
@@ -109,12 +109,13 @@ def run(args) -> int:
             "target_area": int(geo.target_mask.sum()),
             "target_areas": [int(m.sum()) for m in geo.target_masks],
             "visible_objects": list(geo.visible),
+            "removed": [n + 1 for n, v in enumerate(geo.shown) if not v],
             "object_area": int(scene.object_mask.sum()),
             "hole_area": int((~geo.valid_mask).sum()),
             "timings_s": {"geometry": round(t1 - t0, 4), "preview": round(t2 - t1, 4),
                           "write": round(time.perf_counter() - t2, 4)},
         })
-        hidden = [str(n + 1) for n, v in enumerate(geo.visible) if not v]
+        hidden = [str(n + 1) for n in geo.out_of_view]
         if hidden:
             print(f"frame {k}: object(s) {', '.join(hidden)} out of view; rendered without them")
     report = {
