@@ -2,7 +2,8 @@
 Blender data); the session half (session/frames.py) renders without bpy.
 
 - ``frame_edit(obj, depsgraph)``: the frame's edit, one camera-frame transform per moving object
-  of the photo (mask order) and the camera's move (None: the camera stays; blender/matrices.py);
+  of the photo (mask order), which of them render (``hide_render``), the copies (duplicates) and
+  the camera's move (None: the camera stays; blender/matrices.py);
 - ``photo_for_camera(scene)``: the photo the scene camera sees (what the render engine renders);
 - ``engine_for(obj, scene)``: the engine a render uses (the preview when diffusion cannot run);
 - ``frame_source(...)``: a ``FrameSource`` naming everything a renderer needs;
@@ -20,20 +21,36 @@ from ..session import deps
 from ..session.errors import AddonError, user_message
 from ..session.frames import Edit, FrameSource, frame_key
 from ..session.stopmotion import FramePlan
-from .matrices import camera_move, moving_objects, object_edit, photo_frame
+from .matrices import camera_move, is_copy, moving_objects, object_edit, photo_copies, photo_frame
 from .options import edit_settings, engine_options
 
 
 def frame_edit(obj, depsgraph=None):
     """The edit of the photo whose handle is ``obj`` at the depsgraph's frame (else now): each of
-    its objects' move within the photo, in mask order, and the scene camera's move."""
+    its objects' move within the photo, in mask order, whether it renders ("Disable in Renders",
+    keyable, is the engine's ``"visible": false``), its copies (duplicates of its objects, in the
+    order of their names) and the scene camera's move."""
     photo_world = photo_frame(obj, depsgraph)
     found = moving_objects(obj)
     # by mask number: an object deleted from the scene stays where it was (identity)
     objects = [np.eye(4)] * (1 + max(o.dh.object_index for o in found))
+    visible = [True] * len(objects)
     for o in found:
         objects[o.dh.object_index] = object_edit(o, photo_world, depsgraph)
-    return Edit(tuple(objects), camera_move(obj, depsgraph))
+        visible[o.dh.object_index] = not renders_hidden(o, depsgraph)
+    copies = tuple((o.dh.object_index, object_edit(o, photo_world, depsgraph), not renders_hidden(o, depsgraph))
+                   for o in photo_copies(obj) if o.dh.object_index < len(objects))
+    return Edit(tuple(objects), camera_move(obj, depsgraph), () if all(visible) else tuple(visible), copies)
+
+
+def renders_hidden(obj, depsgraph=None):
+    """The object's "Disable in Renders" (``hide_render``) at the depsgraph's frame (else now)."""
+    if depsgraph is not None:
+        try:
+            return bool(obj.evaluated_get(depsgraph).hide_render)
+        except (ReferenceError, RuntimeError):  # not in that depsgraph
+            pass
+    return bool(obj.hide_render)
 
 
 def photo_for_camera(scene):
@@ -44,7 +61,7 @@ def photo_for_camera(scene):
         raise AddonError("the scene has no camera: import a photo (its camera becomes the scene camera)")
     scene = getattr(scene, "original", scene)
     handles = [o for o in scene.objects if o.dh.role == "OBJECT" and o.dh.camera == camera
-               and o.dh.handle in (None, o)]
+               and o.dh.handle in (None, o) and not is_copy(o)]  # a duplicate is a copy, not a photo
     if not handles:
         raise AddonError(f"the scene camera '{camera.name}' is not an imported photo's camera: make the "
                          "photo's camera active (or import a photo)")

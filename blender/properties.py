@@ -5,8 +5,8 @@ Every object an import creates carries ``Object.dh`` (`DH_ObjectProperties`): it
 pointer to the photo's movable object (the "handle"), which holds the photo's settings.
 """
 import bpy
-from bpy.props import (BoolProperty, EnumProperty, FloatProperty, FloatVectorProperty, IntProperty,
-                       PointerProperty, StringProperty)
+from bpy.props import (BoolProperty, CollectionProperty, EnumProperty, FloatProperty, FloatVectorProperty,
+                       IntProperty, PointerProperty, StringProperty)
 
 from ..engine.settings import INVERSION_LABELS, PRESET_LABELS, PRESETS, EditSettings
 
@@ -27,6 +27,12 @@ INVERSIONS = (("PRESET", "From quality", "The inversion of the chosen quality"),
 # Paths saved relative to the .blend ("//...", see _paths_relative_on_save).
 _RELATIVE_OK = {"PATH_SUPPORTS_BLEND_RELATIVE"} if bpy.app.version >= (4, 5, 0) else set()
 IDENTITY16 = (1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0)
+
+
+class DH_PartRef(bpy.types.PropertyGroup):
+    """One of a photo's own objects (the camera lists them in mask order; anything else of the
+    photo's objects, such as a Shift+D duplicate, is a copy)."""
+    object: PointerProperty(name="Object", type=bpy.types.Object)
 
 
 class DH_ObjectProperties(bpy.types.PropertyGroup):
@@ -51,6 +57,9 @@ class DH_ObjectProperties(bpy.types.PropertyGroup):
     centroid: FloatVectorProperty(name="Centroid", size=3, description="Object centroid, camera frame (m)")
     rest_matrix: FloatVectorProperty(name="Rest matrix", size=16, default=IDENTITY16,
                                      description="The object's rest pose relative to the photo frame, B^-1 M_rest (row-major)")
+    # --- on the photo's camera: its own objects in mask order (a duplicate is not among them) ---
+    parts: CollectionProperty(type=DH_PartRef, name="Objects",
+                              description="The photo's imported objects in mask order")
     # --- edit settings (per photo) -------------------------------------------------------------
     prompt: StringProperty(name="Prompt", description="A caption of the photo")
     engine: EnumProperty(name="Engine", items=ENGINES, default="PREVIEW")
@@ -87,7 +96,7 @@ class DH_JobProperties(bpy.types.PropertyGroup):
     error: StringProperty(default="", description="Why the last job failed (shown until the next job)")
 
 
-CLASSES = (DH_ObjectProperties, DH_SceneProperties, DH_JobProperties)
+CLASSES = (DH_PartRef, DH_ObjectProperties, DH_SceneProperties, DH_JobProperties)
 
 
 def _relative(path, blend_path):

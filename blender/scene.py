@@ -16,7 +16,7 @@ from ..session.errors import AddonError
 from ..session.photo import FILES
 from . import camera as camera_conv
 from . import material as material_conv
-from .matrices import moving_objects, rest_relative_to_camera, to_numpy
+from .matrices import is_copy, moving_objects, photo_copies, photo_handle, rest_relative_to_camera, to_numpy
 from .mesh import DEFAULT_MAX_DEPTH_JUMP, build_grid_mesh
 
 RENDER_ENGINE_IDNAME = "DIFFUSION_HANDLES"  # the add-on's render engine (operators/render_engine.py)
@@ -87,6 +87,9 @@ def build_photo_scene(context, name, inputs, cache_dir, settings, max_depth_jump
         item.dh.camera, item.dh.background = camera, background
         item.dh.centroid = tuple(float(v) for v in centroid)
         item.dh.rest_matrix = rest_relative_to_camera(camera.matrix_world, item.matrix_world)
+    camera.dh.parts.clear()
+    for item in objects:  # the photo's own objects: any other object of the photo is a copy
+        camera.dh.parts.add().object = item
     for key, value in settings.items():
         setattr(props, key, value)
 
@@ -99,7 +102,8 @@ def build_photo_scene(context, name, inputs, cache_dir, settings, max_depth_jump
 
 def photo_objects(context):
     """The imported photos in the scene: each photo's handle (its first object)."""
-    return [o for o in context.scene.objects if o.dh.role == "OBJECT" and o.dh.handle in (None, o)]
+    return [o for o in context.scene.objects if o.dh.role == "OBJECT" and o.dh.handle in (None, o)
+            and not is_copy(o)]
 
 
 def photo_parts(handle):
@@ -112,14 +116,16 @@ def photo_parts(handle):
     parts = [("Camera", handle.dh.camera), ("Background", handle.dh.background)]
     objects = moving_objects(handle)
     parts += [(f"Object {o.dh.object_index + 1}" if len(objects) > 1 else "Object", o) for o in objects]
+    parts += [(f"Copy of {'Object ' + str(o.dh.object_index + 1) if len(objects) > 1 else 'Object'}", o)
+              for o in photo_copies(handle)]
     return [(label, o, keyed(o)) for label, o in parts if o is not None]
 
 
 def active_handle(context):
     """The photo the artist means: the active object's photo, else the only one."""
     active = context.active_object
-    if active is not None and active.dh.role != "NONE" and active.dh.handle is not None:
-        return active.dh.handle
+    if active is not None and active.dh.role != "NONE" and photo_handle(active) is not None:
+        return photo_handle(active)
     handles = photo_objects(context)
     if len(handles) == 1:
         return handles[0]

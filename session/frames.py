@@ -34,18 +34,28 @@ class Edit:
 
     objects: tuple
     camera: object = None
+    visible: tuple = ()  # one bool per object (empty: all render); False = "Disable in Renders"
+    copies: tuple = ()  # (object number 0-based, (4, 4) transform, renders) per copy
 
     def for_engine(self):
         """What ``Engine.edit`` / the preview take: an `engine.transforms.FrameEdit`."""
-        from ..engine.transforms import FrameEdit
+        from ..engine.transforms import Copy, FrameEdit
 
         return FrameEdit(objects=tuple(np.asarray(m, np.float64) for m in self.objects),
-                         camera=None if self.camera is None else np.asarray(self.camera, np.float64))
+                         camera=None if self.camera is None else np.asarray(self.camera, np.float64),
+                         visible=tuple(bool(v) for v in self.visible),
+                         copies=tuple(Copy(int(of), np.asarray(m, np.float64), bool(v)) for of, m, v in self.copies))
 
     def key_bytes(self):
-        """Rounded matrices (no -0.0): equal edits give equal bytes."""
+        """Rounded matrices (no -0.0): equal edits give equal bytes (an edit without copies or
+        removals has the bytes it always had)."""
         mats = list(self.objects) + ([] if self.camera is None else [self.camera])
-        return b"".join((np.round(np.asarray(m, np.float64), 6) + 0.0).tobytes() for m in mats)
+        out = b"".join((np.round(np.asarray(m, np.float64), 6) + 0.0).tobytes() for m in mats)
+        if self.visible and not all(self.visible):
+            out += b"visible" + bytes(int(bool(v)) for v in self.visible)
+        for of, m, v in self.copies:
+            out += b"copy%d%d" % (int(of), int(bool(v))) + (np.round(np.asarray(m, np.float64), 6) + 0.0).tobytes()
+        return out
 
 
 def frame_key(edit, context_key):
@@ -158,7 +168,8 @@ class FrameRenderer:
         return [frames[k] for k in keys]
 
     def out_of_view(self, edit):
-        """1-based numbers of the objects a rendered frame shows nowhere (it renders without them)."""
+        """1-based numbers of the parts (objects, then copies) a rendered frame shows nowhere
+        though they render (it renders without them)."""
         seen = self.visible.get(self.source.key(edit if isinstance(edit, Edit) else Edit((edit,))), ())
         return [n + 1 for n, v in enumerate(seen) if not v]
 
