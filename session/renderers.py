@@ -70,6 +70,7 @@ class DiffusionRenderer(Renderer):
         self.inputs, self.engine, self.prepared, self.settings = inputs, engine, prepared, settings
         self.batch_size = max(1, int(batch_size))
         self.last_visible = []
+        self._scene = None  # the photo's lifted scene at its own size, for the render passes
 
     def __call__(self, edits, progress=None, should_cancel=None):
         from ..engine.composite import to_photo_size
