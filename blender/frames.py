@@ -7,7 +7,8 @@ Blender data); the session half (session/frames.py) renders without bpy.
 - ``photo_for_camera(scene)``: the photo the scene camera sees (what the render engine renders);
 - ``engine_for(obj, scene)``: the engine a render uses (the preview when diffusion cannot run);
 - ``frame_source(...)``: a ``FrameSource`` naming everything a renderer needs;
-- ``plan_frames(...)``: a stop-motion run's frames (session/stopmotion.py renders them).
+- ``plan_frames(...)``: a stop-motion run's frames (session/stopmotion.py renders them);
+- ``view_layer_passes(scene, view_layer)``: the render passes a view layer asks for.
 """
 from __future__ import annotations
 
@@ -132,3 +133,24 @@ def plan_frames(scene, obj, context_key, frames=None):
     finally:
         scene.frame_set(current)
     return plan
+
+
+def view_layer_passes(scene, view_layer):
+    """The passes the view layer asks for (`session.frames.render_passes`): one mask per object
+    and copy of the photo the scene camera sees."""
+    from ..session.frames import render_passes
+
+    flags = getattr(view_layer, "diffusion_handles", None)
+    if flags is None:
+        return render_passes(z=view_layer.use_pass_z)
+    n_parts = 0
+    if flags.use_pass_objects:
+        try:
+            handle = photo_for_camera(scene)
+        except AddonError:  # no photo here: no mask passes (a render says why)
+            handle = None
+        if handle is not None:  # as frame_edit counts them: objects by number, then copies
+            n_objects = 1 + max(o.dh.object_index for o in moving_objects(handle))
+            n_parts = n_objects + sum(o.dh.object_index < n_objects for o in photo_copies(handle))
+    return render_passes(z=view_layer.use_pass_z, target=flags.use_pass_target, objects=flags.use_pass_objects,
+                         valid=flags.use_pass_valid, preview=flags.use_pass_preview, n_parts=n_parts)

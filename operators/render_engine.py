@@ -91,13 +91,17 @@ class DiffusionHandlesRenderEngine(bpy.types.RenderEngine):
 
     # --- render passes (View Layer Properties > Passes; the compositor's Render Layers node) ---
     def update_render_passes(self, scene=None, renderlayer=None):
+        from ..blender.frames import view_layer_passes
+
         self.register_pass(scene, renderlayer, "Combined", 4, "RGBA", "COLOR")
-        for name, channels, chanid, kind in _passes_of(scene, renderlayer):
+        for name, channels, chanid, kind in view_layer_passes(scene, renderlayer):
             self.register_pass(scene, renderlayer, name, channels, chanid, kind)
 
     def _pass_pixels(self, renderer, edit, depsgraph):
         """{pass name: pixels} of the view layer's enabled passes for this frame (none: {})."""
-        wanted = [name for name, *_ in _passes_of(depsgraph.scene, depsgraph.view_layer)]
+        from ..blender.frames import view_layer_passes
+
+        wanted = [name for name, *_ in view_layer_passes(depsgraph.scene, depsgraph.view_layer)]
         if not wanted:
             return {}
         return renderer.passes(edit, wanted, self.resolution_y, self.resolution_x,
@@ -109,27 +113,6 @@ class DiffusionHandlesRenderEngine(bpy.types.RenderEngine):
 
     def progress(self, fraction):
         self.update_progress(fraction)
-
-
-def _passes_of(scene, view_layer):
-    """The passes the view layer asks for (`session.frames.render_passes`): one mask per object
-    and copy of the photo the scene camera sees."""
-    from ..blender.frames import photo_for_camera
-    from ..blender.matrices import moving_objects, photo_copies
-    from ..session.frames import render_passes
-
-    flags = getattr(view_layer, "diffusion_handles", None)
-    if flags is None:
-        return render_passes(z=view_layer.use_pass_z)
-    n_parts = 0
-    if flags.use_pass_objects:
-        try:
-            handle = photo_for_camera(scene)
-            n_parts = len(moving_objects(handle)) + len(photo_copies(handle))
-        except Exception:  # noqa: BLE001 - no photo here: no mask passes (the render says why)
-            n_parts = 0
-    return render_passes(z=view_layer.use_pass_z, target=flags.use_pass_target, objects=flags.use_pass_objects,
-                         valid=flags.use_pass_valid, preview=flags.use_pass_preview, n_parts=n_parts)
 
 
 def _panels():
