@@ -21,7 +21,7 @@ def add_arguments(parser):
 
     parser.add_argument("--image", required=True, help="the photo (PNG/JPEG, RGB)")
     parser.add_argument("--depth", required=True, help="z-depth in metres: .exr, .npy or 16-bit .png")
-    parser.add_argument("--mask", required=True, action="append",
+    parser.add_argument("--mask", action="append",
                         help="object mask image (alpha or luminance > 0.5) or .npy; repeat for several "
                              "objects (their order is the order of the transform file's 'objects')")
     parser.add_argument("--transforms", required=True, help="transform file (README: Transform files)")
@@ -33,6 +33,11 @@ def add_arguments(parser):
                                                    "surrounding depth, engine.completion)")
     parser.add_argument("--png-scale", type=float, default=None,
                         help="metres per unit of a 16-bit PNG depth (default 0.001: millimetres)")
+    from .prepare import add_point_arguments
+
+    add_point_arguments(parser)  # the object by clicked points instead of --mask (needs SAM)
+    parser.add_argument("--models", metavar="DIR", help="models directory (DIR/sam/ for --point)")
+    parser.add_argument("--sam-model", metavar="ID_OR_DIR", help="override the SAM model (with --point)")
 
 
 def run(args) -> int:
@@ -52,7 +57,20 @@ def run(args) -> int:
     image = load_image(args.image)
     shape = image.shape[:2]
     depth = load_depth(args.depth, png_scale=args.png_scale, expected_shape=shape)
-    masks = np.stack([load_mask(m, expected_shape=shape) for m in args.mask])
+    if bool(args.mask) == bool(args.point or args.point_out):
+        raise InputError("give --mask (one per object) or --point / --point-out (one object clicked), "
+                         "one of the two")
+    if args.mask:
+        masks = np.stack([load_mask(m, expected_shape=shape) for m in args.mask])
+    else:  # SAM's mask of the clicked points, exactly as prepare / edit compute it
+        from .. import registry
+        from ..perception.segment import mask_from_points, point_prompt
+
+        point_prompt(args.point, args.point_out, *shape)  # the points are checked before SAM loads
+        registry.check_weights("sam", registry.resolve("sam", args.sam_model, args.models))
+        overrides = {"sam": args.sam_model} if args.sam_model else None
+        masks = mask_from_points(image, args.point, args.point_out, models_dir=args.models,
+                                 overrides=overrides)[None]
     background = None
     if args.background:
         background = load_image(args.background)
@@ -77,7 +95,7 @@ def run(args) -> int:
         raise InputError(f"transforms '{args.transforms}': the object is out of view in every frame "
                          f"(behind the camera, outside the picture or too far to cover a pixel)")
     out = Path(args.out)
-    sources = [args.image, args.depth, *args.mask, args.transforms, args.background, args.background_depth]
+    sources = [args.image, args.depth, *(args.mask or []), args.transforms, args.background, args.background_depth]
     check_output_dir(out, "--out")
     check_inputs_not_in(out, sources, "--out", OUTPUTS)
     t_inputs = time.perf_counter() - t_start
@@ -119,7 +137,8 @@ def run(args) -> int:
         if hidden:
             print(f"frame {k}: object(s) {', '.join(hidden)} out of view; rendered without them")
     report = {
-        "image": str(args.image), "depth": str(args.depth), "masks": [str(m) for m in args.mask],
+        "image": str(args.image), "depth": str(args.depth), "masks": [str(m) for m in args.mask or []],
+        "points": args.point or [], "points_out": args.point_out or [],
         "transforms": str(args.transforms), "convention": args.convention,
         "background": args.background, "size": {"width": int(shape[1]), "height": int(shape[0])},
         "centroids": np.asarray(centroids).tolist(),
