@@ -228,6 +228,11 @@ def mask_from_prompt(image, point=None, box=None, models_dir=None, overrides=Non
             raise InputError(f"point_labels: expected one 0/1 label per point, got {point_labels!r}")
     box_arr = _check_box(box, height, width) if box is not None else None
     predictor = _predictor(image, models_dir, overrides, device, role)
+    return _predict(predictor, coords, labels, box_arr)
+
+
+def _predict(predictor, coords, labels, box_arr) -> np.ndarray:
+    """The one SAM call of a prompt (`mask_from_prompt`, `PointPicker`)."""
     # One point is ambiguous (part / object / group): ask for three masks and keep the best scored.
     multimask = box_arr is None and coords is not None and len(coords) == 1
     masks, scores, _ = predictor.predict(point_coords=coords, point_labels=labels, box=box_arr,
@@ -293,7 +298,17 @@ def mask_from_points(image, points, points_out=(), models_dir=None, overrides=No
                      role: str = "sam", option: str = "--point", option_out: str = "--point-out") -> np.ndarray:
     """The SAM mask of clicked points (`point_prompt`): what the add-on's pick tool and the
     command line's ``--point`` / ``--point-out`` compute. bool (H, W)."""
-    image = check_image(image)
-    coords, labels = point_prompt(points, points_out, *image.shape[:2], option, option_out)
-    return mask_from_prompt(image, point=coords, point_labels=labels, models_dir=models_dir,
-                            overrides=overrides, device=device, role=role)
+    return PointPicker(image, models_dir, overrides, device, role).mask(points, points_out, option, option_out)
+
+
+class PointPicker:
+    """SAM on one photo for a series of point prompts (the pick tool asks after every click): the
+    image is encoded once, each `mask` is `mask_from_points` of those points."""
+
+    def __init__(self, image, models_dir=None, overrides=None, device="auto", role: str = "sam"):
+        self.image = check_image(image)
+        self._predictor = _predictor(self.image, models_dir, overrides, device, role)
+
+    def mask(self, points, points_out=(), option: str = "--point", option_out: str = "--point-out") -> np.ndarray:
+        coords, labels = point_prompt(points, points_out, *self.image.shape[:2], option, option_out)
+        return _predict(self._predictor, coords, labels, None)
