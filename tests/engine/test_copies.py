@@ -227,3 +227,32 @@ def test_preview_refuses_a_copy_of_an_object_that_does_not_exist(tmp_path):
     assert r.returncode == 2
     assert r.stderr.strip().count("\n") == 0 and "copy 1: a copy of object 3, the photo has 2 objects" in r.stderr
     assert not out.exists()
+
+
+# --- the diffusion edit (tiny random-weight model) ----------------------------------------------
+def test_the_edit_guides_copies_and_removals_like_objects(tiny_models_dir):
+    from engine.pipeline import Engine
+    from engine.settings import EditSettings, RuntimeOptions
+
+    size = 32
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    image = np.stack([0.3 + 0.4 * xx, 0.4 + 0.2 * yy, 0.5 + 0.0 * xx], -1).astype(np.float32)
+    depth = (np.full((size, size), 3.0) - 0.5 * yy).astype(np.float32)
+    mask = np.zeros((size, size), bool)
+    mask[10:20, 4:12] = True
+    image[mask] = [0.9, 0.2, 0.1]
+    depth[mask] = 1.5
+    engine = Engine(models_dir=tiny_models_dir, settings=EditSettings(resolution=32, steps=4, guided_steps=3,
+                                                                      inversion="negative-prompt"),
+                    runtime=RuntimeOptions(device="cpu", dtype="fp32", frame_batch_size=2))
+    prepared = engine.prepare(image, "a red box", depth, mask)
+    T = translation(x=12 * 1.5 / Camera(size, size).focal)
+    copy, removed, moved = engine.edit(prepared, [FrameEdit((np.eye(4),), copies=(Copy(0, T),)),
+                                                  FrameEdit((np.eye(4),), visible=(False,)),
+                                                  FrameEdit((T,))])
+    assert len(copy.target_masks) == 2 and np.array_equal(copy.target_masks[0], prepared.object_masks[0])
+    assert np.array_equal(copy.target_masks[1], moved.target_masks[0] & ~prepared.object_masks[0])
+    assert copy.stats.get("reused") is None and copy.stats["energy"]  # sampled with guidance
+    assert not removed.target_mask.any() and not (removed.valid_mask & prepared.object_masks[0]).any()
+    assert removed.stats.get("reused") is None  # a removal is not the identity
+    assert removed.stats["out_of_view"] == [] and copy.stats["visible_objects"] == [True, True]
