@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from dh_synthetic import REPO_ROOT, import_photo, make_photo, write_keyframes  # noqa: E402
+from dh_synthetic import REPO_ROOT, addon_module, import_photo, make_photo, write_keyframes  # noqa: E402
 
 
 def _exr_channels(path):
@@ -111,7 +111,6 @@ def test_passes_of_a_failed_frame_are_not_written_and_a_missing_part_is_refused(
 
     import pytest
     from blender_session import bpy
-    from dh_synthetic import addon_module
 
     frames, errors = addon_module("session.frames"), addon_module("session.errors")
     photo = make_photo(tmp_path / "photo", height=24, width=32, box=(8, 16, 4, 12))
@@ -139,3 +138,40 @@ def test_passes_of_a_failed_frame_are_not_written_and_a_missing_part_is_refused(
     with pytest.raises(RuntimeError, match="import the photo again"):
         bpy.ops.render.render(animation=True)
     assert not (tmp_path / "exr").exists() or list((tmp_path / "exr").iterdir()) == []
+
+
+def test_the_compositor_example_of_the_docs_paints_the_copy(addon, tmp_path):
+    """docs/addon.md's compositor example: the copy's mask pass mixes red over the render."""
+    from blender_session import bpy
+    from mathutils import Vector
+    from PIL import Image
+
+    photo = make_photo(tmp_path / "photo", height=24, width=32, box=(8, 16, 4, 12))
+    obj = import_photo(bpy, photo, tmp_path)
+    scene = bpy.context.scene
+    copy = _duplicate(bpy, obj)
+    copy.location = copy.location + Vector((1.0, 0.0, 0.0))
+    # --- as in docs/addon.md
+    scene.view_layers["ViewLayer"].diffusion_handles.use_pass_objects = True
+    tree = bpy.data.node_groups.new("DH Compositing", "CompositorNodeTree")
+    scene.compositing_node_group = tree
+    tree.interface.new_socket("Image", in_out="OUTPUT", socket_type="NodeSocketColor")
+    layers = tree.nodes.new("CompositorNodeRLayers")
+    mix = tree.nodes.new("ShaderNodeMix")
+    mix.data_type = "RGBA"
+    mix.inputs["B"].default_value = (1.0, 0.0, 0.0, 1.0)
+    out = tree.nodes.new("NodeGroupOutput")
+    tree.links.new(layers.outputs["DH Mask 2"], mix.inputs["Factor"])
+    tree.links.new(layers.outputs["Image"], mix.inputs["A"])
+    tree.links.new(mix.outputs["Result"], out.inputs["Image"])
+    # ---
+    scene.render.filepath = str(tmp_path / "red.png")
+    scene.render.image_settings.file_format = "PNG"
+    assert bpy.ops.render.render(write_still=True) == {"FINISHED"}
+    rgb = np.asarray(Image.open(tmp_path / "red.png").convert("RGB")).astype(int)
+    red = (rgb[..., 0] == 255) & (rgb[..., 1] == 0) & (rgb[..., 2] == 0)
+    frames = addon_module("session.frames")
+    renderer = addon_module("blender.frames").frame_source(obj, "PREVIEW", scene=scene).renderer()
+    edit = addon_module("blender.frames").frame_edit(obj)
+    mask = renderer.passes(edit, [frames.mask_pass(2)], 24, 32)[frames.mask_pass(2)][::-1] > 0.5
+    assert mask.any() and np.array_equal(red, mask)
