@@ -171,6 +171,11 @@ def photo_rect(context, handle):
                              "camera) or use the Image Editor showing the photo")
         from bpy_extras.view3d_utils import location_3d_to_region_2d
 
+        from .matrices import camera_move
+
+        if camera_move(handle) is not None:
+            raise AddonError("Pick Object: the camera has moved from where the photo was taken; go to a frame "
+                             "where it has not, or use the Image Editor showing the photo")
         camera = handle.dh.camera
         corners = [camera.matrix_world @ v for v in camera.data.view_frame(scene=scene)]
         points = [location_3d_to_region_2d(context.region, rv3d, c) for c in corners]

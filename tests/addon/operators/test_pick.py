@@ -160,3 +160,32 @@ def test_enter_lifts_the_object_prepare_finds_with_the_same_points(picking, mode
     op = _driver()
     op.invoke(context, key("NONE"))
     assert len(op.pick.inputs.masks) == 2
+
+
+def test_a_click_through_the_camera_lands_on_the_photo_pixel_it_shows(picking):
+    """The 3D Viewport looking through the photo's camera: the point a pixel's centre is lifted to
+    appears where a click maps back to that pixel."""
+    from bpy_extras.view3d_utils import location_3d_to_region_2d
+    from mathutils import Vector
+
+    obj, photo, _ = picking
+    scene_mod = addon_module("blender.scene")
+    camera = obj.dh.camera
+    region = SimpleNamespace(width=W * 3, height=H * 3)
+    depsgraph = bpy.context.evaluated_depsgraph_get()
+    projection = camera.calc_matrix_camera(depsgraph, x=region.width, y=region.height)
+    rv3d = SimpleNamespace(view_perspective="CAMERA", perspective_matrix=projection @ camera.matrix_world.inverted())
+    context = SimpleNamespace(area=SimpleNamespace(type="VIEW_3D"), region=region, region_data=rv3d,
+                              scene=bpy.context.scene)
+    rect = scene_mod.photo_rect(context, obj)
+    from engine.camera import Camera
+
+    lifted = Camera(H, W).lift(photo["depth"].astype(np.float64))
+    for i, j in ((9, 5), (15, 11), (3, 28)):
+        world = camera.matrix_world @ Vector(lifted[i, j])
+        x, y = location_3d_to_region_2d(region, rv3d, world)
+        u, v = scene_mod.region_to_photo(rect, x, y, obj)
+        assert abs(u - (j + 0.5)) < 1e-3 and abs(v - (i + 0.5)) < 1e-3, (i, j, u, v)
+    rv3d.view_perspective = "PERSP"
+    with pytest.raises(addon_module("session.errors").AddonError, match="look through the photo's camera"):
+        scene_mod.photo_rect(context, obj)
