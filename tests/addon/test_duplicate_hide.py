@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from dh_synthetic import REPO_ROOT, addon_module, import_photo, make_photo, write_keyframes  # noqa: E402
+from dh_synthetic import REPO_ROOT, addon_module, duplicate, import_photo, make_photo, write_keyframes  # noqa: E402
 
 
 def _run(*args, timeout=300):
@@ -30,16 +30,6 @@ def _engine_preview(photo, cache, frames, out, masks=None):
     return out
 
 
-def _duplicate(bpy, obj, linked=False):
-    for other in bpy.context.view_layer.objects:
-        other.select_set(False)
-    obj.select_set(True)
-    bpy.context.view_layer.objects.active = obj
-    with bpy.context.temp_override(selected_objects=[obj], active_object=obj, object=obj):
-        assert bpy.ops.object.duplicate(linked=linked) == {"FINISHED"}
-    return bpy.context.view_layer.objects.active
-
-
 def test_a_duplicate_and_a_keyed_hide_render_as_the_engine(addon, tmp_path):
     from blender_session import bpy
     from engine.io import load_image, load_mask
@@ -49,7 +39,7 @@ def test_a_duplicate_and_a_keyed_hide_render_as_the_engine(addon, tmp_path):
     obj = import_photo(bpy, photo, tmp_path)
     cache = Path(bpy.path.abspath(obj.dh.cache_dir))
     scene = bpy.context.scene
-    copy = _duplicate(bpy, obj)
+    copy = duplicate(bpy, obj)
     assert copy != obj and copy.dh.role == "OBJECT"
     matrices = addon_module("blender.matrices")
     assert matrices.is_copy(copy) and not matrices.is_copy(obj)
@@ -106,8 +96,8 @@ def test_linked_duplicates_of_the_second_object_count_in_name_order(addon, tmp_p
     first = bpy.context.view_layer.objects.active
     matrices, frames_mod = addon_module("blender.matrices"), addon_module("blender.frames")
     other = matrices.moving_objects(first)[1]
-    a = _duplicate(bpy, other, linked=True)
-    b = _duplicate(bpy, other, linked=True)
+    a = duplicate(bpy, other, linked=True)
+    b = duplicate(bpy, other, linked=True)
     assert a.data == other.data and matrices.moving_objects(first) == [first, other]
     assert [o.name for o in matrices.photo_copies(first)] == sorted([a.name, b.name])
     b.hide_render = True

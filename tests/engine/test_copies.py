@@ -234,14 +234,10 @@ def test_the_edit_guides_copies_and_removals_like_objects(tiny_models_dir):
     from engine.pipeline import Engine
     from engine.settings import EditSettings, RuntimeOptions
 
+    from edit_scene import scene
+
     size = 32
-    yy, xx = np.mgrid[0:size, 0:size] / size
-    image = np.stack([0.3 + 0.4 * xx, 0.4 + 0.2 * yy, 0.5 + 0.0 * xx], -1).astype(np.float32)
-    depth = (np.full((size, size), 3.0) - 0.5 * yy).astype(np.float32)
-    mask = np.zeros((size, size), bool)
-    mask[10:20, 4:12] = True
-    image[mask] = [0.9, 0.2, 0.1]
-    depth[mask] = 1.5
+    image, depth, mask = scene(size)
     engine = Engine(models_dir=tiny_models_dir, settings=EditSettings(resolution=32, steps=4, guided_steps=3,
                                                                       inversion="negative-prompt"),
                     runtime=RuntimeOptions(device="cpu", dtype="fp32", frame_batch_size=2))

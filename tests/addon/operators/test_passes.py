@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from dh_synthetic import REPO_ROOT, addon_module, import_photo, make_photo, write_keyframes  # noqa: E402
+from dh_synthetic import REPO_ROOT, addon_module, duplicate, import_photo, make_photo, write_keyframes  # noqa: E402
 
 
 def _exr_channels(path):
@@ -26,15 +26,6 @@ def _channel(channels, pass_name, chan):
     return channels[found[0]]
 
 
-def _duplicate(bpy, obj):
-    for other in bpy.context.view_layer.objects:
-        other.select_set(False)
-    obj.select_set(True)
-    with bpy.context.temp_override(selected_objects=[obj], active_object=obj, object=obj):
-        assert bpy.ops.object.duplicate() == {"FINISHED"}
-    return bpy.context.view_layer.objects.active
-
-
 def test_passes_are_registered_and_written_to_multilayer_exr(addon, tmp_path):
     from blender_session import bpy
     from engine.io import load_depth, load_image, load_mask
@@ -44,7 +35,7 @@ def test_passes_are_registered_and_written_to_multilayer_exr(addon, tmp_path):
     obj = import_photo(bpy, photo, tmp_path)
     cache = Path(bpy.path.abspath(obj.dh.cache_dir))
     scene = bpy.context.scene
-    copy = _duplicate(bpy, obj)
+    copy = duplicate(bpy, obj)
     copy.location = copy.location + Vector((1.0, 0.0, 0.0))  # camera +X
     obj.hide_render = False
     obj.keyframe_insert("hide_render", frame=1)
@@ -149,7 +140,7 @@ def test_the_compositor_example_of_the_docs_paints_the_copy(addon, tmp_path):
     photo = make_photo(tmp_path / "photo", height=24, width=32, box=(8, 16, 4, 12))
     obj = import_photo(bpy, photo, tmp_path)
     scene = bpy.context.scene
-    copy = _duplicate(bpy, obj)
+    copy = duplicate(bpy, obj)
     copy.location = copy.location + Vector((1.0, 0.0, 0.0))
     # --- as in docs/addon.md
     scene.view_layers["ViewLayer"].diffusion_handles.use_pass_objects = True
