@@ -39,19 +39,12 @@ class DH_PT_render(DHPanel, bpy.types.Panel):
         layout.prop(scene.dh, "require_weights")
 
 
-class DH_PT_passes(DHPanel, bpy.types.Panel):
+class DH_PT_passes(DH_PT_render):
     """View Layer Properties > Diffusion Handles Passes: Blender's Depth and the engine's own passes
-    (the compositor's Render Layers node and multilayer EXR get each one enabled here)."""
-    bl_space_type = "PROPERTIES"
-    bl_region_type = "WINDOW"
+    (the compositor's Render Layers node and multilayer EXR get each one enabled here); shown,
+    as the render panel, with the Diffusion Handles engine."""
     bl_context = "view_layer"
     bl_label = "Diffusion Handles Passes"
-
-    @classmethod
-    def poll(cls, context):
-        from ..blender.scene import RENDER_ENGINE_IDNAME
-
-        return context.engine == RENDER_ENGINE_IDNAME
 
     def draw(self, context):
         layout = self.layout
