@@ -10,7 +10,9 @@ It imports the photo exactly as the add-on's Import Photo does (camera, lifted b
 lifted object per --mask / --object, each repeatable, in order), keys the objects and the camera
 with the edits of K.json (the transform file format: per entry {"matrix": T} for one object, or
 {"objects": [{"matrix": T1}, ...]} in mask order and/or {"camera": M}, p_new = M p_old, each with
-an optional "frame": N, default 1, 2, 3, ...; Blender interpolates between keys),
+an optional "frame": N, default 1, 2, 3, ...; Blender interpolates between keys; "visible": false
+on an object's entry keys its Disable in Renders there, and "copies": [{"of": N, "matrix": T}]
+makes copies of object N, each keyed on its own),
 renders every frame of the keyed range through the add-on's render engine ("Diffusion Handles",
 Blender's own animation render) into DIR/frames/, and writes DIR/contact_sheet.png (and, with
 --movie, DIR/frames/stop_motion.mp4 through Blender's FFmpeg output). Every input, option and

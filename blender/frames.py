@@ -2,11 +2,13 @@
 Blender data); the session half (session/frames.py) renders without bpy.
 
 - ``frame_edit(obj, depsgraph)``: the frame's edit, one camera-frame transform per moving object
-  of the photo (mask order) and the camera's move (None: the camera stays; blender/matrices.py);
+  of the photo (mask order), which of them render (``hide_render``), the copies (duplicates) and
+  the camera's move (None: the camera stays; blender/matrices.py);
 - ``photo_for_camera(scene)``: the photo the scene camera sees (what the render engine renders);
 - ``engine_for(obj, scene)``: the engine a render uses (the preview when diffusion cannot run);
 - ``frame_source(...)``: a ``FrameSource`` naming everything a renderer needs;
-- ``plan_frames(...)``: a stop-motion run's frames (session/stopmotion.py renders them).
+- ``plan_frames(...)``: a stop-motion run's frames (session/stopmotion.py renders them);
+- ``view_layer_passes(scene, view_layer)``: the render passes a view layer asks for.
 """
 from __future__ import annotations
 
@@ -20,20 +22,36 @@ from ..session import deps
 from ..session.errors import AddonError, user_message
 from ..session.frames import Edit, FrameSource, frame_key
 from ..session.stopmotion import FramePlan
-from .matrices import camera_move, moving_objects, object_edit, photo_frame
+from .matrices import camera_move, is_copy, moving_objects, object_edit, photo_copies, photo_frame
 from .options import edit_settings, engine_options
 
 
 def frame_edit(obj, depsgraph=None):
     """The edit of the photo whose handle is ``obj`` at the depsgraph's frame (else now): each of
-    its objects' move within the photo, in mask order, and the scene camera's move."""
+    its objects' move within the photo, in mask order, whether it renders ("Disable in Renders",
+    keyable, is the engine's ``"visible": false``), its copies (duplicates of its objects, in the
+    order of their names) and the scene camera's move."""
     photo_world = photo_frame(obj, depsgraph)
     found = moving_objects(obj)
     # by mask number: an object deleted from the scene stays where it was (identity)
     objects = [np.eye(4)] * (1 + max(o.dh.object_index for o in found))
+    visible = [True] * len(objects)
     for o in found:
         objects[o.dh.object_index] = object_edit(o, photo_world, depsgraph)
-    return Edit(tuple(objects), camera_move(obj, depsgraph))
+        visible[o.dh.object_index] = not renders_hidden(o, depsgraph)
+    copies = tuple((o.dh.object_index, object_edit(o, photo_world, depsgraph), not renders_hidden(o, depsgraph))
+                   for o in photo_copies(obj) if o.dh.object_index < len(objects))
+    return Edit(tuple(objects), camera_move(obj, depsgraph), () if all(visible) else tuple(visible), copies)
+
+
+def renders_hidden(obj, depsgraph=None):
+    """The object's "Disable in Renders" (``hide_render``) at the depsgraph's frame (else now)."""
+    if depsgraph is not None:
+        try:
+            return bool(obj.evaluated_get(depsgraph).hide_render)
+        except (ReferenceError, RuntimeError):  # not in that depsgraph
+            pass
+    return bool(obj.hide_render)
 
 
 def photo_for_camera(scene):
@@ -44,7 +62,7 @@ def photo_for_camera(scene):
         raise AddonError("the scene has no camera: import a photo (its camera becomes the scene camera)")
     scene = getattr(scene, "original", scene)
     handles = [o for o in scene.objects if o.dh.role == "OBJECT" and o.dh.camera == camera
-               and o.dh.handle in (None, o)]
+               and o.dh.handle in (None, o) and not is_copy(o)]  # a duplicate is a copy, not a photo
     if not handles:
         raise AddonError(f"the scene camera '{camera.name}' is not an imported photo's camera: make the "
                          "photo's camera active (or import a photo)")
@@ -115,3 +133,24 @@ def plan_frames(scene, obj, context_key, frames=None):
     finally:
         scene.frame_set(current)
     return plan
+
+
+def view_layer_passes(scene, view_layer):
+    """The passes the view layer asks for (`session.frames.render_passes`): one mask per object
+    and copy of the photo the scene camera sees."""
+    from ..session.frames import render_passes
+
+    flags = getattr(view_layer, "diffusion_handles", None)
+    if flags is None:
+        return render_passes(z=view_layer.use_pass_z)
+    n_parts = 0
+    if flags.use_pass_objects:
+        try:
+            handle = photo_for_camera(scene)
+        except AddonError:  # no photo here: no mask passes (a render says why)
+            handle = None
+        if handle is not None:  # as frame_edit counts them: objects by number, then copies
+            n_objects = 1 + max(o.dh.object_index for o in moving_objects(handle))
+            n_parts = n_objects + sum(o.dh.object_index < n_objects for o in photo_copies(handle))
+    return render_passes(z=view_layer.use_pass_z, target=flags.use_pass_target, objects=flags.use_pass_objects,
+                         valid=flags.use_pass_valid, preview=flags.use_pass_preview, n_parts=n_parts)

@@ -64,8 +64,47 @@ def moving_objects(handle, scene=None):
     import bpy
 
     pool = scene.objects if scene is not None else bpy.data.objects
-    found = [o for o in pool if o.dh.role == "OBJECT" and (o == handle or o.dh.handle == handle)]
+    found = [o for o in pool if o.dh.role == "OBJECT" and (o == handle or o.dh.handle == handle)
+             and not is_copy(o)]
     return sorted(found, key=lambda o: (o != handle, o.dh.object_index, o.name))
+
+
+def is_copy(obj):
+    """A duplicate (Shift+D, Alt+D) of one of a photo's objects rather than the object itself: not
+    among the objects its photo's camera lists (``camera.dh.parts``; a photo imported before that
+    list existed: the camera's handle is object 1, the first by name of each other number)."""
+    camera = obj.dh.camera
+    if obj.dh.role != "OBJECT" or camera is None:
+        return False
+    listed = [ref.object for ref in camera.dh.parts]
+    if listed:
+        return obj not in listed
+    if obj.dh.object_index == 0:
+        return camera.dh.handle is not None and obj != camera.dh.handle
+    import bpy
+
+    same = sorted((o for o in bpy.data.objects if o.dh.role == "OBJECT" and o.dh.camera == camera
+                   and o.dh.object_index == obj.dh.object_index), key=lambda o: o.name)
+    return bool(same) and same[0] != obj
+
+
+def photo_handle(obj):
+    """The photo's handle (its object 1, holding the settings) of any part of a photo: a copy's
+    own pointer is its own (Blender remaps it when duplicating), its camera's is the photo's."""
+    if is_copy(obj):
+        return obj.dh.camera.dh.handle
+    return obj.dh.handle
+
+
+def photo_copies(handle, scene=None):
+    """The copies of the photo whose handle is ``handle``, in the order of their names (the order
+    of the engine's ``copies``: per-part results count objects, then these)."""
+    import bpy
+
+    pool = scene.objects if scene is not None else bpy.data.objects
+    camera = handle.dh.camera
+    return sorted((o for o in pool if o.dh.role == "OBJECT" and camera is not None and o.dh.camera == camera
+                   and is_copy(o)), key=lambda o: o.name)
 
 
 def _evaluated(obj, depsgraph):

@@ -5,8 +5,8 @@ Every object an import creates carries ``Object.dh`` (`DH_ObjectProperties`): it
 pointer to the photo's movable object (the "handle"), which holds the photo's settings.
 """
 import bpy
-from bpy.props import (BoolProperty, EnumProperty, FloatProperty, FloatVectorProperty, IntProperty,
-                       PointerProperty, StringProperty)
+from bpy.props import (BoolProperty, CollectionProperty, EnumProperty, FloatProperty, FloatVectorProperty,
+                       IntProperty, PointerProperty, StringProperty)
 
 from ..engine.settings import INVERSION_LABELS, PRESET_LABELS, PRESETS, EditSettings
 
@@ -27,6 +27,12 @@ INVERSIONS = (("PRESET", "From quality", "The inversion of the chosen quality"),
 # Paths saved relative to the .blend ("//...", see _paths_relative_on_save).
 _RELATIVE_OK = {"PATH_SUPPORTS_BLEND_RELATIVE"} if bpy.app.version >= (4, 5, 0) else set()
 IDENTITY16 = (1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0)
+
+
+class DH_PartRef(bpy.types.PropertyGroup):
+    """One of a photo's own objects (the camera lists them in mask order; anything else of the
+    photo's objects, such as a Shift+D duplicate, is a copy)."""
+    object: PointerProperty(name="Object", type=bpy.types.Object)
 
 
 class DH_ObjectProperties(bpy.types.PropertyGroup):
@@ -51,6 +57,9 @@ class DH_ObjectProperties(bpy.types.PropertyGroup):
     centroid: FloatVectorProperty(name="Centroid", size=3, description="Object centroid, camera frame (m)")
     rest_matrix: FloatVectorProperty(name="Rest matrix", size=16, default=IDENTITY16,
                                      description="The object's rest pose relative to the photo frame, B^-1 M_rest (row-major)")
+    # --- on the photo's camera: its own objects in mask order (a duplicate is not among them) ---
+    parts: CollectionProperty(type=DH_PartRef, name="Objects",
+                              description="The photo's imported objects in mask order")
     # --- edit settings (per photo) -------------------------------------------------------------
     prompt: StringProperty(name="Prompt", description="A caption of the photo")
     engine: EnumProperty(name="Engine", items=ENGINES, default="PREVIEW")
@@ -79,6 +88,28 @@ class DH_SceneProperties(bpy.types.PropertyGroup):
                                               "rendering the preview (keeps farm nodes consistent)")
 
 
+def _passes_changed(self, context):
+    """The compositor's Render Layers node shows the passes the engine registers now."""
+    view_layer = getattr(context, "view_layer", None)
+    if view_layer is not None:
+        view_layer.update_render_passes()
+
+
+class DH_ViewLayerProperties(bpy.types.PropertyGroup):
+    """The render engine's own passes (``view_layer.diffusion_handles``); the Depth pass is
+    Blender's own ``view_layer.use_pass_z``."""
+    use_pass_target: BoolProperty(name="Target Mask", default=False, update=_passes_changed,
+                                  description="Pass 'DH Target': 1 where the frame shows a (moved) object or copy")
+    use_pass_objects: BoolProperty(name="Object Masks", default=False, update=_passes_changed,
+                                   description="Passes 'DH Mask 1', 'DH Mask 2', ...: one per object in mask "
+                                               "order, then one per copy (what it covers in the frame)")
+    use_pass_valid: BoolProperty(name="Covered Pixels", default=False, update=_passes_changed,
+                                 description="Pass 'DH Valid': 1 where the moved photo covers the pixel "
+                                             "(0: a disocclusion the model invents)")
+    use_pass_preview: BoolProperty(name="Preview", default=False, update=_passes_changed,
+                                   description="Pass 'DH Preview': the weightless geometric preview of the frame")
+
+
 class DH_JobProperties(bpy.types.PropertyGroup):
     """Progress of the running job (window manager: never saved)."""
     running: BoolProperty(default=False)
@@ -87,7 +118,7 @@ class DH_JobProperties(bpy.types.PropertyGroup):
     error: StringProperty(default="", description="Why the last job failed (shown until the next job)")
 
 
-CLASSES = (DH_ObjectProperties, DH_SceneProperties, DH_JobProperties)
+CLASSES = (DH_PartRef, DH_ObjectProperties, DH_SceneProperties, DH_ViewLayerProperties, DH_JobProperties)
 
 
 def _relative(path, blend_path):
@@ -122,6 +153,7 @@ def register():
     bpy.app.handlers.save_pre.append(_paths_relative_on_save)
     bpy.types.Object.dh = PointerProperty(type=DH_ObjectProperties)
     bpy.types.Scene.dh = PointerProperty(type=DH_SceneProperties)
+    bpy.types.ViewLayer.diffusion_handles = PointerProperty(type=DH_ViewLayerProperties)
     bpy.types.WindowManager.dh_job = PointerProperty(type=DH_JobProperties)
 
 
@@ -129,5 +161,6 @@ def unregister():
     for handler in [h for h in bpy.app.handlers.save_pre if getattr(h, "__name__", "") == "_paths_relative_on_save"]:
         bpy.app.handlers.save_pre.remove(handler)
     del bpy.types.WindowManager.dh_job
+    del bpy.types.ViewLayer.diffusion_handles
     del bpy.types.Scene.dh
     del bpy.types.Object.dh

@@ -16,7 +16,7 @@ from ..session.errors import AddonError
 from ..session.photo import FILES
 from . import camera as camera_conv
 from . import material as material_conv
-from .matrices import moving_objects, rest_relative_to_camera, to_numpy
+from .matrices import is_copy, moving_objects, photo_copies, photo_handle, rest_relative_to_camera, to_numpy
 from .mesh import DEFAULT_MAX_DEPTH_JUMP, build_grid_mesh
 
 RENDER_ENGINE_IDNAME = "DIFFUSION_HANDLES"  # the add-on's render engine (operators/render_engine.py)
@@ -58,11 +58,8 @@ def build_photo_scene(context, name, inputs, cache_dir, settings, max_depth_jump
     objects = []
     for n, (mask, centroid) in enumerate(zip(masks, centroids)):
         label = f"{name} Object" if len(masks) == 1 else f"{name} Object {n + 1}"
-        object_mesh = build_grid_mesh(label, (lifted - centroid) @ rotation.T, mask, inputs.depth, max_depth_jump)
-        item = bpy.data.objects.new(label, object_mesh)
-        item.matrix_world = Matrix.Translation(Vector(camera_conv.camera_to_world(camera_world, centroid)))
-        collection.objects.link(item)
-        objects.append(item)
+        objects.append(_lifted_object(label, lifted, mask, centroid, inputs.depth, camera_world, collection,
+                                      max_depth_jump))
     obj = objects[0]
 
     # 4. unlit photo materials
@@ -87,6 +84,9 @@ def build_photo_scene(context, name, inputs, cache_dir, settings, max_depth_jump
         item.dh.camera, item.dh.background = camera, background
         item.dh.centroid = tuple(float(v) for v in centroid)
         item.dh.rest_matrix = rest_relative_to_camera(camera.matrix_world, item.matrix_world)
+    camera.dh.parts.clear()
+    for item in objects:  # the photo's own objects: any other object of the photo is a copy
+        camera.dh.parts.add().object = item
     for key, value in settings.items():
         setattr(props, key, value)
 
@@ -97,9 +97,112 @@ def build_photo_scene(context, name, inputs, cache_dir, settings, max_depth_jump
     return obj
 
 
+def _lifted_object(label, lifted, mask, centroid, depth, camera_world, collection, max_depth_jump):
+    """One object's pixels lifted (camera-frame points ``lifted``), origin at its 3D centroid."""
+    object_mesh = build_grid_mesh(label, (lifted - centroid) @ camera_world[:3, :3].T, mask, depth, max_depth_jump)
+    item = bpy.data.objects.new(label, object_mesh)
+    item.matrix_world = Matrix.Translation(Vector(camera_conv.camera_to_world(camera_world, centroid)))
+    collection.objects.link(item)
+    return item
+
+
+def add_photo_object(handle, inputs, max_depth_jump=DEFAULT_MAX_DEPTH_JUMP):
+    """The photo whose handle is ``handle`` gains its last object of ``inputs`` (session.photo
+    ImportedPhoto, the cache after a pick): a lifted object like an imported one, placed at the
+    photo's rest pose (so the photo's later moves apply to it too), and the background mesh and
+    image made again without it. Returns the new object."""
+    from ..engine.transforms import object_centroid
+    from .matrices import photo_frame
+
+    props = handle.dh
+    camera, background = props.camera, props.background
+    n = len(inputs.masks) - 1
+    photo_world = photo_frame(handle)
+    rest_world = to_numpy(photo_world)  # B: the camera's pose at import
+    model = inputs.camera
+    mask = inputs.masks[n]
+    centroid = object_centroid(inputs.depth, mask, model)
+    name = handle.name.removesuffix(" Object").removesuffix(" Object 1")
+    collection = handle.users_collection[0]
+    item = _lifted_object(f"{name} Object {n + 1}", model.lift(inputs.depth.astype(np.float64)), mask, centroid,
+                          inputs.depth, rest_world, collection, max_depth_jump)
+    for material in handle.data.materials:
+        item.data.materials.append(material)
+    item.dh.role, item.dh.handle, item.dh.object_index = "OBJECT", handle, n
+    item.dh.camera, item.dh.background = camera, background
+    item.dh.centroid = tuple(float(v) for v in centroid)
+    item.dh.rest_matrix = rest_relative_to_camera(photo_world, item.matrix_world)
+    camera.dh.parts.add().object = item
+    # the background without the new object too: its mesh and its image
+    if background is not None:
+        old_mesh = background.data
+        points = model.lift(inputs.background_depth.astype(np.float64))
+        background.data = build_grid_mesh(old_mesh.name, points, np.ones(inputs.shape, bool), inputs.background_depth,
+                                          max_depth_jump)
+        for material in old_mesh.materials:
+            background.data.materials.append(material)
+            for node in getattr(material.node_tree, "nodes", ()):
+                if node.type == "TEX_IMAGE" and node.image is not None:
+                    node.image.reload()
+        if old_mesh.users == 0:
+            bpy.data.meshes.remove(old_mesh)
+    return item
+
+
+def photo_rect(context, handle):
+    """(x0, y0, x1, y1): where the photo lies in ``context.region``, in region pixels (y up): the
+    Image Editor showing the photo, or the 3D Viewport looking through the photo's camera. The
+    region shows anything else: AddonError saying what to do."""
+    area = context.area
+    kind = getattr(area, "type", None)
+    if kind == "IMAGE_EDITOR":
+        image = getattr(context.space_data, "image", None)
+        if image is None or tuple(image.size) != (handle.dh.width, handle.dh.height):
+            raise AddonError("Pick Object: show the photo in the Image Editor (its image, "
+                             f"{handle.dh.width}x{handle.dh.height}) first")
+        view2d = context.region.view2d
+        x0, y0 = view2d.view_to_region(0.0, 0.0, clip=False)
+        x1, y1 = view2d.view_to_region(1.0, 1.0, clip=False)
+        return float(x0), float(y0), float(x1), float(y1)
+    if kind == "VIEW_3D":
+        rv3d, scene = context.region_data, context.scene
+        if rv3d is None or rv3d.view_perspective != "CAMERA" or scene.camera != handle.dh.camera:
+            raise AddonError("Pick Object: look through the photo's camera (Numpad 0 with it as the scene "
+                             "camera) or use the Image Editor showing the photo")
+        from bpy_extras.view3d_utils import location_3d_to_region_2d
+
+        from .matrices import camera_move
+
+        if camera_move(handle) is not None:
+            raise AddonError("Pick Object: the camera has moved from where the photo was taken; go to a frame "
+                             "where it has not, or use the Image Editor showing the photo")
+        camera = handle.dh.camera
+        corners = [camera.matrix_world @ v for v in camera.data.view_frame(scene=scene)]
+        points = [location_3d_to_region_2d(context.region, rv3d, c) for c in corners]
+        if any(p is None for p in points):
+            raise AddonError("Pick Object: the photo's camera frame is not in view")
+        xs, ys = [p.x for p in points], [p.y for p in points]
+        return min(xs), min(ys), max(xs), max(ys)
+    raise AddonError("Pick Object: run it in the 3D Viewport (through the photo's camera) or the Image Editor")
+
+
+def region_to_photo(rect, x, y, handle):
+    """Region pixel (x, y up) -> photo pixel (x the column, y the row from the top), or None
+    outside the photo."""
+    x0, y0, x1, y1 = rect
+    if x1 <= x0 or y1 <= y0:
+        return None
+    u = (x - x0) / (x1 - x0) * handle.dh.width
+    v = (y1 - y) / (y1 - y0) * handle.dh.height
+    if not (0 <= u < handle.dh.width and 0 <= v < handle.dh.height):
+        return None
+    return u, v
+
+
 def photo_objects(context):
     """The imported photos in the scene: each photo's handle (its first object)."""
-    return [o for o in context.scene.objects if o.dh.role == "OBJECT" and o.dh.handle in (None, o)]
+    return [o for o in context.scene.objects if o.dh.role == "OBJECT" and o.dh.handle in (None, o)
+            and not is_copy(o)]
 
 
 def photo_parts(handle):
@@ -112,14 +215,16 @@ def photo_parts(handle):
     parts = [("Camera", handle.dh.camera), ("Background", handle.dh.background)]
     objects = moving_objects(handle)
     parts += [(f"Object {o.dh.object_index + 1}" if len(objects) > 1 else "Object", o) for o in objects]
+    parts += [(f"Copy of {'Object ' + str(o.dh.object_index + 1) if len(objects) > 1 else 'Object'}", o)
+              for o in photo_copies(handle)]
     return [(label, o, keyed(o)) for label, o in parts if o is not None]
 
 
 def active_handle(context):
     """The photo the artist means: the active object's photo, else the only one."""
     active = context.active_object
-    if active is not None and active.dh.role != "NONE" and active.dh.handle is not None:
-        return active.dh.handle
+    if active is not None and active.dh.role != "NONE" and photo_handle(active) is not None:
+        return photo_handle(active)
     handles = photo_objects(context)
     if len(handles) == 1:
         return handles[0]

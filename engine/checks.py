@@ -259,13 +259,14 @@ def json_file(path, what: str, max_depth: int = MAX_JSON_DEPTH):
 
 
 def transforms_json(path, what="transforms"):
-    """A transform / keyframe file read strictly (see `json_file`), with no true/false anywhere:
-    no field of a transform is a boolean, and a boolean where a number belongs is a mistake
+    """A transform / keyframe file read strictly (see `json_file`), with no true/false anywhere
+    but ``visible``: no other field of a transform is a boolean, and a boolean where a number belongs is a mistake
     (Python would read it as 1 or 0). The parsing itself is engine.transforms'."""
     obj = json_file(path, what)
 
     def walk(value, where):
-        if isinstance(value, bool):
+        # the one boolean of the format: an object's or copy's "visible" (engine.transforms)
+        if isinstance(value, bool) and not (where == "visible" or where.endswith(".visible")):
             raise InputError(f"{what} '{path}': {where} is {str(value).lower()}; expected a number")
         if isinstance(value, dict):
             for k, v in value.items():

@@ -239,6 +239,8 @@ class EditGeometry:
 
     target_mask (h, w) bool: some moved object is visible here (z-buffered against the static
         scene and the other objects); target_masks (N, h, w) bool: each object's visible part.
+        With copies (`engine.transforms.FrameEdit.copies`) the parts are the objects in mask
+        order, then the copies.
     valid_mask (h, w) bool: covered by the moved lifted photo (the rest is a hole to invent).
     source_coords (h, w, 2) float32: (u, v) continuous pixel coordinates, in this grid's pixel
         units, of the point each pixel shows in the INPUT image; identity for static pixels
@@ -247,7 +249,9 @@ class EditGeometry:
     edited_depth (h, w) float32 or None: the frame's depth (moved objects composited over the
         completed background); None when not asked for.
     object_mask (h, w) bool: the objects' union before the edit, on this grid.
-    visible: one bool per object (any pixel of it in view); camera_moved: the frame moves the camera.
+    visible: one bool per part (any pixel of it in view); camera_moved: the frame moves the camera.
+    shown: one bool per part (False: the frame removes it, ``"visible": false``); part_of: the
+        0-based object each part is an instance of (an object itself, or the object a copy copies).
     """
 
     target_mask: np.ndarray
@@ -260,10 +264,23 @@ class EditGeometry:
     target_masks: np.ndarray = field(default=None, repr=False)
     visible: tuple = ()
     camera_moved: bool = False
+    shown: tuple = ()
+    part_of: tuple = ()
 
     @property
     def shape(self):
         return self.target_mask.shape
+
+    @property
+    def out_of_view(self) -> tuple:
+        """0-based parts the frame shows but that cover no pixel (moved out of view)."""
+        shown = self.shown or (True,) * len(self.visible)
+        return tuple(n for n, (v, s) in enumerate(zip(self.visible, shown)) if s and not v)
+
+    @property
+    def edits_anything(self) -> bool:
+        """Some part is in view, or the frame removes one (a removal is an edit of its own)."""
+        return any(self.visible) or not all(self.shown)
 
     @property
     def hole_mask(self):

@@ -38,6 +38,9 @@ class PhotoInputs:
     chosen: list = field(default_factory=list)
     background_image: np.ndarray | None = None  # one object completed by perception: the photo without it
     labels: dict = field(default_factory=lambda: CLI_LABELS, repr=False)  # how the caller names the inputs
+    # clicked points: (x, y) photo pixels on the object / outside it (SAM's point prompt, one object)
+    points: list = field(default_factory=list)
+    points_out: list = field(default_factory=list)
 
     @property
     def shape(self) -> tuple:
@@ -73,7 +76,8 @@ def _listed(value) -> list:
 # How the command line names each input (its options); a caller with other names passes its own.
 CLI_LABELS = {"image": "--image", "prompt": "prompt", "depth": "--depth", "mask": "--mask",
               "object_query": "--object", "candidate": "--candidate", "background_depth": "--background-depth",
-              "depth_png_scale": "--depth-png-scale"}
+              "depth_png_scale": "--depth-png-scale",
+              "point": "--point", "point_out": "--point-out"}
 
 
 def _named(labels, key, read, *args, **kwargs):
@@ -88,7 +92,8 @@ def _named(labels, key, read, *args, **kwargs):
 
 
 def load_photo(image, prompt, depth=None, mask=None, object_query=None, candidate=None,
-               background_depth=None, depth_png_scale=None, require_prompt=True, labels=None) -> PhotoInputs:
+               background_depth=None, depth_png_scale=None, require_prompt=True, labels=None,
+               points=None, points_out=None) -> PhotoInputs:
     """Read and check a photo's input files (paths; None / "" = not given). No model is loaded.
 
     ``mask`` (a file, white = object) or ``object_query`` (text) says which object to edit; either
@@ -96,17 +101,22 @@ def load_photo(image, prompt, depth=None, mask=None, object_query=None, candidat
     (int or list, one per query) only goes with queries. Depth files are z-depth in metres (.exr,
     .npy, or 16-bit .png with ``depth_png_scale`` metres per unit). ``labels``: how the caller names
     each input in its messages (keys of `CLI_LABELS`; default: the command-line options); the
-    labels are kept on the photo for `complete`'s messages."""
+    labels are kept on the photo for `complete`'s messages. ``points`` / ``points_out``: clicked
+    points ("X,Y" or (x, y) photo pixels) on the object and outside it, instead of a mask or a
+    query: SAM's point prompt gives the object's mask (in `complete`)."""
     from . import io
 
     L = CLI_LABELS if labels is None else {**CLI_LABELS, **labels}
     masks, queries, picks = _listed(mask), _listed(object_query), _listed(candidate)
+    clicks, clicks_out = _listed(points), _listed(points_out)
     if not image:
         raise InputError(f"{L['image']}: the photo is required")
     prompt = checks.text(prompt if prompt is not None else "", L["prompt"], allow_empty=not require_prompt)
+    if (clicks or clicks_out) and (masks or queries):
+        raise InputError(f"give {L['point']} points, {L['mask']} or {L['object_query']}, not several of them")
     if masks and queries:
         raise InputError(f"give either {L['mask']} or {L['object_query']}, not both")
-    if not masks and not queries:
+    if not masks and not queries and not (clicks or clicks_out):
         raise InputError(f"{L['mask']} or {L['object_query']}: say which object to edit (a mask file, "
                          "white = object, or a text query such as 'the car')")
     for q in queries:
@@ -123,6 +133,12 @@ def load_photo(image, prompt, depth=None, mask=None, object_query=None, candidat
     paths = {"image": str(image)}
     photo = PhotoInputs(image=img, prompt=prompt, object_queries=list(queries), picks=[int(c) for c in picks],
                         paths=paths, labels=L)
+    if clicks or clicks_out:  # checked against the photo now, segmented by SAM in `complete`
+        from .perception.segment import point_prompt
+
+        coords, flags = point_prompt(clicks, clicks_out, *shape, L["point"], L["point_out"])
+        photo.points = [tuple(c) for c, f in zip(coords.tolist(), flags) if f]
+        photo.points_out = [tuple(c) for c, f in zip(coords.tolist(), flags) if not f]
     if depth:
         photo.depth = _named(L, "depth", io.load_depth, depth, png_scale=depth_png_scale, expected_shape=shape,
                              scale_label=L["depth_png_scale"])
@@ -155,6 +171,14 @@ def complete(photo: PhotoInputs, models_dir=None, overrides=None, device="auto",
     from .perception.inputs import CandidateError, resolve_inputs, write_candidates
 
     L = photo.labels
+    if photo.points and photo.mask is None:  # the clicked object: SAM's point prompt
+        from .perception.segment import mask_from_points
+
+        photo.mask = mask_from_points(photo.image, photo.points, photo.points_out, models_dir=models_dir,
+                                      overrides=overrides, device=device)
+        if photo.mask.all():
+            raise InputError(f"{L['point']}: SAM's mask covers the whole photo; click closer to the object's "
+                             f"middle or add {L['point_out']} points outside it")
     given = [] if photo.mask is None else ([photo.mask] if photo.mask.ndim == 2 else list(photo.mask))
     count = max(len(given), len(photo.object_queries))
     several = count > 1
@@ -182,6 +206,9 @@ def complete(photo: PhotoInputs, models_dir=None, overrides=None, device="auto",
         photo.chosen.append(found.chosen)
         photo.notes.update(found.notes)
     photo.mask = found_masks[0] if len(found_masks) == 1 else checks.disjoint_masks(found_masks)
+    if photo.points:
+        photo.notes["mask"] = (f"SAM from {len(photo.points)} point(s) on the object and "
+                               f"{len(photo.points_out)} outside it")
     return photo
 
 
@@ -212,7 +239,7 @@ def check_visible(photo: PhotoInputs, edits, what: str = "transform") -> list:
     bg = None if photo.background_depth is None else photo.background_depth[np.ix_(ys, xs)]
     scene = LiftedScene.build(photo.depth[np.ix_(ys, xs)], small, bg, Camera(h, w))
     hidden = [k for k, e in enumerate(edits, start=1)
-              if not any(scene.frame(FrameEdit.of(e, len(small), f"{what} {k}")).visible)]
+              if not scene.frame(FrameEdit.of(e, len(small), f"{what} {k}")).edits_anything]
     if edits and len(hidden) == len(edits):
         raise InputError(f"{what}s: the object is out of view in every one (behind the camera, outside "
                          f"the picture or too far to cover a pixel)")

@@ -9,7 +9,11 @@ once.
 
 Per frame (`LiftedScene.frame`) only: transform, project, z-buffer and, at the working grid, the
 edited depth. A frame is a `FrameEdit`: object n moves by T_n, the camera by M (p_new = M p_old),
-so object n's points move by M T_n and the static scene's by M. Any grid covering the same image
+so object n's points move by M T_n and the static scene's by M. A copy of object n is one more
+instance of object n's surface (its own faces, no seams) moved by M T_copy; its pixels' sources
+are object n's, so the guidance compares it with the original's activations. An object (or copy)
+the frame removes is not drawn: its place is a hole over the completed background, exactly as
+when it moves away. Any grid covering the same image
 can be asked for (the activation grids of the guidance): the meshes are projected straight onto it.
 
 Occlusion: objects hide each other and are hidden by the static scene through the z-buffer. The
@@ -32,7 +36,7 @@ from . import checks
 from .camera import Camera
 from .errors import InputError
 from .geometry import (DEFAULT_MAX_DEPTH_JUMP, DEFAULT_OCCLUSION_TOLERANCE, DEFAULT_SEAM_THRESHOLD,
-                       EditGeometry, composite_edited_depth, grid_faces, rasterize)
+                       EditGeometry, Raster, composite_edited_depth, grid_faces, rasterize)
 from .images import resize_image, resize_nearest
 from .transforms import FrameEdit
 
@@ -162,6 +166,7 @@ class LiftedScene:
         cam = self.camera
         moves = edit.object_transforms()
         moves_camera = edit.moves_camera
+        shown = edit.shown()
 
         def project(M):
             u, v, z = cam.project(_apply(M, self.vertices))
@@ -182,6 +187,8 @@ class LiftedScene:
 
         # Parts that move alike share a transform class; seams join parts of the same class.
         keys = [0] + [_class_of(T, moves, n, edit.camera) for n, T in enumerate(moves)]
+        # a removed object shares no seam (the static scene's edge along it is not drawn)
+        keys = [k if n == 0 or shown[n - 1] else -n for n, k in enumerate(keys)]
         static_M = edit.camera if moves_camera else np.eye(4)
 
         # 1. Static scene: in place, or rasterised from the moved camera.
@@ -197,16 +204,28 @@ class LiftedScene:
         # 2. Objects: each z-buffered against the others and the static scene.
         obj_rasters = []
         for n, (part, T) in enumerate(zip(self.objects, moves), start=1):
+            if not shown[n - 1]:
+                obj_rasters.append(_empty_raster(h, w))
+                continue
             faces = part.faces
             seams = self._seams_between(keys, n)
             if seams.size:
                 faces = np.concatenate([faces, seams])
             obj_rasters.append(raster(faces, part.points, keys[n], T))
+        # Copies: object n's own surface once more (no seams: nothing around it is copied).
+        for j, c in enumerate(edit.copies):
+            if not c.visible:
+                obj_rasters.append(_empty_raster(h, w))
+                continue
+            part = self.objects[c.of]
+            T = c.matrix if edit.camera is None else edit.camera @ c.matrix
+            obj_rasters.append(raster(part.faces, part.points, ("copy", j), T))
+        n_parts = len(obj_rasters)
         nearest = np.full((h, w), np.inf)
         for r in obj_rasters:
             nearest = np.minimum(nearest, r.depth)
         front = nearest <= static_depth * (1.0 + self.occlusion_tolerance)
-        target_masks = np.zeros((self.n_objects, h, w), dtype=bool)
+        target_masks = np.zeros((n_parts, h, w), dtype=bool)
         taken = np.zeros((h, w), dtype=bool)
         for n, r in enumerate(obj_rasters):
             target_masks[n] = r.covered & (r.depth <= nearest) & front & ~taken  # ties: first object
@@ -244,7 +263,7 @@ class LiftedScene:
         return EditGeometry(target, valid, coords.astype(np.float32), object_depth.astype(np.float32),
                             None if edited is None else edited.astype(np.float32), union_rest,
                             timings, target_masks=target_masks, visible=visible,
-                            camera_moved=moves_camera)
+                            camera_moved=moves_camera, shown=shown, part_of=edit.part_sources())
 
     # --- helpers -------------------------------------------------------------------------------
     def _seams_between(self, keys, n) -> np.ndarray:
@@ -316,6 +335,11 @@ def compute_edit_geometry(depth, object_mask, transform, background_depth=None, 
     geo = scene.frame(transform, seam_threshold=seam_threshold)
     geo.timings.update(scene=scene.timings["total_s"], total_s=time.perf_counter() - t0)
     return geo
+
+
+def _empty_raster(h, w):
+    """What a part the frame removes draws: nothing."""
+    return Raster(np.full((h, w), np.inf), np.full((h, w, 3), -1, dtype=np.int64), np.zeros((h, w, 3)))
 
 
 def _apply(M, points) -> np.ndarray:

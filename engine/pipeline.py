@@ -158,8 +158,8 @@ class EditResult:
     target_mask: np.ndarray  # (h, w) bool: the objects after the edit (union)
     valid_mask: np.ndarray  # (h, w) bool: pixels with a source (not a disocclusion hole)
     edited_depth: np.ndarray  # (h, w) float32 metres
-    stats: dict  # includes "visible_objects": [bool per object]
-    target_masks: list = field(default_factory=list)  # (h, w) bool per object, in mask order
+    stats: dict  # includes "visible_objects": [bool per part], "out_of_view": [1-based parts shown but not in view]
+    target_masks: list = field(default_factory=list)  # (h, w) bool per object in mask order, then per copy
     # (h, w, 2) float32: (u, v) working-grid pixel coordinates of each moved pixel's source in the
     # photo (the objects; every covered pixel when the camera moves), NaN elsewhere
     source_coords: np.ndarray | None = None
@@ -171,7 +171,8 @@ class EditResult:
                    valid_mask=np.asarray(g.valid_mask, bool), edited_depth=np.asarray(g.edited_depth, np.float32),
                    target_masks=list(g.target_masks),
                    source_coords=np.where(g.moved_mask[..., None], g.source_coords, np.nan).astype(np.float32),
-                   stats={**stats, "visible_objects": list(g.visible), "camera_moved": g.camera_moved})
+                   stats={**stats, "visible_objects": list(g.visible), "camera_moved": g.camera_moved,
+                          "out_of_view": [n + 1 for n in g.out_of_view]})
 
 
 class Engine:
@@ -358,7 +359,7 @@ class Engine:
         Geometry is computed one frame at a time and dropped, so a caller can refuse a trajectory
         before creating outputs or loading weights. Returns the FrameEdits."""
         mats = check_transforms(transforms, len(prepared.object_masks))
-        if not any(any(prepared.scene.frame(e).visible) for e in mats):
+        if not any(prepared.scene.frame(e).edits_anything for e in mats):
             raise InputError("transforms: move every object out of view in every frame (nothing "
                              "of them is visible in any frame)")
         return mats

@@ -4,8 +4,10 @@ A transform is a 4x4 float64 matrix T acting on camera-frame points (Blender's c
 docs/design.md): p' = T p, a rigid motion optionally with a uniform scale.
 
 One frame of a trajectory is a `FrameEdit`: one transform per object (in mask order; identity =
-the object stays) and an optional camera move M (p_new = M p_old: the whole scene, objects
-included, is seen from a moved camera; an object's final transform is M T).
+the object stays), whether each object is there at all (``visible``), copies of objects (each one
+more instance of an object's surface with its own transform), and an optional camera move M
+(p_new = M p_old: the whole scene, objects included, is seen from a moved camera; an object's
+final transform is M T).
 
 File format (README "Transform files")::
 
@@ -16,12 +18,18 @@ File format (README "Transform files")::
         {"objects": [{"matrix": T1}, {"translation": [...]}, ...], "frame": 13},
         {"camera": M},
         {"objects": [...], "camera": M},
+        {"objects": [{}, {"visible": false}], "copies": [{"of": 1, "matrix": T}], "frame": 14},
         ...
     ]}
 
 A frame with a single object's keys at the top level edits object 1 (the others stay); an
 ``objects`` list gives one entry per object in mask order (``{}`` = identity); ``camera`` is a
 matrix or an entry of the same keys (its default pivot is the centroid of all objects).
+``"visible": false`` on an object's entry takes the object out of that frame (its place is filled
+as background). ``copies`` adds instances: ``{"of": N, ...}`` is one more instance of object N
+(1-based, mask order) moved from object N's rest pose by the entry's transform (same keys as an
+object's, default pivot object N's centroid; ``"visible"`` too); the original stays as its own
+entry says. Per-object results are numbered objects first, then copies.
 
 Axis/angle frames: T = Translate(t) . Pivot(c) . Rotate(axis, angle in degrees) . Scale(s) . Pivot(-c),
 i.e. rotation and scale happen about the pivot c (default: the object's 3D centroid), then the
@@ -50,7 +58,25 @@ _S = np.diag([-1.0, 1.0, -1.0, 1.0])
 # JSON matrices often come from float32 (Blender): allow that much rounding in the checks.
 _ORTHO_TOL = 1e-4
 _FRAME_KEYS = {"matrix", "translation", "rotation_axis", "rotation_angle", "scale", "pivot", "frame"}
-_EDIT_KEYS = {"objects", "camera", "frame"}
+_EDIT_KEYS = {"objects", "camera", "copies", "frame"}
+_COPY_KEYS = _FRAME_KEYS - {"frame"} | {"of", "visible"}
+
+
+@dataclass(frozen=True, eq=False)
+class Copy:
+    """One more instance of object ``of`` (0-based, mask order): ``matrix`` a 4x4 float64
+    camera-frame transform of that object's rest surface (p' = T p); ``visible`` False leaves it
+    out of the frame."""
+
+    of: int
+    matrix: np.ndarray
+    visible: bool = True
+
+    def to_dict(self) -> dict:
+        out = {"of": self.of + 1, "matrix": np.asarray(self.matrix).tolist()}
+        if not self.visible:
+            out["visible"] = False
+        return out
 
 
 @dataclass(frozen=True, eq=False)
@@ -61,21 +87,53 @@ class FrameEdit:
 
     objects: tuple
     camera: np.ndarray | None = None
+    # one bool per object (missing at the end: True); False takes the object out of the frame
+    visible: tuple = ()
+    copies: tuple = ()  # Copy entries, after the objects in every per-part result
 
     @classmethod
     def of(cls, value, n_objects=1, name="transform") -> "FrameEdit":
         """A FrameEdit from a FrameEdit or a bare 4x4 matrix (object 1 moves, no camera move),
-        checked against ``n_objects``; objects missing at the end stay (identity)."""
+        checked against ``n_objects``; objects missing at the end stay (identity, visible)."""
         if isinstance(value, FrameEdit):
             edit = value
         else:
             edit = cls((validate_transform(value, name),))
         if len(edit.objects) > n_objects:
             raise InputError(f"{name}: moves {len(edit.objects)} objects, the photo has {n_objects}")
+        if len(edit.visible) > n_objects:
+            raise InputError(f"{name}: 'visible' for {len(edit.visible)} objects, the photo has {n_objects}")
         objects = tuple(validate_transform(T, f"{name} object {n + 1}") for n, T in enumerate(edit.objects))
         objects += (np.eye(4),) * (n_objects - len(objects))
+        visible = tuple(bool(v) for v in edit.visible) + (True,) * (n_objects - len(edit.visible))
+        copies = []
+        for j, c in enumerate(edit.copies, start=1):
+            of = int(c.of)
+            if not 0 <= of < n_objects:
+                raise InputError(f"{name} copy {j}: a copy of object {of + 1}, the photo has "
+                                 f"{n_objects} object{'s' if n_objects != 1 else ''}")
+            copies.append(Copy(of, validate_transform(c.matrix, f"{name} copy {j}"), bool(c.visible)))
         camera = None if edit.camera is None else validate_transform(edit.camera, f"{name} camera")
-        return cls(objects, camera)
+        return cls(objects, camera, visible if not all(visible) else (), tuple(copies))
+
+    @property
+    def n_parts(self) -> int:
+        """Objects and copies: the number of per-part results of this frame."""
+        return len(self.objects) + len(self.copies)
+
+    def shown(self) -> tuple:
+        """One bool per part (objects in mask order, then copies): False where the frame removes it."""
+        vis = tuple(self.visible) + (True,) * (len(self.objects) - len(self.visible))
+        return vis + tuple(c.visible for c in self.copies)
+
+    def part_sources(self) -> tuple:
+        """The 0-based object each part (objects, then copies) is an instance of."""
+        return tuple(range(len(self.objects))) + tuple(c.of for c in self.copies)
+
+    def part_transforms(self) -> list:
+        """The final camera-frame transform of every part, objects then copies (M T)."""
+        mats = list(self.objects) + [c.matrix for c in self.copies]
+        return mats if self.camera is None else [self.camera @ T for T in mats]
 
     @property
     def moves_camera(self) -> bool:
@@ -90,9 +148,9 @@ class FrameEdit:
     @property
     def matrix(self) -> np.ndarray:
         """The single object's transform (one object, no camera move); InputError otherwise."""
-        if len(self.objects) != 1 or self.moves_camera:
-            raise InputError("transform: this frame moves several objects or the camera; "
-                             "a single 4x4 matrix cannot describe it")
+        if len(self.objects) != 1 or self.moves_camera or self.copies or not all(self.shown()):
+            raise InputError("transform: this frame moves several objects or the camera, copies or "
+                             "removes an object; a single 4x4 matrix cannot describe it")
         return self.objects[0]
 
     def __array__(self, dtype=None, copy=None):  # np.asarray(edit) for single-object callers
@@ -104,12 +162,19 @@ class FrameEdit:
         of matrices composed from the same poses, e.g. Blender's B^-1 M M_rest^-1 B at rest)."""
         eye = np.eye(4)
         return (all(np.allclose(T, eye, rtol=0, atol=1e-9) for T in self.objects)
-                and (self.camera is None or np.allclose(self.camera, eye, rtol=0, atol=1e-9)))
+                and (self.camera is None or np.allclose(self.camera, eye, rtol=0, atol=1e-9))
+                and not self.copies and all(self.shown()))
 
     def to_dict(self) -> dict:
-        out = {"objects": [{"matrix": T.tolist()} for T in self.objects]}
+        """The frame in the file format (keys that change nothing left out, so an edit without
+        copies or removals has the same dict, and the same key, as before they existed)."""
+        shown = self.shown()
+        out = {"objects": [{"matrix": T.tolist(), **({} if shown[n] else {"visible": False})}
+                           for n, T in enumerate(self.objects)]}
         if self.camera is not None:
             out["camera"] = self.camera.tolist()
+        if self.copies:
+            out["copies"] = [c.to_dict() for c in self.copies]
         return out
 
 
@@ -273,8 +338,12 @@ def frame_to_edit(frame, centroid=None, convention="camera", name="frame") -> Fr
     """One frame dict (see module docstring) -> FrameEdit. ``centroid``: the objects' camera-frame
     centroids, one (3,) or one per object (the default pivots)."""
     cents = _centroids(centroid)
-    if not isinstance(frame, dict) or not (set(frame) & {"objects", "camera"}):
+    if not isinstance(frame, dict) or not (set(frame) & {"objects", "camera", "copies"}):
         c = None if cents is None else cents[0]
+        if isinstance(frame, dict) and "visible" in frame:
+            visible = _visible(frame, name)
+            frame = {k: v for k, v in frame.items() if k != "visible"}
+            return FrameEdit((frame_to_matrix(frame, c, convention, name),), visible=(visible,))
         return FrameEdit((frame_to_matrix(frame, c, convention, name),))
     unknown = set(frame) - _EDIT_KEYS
     if unknown:
@@ -285,8 +354,11 @@ def frame_to_edit(frame, centroid=None, convention="camera", name="frame") -> Fr
         raise InputError(f"{name}: 'objects' must be a list with one entry per object")
     if cents is not None and len(objects) > len(cents):
         raise InputError(f"{name}: moves {len(objects)} objects, the photo has {len(cents)}")
-    mats = tuple(frame_to_matrix(o, None if cents is None else cents[n], convention, f"{name} object {n + 1}")
+    visible = tuple(_visible(o, f"{name} object {n + 1}") for n, o in enumerate(objects))
+    mats = tuple(frame_to_matrix(_without(o, "visible"), None if cents is None else cents[n], convention,
+                                 f"{name} object {n + 1}")
                  for n, o in enumerate(objects))
+    copies = _copies(frame.get("copies", []), cents, convention, name)
     camera = None
     if "camera" in frame:
         cam = frame["camera"]
@@ -295,7 +367,51 @@ def frame_to_edit(frame, centroid=None, convention="camera", name="frame") -> Fr
                                  f"{name} camera")
     if not mats:
         mats = (np.eye(4),)
-    return FrameEdit(mats, camera)
+    return FrameEdit(mats, camera, visible if not all(visible) else (), copies)
+
+
+def _without(entry, key):
+    return {k: v for k, v in entry.items() if k != key} if isinstance(entry, dict) else entry
+
+
+def _visible(entry, name) -> bool:
+    """An entry's ``visible`` flag (default True); only true / false are accepted."""
+    if not isinstance(entry, dict) or "visible" not in entry:
+        return True
+    value = entry["visible"]
+    if not isinstance(value, bool):
+        raise InputError(f"{name}: 'visible' must be true or false, got {value!r}")
+    return value
+
+
+def _copies(entries, cents, convention, name) -> tuple:
+    """The ``copies`` list of a frame -> Copy tuple (``of`` checked against the photo's objects
+    when their centroids are known; `FrameEdit.of` checks it in any case)."""
+    if not isinstance(entries, list):
+        raise InputError(f"{name}: 'copies' must be a list of {{\"of\": N, ...}} entries")
+    out = []
+    for j, entry in enumerate(entries, start=1):
+        label = f"{name} copy {j}"
+        if not isinstance(entry, dict):
+            raise InputError(f"{label}: expected an object with 'of' and a transform, got {type(entry).__name__}")
+        unknown = set(entry) - _COPY_KEYS
+        if unknown:
+            raise InputError(f"{label}: unknown key(s) {', '.join(sorted(unknown))}; "
+                             f"expected {', '.join(sorted(_COPY_KEYS))}")
+        of = entry.get("of")
+        if isinstance(of, bool) or not isinstance(of, int):
+            raise InputError(f"{label}: 'of' must be the number of the object it copies (1 = the first), "
+                             f"got {of!r}")
+        n = len(cents) if cents is not None else None
+        if of < 1:
+            raise InputError(f"{label}: 'of' must be 1 or more (objects count from 1), got {of}")
+        if n is not None and of > n:
+            raise InputError(f"{label}: a copy of object {of}, the photo has {n} object{'s' if n != 1 else ''}")
+        visible = _visible(entry, label)
+        T = frame_to_matrix({k: v for k, v in entry.items() if k not in ("of", "visible")},
+                            None if cents is None else cents[of - 1], convention, label)
+        out.append(Copy(of - 1, T, visible))
+    return tuple(out)
 
 
 def parse_keyframes(obj, convention="camera", centroid=None, name="transforms"):

@@ -11,7 +11,7 @@ import importlib
 import bpy
 
 # Submodules with operator classes, in registration order.
-_SUBMODULES = ("jobs", "install", "models", "import_photo", "select", "render", "render_engine")
+_SUBMODULES = ("jobs", "install", "models", "import_photo", "select", "pick", "render", "render_engine")
 
 
 def _modules():

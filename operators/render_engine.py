@@ -12,6 +12,11 @@ with the cache on shared storage renders without preparing; a missing or stale p
 prepared once per Blender session. Problems end the frame with an error report (nothing written,
 Blender removes its placeholder) instead of a wrong frame.
 
+Passes: besides Combined, Blender's Depth (``view_layer.use_pass_z``: the edited depth in metres)
+and the add-on's masks, covered pixels and preview (``view_layer.diffusion_handles.use_pass_*``),
+registered in ``update_render_passes`` so View Layer Properties, the compositor and multilayer EXR
+see them (session/frames.py computes them from the photo's lifted scene).
+
 Colours: the pass holds scene-linear values; under the Standard view transform (Import Photo sets
 it, and dither 0) Blender's 8-bit output equals the frame exactly. Under "Raw" the sRGB values go
 in unchanged.
@@ -58,6 +63,7 @@ class DiffusionHandlesRenderEngine(bpy.types.RenderEngine):
             renderer = source.renderer(progress, self.test_break)
             image = renderer([edit], progress=progress, should_cancel=self.test_break)[0]
             image = fit(image, self.resolution_y, self.resolution_x)
+            passes = self._pass_pixels(renderer, edit, depsgraph)
             hidden = out_of_view_note(renderer.out_of_view(edit))
             if hidden:  # not a failure: the frame renders without the object, and says so
                 self.report({"WARNING"}, f"Diffusion Handles, frame {frame}: {hidden}")
@@ -76,8 +82,30 @@ class DiffusionHandlesRenderEngine(bpy.types.RenderEngine):
         result = self.begin_result(0, 0, self.resolution_x, self.resolution_y)
         pixels = pass_pixels(image, scene.view_settings.view_transform)
         result.layers[0].passes["Combined"].rect.foreach_set(pixels.ravel())
+        for name, values in passes.items():  # registered by update_render_passes when the result was made
+            found = result.layers[0].passes.get(name)
+            if found is not None:
+                found.rect.foreach_set(values.ravel())
         self.end_result(result)
         self.progress(1.0)
+
+    # --- render passes (View Layer Properties > Passes; the compositor's Render Layers node) ---
+    def update_render_passes(self, scene=None, renderlayer=None):
+        from ..blender.frames import view_layer_passes
+
+        self.register_pass(scene, renderlayer, "Combined", 4, "RGBA", "COLOR")
+        for name, channels, chanid, kind in view_layer_passes(scene, renderlayer):
+            self.register_pass(scene, renderlayer, name, channels, chanid, kind)
+
+    def _pass_pixels(self, renderer, edit, depsgraph):
+        """{pass name: pixels} of the view layer's enabled passes for this frame (none: {})."""
+        from ..blender.frames import view_layer_passes
+
+        wanted = [name for name, *_ in view_layer_passes(depsgraph.scene, depsgraph.view_layer)]
+        if not wanted:
+            return {}
+        return renderer.passes(edit, wanted, self.resolution_y, self.resolution_x,
+                               depsgraph.scene.view_settings.view_transform)
 
     # Blender's render progress and stats line (one place, so tests can watch them)
     def stats(self, text):

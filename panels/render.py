@@ -39,4 +39,22 @@ class DH_PT_render(DHPanel, bpy.types.Panel):
         layout.prop(scene.dh, "require_weights")
 
 
-CLASSES = (DH_PT_render,)
+class DH_PT_passes(DH_PT_render):
+    """View Layer Properties > Diffusion Handles Passes: Blender's Depth and the engine's own passes
+    (the compositor's Render Layers node and multilayer EXR get each one enabled here); shown,
+    as the render panel, with the Diffusion Handles engine."""
+    bl_context = "view_layer"
+    bl_label = "Diffusion Handles Passes"
+
+    def draw(self, context):
+        layout = self.layout
+        layout.use_property_split = True
+        view_layer = context.view_layer
+        col = layout.column(heading="Include", align=True)
+        col.prop(view_layer, "use_pass_z", text="Depth")
+        flags = view_layer.diffusion_handles
+        for name in ("use_pass_target", "use_pass_objects", "use_pass_valid", "use_pass_preview"):
+            col.prop(flags, name)
+
+
+CLASSES = (DH_PT_render, DH_PT_passes)

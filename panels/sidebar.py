@@ -82,6 +82,7 @@ def _draw_parts(box, context, handle):
                           depress=obj == context.active_object)
         op.name = obj.name
         row.label(text="", icon="KEYFRAME_HLT" if keyed else "KEYFRAME")
+    box.operator("dh.pick_object", text="Pick Object (click in the photo)", icon="RESTRICT_SELECT_OFF")
 
 
 CLASSES = (DH_PT_handles,)

@@ -9,7 +9,9 @@ part of a frame's key that is not the edit. Here:
 
 - ``FrameSource.renderer(progress, should_cancel)`` (any thread): the session's ``FrameRenderer``,
   built once and kept; it returns uint8 (H, W, 3) frames at the photo's size;
-- ``pass_pixels``: a frame as the render engine's float pass holds it.
+- ``pass_pixels``: a frame as the render engine's float pass holds it;
+- ``render_passes`` / ``FrameRenderer.passes``: the render engine's other passes (Depth, the
+  masks, the covered pixels, the preview) and their pixels for a frame.
 
 Frames are uint8 from here on: the PNG a stop-motion run writes and the float pass the render
 engine hands Blender hold the same values (the engine's sRGB -> linear conversion round-trips
@@ -34,18 +36,28 @@ class Edit:
 
     objects: tuple
     camera: object = None
+    visible: tuple = ()  # one bool per object (empty: all render); False = "Disable in Renders"
+    copies: tuple = ()  # (object number 0-based, (4, 4) transform, renders) per copy
 
     def for_engine(self):
         """What ``Engine.edit`` / the preview take: an `engine.transforms.FrameEdit`."""
-        from ..engine.transforms import FrameEdit
+        from ..engine.transforms import Copy, FrameEdit
 
         return FrameEdit(objects=tuple(np.asarray(m, np.float64) for m in self.objects),
-                         camera=None if self.camera is None else np.asarray(self.camera, np.float64))
+                         camera=None if self.camera is None else np.asarray(self.camera, np.float64),
+                         visible=tuple(bool(v) for v in self.visible),
+                         copies=tuple(Copy(int(of), np.asarray(m, np.float64), bool(v)) for of, m, v in self.copies))
 
     def key_bytes(self):
-        """Rounded matrices (no -0.0): equal edits give equal bytes."""
+        """Rounded matrices (no -0.0): equal edits give equal bytes (an edit without copies or
+        removals has the bytes it always had)."""
         mats = list(self.objects) + ([] if self.camera is None else [self.camera])
-        return b"".join((np.round(np.asarray(m, np.float64), 6) + 0.0).tobytes() for m in mats)
+        out = b"".join((np.round(np.asarray(m, np.float64), 6) + 0.0).tobytes() for m in mats)
+        if self.visible and not all(self.visible):
+            out += b"visible" + bytes(int(bool(v)) for v in self.visible)
+        for of, m, v in self.copies:
+            out += b"copy%d%d" % (int(of), int(bool(v))) + (np.round(np.asarray(m, np.float64), 6) + 0.0).tobytes()
+        return out
 
 
 def frame_key(edit, context_key):
@@ -86,6 +98,71 @@ def pass_pixels(frame, view_transform="Standard"):
     rgba = np.ones(frame.shape[:2] + (4,), np.float32)
     rgba[..., :3] = rgb[::-1]
     return rgba
+
+
+# The render engine's passes besides Combined (operators/render_engine.py registers them): Blender's
+# own Depth and the add-on's, named as the compositor's Render Layers node shows them.
+PASS_DEPTH, PASS_TARGET, PASS_VALID, PASS_PREVIEW = "Depth", "DH Target", "DH Valid", "DH Preview"
+
+
+def mask_pass(n):
+    """The pass of part n (1-based: the objects in mask order, then the copies)."""
+    return f"DH Mask {n}"
+
+
+def render_passes(z=False, target=False, objects=False, valid=False, preview=False, n_parts=0):
+    """(name, channels, channel ids, type) of each pass the flags ask for (``register_pass``)."""
+    out = [(PASS_DEPTH, 1, "Z", "VALUE")] if z else []
+    out += [(PASS_TARGET, 1, "X", "VALUE")] if target else []
+    out += [(mask_pass(n), 1, "X", "VALUE") for n in range(1, n_parts + 1)] if objects else []
+    out += [(PASS_VALID, 1, "X", "VALUE")] if valid else []
+    out += [(PASS_PREVIEW, 4, "RGBA", "COLOR")] if preview else []
+    return out
+
+
+def frame_passes(inputs, scene, edit, names, height, width, view_transform="Standard"):
+    """The passes ``names`` of one frame, each float32 rows bottom-up as a render pass holds them
+    (one value per pixel, or RGBA for the preview), at height x width. They come from the photo's
+    lifted scene at the photo's size (what `engine preview` writes for the same edit): Depth is the
+    edited depth in metres (camera z), the masks are 1 / 0, the preview as the Combined pass of a
+    preview render. A name the frame cannot give (a mask of a part it does not have) is an error."""
+    from ..engine.preview import preview_frame
+
+    edit = edit if isinstance(edit, Edit) else Edit((edit,))
+    geo = scene.frame(edit.for_engine(), edited_depth=PASS_DEPTH in names)
+    out = {}
+    for name in names:
+        if name == PASS_DEPTH:
+            value = geo.edited_depth
+        elif name == PASS_TARGET:
+            value = geo.target_mask
+        elif name == PASS_VALID:
+            value = geo.valid_mask
+        elif name == PASS_PREVIEW:
+            rgb = fit(to_uint8(preview_frame(inputs.image, geo, inputs.background_image)), height, width)
+            out[name] = pass_pixels(rgb, view_transform)
+            continue
+        elif name.startswith(mask_pass("")) and name[len(mask_pass("")):].isdigit():
+            n = int(name[len(mask_pass("")):])
+            if not 1 <= n <= len(geo.target_masks):
+                raise AddonError(f"render pass '{name}': this frame has {len(geo.target_masks)} object(s) and "
+                                 f"copies; update the view layer's passes (the photo's copies changed)")
+            value = geo.target_masks[n - 1]
+        else:
+            raise AddonError(f"render pass '{name}': not a pass of the Diffusion Handles engine")
+        out[name] = _nearest(np.asarray(value, np.float32), height, width)[::-1].copy()
+    return out
+
+
+def _nearest(a, height, width):
+    """A per-pixel map resized to height x width by nearest pixel (a mask stays a mask, a depth
+    edge is not blended); unchanged if it fits."""
+    h, w = a.shape[:2]
+    if (h, w) == (height, width):
+        return a
+    rows = np.minimum(((np.arange(height) + 0.5) * h / height).astype(np.int64), h - 1)
+    cols = np.minimum(((np.arange(width) + 0.5) * w / width).astype(np.int64), w - 1)
+    return a[np.ix_(rows, cols)]
 
 
 @dataclass(frozen=True)
@@ -157,8 +234,20 @@ class FrameRenderer:
                     self.visible[k] = visible[n]
         return [frames[k] for k in keys]
 
+    def passes(self, edit, names, height, width, view_transform="Standard"):
+        """The render passes ``names`` of ``edit`` (`frame_passes`); the photo's lifted scene is
+        built once (the preview renderer's own, when this is one)."""
+        base = self.base
+        if getattr(base, "_scene", None) is None:
+            from ..engine.lifted import LiftedScene
+
+            i = base.inputs
+            base._scene = LiftedScene.build(i.depth, i.masks, i.background_depth, i.camera)
+        return frame_passes(base.inputs, base._scene, edit, names, height, width, view_transform)
+
     def out_of_view(self, edit):
-        """1-based numbers of the objects a rendered frame shows nowhere (it renders without them)."""
+        """1-based numbers of the parts (objects, then copies) a rendered frame shows nowhere
+        though they render (it renders without them)."""
         seen = self.visible.get(self.source.key(edit if isinstance(edit, Edit) else Edit((edit,))), ())
         return [n + 1 for n, v in enumerate(seen) if not v]
 

@@ -7,8 +7,8 @@ photo and puts each result back onto the photo with `engine.composite.to_photo_s
 edit does not change are the photo's own).
 Both follow the ``Renderer`` contract: ``renderer(edits, progress, should_cancel) -> list of
 images``, a ``name``, how many frames one call renders well (``batch_size``), and ``last_visible``
-left by the last call: per frame one bool per object (False: it left the view and the frame
-renders without it). session/frames.py's ``FrameRenderer`` wraps one (keys, memory, uint8).
+left by the last call: per frame one bool per part, objects then copies (False: it left the view
+and the frame renders without it; a part the frame removes counts as True). session/frames.py's ``FrameRenderer`` wraps one (keys, memory, uint8).
 """
 from __future__ import annotations
 
@@ -56,7 +56,8 @@ class PreviewRenderer(Renderer):
         for edit in edits:
             geometry = self._scene.frame(edit)
             out.append(preview_frame(inputs.image, geometry, inputs.background_image))
-            self.last_visible.append(tuple(bool(v) for v in geometry.visible))
+            lost = geometry.out_of_view  # a part the frame removes is not lost from view
+            self.last_visible.append(tuple(n not in lost for n in range(len(geometry.visible))))
         return out
 
 
@@ -69,11 +70,13 @@ class DiffusionRenderer(Renderer):
         self.inputs, self.engine, self.prepared, self.settings = inputs, engine, prepared, settings
         self.batch_size = max(1, int(batch_size))
         self.last_visible = []
+        self._scene = None  # the photo's lifted scene at its own size, for the render passes
 
     def __call__(self, edits, progress=None, should_cancel=None):
         from ..engine.composite import to_photo_size
 
         results = self.engine.edit(self.prepared, list(edits), progress=progress, should_cancel=should_cancel,
                                    settings=self.settings)
-        self.last_visible = [tuple(bool(v) for v in r.stats.get("visible_objects", ())) for r in results]
+        self.last_visible = [tuple(n + 1 not in r.stats.get("out_of_view", ())
+                                   for n in range(len(r.stats.get("visible_objects", ())))) for r in results]
         return [to_photo_size(self.prepared, result) for result in results]

@@ -209,12 +209,12 @@ def run(args) -> int:
                 tw = time.perf_counter()
                 # the frame image last: once it is there, the frame is finished and recorded
                 writers = [(f"target_mask_{k:04d}.png", lambda p, r=r: io.save_mask(p, r.target_mask))]
-                writers += [(f"target_mask_{k:04d}_{n}.png", lambda p, m=m: io.save_mask(p, m))  # per object
+                writers += [(f"target_mask_{k:04d}_{n}.png", lambda p, m=m: io.save_mask(p, m))  # per object, then per copy
                             for n, m in enumerate(r.target_masks if len(r.target_masks) > 1 else [], start=1)]
                 writers += [(f"edited_depth_{k:04d}.exr", lambda p, r=r: io.save_depth_exr(p, r.edited_depth)),
                             (f"frame_{k:04d}.png", lambda p, r=r: io.save_image(p, frame_image(r)))]
                 manifest.commit(k, writers)
-                hidden = [str(n + 1) for n, v in enumerate(r.stats["visible_objects"]) if not v]
+                hidden = [str(n) for n in r.stats["out_of_view"]]
                 if hidden:
                     console.say(f"frame {k}: object(s) {', '.join(hidden)} out of view; rendered without them")
                 stages["write"] += time.perf_counter() - tw

@@ -28,9 +28,19 @@ def add_input_arguments(p, required=True) -> None:
                    "candidate masks are written to the output directory); repeat for several objects")
     g.add_argument("--candidate", type=int, action="append", default=None, metavar="N",
                    help="with --object: use candidate N (0 = best; see candidates.json); one per --object")
+    add_point_arguments(g)
     g.add_argument("--removal", choices=("fill", "diffusers"), default="fill",
                    help="object removal backend for the background (default: fill, no download)")
     g.add_argument("--background-depth", help="depth of the scene without the object (optional)")
+
+
+def add_point_arguments(g) -> None:
+    """``--point X,Y`` / ``--point-out X,Y``: the object by clicked points (SAM's point prompt)."""
+    g.add_argument("--point", action="append", metavar="X,Y",
+                   help="a point on the object, in photo pixels (x the column, y the row from the top); "
+                        "repeat for more; SAM's mask of the points is the object (instead of --mask / --object)")
+    g.add_argument("--point-out", action="append", metavar="X,Y",
+                   help="a point outside the object (with --point), to tell SAM what is not the object")
 
 
 def add_model_arguments(p) -> None:
@@ -132,6 +142,8 @@ def check_models_available(args, photo=None) -> None:
             roles["depth"] = overrides.get("depth")
         if photo.object_queries:
             roles["detector"], roles["sam"] = overrides.get("detector"), overrides.get("sam")
+        if photo.points:
+            roles["sam"] = overrides.get("sam")
         if getattr(args, "removal", "fill") == "diffusers":
             roles["inpaint"] = overrides.get("inpaint")
     roles["diffusion"] = getattr(args, "diffusion_model", None)
@@ -175,7 +187,8 @@ def load_photo_args(args):
     return load_photo(args.image, args.prompt, depth=args.depth, mask=args.mask,
                       object_query=getattr(args, "object", None), candidate=getattr(args, "candidate", None),
                       background_depth=getattr(args, "background_depth", None),
-                      depth_png_scale=args.depth_png_scale)
+                      depth_png_scale=args.depth_png_scale, points=getattr(args, "point", None),
+                      points_out=getattr(args, "point_out", None))
 
 
 def complete_photo(args, photo, candidates_dir=None):

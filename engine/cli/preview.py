@@ -1,8 +1,8 @@
 """``python -m engine preview``: the naive 3D-warped photo and the edit geometry, per frame.
 
 Writes into --out, for each frame k (1-based, 4 digits): preview_k.png, target_mask_k.png (the
-union of the objects), with several objects target_mask_k_n.png (object n, 1-based, in --mask
-order), valid_mask_k.png
+union of the objects), with several objects (or copies) target_mask_k_n.png (part n, 1-based:
+the objects in --mask order, then the frame's copies), valid_mask_k.png
 (the covered part of the view), edited_depth_k.exr, then report.json. Every input is read and
 every transform parsed before anything is written; each file is written to a temporary name and
 renamed. The photo is lifted once (engine.lifted) and every frame reuses it.
@@ -21,7 +21,7 @@ def add_arguments(parser):
 
     parser.add_argument("--image", required=True, help="the photo (PNG/JPEG, RGB)")
     parser.add_argument("--depth", required=True, help="z-depth in metres: .exr, .npy or 16-bit .png")
-    parser.add_argument("--mask", required=True, action="append",
+    parser.add_argument("--mask", action="append",
                         help="object mask image (alpha or luminance > 0.5) or .npy; repeat for several "
                              "objects (their order is the order of the transform file's 'objects')")
     parser.add_argument("--transforms", required=True, help="transform file (README: Transform files)")
@@ -33,6 +33,11 @@ def add_arguments(parser):
                                                    "surrounding depth, engine.completion)")
     parser.add_argument("--png-scale", type=float, default=None,
                         help="metres per unit of a 16-bit PNG depth (default 0.001: millimetres)")
+    from .prepare import add_point_arguments
+
+    add_point_arguments(parser)  # the object by clicked points instead of --mask (needs SAM)
+    parser.add_argument("--models", metavar="DIR", help="models directory (DIR/sam/ for --point)")
+    parser.add_argument("--sam-model", metavar="ID_OR_DIR", help="override the SAM model (with --point)")
 
 
 def run(args) -> int:
@@ -52,7 +57,20 @@ def run(args) -> int:
     image = load_image(args.image)
     shape = image.shape[:2]
     depth = load_depth(args.depth, png_scale=args.png_scale, expected_shape=shape, scale_label="--png-scale")
-    masks = np.stack([load_mask(m, expected_shape=shape) for m in args.mask])
+    if bool(args.mask) == bool(args.point or args.point_out):
+        raise InputError("give --mask (one per object) or --point / --point-out (one object clicked), "
+                         "one of the two")
+    if args.mask:
+        masks = np.stack([load_mask(m, expected_shape=shape) for m in args.mask])
+    else:  # SAM's mask of the clicked points, exactly as prepare / edit compute it
+        from .. import registry
+        from ..perception.segment import mask_from_points, point_prompt
+
+        point_prompt(args.point, args.point_out, *shape)  # the points are checked before SAM loads
+        registry.check_weights("sam", registry.resolve("sam", args.sam_model, args.models))
+        overrides = {"sam": args.sam_model} if args.sam_model else None
+        masks = mask_from_points(image, args.point, args.point_out, models_dir=args.models,
+                                 overrides=overrides)[None]
     background = None
     if args.background:
         background = load_image(args.background)
@@ -72,12 +90,12 @@ def run(args) -> int:
              enumerate(keyframes, start=1)]
     # Some object must be visible in some frame (behind the camera or 100 m away in every frame
     # would write nothing but empty masks); frames where none is are reported.
-    out_of_view = [k for k, e in enumerate(edits, start=1) if not any(scene.frame(e).visible)]
+    out_of_view = [k for k, e in enumerate(edits, start=1) if not scene.frame(e).edits_anything]
     if len(out_of_view) == len(edits):
         raise InputError(f"transforms '{args.transforms}': the object is out of view in every frame "
                          f"(behind the camera, outside the picture or too far to cover a pixel)")
     out = Path(args.out)
-    sources = [args.image, args.depth, *args.mask, args.transforms, args.background, args.background_depth]
+    sources = [args.image, args.depth, *(args.mask or []), args.transforms, args.background, args.background_depth]
     check_output_dir(out, "--out")
     check_inputs_not_in(out, sources, "--out", OUTPUTS)
     t_inputs = time.perf_counter() - t_start
@@ -96,8 +114,8 @@ def run(args) -> int:
         t2 = time.perf_counter()
         tag = f"{k:04d}"
         names = [(f"target_mask_{tag}.png", lambda p: save_mask(p, geo.target_mask))]
-        names += [(f"target_mask_{tag}_{n}.png", lambda p, m=m: save_mask(p, m))
-                  for n, m in enumerate(geo.target_masks if scene.n_objects > 1 else [], start=1)]
+        names += [(f"target_mask_{tag}_{n}.png", lambda p, m=m: save_mask(p, m))  # objects, then copies
+                  for n, m in enumerate(geo.target_masks if len(geo.target_masks) > 1 else [], start=1)]
         names += [(f"valid_mask_{tag}.png", lambda p: save_mask(p, geo.valid_mask)),
                   (f"edited_depth_{tag}.exr", lambda p: save_depth_exr(p, geo.edited_depth)),
                   (f"preview_{tag}.png", lambda p: save_image(p, rgb))]
@@ -109,16 +127,18 @@ def run(args) -> int:
             "target_area": int(geo.target_mask.sum()),
             "target_areas": [int(m.sum()) for m in geo.target_masks],
             "visible_objects": list(geo.visible),
+            "removed": [n + 1 for n, v in enumerate(geo.shown) if not v],
             "object_area": int(scene.object_mask.sum()),
             "hole_area": int((~geo.valid_mask).sum()),
             "timings_s": {"geometry": round(t1 - t0, 4), "preview": round(t2 - t1, 4),
                           "write": round(time.perf_counter() - t2, 4)},
         })
-        hidden = [str(n + 1) for n, v in enumerate(geo.visible) if not v]
+        hidden = [str(n + 1) for n in geo.out_of_view]
         if hidden:
             print(f"frame {k}: object(s) {', '.join(hidden)} out of view; rendered without them")
     report = {
-        "image": str(args.image), "depth": str(args.depth), "masks": [str(m) for m in args.mask],
+        "image": str(args.image), "depth": str(args.depth), "masks": [str(m) for m in args.mask or []],
+        "points": args.point or [], "points_out": args.point_out or [],
         "transforms": str(args.transforms), "convention": args.convention,
         "background": args.background, "size": {"width": int(shape[1]), "height": int(shape[0])},
         "centroids": np.asarray(centroids).tolist(),

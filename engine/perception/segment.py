@@ -229,6 +229,11 @@ def mask_from_prompt(image, point=None, box=None, models_dir=None, overrides=Non
             raise InputError(f"point_labels: expected one 0/1 label per point, got {point_labels!r}")
     box_arr = _check_box(box, height, width) if box is not None else None
     predictor = _predictor(image, models_dir, overrides, device, role)
+    return _predict(predictor, coords, labels, box_arr)
+
+
+def _predict(predictor, coords, labels, box_arr) -> np.ndarray:
+    """The one SAM call of a prompt (`mask_from_prompt`, `PointPicker`)."""
     # One point is ambiguous (part / object / group): ask for three masks and keep the best scored.
     multimask = box_arr is None and coords is not None and len(coords) == 1
     masks, scores, _ = predictor.predict(point_coords=coords, point_labels=labels, box=box_arr,
@@ -253,3 +258,58 @@ def masks_from_boxes(image, boxes, models_dir=None, overrides=None, device="auto
         masks, scores, _ = predictor.predict(box=b, multimask_output=False)
         out.append((np.asarray(masks[0], bool), float(scores[0])))
     return out
+
+
+def parse_point(value, option: str = "--point") -> tuple:
+    """A clicked point as the command line gives it, ``"X,Y"`` (photo pixels, decimals allowed:
+    x the column, y the row from the top), or an (x, y) pair -> (x, y) floats."""
+    text = value if isinstance(value, str) else ",".join(str(v) for v in np.asarray(value).reshape(-1))
+    parts = [p.strip() for p in text.split(",")]
+    try:
+        x, y = (float(p) for p in parts) if len(parts) == 2 else (None, None)
+    except ValueError:
+        x = y = None
+    if x is None or not (np.isfinite(x) and np.isfinite(y)):
+        raise InputError(f"{option} {text!r}: expected X,Y in photo pixels (x the column, y the row "
+                         f"from the top), e.g. {option} 120,84")
+    return x, y
+
+
+def point_prompt(points, points_out=(), height=None, width=None, option: str = "--point",
+                 option_out: str = "--point-out") -> tuple:
+    """SAM's point prompt for points on the object (``points``) and outside it (``points_out``),
+    each "X,Y" or (x, y) in photo pixels, checked against the photo's size: (coords (P, 2) float64,
+    labels (P,) int, 1 on the object and 0 outside). At least one point must be on the object."""
+    inside = [parse_point(p, option) for p in points or ()]
+    outside = [parse_point(p, option_out) for p in points_out or ()]
+    if not inside:
+        raise InputError(f"{option_out}: needs at least one {option} on the object "
+                         "(points outside it only say what is not the object)")
+    for option_name, group in ((option, inside), (option_out, outside)):
+        for x, y in group:
+            if height is not None and not (0 <= x < width and 0 <= y < height):
+                raise InputError(f"{option_name} {x:g},{y:g}: lies outside the {width}x{height} photo "
+                                 "(x is the column, y the row from the top)")
+    coords = np.array(inside + outside, dtype=np.float64)
+    labels = np.array([1] * len(inside) + [0] * len(outside), dtype=int)
+    return coords, labels
+
+
+def mask_from_points(image, points, points_out=(), models_dir=None, overrides=None, device="auto",
+                     role: str = "sam", option: str = "--point", option_out: str = "--point-out") -> np.ndarray:
+    """The SAM mask of clicked points (`point_prompt`): what the add-on's pick tool and the
+    command line's ``--point`` / ``--point-out`` compute. bool (H, W)."""
+    return PointPicker(image, models_dir, overrides, device, role).mask(points, points_out, option, option_out)
+
+
+class PointPicker:
+    """SAM on one photo for a series of point prompts (the pick tool asks after every click): the
+    image is encoded once, each `mask` is `mask_from_points` of those points."""
+
+    def __init__(self, image, models_dir=None, overrides=None, device="auto", role: str = "sam"):
+        self.image = check_image(image)
+        self._predictor = _predictor(self.image, models_dir, overrides, device, role)
+
+    def mask(self, points, points_out=(), option: str = "--point", option_out: str = "--point-out") -> np.ndarray:
+        coords, labels = point_prompt(points, points_out, *self.image.shape[:2], option, option_out)
+        return _predict(self._predictor, coords, labels, None)

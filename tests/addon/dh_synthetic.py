@@ -66,5 +66,16 @@ def import_photo(bpy, photo, tmp_path, **kwargs):
     return obj
 
 
+def duplicate(bpy, obj, linked=False):
+    """Shift+D (Alt+D with ``linked``) of ``obj`` as the 3D Viewport does it; returns the duplicate."""
+    for other in bpy.context.view_layer.objects:
+        other.select_set(False)
+    obj.select_set(True)
+    bpy.context.view_layer.objects.active = obj
+    with bpy.context.temp_override(selected_objects=[obj], active_object=obj, object=obj):
+        assert bpy.ops.object.duplicate(linked=linked) == {"FINISHED"}
+    return bpy.context.view_layer.objects.active
+
+
 if str(Path(__file__).parent) not in sys.path:
     sys.path.insert(0, str(Path(__file__).parent))
