@@ -78,13 +78,15 @@ def main(argv=None) -> int:
             for frame, r in zip(scene.frames, results):
                 img = np.clip(np.asarray(r.image, np.float32), 0, 1)
                 rows[name]["l1"].append(metrics.l1(img, frame.gt_image))
+                flick = ""
                 if previous is not None:  # consecutive frames (meaningful where they are one move)
                     rows[name]["flicker"].append(metrics.flicker(img, previous[0], frame.gt_image, previous[1]))
+                    flick = f" flicker {rows[name]['flicker'][-1]:.4f}"
                 previous = (img, frame.gt_image)
                 rows[name]["iou"].append(metrics.iou(seg.segment(img, scene.prompt), frame.gt_true))
                 rows[name]["l1_object"].append(metrics.l1(img, frame.gt_image, frame.gt_true))
                 print(f"  {scene.name} frame {frame.tag} {name}: IoU {rows[name]['iou'][-1]:.3f} "
-                      f"L1obj {rows[name]['l1_object'][-1]:.4f}", flush=True)
+                      f"L1obj {rows[name]['l1_object'][-1]:.4f}{flick}", flush=True)
         print(f"{scene.name} done", flush=True)
     table = []
     for name, r in rows.items():

@@ -49,7 +49,7 @@ def test_flicker_is_the_change_that_departs_from_the_true_change():
     assert metrics.flicker(f, f, g1, g0) == pytest.approx(float(np.abs(g1 - g0).mean()))
     # an error that appears in one frame only: its full size, whatever its sign
     bump = np.zeros((6, 5, 3))
-    bump[2, 3] = 0.6
+    bump[2, 3, 0] = 0.6
     assert metrics.flicker(g1 + bump, g0, g1, g0) == pytest.approx(0.6 / bump.size)
     assert metrics.flicker(g1 - bump, g0, g1, g0) == pytest.approx(0.6 / bump.size)
     with pytest.raises(ValueError):

@@ -20,7 +20,8 @@ def test_flicker_of_consecutive_frames_of_one_move(tiny_models_dir, tmp_path):
     scenes = Path(__file__).resolve().parents[2] / "data" / "toy_trajectory"
     out = tmp_path / "eval"
     assert main(["eval", "--scenes", str(scenes), "--out", str(out), "--models", str(tiny_models_dir),
-                 "--steps", "3", "--inversion", "negative-prompt", "--segmenter", "colour", "--frames", "3",
+                 "--steps", "2", "--resolution", "32", "--inversion", "negative-prompt", "--segmenter",
+                 "colour", "--frames", "3",
                  "--no-cycle"]) == 0
     report = json.loads((out / "report.json").read_text())
     (row,) = report["scenes"]
