@@ -29,6 +29,7 @@ from pathlib import Path
 
 HELP = "benchmark prepare + an N-frame trajectory on the SD2-depth architecture (random weights)"
 
+
 def _configs() -> tuple:
     """"release" and every preset (engine.settings.PRESETS), in that order."""
     from ..settings import PRESETS
