@@ -6,7 +6,8 @@
   subset, the per-photo cache key, so changing an edit-only weight never invalidates a prepared
   photo, and `for_prepared` takes those fields from a prepared photo.
 - Named presets (`EditSettings.preset(name)`): "default" (the paper's schedule, the add-on's
-  "Final") and "fast" (a measured cheaper schedule, the add-on's "Draft"; docs/method.md).
+  "Final"), "fast" (a measured cheaper schedule, the add-on's "Draft") and "quick" (about a
+  seventh of the release's work per frame, the add-on's "Preview"; docs/method.md).
 - The steps -> guided-steps rule (`with_steps`): the one place that keeps a schedule's guided
   share when only the step count is given.
 - `RuntimeOptions`: where and how the model runs (device, dtype, memory options, frames per
@@ -107,6 +108,20 @@ class EditSettings:
     """Distance used by both energies: 'l1' (mean absolute, the release) or 'l2' (mean squared,
     as the paper writes)."""
 
+    # --- cheaper schedules (beyond the paper; all off in the default preset) -----------------
+    guidance_momentum: float = 0.0
+    """Heavy-ball momentum of the latent updates, carried across iterations and guided steps:
+    v = momentum * v + grad, latents -= step * v (0: the paper's plain gradient steps)."""
+    guidance_step_decay: float = 0.0
+    """The step size falls linearly over the guided steps, from guidance_step_size at the first to
+    guidance_step_size * (1 - guidance_step_decay) at the last (0: constant, the paper)."""
+    reuse_guidance_eps: bool = False
+    """At a guided step, the DDIM step uses the noise predicted by the step's last guidance
+    forward (before that iteration's update) instead of a new forward: one UNet forward less per
+    guided step. Only with negative-prompt inversion, where the CFG step is that same
+    conditional-only forward (with another inversion it is ignored: `reuses_guidance_eps`);
+    approximate (the update moves the predicted x0 with the noise estimate held fixed)."""
+
     # --- background (beyond the paper: docs/method.md, measured in docs/evaluation.md) -------
     background: str = "paper"
     """'paper' (default): only the background energy (the mean activation) holds the background.
@@ -159,6 +174,10 @@ class EditSettings:
             bad("layer_cycle", "every entry must list layers from guided_layers")
         if not self.iteration_multipliers or any(len(m) != 2 for m in self.iteration_multipliers):
             bad("iteration_multipliers", "expected (fg, bg) pairs")
+        if not 0.0 <= self.guidance_momentum < 1.0:
+            bad("guidance_momentum", "must be in [0, 1)")
+        if not 0.0 <= self.guidance_step_decay <= 1.0:
+            bad("guidance_step_decay", "must be between 0 and 1")
 
     # --- presets and the steps rule -----------------------------------------------------------
     @classmethod
@@ -186,6 +205,18 @@ class EditSettings:
         m = self.iteration_multipliers
         return m[min(iteration, len(m) - 1)]
 
+    @property
+    def reuses_guidance_eps(self) -> bool:
+        """Whether guided steps take their DDIM step's noise from the last guidance forward."""
+        return self.reuse_guidance_eps and self.inversion == "negative-prompt" and self.opt_iterations > 0
+
+    def step_size_at(self, step: int) -> float:
+        """The guidance step size at DDIM step index ``step`` (``guidance_step_decay``)."""
+        guided = [i for i in range(self.steps) if self.layers_at(i)]
+        if self.guidance_step_decay == 0.0 or len(guided) < 2 or step not in guided:
+            return self.guidance_step_size
+        return self.guidance_step_size * (1.0 - self.guidance_step_decay * guided.index(step) / (len(guided) - 1))
+
     def layer_weights(self, layer: int) -> tuple:
         """(fg, bg) weight of a guided layer, user weights and scale included."""
         k = self.guided_layers.index(layer)
@@ -200,6 +231,8 @@ class EditSettings:
             cfg_pair = self.inversion != "negative-prompt"
         guided = sum(1 for i in range(self.steps) if self.layers_at(i))
         fwd = self.steps * (2 if cfg_pair else 1) + guided * self.opt_iterations
+        if self.reuses_guidance_eps:
+            fwd -= guided  # the DDIM step of a guided step takes the last guidance forward's noise
         bwd = guided * self.opt_iterations
         return {"unet_forward": fwd, "unet_backward": bwd, "unet_equivalents": fwd + 2 * bwd}
 
@@ -252,11 +285,20 @@ PRESETS = {
     # on L1 inside the object): 127 UNet-forward equivalents per frame, 0.29x the release's 442
     "fast": {"inversion": "negative-prompt", "steps": 25, "guided_steps": 17, "opt_iterations": 2,
              "iteration_multipliers": ((1.0, 1.0),), "guidance_step_size": 0.6},
+    # measured on the toy model (docs/method.md, "The quick preset"): negative-prompt inversion,
+    # 25 DDIM steps, the first 20 guided with ONE gradient step of 0.6 with momentum 0.5 carried
+    # across the guided steps, whose last guidance forward's noise serves the DDIM step:
+    # 25 + 20 forwards and 20 backwards = 65 UNet-forward equivalents per frame, 0.15x the release
+    "quick": {"inversion": "negative-prompt", "steps": 25, "guided_steps": 20, "opt_iterations": 1,
+              "iteration_multipliers": ((1.0, 1.0),), "guidance_step_size": 0.6,
+              "guidance_momentum": 0.5, "reuse_guidance_eps": True},
 }
 PRESET_LABELS = {  # (label, description) for menus
     "default": ("Final", "The paper's schedule: 50 steps, 38 guided with 3 gradient steps each"),
     "fast": ("Draft", "The fast schedule: under a third of the UNet evaluations per frame, and a "
                       "fast inversion"),
+    "quick": ("Preview", "A preview schedule: about a seventh of the UNet evaluations per frame, "
+                         "a fast inversion; loses most on large moves"),
 }
 
 

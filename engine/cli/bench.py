@@ -9,7 +9,8 @@ run side by side in one process, so the ratios are measured:
   fp32 references, frames one by one;
 - ``default``: this engine at the default preset (the paper's schedule): the device's auto
   dtype, frames batched, half-precision references of the guided layers only;
-- ``fast``: the same at the fast preset (docs/method.md).
+- ``fast``, ``quick``: the same at the other presets (every entry of engine.settings.PRESETS;
+  docs/method.md).
 
 ``--steps N`` is the release's step count; each preset keeps its own proportion (the fast preset's
 25 of 50 becomes N/2). Per frame, the UNet-forward equivalents (forward = 1, backward = 2) are
@@ -28,7 +29,15 @@ from pathlib import Path
 
 HELP = "benchmark prepare + an N-frame trajectory on the SD2-depth architecture (random weights)"
 
-CONFIGS = ("release", "default", "fast")
+
+def _configs() -> tuple:
+    """"release" and every preset (engine.settings.PRESETS), in that order."""
+    from ..settings import PRESETS
+
+    return ("release",) + tuple(PRESETS)
+
+
+CONFIGS = _configs()
 
 
 def add_arguments(p) -> None:
@@ -172,8 +181,7 @@ def bench_settings(args) -> dict:
     return {
         "release": (scaled(EditSettings(inversion="null-text", cache_activations_fp16=False)),
                     RuntimeOptions(device=str(device), dtype="fp32", frame_batch_size=1), torch.float32),
-        "default": (scaled(EditSettings.preset("default")), batched, dtype),
-        "fast": (scaled(EditSettings.preset("fast")), batched, dtype),
+        **{name: (scaled(EditSettings.preset(name)), batched, dtype) for name in CONFIGS[1:]},
     }, device
 
 
@@ -247,7 +255,7 @@ def run(args) -> int:
     summary = {}
     if "release" in by:
         r = by["release"]
-        for name in ("default", "fast"):
+        for name in CONFIGS[1:]:
             if name in by:
                 f = by[name]
                 summary[name] = {

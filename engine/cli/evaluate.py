@@ -18,7 +18,7 @@ def add_arguments(parser) -> None:
     from ..settings import DEVICE_CHOICES, DTYPE_CHOICES, INVERSIONS, PRESETS, RuntimeOptions
 
     parser.add_argument("--preset", default="default", choices=tuple(PRESETS),
-                        help="the method's schedule (default: the paper's; fast: docs/method.md)")
+                        help="the method's schedule (default: the paper's; fast, quick: docs/method.md)")
     parser.add_argument("--compare-presets", nargs="+", default=[], choices=tuple(PRESETS), metavar="PRESET",
                         help="also run these presets at their own settings, side by side in the same "
                              "report (methods 'preset:NAME'; each with its own prepare)")

@@ -66,6 +66,13 @@ class Denoiser:
             self.recorder.run(lambda: self.eps(latents, t, cond, depth))
         return dict(acts)
 
+    def activations_and_eps(self, latents, t, cond, depth, layers):
+        """A whole conditional-only forward: ({layer: (B, C, h, w)} with the graph, the noise
+        prediction (B, C, h, w) detached)."""
+        with self.recorder.capture(layers, stop_early=False) as acts:
+            eps = self.eps(latents, t, cond, depth)
+        return dict(acts), eps.detach()
+
     def energy_grad(self, energy, latents):
         """d(energy.sum()) / d(latents) in fp32. In half precision the energy is multiplied by a
         loss scale first (FP16_LOSS_SCALE for fp16, whose gradients would otherwise underflow; 1 for bf16 and

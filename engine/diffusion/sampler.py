@@ -4,11 +4,16 @@ and the guided edit (paper section 5.2 and S5).
 Per DDIM step i with timestep t (both passes):
 1. (edit, i < guided_steps) ``opt_iterations`` times: a conditional-only UNet forward capturing the
    layers of ``layer_cycle[i % 3]``, the energy G, its gradient w.r.t. the latents, and
-   latents -= guidance_step_size * grad.
+   latents -= guidance_step_size * grad (beyond the paper, off by default: the step size may
+   fall linearly over the guided steps, ``guidance_step_decay``, and the update may carry
+   heavy-ball momentum across iterations and guided steps, ``guidance_momentum``).
    (reconstruction, i < guided_steps) the same conditional-only forward, its activations kept as
    the references Psi_{i, layer}: so an identity edit sees exactly zero energy.
 2. The classifier-free guided DDIM step with the step's null embedding and the depth
    (the original depth in the reconstruction, the edited depth in the edit).
+   With ``reuse_guidance_eps`` (negative-prompt inversion only, where that step is one
+   conditional forward) a guided step's last guidance forward runs the whole UNet and its noise
+   prediction, taken before that iteration's update, serves the DDIM step: one forward less.
 3. (edit, ``settings.background == "local"``, i < guided_steps; beyond the paper) the latents
    outside the region the edit may touch are set to the reconstruction's latents after the same
    step (recorded by ``reconstruct``), with a feathered mask (`local_background_keep`). The paper's
@@ -72,26 +77,37 @@ def guided_sample(den: Denoiser, ddim: DDIM, noise, cond, nulls, depth, settings
     steps = len(ddim.timesteps)
     total = progress_total or steps
     trace = []
+    velocity = None  # guidance_momentum: carried across iterations and guided steps
     for i, t in enumerate(ddim.timesteps):
         check_cancel(should_cancel)
         layers = settings.layers_at(i) if guidance is not None else ()
+        eps = None
         if layers and settings.opt_iterations > 0:
             warped = guidance.warped_references(i, layers)
+            step_size = settings.step_size_at(i)
             for k in range(settings.opt_iterations):
+                last = k == settings.opt_iterations - 1
                 with torch.enable_grad():
                     xg = x.detach().requires_grad_(True)
-                    acts = den.activations(xg, t, cond, depth, layers)
+                    if last and settings.reuses_guidance_eps:
+                        acts, eps = den.activations_and_eps(xg, t, cond, depth, layers)
+                    else:
+                        acts = den.activations(xg, t, cond, depth, layers)
                     energy, plain, parts = guidance.energy(i, acts, warped, k)
                     if torch.is_tensor(energy) and energy.requires_grad:
                         grad = den.energy_grad(energy, xg)
                     else:
                         grad = torch.zeros_like(xg)
-                x = (x - settings.guidance_step_size * grad).detach()
+                if settings.guidance_momentum:
+                    velocity = grad if velocity is None else settings.guidance_momentum * velocity + grad
+                    grad = velocity
+                x = (x - step_size * grad).detach()
                 trace.append({"step": i, "iteration": k, "layers": list(layers),
                               "energy": _floats(energy, B), "energy_unscaled": _floats(plain, B),
                               "parts": {str(l): [_floats(p[0], B), _floats(p[1], B)] for l, p in parts.items()}})
         with torch.no_grad():
-            eps = den.cfg_eps(x, t, cond, nulls[i:i + 1], depth, settings.cfg_scale)
+            if eps is None:
+                eps = den.cfg_eps(x, t, cond, nulls[i:i + 1], depth, settings.cfg_scale)
             x = ddim.step(x, eps, t)
             if keep is not None and i < settings.guided_steps:
                 trajectory, weight = keep

@@ -5,6 +5,10 @@
   (the paper's E_id^L1 is this between the input and the cycled image).
 - ``psnr``: 10 log10(1 / MSE) in dB over pixels and channels, optionally inside a mask;
   ``inf`` for identical images.
+- ``flicker``: for consecutive frames of one move, mean |(f_k - f_{k-1}) - (g_k - g_{k-1})| over
+  pixels and channels (f: the method's frames, g: the true renders): how much more (or other)
+  the result changes from frame to frame than the truth does. 0 when the method's change between
+  two frames is exactly the true change, whatever each frame's own error.
 - ``lpips``: only where the ``lpips`` package and its backbone weights are already on disk
   (nothing is ever downloaded); otherwise ``None`` with :func:`lpips_status` saying why.
 """
@@ -56,6 +60,14 @@ def psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float 
     if mse == 0.0:
         return math.inf
     return 10.0 * math.log10(1.0 / mse)
+
+
+def flicker(frame: np.ndarray, previous: np.ndarray, truth: np.ndarray, previous_truth: np.ndarray) -> float:
+    """mean |(frame - previous) - (truth - previous_truth)| over pixels and channels."""
+    f, fp, g, gp = (np.asarray(x, np.float64) for x in (frame, previous, truth, previous_truth))
+    for x in (fp, g, gp):
+        _check(f, x)
+    return float(np.abs((f - fp) - (g - gp)).mean())
 
 
 def centroid(mask: np.ndarray) -> tuple[float, float] | None:

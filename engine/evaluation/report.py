@@ -29,6 +29,9 @@ METRIC_COLUMNS = (
     ("gt_psnr_object", "PSNR in true obj", "{:.2f}", "higher"),
     ("gt_l1_outside", "L1 to truth outside objs", "{:.4f}", "lower"),
     ("fg_energy_last_guided_step", "fg energy, last guided step", "{:.4f}", "lower"),
+    # frame k against frame k-1 of the same scene (none for a scene's first frame): on scenes whose
+    # frames are one move, how far the frame-to-frame change departs from the true change
+    ("flicker", "flicker vs truth", "{:.4f}", "lower"),
 )
 
 

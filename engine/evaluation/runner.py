@@ -270,6 +270,7 @@ def evaluate_scene(scene: Scene, runner: EngineRunner, cfg: EvalConfig, out_dir:
             compared[f"preset:{name}"] = runner.edit(pp, mats, settings=ps)
 
     sheet_rows = []
+    previous = None  # (frame, {method: image}) of the previous frame, for the flicker
     for n_frame, (frame, res_g, res_n) in enumerate(zip(frames, edits, plain)):
         tag = frame.tag
         row: dict = {"frame": tag, "methods": {}}
@@ -291,6 +292,7 @@ def evaluate_scene(scene: Scene, runner: EngineRunner, cfg: EvalConfig, out_dir:
             m, seg = _adherence(segmenter, img, scene.prompt, frame)
             m.update(_gt_metrics(img, frame, scene.mask))
             m.update(_energy_summary(res.stats, runner.settings))
+            m["flicker"] = _flicker(img, frame, method, previous)
             if (cfg.cycle and method in ("edit", "no_guidance") and len(frame.transform.objects) == 1
                     and not frame.transform.moves_camera):
                 stage = "cycle " + ("(guided)" if method == "edit" else "(no guidance)")
@@ -313,6 +315,9 @@ def evaluate_scene(scene: Scene, runner: EngineRunner, cfg: EvalConfig, out_dir:
         # baseline: nothing moved (the input itself; its cycle gives back the input exactly)
         m, seg = _adherence(segmenter, scene.image, scene.prompt, frame)
         m.update(_gt_metrics(scene.image, frame, scene.mask))
+        images["nothing_moved"] = scene.image
+        m["flicker"] = _flicker(scene.image, frame, "nothing_moved", previous)
+        previous = (frame, images)
         m["cycle_l1"] = 0.0 if cfg.cycle else None
         m["cycle_lpips"] = 0.0 if (cfg.cycle and lpips_ok) else None
         row["methods"]["nothing_moved"] = m
@@ -326,6 +331,14 @@ def evaluate_scene(scene: Scene, runner: EngineRunner, cfg: EvalConfig, out_dir:
         _save_png(out_dir / "reconstruction.png", recon)
     scene_row["costs"] = _per_call(costs)
     return scene_row, sheet_rows
+
+
+def _flicker(image, frame, method, previous):
+    """`metrics.flicker` of this frame against the scene's previous frame (None for the first
+    frame or without true renders)."""
+    if previous is None or frame.gt_image is None or previous[0].gt_image is None:
+        return None
+    return metrics.flicker(image, previous[1][method], frame.gt_image, previous[0].gt_image)
 
 
 def _depth_vis(depth) -> np.ndarray:

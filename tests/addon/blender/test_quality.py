@@ -12,7 +12,8 @@ def test_quality_choices_and_defaults_come_from_the_engine_settings(addon):
     settings = addon_module("engine.settings")
     props = addon_module("blender.properties")
     assert [q[0] for q in props.QUALITIES] == list(settings.PRESETS)
-    assert dict((q[0], q[1]) for q in props.QUALITIES) == {"default": "Final", "fast": "Draft"}
+    assert dict((q[0], q[1]) for q in props.QUALITIES) == {"default": "Final", "fast": "Draft",
+                                                              "quick": "Preview"}
     obj = bpy.data.objects.new("photo object", None)
     assert obj.dh.quality == "default" and obj.dh.seed == settings.EditSettings.seed
 
@@ -30,4 +31,7 @@ def test_draft_quality_gives_the_fast_preset_with_the_photos_choices(addon):
     s = options.edit_settings(obj.dh)
     assert (s.steps, s.guided_steps, s.inversion, s.opt_iterations) == (10, fast.with_steps(10).guided_steps,
                                                                        "ddim", fast.opt_iterations)
+    obj.dh.steps, obj.dh.inversion = 0, "PRESET"
+    obj.dh.quality = "quick"
+    assert options.edit_settings(obj.dh) == settings.EditSettings.preset("quick", fg_weight=2.0)
 

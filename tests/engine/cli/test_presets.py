@@ -102,3 +102,19 @@ def test_eval_puts_presets_side_by_side(tiny_models_dir, tmp_path):
     assert costs["edit (guided)"]["unet_backward"] == 9
     assert costs["edit (preset fast)"]["unet_backward"] == fast.unet_cost()["unet_backward"] < 9
     assert "preset:fast" in (out / "report.md").read_text()
+
+
+def test_quick_preset_counts_reach_report_json(photo, tiny_models_dir, tmp_path):
+    # at its own 25 steps: the counted evaluations of every frame are the schedule's cost, which is
+    # at most 0.15x the release's 442 UNet-forward equivalents per frame
+    quick = edit(photo, tiny_models_dir, tmp_path / "quick", "--preset", "quick", "--frame-batch-size", "2")
+    expected = EditSettings.preset("quick", resolution=32, inversion="negative-prompt")
+    assert quick["preset"] == "quick" and quick["settings"] == expected.to_dict()
+    cost = expected.unet_cost()
+    assert quick["unet_cost_per_frame"] == cost
+    assert [(f["unet_forward"], f["unet_backward"]) for f in quick["per_frame"]] == \
+        [(cost["unet_forward"], cost["unet_backward"])] * 3
+    # one forward per step (negative prompt, the guided steps' from their guidance forward) and one
+    # backward per guided step
+    assert (cost["unet_forward"], cost["unet_backward"]) == (expected.steps, expected.guided_steps)
+    assert cost["unet_equivalents"] <= 0.15 * quick["release_unet_cost_per_frame"]["unet_equivalents"]

@@ -37,3 +37,20 @@ def test_lpips_never_downloads():
     assert isinstance(note, str) and note
     if not ok:
         assert metrics.lpips(np.zeros((8, 8, 3)), np.ones((8, 8, 3))) is None
+
+
+def test_flicker_is_the_change_that_departs_from_the_true_change():
+    rng = np.random.default_rng(0)
+    g0, g1 = rng.random((2, 6, 5, 3))
+    # a frame with a constant error that keeps it: the change is the true change, no flicker
+    assert metrics.flicker(g1 + 0.1, g0 + 0.1, g1, g0) == pytest.approx(0.0, abs=1e-12)
+    # a result that stays put while the truth moves flickers by the true change
+    f = rng.random((6, 5, 3))
+    assert metrics.flicker(f, f, g1, g0) == pytest.approx(float(np.abs(g1 - g0).mean()))
+    # an error that appears in one frame only: its full size, whatever its sign
+    bump = np.zeros((6, 5, 3))
+    bump[2, 3, 0] = 0.6
+    assert metrics.flicker(g1 + bump, g0, g1, g0) == pytest.approx(0.6 / bump.size)
+    assert metrics.flicker(g1 - bump, g0, g1, g0) == pytest.approx(0.6 / bump.size)
+    with pytest.raises(ValueError):
+        metrics.flicker(g1, g0[:5], g1, g0)
