@@ -16,11 +16,8 @@ polled there too and a True raises ``CancelledError`` (nothing is written by a c
 from __future__ import annotations
 
 import logging
-import resource
-import sys
 import dataclasses
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -28,6 +25,7 @@ import numpy as np
 from . import cache
 from .camera import Camera
 from .errors import CancelledError, InputError  # noqa: F401  (CancelledError: part of this module's contract)
+from .profiling import peak_memory as _peak_memory, reset_peak_memory as _reset_peak_memory, timer as _timer
 from .settings import EditSettings, RuntimeOptions
 
 log = logging.getLogger(__name__)
@@ -510,30 +508,3 @@ def check_transforms(transforms, n_objects=1) -> list:
     if transforms is None or len(transforms) == 0:
         raise InputError("transforms: none given (expected a list of 4x4 matrices or FrameEdits)")
     return [FrameEdit.of(T, n_objects, f"transform {k + 1}") for k, T in enumerate(transforms)]
-
-
-@contextmanager
-def _timer(seconds: dict, name):
-    """Add the block's wall time to ``seconds[name]``."""
-    t0 = time.perf_counter()
-    try:
-        yield
-    finally:
-        seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - t0
-
-
-def _reset_peak_memory(device):
-    import torch
-
-    if torch.device(device).type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-
-
-def _peak_memory(device) -> int:
-    """Peak GPU memory allocated on CUDA; peak resident memory of the process elsewhere."""
-    import torch
-
-    if torch.device(device).type == "cuda":
-        return int(torch.cuda.max_memory_allocated(device))
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return int(rss if sys.platform == "darwin" else rss * 1024)
