@@ -7,7 +7,8 @@ A prepared photo is a directory with two files:
   reconstruction latents, reconstruction image, and the reference activations
   ``ref/<step>/<layer>``: only the guided layers of the guided steps, half precision by default);
 - ``prepared.json``: metadata (format version, the content key, the SHA-256 of the tensor file,
-  prompt, model id and revision, settings, sizes, the prepare report) and ``integrity``: a
+  prompt, model id and revision, settings and the preset they came from, sizes, each object's
+  camera-frame centroid at the photo's size, the prepare report) and ``integrity``: a
   SHA-256 over the rest of the JSON (canonical form) and the tensor file's hash, so a
   hand-edited prompt, setting or key is caught like a modified tensor file.
 
@@ -29,7 +30,7 @@ import numpy as np
 from .errors import InputError
 
 FORMAT = "diffusion-handles-prepared"
-VERSION = 2  # 2: prepared.json carries its own integrity hash
+VERSION = 3  # 2: prepared.json carries its own integrity hash; 3: the objects' centroids and the preset
 TENSORS = "prepared.safetensors"
 META = "prepared.json"
 
@@ -46,7 +47,7 @@ def content_key(image, depth, object_mask, background_depth, prompt, model_id, r
             continue
         a = np.ascontiguousarray(a)
         h.update(f"{a.dtype.str}{a.shape}".encode())
-        h.update(a.tobytes())
+        h.update(a.data)  # the array's own buffer: no copy of a full-size photo
     h.update(json.dumps({"prompt": prompt, "model_id": model_id, "revision": revision,
                          "settings": prepare_settings}, sort_keys=True).encode())
     return h.hexdigest()
@@ -116,7 +117,7 @@ def load(directory, expected_key: str | None = None):
 
 # The fields of prepared.json and their JSON types (a hand-edited file with another type is refused).
 META_TYPES = {"key": str, "prompt": str, "model_id": str, "revision": str, "settings": dict,
-              "original_size": list, "size": list, "report": dict}
+              "original_size": list, "size": list, "report": dict, "centroids": list}
 
 
 def _check_meta_types(meta: dict, what: str) -> None:
@@ -124,6 +125,13 @@ def _check_meta_types(meta: dict, what: str) -> None:
         if not isinstance(meta.get(name), kind):
             raise InputError(f"{what}: {META} field {name!r} is missing or not a {kind.__name__}; "
                              f"prepare the photo again")
+    preset = meta.get("preset")
+    if preset is not None and not isinstance(preset, str):
+        raise InputError(f"{what}: {META} field 'preset' must be a preset name or null, got {preset!r}")
+    c = meta["centroids"]
+    if not c or not all(isinstance(p, list) and len(p) == 3 and all(
+            isinstance(x, (int, float)) and not isinstance(x, bool) for x in p) for p in c):
+        raise InputError(f"{what}: {META} field 'centroids' must be one [x, y, z] per object")
     for name in ("original_size", "size"):
         v = meta[name]
         if len(v) != 2 or not all(isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in v):

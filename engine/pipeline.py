@@ -61,6 +61,11 @@ class Prepared:
     trajectory: object = None
     # where `Engine.prepare` found this photo already prepared (its cache_dir), None when it ran
     reused_from: str | None = None
+    # the preset named when it was prepared: an edit's default schedule (None: not recorded)
+    preset: str | None = None
+    # (N, 3) float64: each object's camera-frame centroid from the photo's own depth and masks at
+    # full size (engine.transforms.object_centroid), the pivot of "centroid" on every path
+    centroids: np.ndarray | None = None
 
     @property
     def size(self) -> tuple:
@@ -106,7 +111,8 @@ class Prepared:
         meta = {"key": self.key, "prompt": self.prompt, "model_id": self.model_id,
                 "revision": self.revision, "settings": self.settings.to_dict(),
                 "original_size": list(self.original_size), "size": list(self.size),
-                "report": self.report}
+                "report": self.report, "preset": self.preset,
+                "centroids": np.asarray(self.centroids, np.float64).tolist()}
         cache.save(directory, t, meta)
 
     @classmethod
@@ -136,7 +142,8 @@ class Prepared:
                     model_id=meta["model_id"], revision=meta["revision"], key=meta["key"],
                     original_size=tuple(meta["original_size"]), report=meta.get("report", {}),
                     photo=tensors["photo"].numpy(), photo_mask=tensors["photo_mask"].numpy().astype(bool),
-                    trajectory=tensors["trajectory"])
+                    trajectory=tensors["trajectory"], preset=meta.get("preset"),
+                    centroids=np.asarray(meta["centroids"], np.float64))
         except (KeyError, ValueError, TypeError) as exc:
             if isinstance(exc, InputError):
                 raise
@@ -145,6 +152,8 @@ class Prepared:
         if p.image.shape != (h, w, 3) or p.depth.shape != (h, w) or p.object_mask.shape != (h, w) or \
                 (p.background_depth is not None and p.background_depth.shape != (h, w)):
             raise InputError(f"{what}: image, depth and mask do not have its recorded size {w}x{h}")
+        if p.centroids.shape != (len(p.object_masks), 3) or not np.isfinite(p.centroids).all():
+            raise InputError(f"{what}: its object centroids do not match its {len(p.object_masks)} object(s)")
         if p.null_embeddings.shape[0] != settings.steps:
             raise InputError(f"{what}: {p.null_embeddings.shape[0]} null embeddings for {settings.steps} steps")
         return p
@@ -247,17 +256,21 @@ class Engine:
 
     # --- prepare --------------------------------------------------------------------------------
     def prepare(self, image, prompt, depth, object_mask, background_depth=None, cache_dir=None,
-                progress=None, should_cancel=None, settings: EditSettings | None = None) -> Prepared:
+                progress=None, should_cancel=None, settings: EditSettings | None = None,
+                preset: str | None = None) -> Prepared:
         """Invert ``image`` (H, W, 3 float in [0, 1], any size) with its z-depth (H, W) and object
         mask(s) (H, W) or (N, H, W) bool; record the reference activations; lift the scene once. With ``cache_dir``, a valid cache
         of the same inputs is loaded instead, and a fresh result is saved there. ``settings``:
-        this call's (default: the engine's); their prepare-time fields go into the result."""
+        this call's (default: the engine's); their prepare-time fields go into the result.
+        ``preset``: the preset name ``settings`` came from, kept with the result (an edit of it
+        without a preset of its own runs with the prepared settings and reports this name)."""
         import torch
 
         from .diffusion import conditioning as cond_mod
         from .diffusion.ddim import DDIM
         from .diffusion.inversion import invert
         from .diffusion.sampler import reconstruct
+        from .io import float_to_uint8
 
         # 1. Check inputs
         image, depth, object_mask, background_depth = check_inputs(image, depth, object_mask, background_depth)
@@ -271,6 +284,8 @@ class Engine:
                 cached = Prepared.load(cache_dir, expected_key=key)
                 log.info("using the prepared cache in %s", cache_dir)
                 cached.reused_from = str(cache_dir)
+                if preset is not None:
+                    cached.preset = preset
                 return cached
             except InputError as exc:
                 log.info("prepared cache not used (%s); preparing again", exc)
@@ -323,8 +338,8 @@ class Engine:
             reconstruction_latents=rec_latents.detach().float().cpu(), reconstruction=reconstruction,
             references=refs, settings=s, model_id=m.model_id, revision=m.revision, key=key,
             original_size=tuple(image.shape[:2]), report=report,
-            photo=(image * 255.0 + 0.5).astype(np.uint8), photo_mask=object_mask.any(0),
-            trajectory=torch.stack(trajectory))
+            photo=float_to_uint8(image), photo_mask=object_mask.any(0),
+            trajectory=torch.stack(trajectory), preset=preset, centroids=pivots(depth, object_mask))
         prepared._scene = scene
         if cache_dir is not None:
             prepared.save(cache_dir)
@@ -494,6 +509,15 @@ class Engine:
 
 
 # --- input checks and helpers ------------------------------------------------------------------
+def pivots(depth, object_masks) -> np.ndarray:
+    """(N, 3): the default pivot ("centroid") of each object, from the photo's depth and masks
+    at their own (full) size; every path (CLI, batch.py, the add-on's import) uses these."""
+    from .transforms import object_centroid
+
+    masks = np.asarray(object_masks, bool)
+    return np.asarray(object_centroid(depth, masks if masks.ndim == 3 else masks[None]), np.float64).reshape(-1, 3)
+
+
 def check_inputs(image, depth, object_mask, background_depth=None):
     """Validate the arrays prepare takes (`engine.checks.photo_arrays`); float32 / bool arrays."""
     from . import checks
