@@ -2,7 +2,9 @@
 
 Conventions (docs/design.md section 3): images are RGB float32 (H, W, 3) in [0, 1] inside the engine,
 uint8 sRGB on disk; depth is z-depth in metres, float32 (H, W), finite and > 0; masks are bool
-(H, W). Every loader raises `InputError` naming the file and what is wrong. Every saver writes a
+(H, W). Every image file (photo, mask, background, PNG depth) is turned upright by its EXIF
+orientation first (a phone's JPEG), so all of a photo's inputs share the upright view; the image
+modes and how each is read are the table in docs/guarantees.md ("Image files"). Every loader raises `InputError` naming the file and what is wrong. Every saver writes a
 temporary file in the destination directory and renames it (`os.replace`), so a reader never sees
 a half-written file and a failure leaves nothing behind.
 """
@@ -45,36 +47,95 @@ def _open_pil(path, what):
                          f"bomb or an image far larger than any model input); refused") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as exc:
         raise InputError(f"{what} '{path}': not a readable image ({exc})") from None
-    return img
+    return _upright(img, f"{what} '{path}'")
+
+
+def _upright(img, what):
+    """``img`` turned as its EXIF orientation (tag 0x0112) says, so it is seen as the camera's
+    viewer shows it; unchanged without the tag. Unreadable EXIF is refused (the image's sides
+    would be a guess)."""
+    from PIL import ImageOps
+
+    try:
+        orientation = img.getexif().get(0x0112)
+    except Exception as exc:  # noqa: BLE001 - Pillow raises several types for broken EXIF blocks
+        raise InputError(f"{what}: its EXIF data is unreadable ({type(exc).__name__}); save the "
+                         f"image again without EXIF") from None
+    if orientation in (None, 1):
+        return img
+    if orientation not in range(2, 9):
+        raise InputError(f"{what}: EXIF orientation {orientation!r} is not one of 1..8; save the image "
+                         f"again upright without an orientation tag")
+    try:
+        return ImageOps.exif_transpose(img)
+    except Exception as exc:  # noqa: BLE001
+        raise InputError(f"{what}: cannot apply its EXIF orientation {orientation} ({exc})") from None
+
+
+def exif_orientation(path) -> int | None:
+    """The EXIF orientation tag of an image file (1..8), None without one or when unreadable."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            value = img.getexif().get(0x0112)
+    except Exception:  # noqa: BLE001 - only a hint for messages
+        return None
+    return value if isinstance(value, int) else None
 
 
 def _pil_to_float(img) -> np.ndarray:
-    """Any PIL mode -> float (H, W, C) in [0, 1] with C in {1, 2, 3, 4} (alpha kept last)."""
+    """Any PIL mode -> float32 (H, W, C) in [0, 1] with C in {1, 2, 3, 4} (alpha kept last):
+    16-bit and 32-bit grey by their full scale, palettes through their colours (RGBA when the
+    palette has a transparent entry), CMYK / YCbCr / LAB / HSV by Pillow's conversion to RGB.
+    One float array is made (the division happens in place)."""
     mode = img.mode
     if mode in ("I;16", "I;16B", "I;16L", "I;16N"):
-        return (np.asarray(img, dtype=np.uint16).astype(np.float32) / 65535.0)[..., None]
+        arr = np.asarray(img, dtype=np.uint16).astype(np.float32)
+        arr /= 65535.0
+        return arr[..., None]
     if mode == "I":
-        arr = np.asarray(img, dtype=np.int64).astype(np.float32)
+        arr = np.asarray(img, dtype=np.int64)
         top = 65535.0 if arr.max(initial=0) > 255 else 255.0
-        return np.clip(arr / top, 0, 1)[..., None]
+        arr = arr.astype(np.float32)
+        arr /= top
+        return np.clip(arr, 0, 1, out=arr)[..., None]
     if mode == "F":
-        return np.clip(np.asarray(img, dtype=np.float32), 0, 1)[..., None]
+        arr = np.array(img, dtype=np.float32)
+        np.nan_to_num(arr, copy=False, nan=0.0)
+        return np.clip(arr, 0, 1, out=arr)[..., None]
     if mode == "1":
         return np.asarray(img, dtype=np.float32)[..., None]
-    if mode == "P":
-        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    if mode in ("P", "PA"):
+        img = img.convert("RGBA" if mode == "PA" or "transparency" in img.info else "RGB")
+    elif mode in ("La", "RGBa"):  # premultiplied alpha
+        img = img.convert("LA" if mode == "La" else "RGBA")
     elif mode not in ("L", "LA", "RGB", "RGBA"):
         img = img.convert("RGBA" if "A" in mode else "RGB")
-    arr = np.asarray(img, dtype=np.float32) / 255.0
+    arr = np.asarray(img).astype(np.float32)
+    arr /= 255.0
     return arr if arr.ndim == 3 else arr[..., None]
 
 
-def load_image(path) -> np.ndarray:
-    """Read an image file as RGB float32 (H, W, 3) in [0, 1]; alpha is dropped, grey is expanded."""
-    arr = _pil_to_float(_open_pil(path, "image"))
-    if arr.shape[-1] in (1, 2):
-        arr = np.repeat(arr[..., :1], 3, axis=-1)
-    return np.ascontiguousarray(arr[..., :3], dtype=np.float32)
+# Transparent pixels of a photo are composited over this (white, as an image viewer shows them).
+TRANSPARENT_OVER = 1.0
+
+
+def load_image(path, what="image") -> np.ndarray:
+    """Read an image file as RGB float32 (H, W, 3) in [0, 1], upright (EXIF orientation). Grey is
+    expanded to RGB; an alpha channel that is not fully opaque is composited over white
+    (`TRANSPARENT_OVER`), a fully opaque one dropped (docs/guarantees.md, "Image files")."""
+    arr = _pil_to_float(_open_pil(path, what))
+    if arr.shape[-1] in (2, 4):
+        alpha = arr[..., -1:]
+        colour = arr[..., :-1]
+        if (alpha < 1.0).any():
+            colour *= alpha  # in place: colour * a + white * (1 - a)
+            colour += TRANSPARENT_OVER * (1.0 - alpha)
+        arr = colour
+    if arr.shape[-1] == 1:
+        arr = np.repeat(arr, 3, axis=-1)
+    return np.ascontiguousarray(arr, dtype=np.float32)
 
 
 def _to_uint8(rgb, what) -> np.ndarray:
@@ -83,10 +144,22 @@ def _to_uint8(rgb, what) -> np.ndarray:
         return arr
     if arr.dtype == bool:
         return arr.astype(np.uint8) * 255
-    arr = arr.astype(np.float32)
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{what}: contains NaN or inf")
-    return (np.clip(arr, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    return float_to_uint8(arr)
+
+
+def float_to_uint8(arr, rows: int = 256) -> np.ndarray:
+    """Float in [0, 1] (clipped) -> uint8, rounded to nearest; a band of ``rows`` rows at a
+    time, so a 12-megapixel photo never has a second full-size float copy."""
+    arr = np.asarray(arr)
+    out = np.empty(arr.shape, np.uint8)
+    for i in range(0, max(1, arr.shape[0]), rows):
+        band = np.clip(arr[i:i + rows].astype(np.float32), 0.0, 1.0)
+        band *= 255.0
+        band += 0.5
+        out[i:i + rows] = band
+    return out
 
 
 def save_image(path, rgb) -> None:
@@ -203,11 +276,13 @@ def validate_mask(mask, what="mask", expected_shape=None) -> np.ndarray:
 
 
 def load_mask(path, expected_shape=None) -> np.ndarray:
-    """Read an object mask as bool (H, W).
+    """Read an object mask as bool (H, W), upright (EXIF orientation, like the photo).
 
-    Any channel layout: if the image has alpha and it is not fully opaque, the mask is
-    alpha > 0.5; otherwise luminance > 0.5 (so white-on-black PNGs and cut-outs both work).
-    ``.npy`` arrays are accepted too (value > 0.5). Rejects empty and full masks.
+    Any image mode (docs/guarantees.md, "Image files"): if the image has an alpha channel that is
+    not fully opaque, the alpha is the mask (a cut-out, or a constant colour with the mask in its
+    alpha); otherwise the grey level (the luminance of a colour image). Soft edges are thresholded
+    at half of full scale: >= 128 of 255 (>= 32768 of 65535) is the object. ``.npy`` arrays are
+    accepted too (bool; numbers > 0.5). Rejects empty and full masks.
     """
     path = Path(path)
     what = f"mask '{path}'"

@@ -40,19 +40,22 @@ def run(args) -> int:
 
     from .. import checks, console
     from ..errors import InputError
-    from ..io import (atomic_output, load_depth, load_image, load_mask, save_depth_exr, save_image,
-                      save_mask)
+    from ..inputs import load_photo
+    from ..io import atomic_output, load_image, save_depth_exr, save_image, save_mask
     from ..lifted import LiftedScene
+    from ..pipeline import pivots
     from ..preview import preview_frame
     from ..transforms import FrameEdit, load_keyframes
     from ..output import FrameManifest, check_inputs_not_in, check_output_dir, digest_json
 
     t_start = time.perf_counter()
-    # 1. Everything is read and checked before the first write.
-    image = load_image(args.image)
+    # 1. Everything is read and checked before the first write (the photo's files by the one
+    # input boundary, engine.inputs.load_photo, as edit and batch.py read them).
+    photo = load_photo(args.image, "", depth=args.depth, mask=args.mask, depth_png_scale=args.png_scale,
+                       background_depth=args.background_depth, require_prompt=False)
+    image, depth, background_depth = photo.image, photo.depth, photo.background_depth
     shape = image.shape[:2]
-    depth = load_depth(args.depth, png_scale=args.png_scale, expected_shape=shape)
-    masks = np.stack([load_mask(m, expected_shape=shape) for m in args.mask])
+    masks = photo.mask if photo.mask.ndim == 3 else photo.mask[None]
     background = None
     if args.background:
         background = load_image(args.background)
@@ -60,12 +63,8 @@ def run(args) -> int:
             h, w = background.shape[:2]
             raise InputError(f"background '{args.background}': size {w}x{h} (WxH) does not match "
                              f"the image's {shape[1]}x{shape[0]}")
-    background_depth = None
-    if args.background_depth:
-        background_depth = load_depth(args.background_depth, png_scale=args.png_scale,
-                                      expected_shape=shape)
     scene = LiftedScene.build(depth, masks, background_depth)
-    centroids = scene.centroids()
+    centroids = pivots(depth, masks)  # the pivots every path uses (engine.pipeline.pivots)
     checks.transforms_json(args.transforms, "--transforms")  # strict JSON, bounded, no booleans
     keyframes = load_keyframes(args.transforms, args.convention, centroids)
     edits = [FrameEdit.of(e, scene.n_objects, f"transforms frame {k}") for k, (_, e) in
