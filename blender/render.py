@@ -39,9 +39,12 @@ def show_result(context, path):
 def write_movie(scene, movie_path, frames=()):
     """Render the scene's animation as an H.264 MP4 through the render engine and Blender's FFmpeg
     output. ``frames``: (key, path) of frames already on disk, remembered first so no edit runs
-    again (frames rendered in this session are remembered anyway). Written under a temporary name,
-    then renamed; the scene's output settings are restored."""
+    again (frames rendered in this session are remembered anyway). Blender writes it into a
+    temporary folder next to it (engine.output.temporary_folder, which the next run's clean-up of
+    that folder removes if this one is killed), then it is renamed into place; the scene's output
+    settings are restored."""
     from ..engine.io import load_image
+    from ..engine.output import clean_temporaries, temporary_folder
     from ..session.frames import remember
 
     for key, path in frames:
@@ -49,7 +52,15 @@ def write_movie(scene, movie_path, frames=()):
     render, settings = scene.render, scene.render.image_settings
     saved = (render.engine, render.filepath, render.use_file_extension, settings.file_format,
              getattr(settings, "media_type", None))
-    partial = os.path.join(os.path.dirname(os.path.abspath(movie_path)), ".partial-" + os.path.basename(movie_path))
+    movie_path = os.path.abspath(movie_path)
+    os.makedirs(os.path.dirname(movie_path), exist_ok=True)
+    clean_temporaries(os.path.dirname(movie_path))  # what a killed earlier run left
+    with temporary_folder(movie_path) as folder:
+        _render_movie(scene, render, settings, saved, os.path.join(folder, os.path.basename(movie_path)), movie_path)
+    return movie_path
+
+
+def _render_movie(scene, render, settings, saved, partial, movie_path):
     try:
         render.engine = RENDER_ENGINE_IDNAME
         if saved[4] is not None:
@@ -67,9 +78,6 @@ def write_movie(scene, movie_path, frames=()):
         if saved[4] is not None:
             settings.media_type = saved[4]
         settings.file_format = saved[3]
-        if os.path.exists(partial):
-            os.remove(partial)
-    return movie_path
 
 
 def write_photo_movie(obj, engine_name, scene, movie_path, plan):

@@ -64,6 +64,20 @@ def _integrity(meta: dict) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
+def _os_error(exc, path):
+    """safetensors' error for a failed write -> the OSError it wraps ("... (os error 28)")."""
+    import errno
+    import re
+
+    m = re.search(r"os error (\d+)", str(exc))
+    if m is None:
+        return exc
+    code = int(m.group(1))
+    import os
+
+    return OSError(code, os.strerror(code) if code in errno.errorcode else str(exc), str(path))
+
+
 def save(directory, tensors: dict, meta: dict) -> None:
     """Write ``tensors`` (name -> torch tensor) and ``meta`` (JSON-able) atomically into directory."""
     from safetensors.torch import save_file
@@ -74,7 +88,12 @@ def save(directory, tensors: dict, meta: dict) -> None:
     d.mkdir(parents=True, exist_ok=True)
     clean_temporaries(d)  # what a killed earlier save left behind
     with atomic_output(d / TENSORS) as tmp:
-        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp))
+        try:
+            save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp))
+        except OSError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - safetensors reports the OS error as its own type
+            raise _os_error(exc, d / TENSORS) from None
         digest = _sha256_file(tmp)
     meta = dict(meta, format=FORMAT, version=VERSION, tensors_sha256=digest)
     meta["integrity"] = _integrity(meta)
@@ -136,3 +155,51 @@ def _check_meta_types(meta: dict, what: str) -> None:
         v = meta[name]
         if len(v) != 2 or not all(isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in v):
             raise InputError(f"{what}: {META} field {name!r} must be two positive integers, got {v!r}")
+
+
+PREPARE_CLAIM = ".dh-prepare.claim"
+
+
+class _Preparing:
+    """Context manager of `preparing`."""
+
+    def __init__(self, directory, should_cancel=None, poll: float = 0.5):
+        self.directory, self.should_cancel, self.poll = Path(directory), should_cancel, poll
+        self.made = False
+
+    def __enter__(self):
+        import time
+
+        from .errors import CancelledError
+        from .output import try_claim
+
+        self.made = not self.directory.exists()
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.path = self.directory / PREPARE_CLAIM
+        while not try_claim(self.path, what=f"preparing {self.directory}"):
+            if self.should_cancel is not None and self.should_cancel():
+                self._tidy()
+                raise CancelledError("cancelled while another process prepares this photo")
+            time.sleep(self.poll)  # another process (a farm node) prepares it: use its result
+        return self.path
+
+    def __exit__(self, *exc):
+        from .output import release_claim
+
+        release_claim(self.path)
+        self._tidy()
+        return False
+
+    def _tidy(self):
+        if self.made:  # a folder this call made and nothing was saved in: not left behind
+            try:
+                self.directory.rmdir()
+            except OSError:
+                pass
+
+
+def preparing(directory, should_cancel=None):
+    """Hold the claim to prepare the photo cached in ``directory`` (created if missing): one
+    process prepares a cache at a time; another waits (polling ``should_cancel``) and then finds
+    the cache made, so two farm nodes never invert the same photo into the same folder."""
+    return _Preparing(directory, should_cancel)

@@ -10,6 +10,7 @@ a half-written file and a failure leaves nothing behind.
 """
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
 import numpy as np
@@ -262,8 +263,17 @@ def save_depth_exr(path, depth) -> None:
         raise ValueError(f"depth for '{path}': expected (H, W), got shape {arr.shape}")
     header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
     with atomic_output(path) as tmp:
-        with OpenEXR.File(header, {"Y": arr}) as f:
-            f.write(str(tmp))
+        try:
+            with OpenEXR.File(header, {"Y": arr}) as f:
+                f.write(str(tmp))
+        except OSError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - OpenEXR reports a failed write as a plain error
+            if "failed to write" not in str(exc).lower():
+                raise
+            # the writer does not say why; the one cause a checked array and folder leave is space
+            raise OSError(errno.ENOSPC, f"the OpenEXR writer failed ({exc}); the disk is probably full",
+                          str(path)) from None
 
 
 # --------------------------------------------------------------------------------------------

@@ -258,6 +258,18 @@ class Engine:
     def prepare(self, image, prompt, depth, object_mask, background_depth=None, cache_dir=None,
                 progress=None, should_cancel=None, settings: EditSettings | None = None,
                 preset: str | None = None) -> Prepared:
+        """`_prepare`; with ``cache_dir``, while holding that folder's prepare claim (another
+        process preparing the same folder is waited for, and its cache then used)."""
+        args = (image, prompt, depth, object_mask, background_depth, cache_dir, progress, should_cancel, settings,
+                preset)
+        if cache_dir is None:
+            return self._prepare(*args)
+        with cache.preparing(cache_dir, should_cancel):
+            return self._prepare(*args)
+
+    def _prepare(self, image, prompt, depth, object_mask, background_depth=None, cache_dir=None,
+                 progress=None, should_cancel=None, settings: EditSettings | None = None,
+                 preset: str | None = None) -> Prepared:
         """Invert ``image`` (H, W, 3 float in [0, 1], any size) with its z-depth (H, W) and object
         mask(s) (H, W) or (N, H, W) bool; record the reference activations; lift the scene once. With ``cache_dir``, a valid cache
         of the same inputs is loaded instead, and a fresh result is saved there. ``settings``:

@@ -43,7 +43,14 @@ class DiffusionHandlesRenderEngine(bpy.types.RenderEngine):
             return
         scene = depsgraph.scene
         frame = scene.frame_current
+        claim = None
         try:
+            if self.is_animation and not scene.render.use_overwrite and not scene.render.is_movie_format:
+                # a farm node (frames, no overwrite): one node renders each frame
+                claim, image = _claim(scene, frame, self.test_break)
+                if claim is None:  # another node finished it: its pixels, not a second edit
+                    self._result(image, scene)
+                    return
             obj = photo_for_camera(scene)
             engine_name, note = engine_for(obj, scene.original)
             self.stats(f"Diffusion Handles | frame {frame} | {note}")
@@ -51,6 +58,8 @@ class DiffusionHandlesRenderEngine(bpy.types.RenderEngine):
             edit = frame_edit(obj, depsgraph)
 
             def progress(stage, step, total):
+                if claim is not None:
+                    _renew(claim)
                 if total:
                     self.progress(step / total)
                 self.stats(f"Diffusion Handles | frame {frame} | {note} | {stage} {step}/{total}")
@@ -63,8 +72,10 @@ class DiffusionHandlesRenderEngine(bpy.types.RenderEngine):
                 self.report({"WARNING"}, f"Diffusion Handles, frame {frame}: {hidden}")
                 self.stats(f"Diffusion Handles | frame {frame} | {hidden}")
         except CancelledError:
+            _release(claim)
             return  # Esc: Blender stops; no result, nothing written
         except Exception as exc:  # noqa: BLE001 - reported: Blender writes no frame for it
+            _release(claim)
             message = user_message(exc)
             if message is None:
                 import traceback
@@ -73,6 +84,12 @@ class DiffusionHandlesRenderEngine(bpy.types.RenderEngine):
                 message = f"{type(exc).__name__}: {exc}"
             self.report({"ERROR"}, f"Diffusion Handles, frame {frame}: {message}")
             return
+        self._result(image, scene)  # a claim is released once Blender has written the frame
+
+    def _result(self, image, scene):
+        from ..session.frames import fit, pass_pixels
+
+        image = fit(image, self.resolution_y, self.resolution_x)
         result = self.begin_result(0, 0, self.resolution_x, self.resolution_y)
         pixels = pass_pixels(image, scene.view_settings.view_transform)
         result.layers[0].passes["Combined"].rect.foreach_set(pixels.ravel())
@@ -87,6 +104,45 @@ class DiffusionHandlesRenderEngine(bpy.types.RenderEngine):
         self.update_progress(fraction)
 
 
+# --- farm nodes: the per-frame claim (session/stopmotion.py) ------------------------------------
+def _claim(scene, frame, should_cancel):
+    """(claim file, None) when this node renders ``frame``; (None, uint8 frame) when another node did."""
+    from ..session.stopmotion import claim_frame
+
+    state, value = claim_frame(scene.render.frame_path(frame=frame), should_cancel)
+    return (value, None) if state == "claimed" else (None, value)
+
+
+def _renew(claim):
+    from ..engine.output import touch_claim
+
+    touch_claim(claim)
+
+
+def _release(claim):
+    if claim is not None:
+        from ..engine.output import release_claim
+
+        release_claim(claim)
+
+
+@bpy.app.handlers.persistent
+def _frame_written(scene, *_):
+    """After Blender wrote a frame of an animation: this node's claim on it is dropped."""
+    from ..session.stopmotion import release_frame
+
+    release_frame(scene.render.frame_path(frame=scene.frame_current))
+
+
+@bpy.app.handlers.persistent
+def _render_ended(scene, *_):
+    """A cancelled or failed animation: no claim of this process stays behind on its frames."""
+    from ..session.stopmotion import release_frame
+
+    for frame in range(scene.frame_start, scene.frame_end + 1):
+        release_frame(scene.render.frame_path(frame=frame))
+
+
 def _panels():
     for panel in bpy.types.Panel.__subclasses__():
         if panel.__name__.startswith(_PANEL_PREFIXES) and "BLENDER_RENDER" in getattr(panel, "COMPAT_ENGINES", ()):
@@ -96,11 +152,20 @@ def _panels():
 CLASSES = (DiffusionHandlesRenderEngine,)
 
 
+_HANDLERS = (("render_write", _frame_written), ("render_cancel", _render_ended), ("render_complete", _render_ended))
+
+
 def register():
     for panel in _panels():
         panel.COMPAT_ENGINES.add(IDNAME)
+    for name, handler in _HANDLERS:
+        if handler not in getattr(bpy.app.handlers, name):
+            getattr(bpy.app.handlers, name).append(handler)
 
 
 def unregister():
     for panel in _panels():
         panel.COMPAT_ENGINES.discard(IDNAME)
+    for name, handler in _HANDLERS:
+        if handler in getattr(bpy.app.handlers, name):
+            getattr(bpy.app.handlers, name).remove(handler)

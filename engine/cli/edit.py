@@ -124,11 +124,18 @@ def _resume_from(done, n, batch) -> int:
 
 
 def run(args) -> int:
+    import contextlib
+
+    with contextlib.ExitStack() as claims:  # the output folder's one-writer claim, once taken
+        return _run(args, claims)
+
+
+def _run(args, claims) -> int:
     import numpy as np
 
     from .. import console, io
     from ..inputs import check_visible, input_files
-    from ..output import FrameManifest, check_inputs_not_in, check_output_dir, write_json
+    from ..output import FrameManifest, check_inputs_not_in, check_output_dir, folder_writer, write_json
     from ..composite import to_photo_size
     from ..pipeline import Engine, Prepared, pivots
     from ..settings import EditSettings
@@ -166,7 +173,9 @@ def run(args) -> int:
         raise InputError(f"--out: {out / PREPARED_DIR} is not a folder; edit keeps the prepared photo there "
                          f"(move that file away)")
 
-    # 2. Prepare (from the photo), or resume from the prepared photo without loading the model
+    # 2. Prepare (from the photo), or resume from the prepared photo without loading the model;
+    # one run at a time writes the folder (a second is refused while the first lives)
+    claims.enter_context(folder_writer(out, "--out"))
     engine = engine_from_args(args, settings)
     if photo is not None:
         t0 = time.perf_counter()

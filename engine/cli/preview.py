@@ -36,17 +36,14 @@ def add_arguments(parser):
 
 
 def run(args) -> int:
-    import numpy as np
-
-    from .. import checks, console
+    from .. import checks
     from ..errors import InputError
     from ..inputs import load_photo
-    from ..io import atomic_output, load_image, save_depth_exr, save_image, save_mask
+    from ..io import load_image
     from ..lifted import LiftedScene
     from ..pipeline import pivots
-    from ..preview import preview_frame
     from ..transforms import FrameEdit, load_keyframes
-    from ..output import FrameManifest, check_inputs_not_in, check_output_dir, digest_json
+    from ..output import check_inputs_not_in, check_output_dir, folder_writer
 
     t_start = time.perf_counter()
     # 1. Everything is read and checked before the first write (the photo's files by the one
@@ -81,17 +78,50 @@ def run(args) -> int:
     check_inputs_not_in(out, sources, "--out", OUTPUTS)
     t_inputs = time.perf_counter() - t_start
 
-    # 2. Frames, each written (atomically) as it is made; the manifest drops a longer run's extras.
-    out.mkdir(parents=True, exist_ok=True)
-    manifest = FrameManifest(out, digest_json({"command": "preview", "run": time.time_ns()}),
+    # 2. Frames, each written (atomically) as it is made. The run key covers what decides the
+    # pixels (the inputs as read, the convention is in the frames' matrices), so a rerun of the
+    # same command keeps the finished frames and computes the rest; the manifest drops extras.
+    with folder_writer(out, "--out"):
+        return _write_frames(args, out, image, scene, keyframes, edits, background, background_depth,
+                             centroids, out_of_view, shape, t_start, t_inputs)
+
+
+def _run_key(image, depth, masks, background, background_depth) -> str:
+    import hashlib
+
+    import numpy as np
+
+    h = hashlib.sha256(b"preview/1")
+    for a in (image, depth, masks, background, background_depth):
+        if a is None:
+            h.update(b"none")
+            continue
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype.str}{a.shape}".encode())
+        h.update(a.data)
+    return h.hexdigest()
+
+
+def _write_frames(args, out, image, scene, keyframes, edits, background, background_depth, centroids,
+                  out_of_view, shape, t_start, t_inputs) -> int:
+    import numpy as np
+
+    from .. import console
+    from ..io import atomic_output, save_depth_exr, save_image, save_mask
+    from ..output import FrameManifest, digest_json
+    from ..preview import preview_frame
+
+    manifest = FrameManifest(out, _run_key(image, scene.depth, scene.object_masks, background, background_depth),
                              [digest_json(e.to_dict()) for e in edits])
-    manifest.resume()
+    done = set(manifest.resume())
+    if done:
+        console.say(f"resuming: {len(done)} of {len(edits)} frame(s) already finished in {out}")
     frames = []
     for k, ((number, _), edit) in enumerate(zip(keyframes, edits), start=1):
         t0 = time.perf_counter()
         geo = scene.frame(edit)
         t1 = time.perf_counter()
-        rgb = preview_frame(image, geo, background)
+        rgb = None if k in done else preview_frame(image, geo, background)
         t2 = time.perf_counter()
         tag = f"{k:04d}"
         names = [(f"target_mask_{tag}.png", lambda p: save_mask(p, geo.target_mask))]
@@ -100,7 +130,8 @@ def run(args) -> int:
         names += [(f"valid_mask_{tag}.png", lambda p: save_mask(p, geo.valid_mask)),
                   (f"edited_depth_{tag}.exr", lambda p: save_depth_exr(p, geo.edited_depth)),
                   (f"preview_{tag}.png", lambda p: save_image(p, rgb))]
-        manifest.commit(k, names)
+        if k not in done:
+            manifest.commit(k, names)
         frames.append({
             "k": k,
             "frame": number,
@@ -125,6 +156,7 @@ def run(args) -> int:
         "timings_s": {"inputs": round(t_inputs, 4), "scene": round(scene.timings["total_s"], 4),
                       "total": round(time.perf_counter() - t_start, 4)},
         "out_of_view": out_of_view,
+        "resumed": sorted(done),
     }
     with atomic_output(out / "report.json") as tmp:
         tmp.write_text(json.dumps(report, indent=1))
