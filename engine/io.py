@@ -274,6 +274,52 @@ def save_depth_exr(path, depth) -> None:
             # the writer does not say why; the one cause a checked array and folder leave is space
             raise OSError(errno.ENOSPC, f"the OpenEXR writer failed ({exc}); the disk is probably full",
                           str(path)) from None
+        # the writer can also end without an error on a short final write: read it back
+        if not _reads_back(tmp, arr):
+            raise OSError(errno.ENOSPC, "the OpenEXR file written does not read back (truncated); the disk "
+                          "is probably full", str(path))
+
+
+def _reads_back(path, arr) -> bool:
+    """Whether a scanline OpenEXR file we wrote is whole: its header parses and every chunk its
+    offset table lists lies inside the file (no decoding: the library prints its own errors)."""
+    import struct
+
+    lines = {0: 1, 1: 1, 2: 1, 3: 16, 4: 32, 5: 16, 6: 32, 7: 32, 8: 32, 9: 256}  # per chunk, by compression
+    try:
+        data = Path(path).read_bytes()
+        if data[:4] != b"\x76\x2f\x31\x01":
+            return False
+        pos, window, compression = 8, None, None
+        while data[pos] != 0:
+            name_end = data.index(b"\0", pos)
+            type_end = data.index(b"\0", name_end + 1)
+            size = struct.unpack_from("<i", data, type_end + 1)[0]
+            value = type_end + 5
+            name = data[pos:name_end]
+            if name == b"dataWindow":
+                window = struct.unpack_from("<4i", data, value)
+            elif name == b"compression":
+                compression = data[value]
+            pos = value + size
+        pos += 1
+        if window is None or compression not in lines:
+            return False
+        height = window[3] - window[1] + 1
+        if height != arr.shape[0]:
+            return False
+        chunks = -(-height // lines[compression])
+        offsets = struct.unpack_from(f"<{chunks}Q", data, pos)
+        first = pos + 8 * chunks  # chunks start after the offset table (zeros: never filled in)
+        for offset in offsets:
+            if offset < first:
+                return False
+            y, packed = struct.unpack_from("<ii", data, offset)
+            if packed < 0 or offset + 8 + packed > len(data):
+                return False
+        return True
+    except (OSError, ValueError, IndexError, struct.error):
+        return False
 
 
 # --------------------------------------------------------------------------------------------

@@ -475,6 +475,8 @@ def claim_is_stale(path, stale_after: float = CLAIM_STALE_SECONDS) -> bool:
         age = time.time() - os.stat(path).st_mtime
     except FileNotFoundError:
         return True
+    if not owner:  # unreadable: being written (microseconds), or left by a writer that died
+        return age > 10.0
     return age > stale_after
 
 
@@ -508,8 +510,12 @@ def try_claim(path, what: str = "", stale_after: float = CLAIM_STALE_SECONDS) ->
             continue
         try:
             os.write(fd, body)
-        finally:
+        except BaseException:
             os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(path)  # never an empty claim left behind (a full disk)
+            raise
+        os.close(fd)
         return (claim_owner(path) or {}).get("token") == token
     return False
 

@@ -196,3 +196,11 @@ def test_palette_and_colour_masks_use_their_luminance(tmp_path):
     Image.fromarray(rgb).save(tmp_path / "red.png")
     with pytest.raises(InputError, match="empty"):
         io.load_mask(tmp_path / "red.png")
+
+
+def test_float_tiff_is_clipped_to_the_unit_range(tmp_path):
+    values = np.array([[-0.5, 0.25], [0.75, 3.0]], np.float32)
+    Image.fromarray(values, mode="F").save(tmp_path / "f.tif")
+    img = io.load_image(tmp_path / "f.tif")
+    assert np.allclose(img[..., 0], [[0.0, 0.25], [0.75, 1.0]])
+    assert io.load_mask(tmp_path / "f.tif").tolist() == [[False, False], [True, True]]
