@@ -187,6 +187,7 @@ def claim_frame(frame_path, should_cancel=None, poll=0.2, stale_after=FRAME_CLAI
     from ..engine.output import claim_is_stale, try_claim
 
     claim = frame_claim_path(frame_path)
+    os.makedirs(os.path.dirname(claim), exist_ok=True)  # Blender makes it only when it saves
     while True:
         if not os.path.exists(claim) or claim_is_stale(claim, stale_after):
             done = _finished_frame(frame_path)
