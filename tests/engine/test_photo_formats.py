@@ -63,11 +63,22 @@ def test_mask_and_png_depth_follow_their_own_exif_orientation(tmp_path):
     assert np.allclose(io.load_depth(tmp_path / "d.png"), depth_mm * 0.001)
 
 
-def test_bad_exif_orientation_is_refused_in_one_line(tmp_path):
+def test_bad_exif_orientation_is_refused_in_one_line(tmp_path, capsys):
     Image.fromarray(_quadrants()).save(tmp_path / "odd.jpg", exif=_exif(9))
     with pytest.raises(InputError, match=r"odd\.jpg.*EXIF orientation 9") as exc:
         io.load_image(tmp_path / "odd.jpg")
     assert "\n" not in str(exc.value)
+    mask = np.zeros((24, 32), np.uint8)
+    mask[4:12, 4:12] = 255
+    Image.fromarray(mask).save(tmp_path / "mask.png")
+    np.save(tmp_path / "depth.npy", np.full((24, 32), 2.0, np.float32))
+    (tmp_path / "t.json").write_text(json.dumps({"frames": [{"translation": [0.1, 0, 0]}]}))
+    rc = main(["preview", "--image", str(tmp_path / "odd.jpg"), "--depth", str(tmp_path / "depth.npy"),
+               "--mask", str(tmp_path / "mask.png"), "--transforms", str(tmp_path / "t.json"),
+               "--out", str(tmp_path / "never")])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and "odd.jpg" in err, err
+    assert not (tmp_path / "never").exists()
 
 
 def test_sideways_phone_photo_edits_with_inputs_drawn_on_the_upright_view(tmp_path, capsys):
