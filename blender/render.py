@@ -88,3 +88,55 @@ def write_photo_movie(obj, engine_name, scene, movie_path, plan):
         return write_movie(scene, movie_path, [(item.key, item.path) for item in plan])
     finally:
         obj.dh.engine = photo_engine
+
+
+# --- farm nodes: the render engine's per-frame claim (session/stopmotion.py) ----------------------
+def claim_frame(scene, frame, should_cancel):
+    """(claim file, None) when this node renders ``frame``; (None, uint8 frame) when another node did."""
+    from ..session.stopmotion import claim_frame as claim
+
+    state, value = claim(scene.render.frame_path(frame=frame), should_cancel)
+    return (value, None) if state == "claimed" else (None, value)
+
+
+def renew_claim(claim):
+    from ..engine.output import touch_claim
+
+    touch_claim(claim)
+
+
+def release_claim(claim):
+    if claim is not None:
+        from ..engine.output import release_claim as release
+
+        release(claim)
+
+
+@bpy.app.handlers.persistent
+def _frame_written(scene, *_):
+    """After Blender wrote a frame of an animation: this node's claim on it is dropped."""
+    from ..session.stopmotion import release_frame
+
+    release_frame(scene.render.frame_path(frame=scene.frame_current))
+
+
+@bpy.app.handlers.persistent
+def _render_ended(scene, *_):
+    """A finished, cancelled or failed animation: no claim of this process stays on its frames."""
+    from ..session.stopmotion import release_frame
+
+    for frame in range(scene.frame_start, scene.frame_end + 1):
+        release_frame(scene.render.frame_path(frame=frame))
+
+
+_HANDLERS = (("render_write", _frame_written), ("render_cancel", _render_ended), ("render_complete", _render_ended))
+
+
+def frame_claim_handlers(on: bool):
+    """Add (``on``) or remove Blender's handlers that drop the frame claims."""
+    for name, handler in _HANDLERS:
+        handlers = getattr(bpy.app.handlers, name)
+        if on and handler not in handlers:
+            handlers.append(handler)
+        elif not on and handler in handlers:
+            handlers.remove(handler)

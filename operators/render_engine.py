@@ -36,6 +36,7 @@ class DiffusionHandlesRenderEngine(bpy.types.RenderEngine):
 
     def render(self, depsgraph):
         from ..blender.frames import engine_for, frame_edit, frame_source, photo_for_camera
+        from ..blender.render import claim_frame as _claim, release_claim as _release, renew_claim as _renew
         from ..engine.errors import CancelledError
         from ..session.frames import fit, out_of_view_note, pass_pixels
 
@@ -104,45 +105,6 @@ class DiffusionHandlesRenderEngine(bpy.types.RenderEngine):
         self.update_progress(fraction)
 
 
-# --- farm nodes: the per-frame claim (session/stopmotion.py) ------------------------------------
-def _claim(scene, frame, should_cancel):
-    """(claim file, None) when this node renders ``frame``; (None, uint8 frame) when another node did."""
-    from ..session.stopmotion import claim_frame
-
-    state, value = claim_frame(scene.render.frame_path(frame=frame), should_cancel)
-    return (value, None) if state == "claimed" else (None, value)
-
-
-def _renew(claim):
-    from ..engine.output import touch_claim
-
-    touch_claim(claim)
-
-
-def _release(claim):
-    if claim is not None:
-        from ..engine.output import release_claim
-
-        release_claim(claim)
-
-
-@bpy.app.handlers.persistent
-def _frame_written(scene, *_):
-    """After Blender wrote a frame of an animation: this node's claim on it is dropped."""
-    from ..session.stopmotion import release_frame
-
-    release_frame(scene.render.frame_path(frame=scene.frame_current))
-
-
-@bpy.app.handlers.persistent
-def _render_ended(scene, *_):
-    """A cancelled or failed animation: no claim of this process stays behind on its frames."""
-    from ..session.stopmotion import release_frame
-
-    for frame in range(scene.frame_start, scene.frame_end + 1):
-        release_frame(scene.render.frame_path(frame=frame))
-
-
 def _panels():
     for panel in bpy.types.Panel.__subclasses__():
         if panel.__name__.startswith(_PANEL_PREFIXES) and "BLENDER_RENDER" in getattr(panel, "COMPAT_ENGINES", ()):
@@ -152,20 +114,17 @@ def _panels():
 CLASSES = (DiffusionHandlesRenderEngine,)
 
 
-_HANDLERS = (("render_write", _frame_written), ("render_cancel", _render_ended), ("render_complete", _render_ended))
-
-
 def register():
+    from ..blender.render import frame_claim_handlers
+
     for panel in _panels():
         panel.COMPAT_ENGINES.add(IDNAME)
-    for name, handler in _HANDLERS:
-        if handler not in getattr(bpy.app.handlers, name):
-            getattr(bpy.app.handlers, name).append(handler)
+    frame_claim_handlers(True)
 
 
 def unregister():
+    from ..blender.render import frame_claim_handlers
+
     for panel in _panels():
         panel.COMPAT_ENGINES.discard(IDNAME)
-    for name, handler in _HANDLERS:
-        if handler in getattr(bpy.app.handlers, name):
-            getattr(bpy.app.handlers, name).remove(handler)
+    frame_claim_handlers(False)
