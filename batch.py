@@ -145,33 +145,33 @@ def contact_sheet(package, paths, out_path, columns=4):
 
 def check_inputs(package, args):
     """Everything checked before any folder is made or model loaded (engine.inputs / checks /
-    output): the photo's files, the settings, the keyframes (strict JSON, frame numbers, the
-    object visible in at least one key), the output folder. Returns the photo's inputs."""
+    output): the engine (--engine auto decided here, so it gets the checks of the engine it
+    picks), the photo's files, the settings, the keyframes (strict JSON, frame numbers, the
+    object visible in at least one key), the output folder. Returns (photo inputs, engine, why)."""
     engine = lambda name: importlib.import_module(f"{package}.engine.{name}")  # noqa: E731
     checks, inputs, output, transforms = engine("checks"), engine("inputs"), engine("output"), engine("transforms")
     errors = engine("errors")
-    photo = inputs.load_photo(args.image, args.prompt, depth=args.depth, mask=args.mask,
-                              object_query=args.object, candidate=args.candidate if args.object else None,
-                              require_prompt=args.engine == "diffusion")
     if args.models and not os.path.isdir(args.models):
         raise errors.InputError(f"--models '{args.models}': not a folder")
-    if args.engine == "diffusion":  # found, and safetensors, before anything is written
+    models_dir = os.path.abspath(args.models) if args.models else None
+    chosen, why = choose_engine(package, args.engine, models_dir)
+    photo = inputs.load_photo(args.image, args.prompt, depth=args.depth, mask=args.mask,
+                              object_query=args.object, candidate=args.candidate if args.object else None,
+                              require_prompt=chosen == "DIFFUSION")
+    if chosen == "DIFFUSION":  # found, and safetensors, before anything is written (auto too)
         registry = engine("registry")
-        registry.check_weights("diffusion", registry.resolve("diffusion", None, args.models))
+        registry.check_weights("diffusion", registry.resolve("diffusion", None, models_dir))
     settings_mod = importlib.import_module(f"{package}.engine.settings")  # the choices live there
     for name, choices in (("preset", settings_mod.PRESETS), ("inversion", settings_mod.INVERSIONS)):
         if getattr(args, name) is not None and getattr(args, name) not in choices:
             raise errors.InputError(f"--{name} {getattr(args, name)!r}: expected one of {', '.join(choices)}")
-    changes = {k: getattr(args, k) for k in ("resolution", "seed", "inversion") if getattr(args, k) is not None}
-    if changes or args.steps is not None:
-        settings = settings_mod.EditSettings.preset(args.preset or "default")
-        if args.steps is not None:
-            settings = settings.with_steps(args.steps)
-        checks.settings_data({**settings.to_dict(), **changes}, "settings")
+    # the rule the add-on applies to the same choices (blender/options.edit_settings)
+    checks.settings_from(args.preset, {k: getattr(args, k) for k in ("resolution", "seed", "inversion", "steps")
+                                       if getattr(args, k) is not None})
     checks.transforms_json(args.keyframes, "--keyframes")
     centroid = None
     if photo.complete_without_models:
-        centroid = transforms.object_centroid(photo.depth, photo.mask)
+        centroid = engine("pipeline").pivots(photo.depth, photo.mask)
     keyed = transforms.load_keyframes(args.keyframes, convention=args.convention,
                                       centroid=centroid if centroid is not None else (0.0, 0.0, -2.0))
     checks.frame_numbers([n for n, _ in keyed], f"--keyframes '{args.keyframes}'")
@@ -189,7 +189,7 @@ def check_inputs(package, args):
         blend = os.path.abspath(args.save_blend)
         output.check_output_dir(os.path.dirname(blend), "--save-blend")
         output.check_inputs_not_in(os.path.dirname(blend), sources, "--save-blend", (re.escape(os.path.basename(blend)),))
-    return photo
+    return photo, chosen, why
 
 
 def run(args):
@@ -197,7 +197,7 @@ def run(args):
 
     started = time.perf_counter()
     package = ensure_addon()
-    check_inputs(package, args)
+    _, engine, why = check_inputs(package, args)
     masks, queries = args.mask or [], args.object or []
     for what, value in (("--mask", masks), ("--object", queries)):
         if any(";" in v for v in value):
@@ -211,7 +211,6 @@ def run(args):
     transforms = importlib.import_module(f"{package}.engine.transforms")
     models_dir = os.path.abspath(args.models) if args.models else None
     store.SESSION_OPTIONS.update(models_dir=models_dir, device=args.device)
-    engine, why = choose_engine(package, args.engine, models_dir)
     print(f"batch.py: engine: {engine.lower()} ({why})", flush=True)
 
     clear_scene(bpy)
@@ -230,7 +229,9 @@ def run(args):
 
     matrices = importlib.import_module(f"{package}.blender.matrices")
     objects = matrices.moving_objects(obj, scene)
-    centroids = [tuple(o.dh.centroid) for o in objects]
+    # the pivots of `engine edit` and `engine preview`: the imported photo's depth and masks at full size
+    cached = importlib.import_module(f"{package}.session.photo").load_cache(bpy.path.abspath(obj.dh.cache_dir))
+    centroids = importlib.import_module(f"{package}.engine.pipeline").pivots(cached.depth, cached.masks)
     keyed = transforms.load_keyframes(args.keyframes, convention=args.convention, centroid=centroids)
     frames = keyframes.key_transforms(obj, keyed, scene)
     print(f"batch.py: keyed {len(keyed)} edits of {len(objects)} object(s), frames {frames[0]}-{frames[-1]}",

@@ -64,10 +64,12 @@ def forget_weights_status():
 def edit_settings(props, options=None):
     """The engine's EditSettings from a photo's properties (Object.dh): its quality preset with the
     photo's own choices on top (``options``, the runtime ones, do not enter the settings)."""
-    from ..engine.settings import EditSettings
+    from ..engine.checks import settings_from
 
-    s = EditSettings.preset(props.quality, resolution=props.resolution or None, seed=props.seed,
-                            fg_weight=props.fg_weight, bg_weight=props.bg_weight)
+    changes = {"resolution": props.resolution or None, "seed": props.seed, "fg_weight": props.fg_weight,
+               "bg_weight": props.bg_weight}
     if props.inversion != "PRESET":
-        s = s.replace(inversion=props.inversion)
-    return s.with_steps(props.steps) if props.steps else s
+        changes["inversion"] = props.inversion
+    if props.steps:
+        changes["steps"] = props.steps
+    return settings_from(props.quality, changes)  # the rule of the command line and batch.py

@@ -39,9 +39,12 @@ def show_result(context, path):
 def write_movie(scene, movie_path, frames=()):
     """Render the scene's animation as an H.264 MP4 through the render engine and Blender's FFmpeg
     output. ``frames``: (key, path) of frames already on disk, remembered first so no edit runs
-    again (frames rendered in this session are remembered anyway). Written under a temporary name,
-    then renamed; the scene's output settings are restored."""
+    again (frames rendered in this session are remembered anyway). Blender writes it into a
+    temporary folder next to it (engine.output.temporary_folder, which the next run's clean-up of
+    that folder removes if this one is killed), then it is renamed into place; the scene's output
+    settings are restored."""
     from ..engine.io import load_image
+    from ..engine.output import clean_temporaries, temporary_folder
     from ..session.frames import remember
 
     for key, path in frames:
@@ -49,7 +52,15 @@ def write_movie(scene, movie_path, frames=()):
     render, settings = scene.render, scene.render.image_settings
     saved = (render.engine, render.filepath, render.use_file_extension, settings.file_format,
              getattr(settings, "media_type", None))
-    partial = os.path.join(os.path.dirname(os.path.abspath(movie_path)), ".partial-" + os.path.basename(movie_path))
+    movie_path = os.path.abspath(movie_path)
+    os.makedirs(os.path.dirname(movie_path), exist_ok=True)
+    clean_temporaries(os.path.dirname(movie_path))  # what a killed earlier run left
+    with temporary_folder(movie_path) as folder:
+        _render_movie(scene, render, settings, saved, os.path.join(folder, os.path.basename(movie_path)), movie_path)
+    return movie_path
+
+
+def _render_movie(scene, render, settings, saved, partial, movie_path):
     try:
         render.engine = RENDER_ENGINE_IDNAME
         if saved[4] is not None:
@@ -67,9 +78,6 @@ def write_movie(scene, movie_path, frames=()):
         if saved[4] is not None:
             settings.media_type = saved[4]
         settings.file_format = saved[3]
-        if os.path.exists(partial):
-            os.remove(partial)
-    return movie_path
 
 
 def write_photo_movie(obj, engine_name, scene, movie_path, plan):
@@ -80,3 +88,55 @@ def write_photo_movie(obj, engine_name, scene, movie_path, plan):
         return write_movie(scene, movie_path, [(item.key, item.path) for item in plan])
     finally:
         obj.dh.engine = photo_engine
+
+
+# --- farm nodes: the render engine's per-frame claim (session/stopmotion.py) ----------------------
+def claim_frame(scene, frame, should_cancel):
+    """(claim file, None) when this node renders ``frame``; (None, uint8 frame) when another node did."""
+    from ..session.stopmotion import claim_frame as claim
+
+    state, value = claim(scene.render.frame_path(frame=frame), should_cancel)
+    return (value, None) if state == "claimed" else (None, value)
+
+
+def renew_claim(claim):
+    from ..engine.output import touch_claim
+
+    touch_claim(claim)
+
+
+def release_claim(claim):
+    if claim is not None:
+        from ..engine.output import release_claim as release
+
+        release(claim)
+
+
+@bpy.app.handlers.persistent
+def _frame_written(scene, *_):
+    """After Blender wrote a frame of an animation: this node's claim on it is dropped."""
+    from ..session.stopmotion import release_frame
+
+    release_frame(scene.render.frame_path(frame=scene.frame_current))
+
+
+@bpy.app.handlers.persistent
+def _render_ended(scene, *_):
+    """A finished, cancelled or failed animation: no claim of this process stays on its frames."""
+    from ..session.stopmotion import release_frame
+
+    for frame in range(scene.frame_start, scene.frame_end + 1):
+        release_frame(scene.render.frame_path(frame=frame))
+
+
+_HANDLERS = (("render_write", _frame_written), ("render_cancel", _render_ended), ("render_complete", _render_ended))
+
+
+def frame_claim_handlers(on: bool):
+    """Add (``on``) or remove Blender's handlers that drop the frame claims."""
+    for name, handler in _HANDLERS:
+        handlers = getattr(bpy.app.handlers, name)
+        if on and handler not in handlers:
+            handlers.append(handler)
+        elif not on and handler in handlers:
+            handlers.remove(handler)

@@ -7,7 +7,8 @@ A prepared photo is a directory with two files:
   reconstruction latents, reconstruction image, and the reference activations
   ``ref/<step>/<layer>``: only the guided layers of the guided steps, half precision by default);
 - ``prepared.json``: metadata (format version, the content key, the SHA-256 of the tensor file,
-  prompt, model id and revision, settings, sizes, the prepare report) and ``integrity``: a
+  prompt, model id and revision, settings and the preset they came from, sizes, each object's
+  camera-frame centroid at the photo's size, the prepare report) and ``integrity``: a
   SHA-256 over the rest of the JSON (canonical form) and the tensor file's hash, so a
   hand-edited prompt, setting or key is caught like a modified tensor file.
 
@@ -29,7 +30,7 @@ import numpy as np
 from .errors import InputError
 
 FORMAT = "diffusion-handles-prepared"
-VERSION = 2  # 2: prepared.json carries its own integrity hash
+VERSION = 3  # 2: prepared.json carries its own integrity hash; 3: the objects' centroids and the preset
 TENSORS = "prepared.safetensors"
 META = "prepared.json"
 
@@ -46,7 +47,7 @@ def content_key(image, depth, object_mask, background_depth, prompt, model_id, r
             continue
         a = np.ascontiguousarray(a)
         h.update(f"{a.dtype.str}{a.shape}".encode())
-        h.update(a.tobytes())
+        h.update(a.data)  # the array's own buffer: no copy of a full-size photo
     h.update(json.dumps({"prompt": prompt, "model_id": model_id, "revision": revision,
                          "settings": prepare_settings}, sort_keys=True).encode())
     return h.hexdigest()
@@ -63,6 +64,20 @@ def _integrity(meta: dict) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
+def _os_error(exc, path):
+    """safetensors' error for a failed write -> the OSError it wraps ("... (os error 28)")."""
+    import errno
+    import re
+
+    m = re.search(r"os error (\d+)", str(exc))
+    if m is None:
+        return exc
+    code = int(m.group(1))
+    import os
+
+    return OSError(code, os.strerror(code) if code in errno.errorcode else str(exc), str(path))
+
+
 def save(directory, tensors: dict, meta: dict) -> None:
     """Write ``tensors`` (name -> torch tensor) and ``meta`` (JSON-able) atomically into directory."""
     from safetensors.torch import save_file
@@ -73,7 +88,12 @@ def save(directory, tensors: dict, meta: dict) -> None:
     d.mkdir(parents=True, exist_ok=True)
     clean_temporaries(d)  # what a killed earlier save left behind
     with atomic_output(d / TENSORS) as tmp:
-        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp))
+        try:
+            save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp))
+        except OSError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - safetensors reports the OS error as its own type
+            raise _os_error(exc, d / TENSORS) from None
         digest = _sha256_file(tmp)
     meta = dict(meta, format=FORMAT, version=VERSION, tensors_sha256=digest)
     meta["integrity"] = _integrity(meta)
@@ -116,7 +136,7 @@ def load(directory, expected_key: str | None = None):
 
 # The fields of prepared.json and their JSON types (a hand-edited file with another type is refused).
 META_TYPES = {"key": str, "prompt": str, "model_id": str, "revision": str, "settings": dict,
-              "original_size": list, "size": list, "report": dict}
+              "original_size": list, "size": list, "report": dict, "centroids": list}
 
 
 def _check_meta_types(meta: dict, what: str) -> None:
@@ -124,7 +144,62 @@ def _check_meta_types(meta: dict, what: str) -> None:
         if not isinstance(meta.get(name), kind):
             raise InputError(f"{what}: {META} field {name!r} is missing or not a {kind.__name__}; "
                              f"prepare the photo again")
+    preset = meta.get("preset")
+    if preset is not None and not isinstance(preset, str):
+        raise InputError(f"{what}: {META} field 'preset' must be a preset name or null, got {preset!r}")
+    c = meta["centroids"]
+    if not c or not all(isinstance(p, list) and len(p) == 3 and all(
+            isinstance(x, (int, float)) and not isinstance(x, bool) for x in p) for p in c):
+        raise InputError(f"{what}: {META} field 'centroids' must be one [x, y, z] per object")
     for name in ("original_size", "size"):
         v = meta[name]
         if len(v) != 2 or not all(isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in v):
             raise InputError(f"{what}: {META} field {name!r} must be two positive integers, got {v!r}")
+
+
+PREPARE_CLAIM = ".dh-prepare.claim"
+
+
+class _Preparing:
+    """Context manager of `preparing`."""
+
+    def __init__(self, directory, should_cancel=None, poll: float = 0.5):
+        self.directory, self.should_cancel, self.poll = Path(directory), should_cancel, poll
+        self.made = False
+
+    def __enter__(self):
+        import time
+
+        from .errors import CancelledError
+        from .output import try_claim
+
+        self.made = not self.directory.exists()
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.path = self.directory / PREPARE_CLAIM
+        while not try_claim(self.path, what=f"preparing {self.directory}"):
+            if self.should_cancel is not None and self.should_cancel():
+                self._tidy()
+                raise CancelledError("cancelled while another process prepares this photo")
+            time.sleep(self.poll)  # another process (a farm node) prepares it: use its result
+        return self.path
+
+    def __exit__(self, *exc):
+        from .output import release_claim
+
+        release_claim(self.path)
+        self._tidy()
+        return False
+
+    def _tidy(self):
+        if self.made:  # a folder this call made and nothing was saved in: not left behind
+            try:
+                self.directory.rmdir()
+            except OSError:
+                pass
+
+
+def preparing(directory, should_cancel=None):
+    """Hold the claim to prepare the photo cached in ``directory`` (created if missing): one
+    process prepares a cache at a time; another waits (polling ``should_cancel``) and then finds
+    the cache made, so two farm nodes never invert the same photo into the same folder."""
+    return _Preparing(directory, should_cancel)

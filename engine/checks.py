@@ -67,13 +67,14 @@ def image(value, what="image", expected_shape=None) -> np.ndarray:
         return arr.astype(np.float32) / 65535.0
     if not np.issubdtype(arr.dtype, np.floating):
         raise InputError(f"{what}: unsupported pixel type {arr.dtype} (use uint8 or float in [0, 1])")
-    arr = arr.astype(np.float32)
-    if not np.isfinite(arr).all():
+    # no copy of a float32 image already in range (a 12-megapixel photo is 144 MB per copy)
+    arr = arr.astype(np.float32, copy=False)
+    lo, hi = float(arr.min()), float(arr.max())  # NaN propagates into min / max
+    if not (np.isfinite(lo) and np.isfinite(hi)):
         raise InputError(f"{what}: contains NaN or inf")
-    if arr.min() < -1e-3 or arr.max() > 1 + 1e-3:
-        raise InputError(f"{what}: float pixel values must lie in [0, 1] "
-                         f"(found {arr.min():.3g} to {arr.max():.3g})")
-    return np.clip(arr, 0.0, 1.0)
+    if lo < -1e-3 or hi > 1 + 1e-3:
+        raise InputError(f"{what}: float pixel values must lie in [0, 1] (found {lo:.3g} to {hi:.3g})")
+    return arr if lo >= 0.0 and hi <= 1.0 else np.clip(arr, 0.0, 1.0)
 
 
 def _single_channel(value, what, kind, noun, expected_shape):
@@ -356,6 +357,27 @@ def settings_data(data, what="settings"):
         raise InputError(f"{what}: {exc}") from None
     except (TypeError, ValueError) as exc:
         raise InputError(f"{what}: {exc}") from None
+
+
+def settings_from(preset=None, changes=None, base=None, what="settings"):
+    """The one rule that turns a user's choices into EditSettings (the command line, batch.py and
+    the add-on's photo properties all call it): ``base`` (default: the named ``preset``, else
+    "default") with ``changes`` (EditSettings fields) on top, checked (`settings_data`); a step
+    count without guided steps keeps the schedule's guided share (`EditSettings.with_steps`),
+    applied after the other changes so the order the user gave them in never matters."""
+    from .settings import EditSettings
+
+    base = base if base is not None else EditSettings.preset(preset or "default")
+    changes = dict(changes or {})
+    settings_types(changes, what)
+    steps, guided = changes.pop("steps", None), changes.pop("guided_steps", None)
+    s = settings_data({**base.to_dict(), **changes}, what)
+    if steps is not None or guided is not None:
+        try:
+            s = s.with_steps(steps if steps is not None else s.steps, guided)
+        except InputError as exc:
+            raise InputError(f"{what}: {exc}") from None
+    return s
 
 
 def _plain(value):

@@ -19,7 +19,14 @@ def to_uint8(image) -> np.ndarray:
         return a
     if a.dtype == bool:
         return a.astype(np.uint8) * 255
-    return (np.clip(a.astype(np.float32), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    # a band of rows at a time, so a 12-megapixel photo never has a second full-size float copy
+    out = np.empty(a.shape, np.uint8)
+    for i in range(0, max(1, a.shape[0]), 256):
+        band = np.clip(a[i:i + 256].astype(np.float32), 0.0, 1.0)
+        band *= 255.0
+        band += 0.5
+        out[i:i + 256] = band
+    return out
 
 
 def resize_image(image, hw, clip: bool = True):

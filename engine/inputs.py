@@ -139,20 +139,33 @@ def load_photo(image, prompt, depth=None, mask=None, object_query=None, candidat
         coords, flags = point_prompt(clicks, clicks_out, *shape, L["point"], L["point_out"])
         photo.points = [tuple(c) for c, f in zip(coords.tolist(), flags) if f]
         photo.points_out = [tuple(c) for c, f in zip(coords.tolist(), flags) if not f]
+    turned = io.exif_orientation(image) in (5, 6, 7, 8)
+
+    def read(key, reader, *args, **kwargs):
+        """`_named`, and a size mismatch with a photo its EXIF orientation turned says so."""
+        try:
+            return _named(L, key, reader, *args, **kwargs)
+        except InputError as exc:
+            if not (turned and "does not match" in str(exc)):
+                raise
+            raise InputError(f"{exc}; the photo {L['image']} '{image}' is turned upright by its EXIF "
+                             f"orientation ({shape[1]}x{shape[0]}): make masks and depth on the upright "
+                             f"view") from None
+
     if depth:
-        photo.depth = _named(L, "depth", io.load_depth, depth, png_scale=depth_png_scale, expected_shape=shape,
-                             scale_label=L["depth_png_scale"])
+        photo.depth = read("depth", io.load_depth, depth, png_scale=depth_png_scale, expected_shape=shape,
+                           scale_label=L["depth_png_scale"])
         paths["depth"] = str(depth)
         photo.notes["depth"] = "given"
     if masks:
-        loaded = [_named(L, "mask", io.load_mask, m, expected_shape=shape) for m in masks]
+        loaded = [read("mask", io.load_mask, m, expected_shape=shape) for m in masks]
         photo.mask = loaded[0] if len(loaded) == 1 else _named(L, "mask", checks.disjoint_masks, loaded)
         if photo.union_mask.all():
             raise InputError(f"{L['mask']}: the objects cover the whole image; some background must be left")
         paths.update({f"mask {n + 1}" if len(masks) > 1 else "mask": str(m) for n, m in enumerate(masks)})
         photo.notes["mask"] = "given"
     if background_depth:
-        photo.background_depth = _named(L, "background_depth", io.load_depth, background_depth,
+        photo.background_depth = read("background_depth", io.load_depth, background_depth,
                                         png_scale=depth_png_scale, expected_shape=shape,
                                         scale_label=L["depth_png_scale"])
         paths["background_depth"] = str(background_depth)

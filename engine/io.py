@@ -2,12 +2,15 @@
 
 Conventions (docs/design.md section 3): images are RGB float32 (H, W, 3) in [0, 1] inside the engine,
 uint8 sRGB on disk; depth is z-depth in metres, float32 (H, W), finite and > 0; masks are bool
-(H, W). Every loader raises `InputError` naming the file and what is wrong. Every saver writes a
+(H, W). Every image file (photo, mask, background, PNG depth) is turned upright by its EXIF
+orientation first (a phone's JPEG), so all of a photo's inputs share the upright view; the image
+modes and how each is read are the table in docs/guarantees.md ("Image files"). Every loader raises `InputError` naming the file and what is wrong. Every saver writes a
 temporary file in the destination directory and renames it (`os.replace`), so a reader never sees
 a half-written file and a failure leaves nothing behind.
 """
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
 import numpy as np
@@ -46,36 +49,95 @@ def _open_pil(path, what):
                          f"bomb or an image far larger than any model input); refused") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as exc:
         raise InputError(f"{what} '{path}': not a readable image ({exc})") from None
-    return img
+    return _upright(img, f"{what} '{path}'")
+
+
+def _upright(img, what):
+    """``img`` turned as its EXIF orientation (tag 0x0112) says, so it is seen as the camera's
+    viewer shows it; unchanged without the tag. Unreadable EXIF is refused (the image's sides
+    would be a guess)."""
+    from PIL import ImageOps
+
+    try:
+        orientation = img.getexif().get(0x0112)
+    except Exception as exc:  # noqa: BLE001 - Pillow raises several types for broken EXIF blocks
+        raise InputError(f"{what}: its EXIF data is unreadable ({type(exc).__name__}); save the "
+                         f"image again without EXIF") from None
+    if orientation in (None, 1):
+        return img
+    if orientation not in range(2, 9):
+        raise InputError(f"{what}: EXIF orientation {orientation!r} is not one of 1..8; save the image "
+                         f"again upright without an orientation tag")
+    try:
+        return ImageOps.exif_transpose(img)
+    except Exception as exc:  # noqa: BLE001
+        raise InputError(f"{what}: cannot apply its EXIF orientation {orientation} ({exc})") from None
+
+
+def exif_orientation(path) -> int | None:
+    """The EXIF orientation tag of an image file (1..8), None without one or when unreadable."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            value = img.getexif().get(0x0112)
+    except Exception:  # noqa: BLE001 - only a hint for messages
+        return None
+    return value if isinstance(value, int) else None
 
 
 def _pil_to_float(img) -> np.ndarray:
-    """Any PIL mode -> float (H, W, C) in [0, 1] with C in {1, 2, 3, 4} (alpha kept last)."""
+    """Any PIL mode -> float32 (H, W, C) in [0, 1] with C in {1, 2, 3, 4} (alpha kept last):
+    16-bit and 32-bit grey by their full scale, palettes through their colours (RGBA when the
+    palette has a transparent entry), CMYK / YCbCr / LAB / HSV by Pillow's conversion to RGB.
+    One float array is made (the division happens in place)."""
     mode = img.mode
     if mode in ("I;16", "I;16B", "I;16L", "I;16N"):
-        return (np.asarray(img, dtype=np.uint16).astype(np.float32) / 65535.0)[..., None]
+        arr = np.asarray(img, dtype=np.uint16).astype(np.float32)
+        arr /= 65535.0
+        return arr[..., None]
     if mode == "I":
-        arr = np.asarray(img, dtype=np.int64).astype(np.float32)
+        arr = np.asarray(img, dtype=np.int64)
         top = 65535.0 if arr.max(initial=0) > 255 else 255.0
-        return np.clip(arr / top, 0, 1)[..., None]
+        arr = arr.astype(np.float32)
+        arr /= top
+        return np.clip(arr, 0, 1, out=arr)[..., None]
     if mode == "F":
-        return np.clip(np.asarray(img, dtype=np.float32), 0, 1)[..., None]
+        arr = np.array(img, dtype=np.float32)
+        np.nan_to_num(arr, copy=False, nan=0.0)
+        return np.clip(arr, 0, 1, out=arr)[..., None]
     if mode == "1":
         return np.asarray(img, dtype=np.float32)[..., None]
-    if mode == "P":
-        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    if mode in ("P", "PA"):
+        img = img.convert("RGBA" if mode == "PA" or "transparency" in img.info else "RGB")
+    elif mode in ("La", "RGBa"):  # premultiplied alpha
+        img = img.convert("LA" if mode == "La" else "RGBA")
     elif mode not in ("L", "LA", "RGB", "RGBA"):
         img = img.convert("RGBA" if "A" in mode else "RGB")
-    arr = np.asarray(img, dtype=np.float32) / 255.0
+    arr = np.asarray(img).astype(np.float32)
+    arr /= 255.0
     return arr if arr.ndim == 3 else arr[..., None]
 
 
-def load_image(path) -> np.ndarray:
-    """Read an image file as RGB float32 (H, W, 3) in [0, 1]; alpha is dropped, grey is expanded."""
-    arr = _pil_to_float(_open_pil(path, "image"))
-    if arr.shape[-1] in (1, 2):
-        arr = np.repeat(arr[..., :1], 3, axis=-1)
-    return np.ascontiguousarray(arr[..., :3], dtype=np.float32)
+# Transparent pixels of a photo are composited over this (white, as an image viewer shows them).
+TRANSPARENT_OVER = 1.0
+
+
+def load_image(path, what="image") -> np.ndarray:
+    """Read an image file as RGB float32 (H, W, 3) in [0, 1], upright (EXIF orientation). Grey is
+    expanded to RGB; an alpha channel that is not fully opaque is composited over white
+    (`TRANSPARENT_OVER`), a fully opaque one dropped (docs/guarantees.md, "Image files")."""
+    arr = _pil_to_float(_open_pil(path, what))
+    if arr.shape[-1] in (2, 4):
+        alpha = arr[..., -1:]
+        colour = arr[..., :-1]
+        if (alpha < 1.0).any():
+            colour *= alpha  # in place: colour * a + white * (1 - a)
+            colour += TRANSPARENT_OVER * (1.0 - alpha)
+        arr = colour
+    if arr.shape[-1] == 1:
+        arr = np.repeat(arr, 3, axis=-1)
+    return np.ascontiguousarray(arr, dtype=np.float32)
 
 
 def _to_uint8(rgb, what) -> np.ndarray:
@@ -186,8 +248,63 @@ def save_depth_exr(path, depth) -> None:
         raise ValueError(f"depth for '{path}': expected (H, W), got shape {arr.shape}")
     header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
     with atomic_output(path) as tmp:
-        with OpenEXR.File(header, {"Y": arr}) as f:
-            f.write(str(tmp))
+        try:
+            with OpenEXR.File(header, {"Y": arr}) as f:
+                f.write(str(tmp))
+        except OSError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - OpenEXR reports a failed write as a plain error
+            if "failed to write" not in str(exc).lower():
+                raise
+            # the writer does not say why; the one cause a checked array and folder leave is space
+            raise OSError(errno.ENOSPC, f"the OpenEXR writer failed ({exc}); the disk is probably full",
+                          str(path)) from None
+        # the writer can also end without an error on a short final write: read it back
+        if not _reads_back(tmp, arr):
+            raise OSError(errno.ENOSPC, "the OpenEXR file written does not read back (truncated); the disk "
+                          "is probably full", str(path))
+
+
+def _reads_back(path, arr) -> bool:
+    """Whether a scanline OpenEXR file we wrote is whole: its header parses and every chunk its
+    offset table lists lies inside the file (no decoding: the library prints its own errors)."""
+    import struct
+
+    lines = {0: 1, 1: 1, 2: 1, 3: 16, 4: 32, 5: 16, 6: 32, 7: 32, 8: 32, 9: 256}  # per chunk, by compression
+    try:
+        data = Path(path).read_bytes()
+        if data[:4] != b"\x76\x2f\x31\x01":
+            return False
+        pos, window, compression = 8, None, None
+        while data[pos] != 0:
+            name_end = data.index(b"\0", pos)
+            type_end = data.index(b"\0", name_end + 1)
+            size = struct.unpack_from("<i", data, type_end + 1)[0]
+            value = type_end + 5
+            name = data[pos:name_end]
+            if name == b"dataWindow":
+                window = struct.unpack_from("<4i", data, value)
+            elif name == b"compression":
+                compression = data[value]
+            pos = value + size
+        pos += 1
+        if window is None or compression not in lines:
+            return False
+        height = window[3] - window[1] + 1
+        if height != arr.shape[0]:
+            return False
+        chunks = -(-height // lines[compression])
+        offsets = struct.unpack_from(f"<{chunks}Q", data, pos)
+        first = pos + 8 * chunks  # chunks start after the offset table (zeros: never filled in)
+        for offset in offsets:
+            if offset < first:
+                return False
+            y, packed = struct.unpack_from("<ii", data, offset)
+            if packed < 0 or offset + 8 + packed > len(data):
+                return False
+        return True
+    except (OSError, ValueError, IndexError, struct.error):
+        return False
 
 
 # --------------------------------------------------------------------------------------------
@@ -200,11 +317,13 @@ def validate_mask(mask, what="mask", expected_shape=None) -> np.ndarray:
 
 
 def load_mask(path, expected_shape=None) -> np.ndarray:
-    """Read an object mask as bool (H, W).
+    """Read an object mask as bool (H, W), upright (EXIF orientation, like the photo).
 
-    Any channel layout: if the image has alpha and it is not fully opaque, the mask is
-    alpha > 0.5; otherwise luminance > 0.5 (so white-on-black PNGs and cut-outs both work).
-    ``.npy`` arrays are accepted too (value > 0.5). Rejects empty and full masks.
+    Any image mode (docs/guarantees.md, "Image files"): if the image has an alpha channel that is
+    not fully opaque, the alpha is the mask (a cut-out, or a constant colour with the mask in its
+    alpha); otherwise the grey level (the luminance of a colour image). Soft edges are thresholded
+    at half of full scale: >= 128 of 255 (>= 32768 of 65535) is the object. ``.npy`` arrays are
+    accepted too (bool; numbers > 0.5). Rejects empty and full masks.
     """
     path = Path(path)
     what = f"mask '{path}'"

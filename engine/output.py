@@ -27,8 +27,16 @@ from .errors import InputError
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = "diffusion-handles-frames"
 
-# Names `atomic_output` gives its temporaries: ".<stem>.<random>.tmp<suffix>".
+# Names `atomic_output` (and `temporary_folder`) give their temporaries: ".<stem>.<random>.tmp<suffix>".
 _TEMP_NAME = re.compile(r"^\..+\.[A-Za-z0-9_]{6,}\.tmp(\.[A-Za-z0-9]+)?$")
+
+# A write that failed because the disk (or the user's quota, or the file size limit) is full.
+DISK_FULL_ERRNOS = frozenset(e for e in (getattr(errno, n, None) for n in ("ENOSPC", "EFBIG", "EDQUOT"))
+                             if e is not None)
+
+
+def is_disk_full(exc) -> bool:
+    return isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS
 
 
 def _read_umask() -> int:
@@ -62,10 +70,29 @@ def atomic_output(path):
         # after the writer: some (safetensors) replace the file and would leave mkstemp's 0600
         os.chmod(tmp, NORMAL_FILE_MODE)
         os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
             tmp.unlink()
+        if is_disk_full(exc) and exc.filename != str(path):
+            # name the output (a writer's own error names its temporary, or nothing)
+            raise OSError(exc.errno, exc.strerror or os.strerror(exc.errno), str(path)) from None
         raise
+
+
+@contextlib.contextmanager
+def temporary_folder(path):
+    """Yield a new dot-named folder next to ``path`` for a writer that picks its own file names
+    (Blender's movie output); it is removed afterwards, and a killed run's is removed by the next
+    `clean_temporaries` of that folder (its name is an `atomic_output` temporary's)."""
+    import shutil
+
+    path = Path(path)
+    directory = path.parent if str(path.parent) else Path(".")
+    folder = Path(tempfile.mkdtemp(prefix=f".{path.stem}.", suffix=".tmp", dir=directory))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @contextlib.contextmanager
@@ -119,10 +146,17 @@ def clean_temporaries(directory) -> list:
     d = Path(directory)
     if not d.is_dir():
         return removed
+    import shutil
+
     for p in d.iterdir():
-        if _TEMP_NAME.match(p.name) and p.is_file() and not p.is_symlink():
-            with contextlib.suppress(OSError):
+        if not _TEMP_NAME.match(p.name) or p.is_symlink():
+            continue
+        with contextlib.suppress(OSError):
+            if p.is_file():
                 p.unlink()
+                removed.append(p)
+            elif p.is_dir():  # a `temporary_folder`
+                shutil.rmtree(p)
                 removed.append(p)
     return removed
 
@@ -286,17 +320,25 @@ class FrameManifest:
         """Write frame ``number``'s files (``writers``: (name, write(path)) pairs, the last one is
         the frame image) and record it, as one step: an interruption before the last file is
         renamed into place removes the frame's other files; after it, the manifest entry is
-        written too. Either way the interruption is raised afterwards."""
+        written too. Either way the interruption is raised afterwards. A write that fails (a full
+        disk) removes the frame's files written so far, and a manifest that cannot be written
+        removes the frame's files too: the folder never holds a frame its manifest does not list."""
         with deferred_interrupt() as stop:
             written = []
-            for i, (name, write) in enumerate(writers):
-                if stop.requested and i == len(writers) - 1:
-                    for done in written:
-                        self._remove(done)
-                    return  # deferred_interrupt raises KeyboardInterrupt on the way out
-                write(self.directory / name)
-                written.append(name)
-            self.add(number, written)
+            try:
+                for i, (name, write) in enumerate(writers):
+                    if stop.requested and i == len(writers) - 1:
+                        for done in written:
+                            self._remove(done)
+                        return  # deferred_interrupt raises KeyboardInterrupt on the way out
+                    write(self.directory / name)
+                    written.append(name)
+                self.add(number, written)
+            except BaseException:
+                self.frames.pop(number, None)
+                for done in written:
+                    self._remove(done)
+                raise
 
     def add(self, number: int, names) -> None:
         """Record frame ``number`` (1-based) as finished with the files ``names`` (already written)."""
@@ -311,3 +353,159 @@ class FrameManifest:
     @property
     def complete(self) -> bool:
         return len(self.frames) == len(self.frame_keys)
+
+
+# --------------------------------------------------------------------------------------------
+# claims: one writer per folder, per frame, per prepared cache
+
+
+CLAIM_STALE_SECONDS = 6 * 3600  # a claim by another host this old is abandoned (a crashed node)
+
+
+def _host() -> str:
+    import socket
+
+    return socket.gethostname()
+
+
+def _pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this host still runs (never signals it: os.kill on Windows
+    would terminate it)."""
+    import sys
+
+    if pid == os.getpid():
+        return True
+    if sys.platform == "win32":
+        import ctypes
+
+        kernel32 = ctypes.windll.kernel32
+        handle = kernel32.OpenProcess(0x1000, False, int(pid))  # PROCESS_QUERY_LIMITED_INFORMATION
+        if not handle:
+            return False
+        try:
+            code = ctypes.c_ulong()
+            return bool(kernel32.GetExitCodeProcess(handle, ctypes.byref(code))) and code.value == 259
+        finally:
+            kernel32.CloseHandle(handle)
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except (OverflowError, ValueError):
+        return False
+    return True
+
+
+def claim_owner(path) -> dict | None:
+    """The owner recorded in a claim file ({"pid", "host", "time", "token"}), None when there is none
+    (an unreadable claim, e.g. one being written, counts as owned by nobody known: {})."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return {}
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def claim_is_stale(path, stale_after: float = CLAIM_STALE_SECONDS) -> bool:
+    """A claim whose owner is gone: a process of this host that no longer runs, or (another host's,
+    or unreadable) older than ``stale_after`` seconds."""
+    import time
+
+    owner = claim_owner(path)
+    if owner is None:
+        return True
+    if owner.get("host") == _host() and isinstance(owner.get("pid"), int):
+        return not _pid_alive(owner["pid"])
+    try:
+        age = time.time() - os.stat(path).st_mtime
+    except FileNotFoundError:
+        return True
+    if not owner:  # unreadable: being written (microseconds), or left by a writer that died
+        return age > 10.0
+    return age > stale_after
+
+
+def try_claim(path, what: str = "", stale_after: float = CLAIM_STALE_SECONDS) -> bool:
+    """Atomically claim ``path`` (a file created with O_CREAT | O_EXCL naming this process, host and
+    time); a stale claim (`claim_is_stale`) is taken over. True when this process holds it now."""
+    import secrets
+    import time
+
+    path = Path(path)
+    token = secrets.token_hex(8)
+    body = json.dumps({"pid": os.getpid(), "host": _host(), "time": time.time(), "token": token,
+                       "what": what}).encode()
+    for _ in range(3):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
+        except FileExistsError:
+            owner = claim_owner(path)
+            if owner and owner.get("pid") == os.getpid() and owner.get("host") == _host():
+                return True  # ours already
+            if not claim_is_stale(path, stale_after):
+                return False
+            # take over: move the stale claim aside (only one contender's rename succeeds)
+            aside = path.with_name(f"{path.name}.{token}.stale")
+            try:
+                os.replace(path, aside)
+            except FileNotFoundError:
+                continue
+            with contextlib.suppress(OSError):
+                os.unlink(aside)
+            continue
+        try:
+            os.write(fd, body)
+        except BaseException:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(path)  # never an empty claim left behind (a full disk)
+            raise
+        os.close(fd)
+        return (claim_owner(path) or {}).get("token") == token
+    return False
+
+
+def touch_claim(path) -> None:
+    """Renew a claim this process holds (its age is what other hosts judge staleness by)."""
+    with contextlib.suppress(OSError):
+        os.utime(path)
+
+
+def release_claim(path) -> None:
+    """Remove ``path`` if this process holds it."""
+    owner = claim_owner(path)
+    if owner and owner.get("pid") == os.getpid() and owner.get("host") == _host():
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+
+
+WRITER_CLAIM = ".dh-writer.claim"
+
+
+@contextlib.contextmanager
+def folder_writer(directory, what: str = "--out"):
+    """Hold the one-writer claim of an output folder (created if missing) while the block runs: a
+    second run into the same folder is refused in one line while the first one lives (a killed
+    run's claim is taken over), so two runs never interleave their frames."""
+    from .errors import EngineError
+
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    path = d / WRITER_CLAIM
+    if not try_claim(path, what=f"writing {d}"):
+        owner = claim_owner(path) or {}
+        who = f"process {owner.get('pid', '?')} on {owner.get('host', '?')}"
+        raise EngineError(f"{what} '{d}': another run ({who}) is writing this folder; wait for it to "
+                          f"finish (rerun then resumes) or choose another folder")
+    try:
+        yield path
+    finally:
+        release_claim(path)

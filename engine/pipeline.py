@@ -16,11 +16,8 @@ polled there too and a True raises ``CancelledError`` (nothing is written by a c
 from __future__ import annotations
 
 import logging
-import resource
-import sys
 import dataclasses
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -28,6 +25,7 @@ import numpy as np
 from . import cache, checks
 from .camera import Camera
 from .errors import CancelledError, InputError  # noqa: F401  (CancelledError: part of this module's contract)
+from .profiling import peak_memory as _peak_memory, reset_peak_memory as _reset_peak_memory, timer as _timer
 from .settings import EditSettings, RuntimeOptions
 
 log = logging.getLogger(__name__)
@@ -63,6 +61,11 @@ class Prepared:
     trajectory: object = None
     # where `Engine.prepare` found this photo already prepared (its cache_dir), None when it ran
     reused_from: str | None = None
+    # the preset named when it was prepared: an edit's default schedule (None: not recorded)
+    preset: str | None = None
+    # (N, 3) float64: each object's camera-frame centroid from the photo's own depth and masks at
+    # full size (engine.transforms.object_centroid), the pivot of "centroid" on every path
+    centroids: np.ndarray | None = None
 
     @property
     def size(self) -> tuple:
@@ -108,7 +111,8 @@ class Prepared:
         meta = {"key": self.key, "prompt": self.prompt, "model_id": self.model_id,
                 "revision": self.revision, "settings": self.settings.to_dict(),
                 "original_size": list(self.original_size), "size": list(self.size),
-                "report": self.report}
+                "report": self.report, "preset": self.preset,
+                "centroids": np.asarray(self.centroids, np.float64).tolist()}
         cache.save(directory, t, meta)
 
     @classmethod
@@ -138,7 +142,8 @@ class Prepared:
                     model_id=meta["model_id"], revision=meta["revision"], key=meta["key"],
                     original_size=tuple(meta["original_size"]), report=meta.get("report", {}),
                     photo=tensors["photo"].numpy(), photo_mask=tensors["photo_mask"].numpy().astype(bool),
-                    trajectory=tensors["trajectory"])
+                    trajectory=tensors["trajectory"], preset=meta.get("preset"),
+                    centroids=np.asarray(meta["centroids"], np.float64))
         except (KeyError, ValueError, TypeError) as exc:
             if isinstance(exc, InputError):
                 raise
@@ -147,6 +152,8 @@ class Prepared:
         if p.image.shape != (h, w, 3) or p.depth.shape != (h, w) or p.object_mask.shape != (h, w) or \
                 (p.background_depth is not None and p.background_depth.shape != (h, w)):
             raise InputError(f"{what}: image, depth and mask do not have its recorded size {w}x{h}")
+        if p.centroids.shape != (len(p.object_masks), 3) or not np.isfinite(p.centroids).all():
+            raise InputError(f"{what}: its object centroids do not match its {len(p.object_masks)} object(s)")
         if p.null_embeddings.shape[0] != settings.steps:
             raise InputError(f"{what}: {p.null_embeddings.shape[0]} null embeddings for {settings.steps} steps")
         return p
@@ -250,11 +257,26 @@ class Engine:
 
     # --- prepare --------------------------------------------------------------------------------
     def prepare(self, image, prompt, depth, object_mask, background_depth=None, cache_dir=None,
-                progress=None, should_cancel=None, settings: EditSettings | None = None) -> Prepared:
+                progress=None, should_cancel=None, settings: EditSettings | None = None,
+                preset: str | None = None) -> Prepared:
+        """`_prepare`; with ``cache_dir``, while holding that folder's prepare claim (another
+        process preparing the same folder is waited for, and its cache then used)."""
+        args = (image, prompt, depth, object_mask, background_depth, cache_dir, progress, should_cancel, settings,
+                preset)
+        if cache_dir is None:
+            return self._prepare(*args)
+        with cache.preparing(cache_dir, should_cancel):
+            return self._prepare(*args)
+
+    def _prepare(self, image, prompt, depth, object_mask, background_depth=None, cache_dir=None,
+                 progress=None, should_cancel=None, settings: EditSettings | None = None,
+                 preset: str | None = None) -> Prepared:
         """Invert ``image`` (H, W, 3 float in [0, 1], any size) with its z-depth (H, W) and object
         mask(s) (H, W) or (N, H, W) bool; record the reference activations; lift the scene once. With ``cache_dir``, a valid cache
         of the same inputs is loaded instead, and a fresh result is saved there. ``settings``:
-        this call's (default: the engine's); their prepare-time fields go into the result."""
+        this call's (default: the engine's); their prepare-time fields go into the result.
+        ``preset``: the preset name ``settings`` came from, kept with the result (an edit of it
+        without a preset of its own runs with the prepared settings and reports this name)."""
         import torch
 
         from .diffusion import conditioning as cond_mod
@@ -275,6 +297,8 @@ class Engine:
                 cached = Prepared.load(cache_dir, expected_key=key)
                 log.info("using the prepared cache in %s", cache_dir)
                 cached.reused_from = str(cache_dir)
+                if preset is not None:
+                    cached.preset = preset
                 return cached
             except InputError as exc:
                 log.info("prepared cache not used (%s); preparing again", exc)
@@ -328,7 +352,7 @@ class Engine:
             references=refs, settings=s, model_id=m.model_id, revision=m.revision, key=key,
             original_size=tuple(image.shape[:2]), report=report,
             photo=to_uint8(image), photo_mask=object_mask.any(0),
-            trajectory=torch.stack(trajectory))
+            trajectory=torch.stack(trajectory), preset=preset, centroids=pivots(depth, object_mask))
         prepared._scene = scene
         if cache_dir is not None:
             prepared.save(cache_dir)
@@ -488,6 +512,15 @@ class Engine:
 
 
 # --- input checks and helpers ------------------------------------------------------------------
+def pivots(depth, object_masks) -> np.ndarray:
+    """(N, 3): the default pivot ("centroid") of each object, from the photo's depth and masks
+    at their own (full) size; every path (CLI, batch.py, the add-on's import) uses these."""
+    from .transforms import object_centroid
+
+    masks = np.asarray(object_masks, bool)
+    return np.asarray(object_centroid(depth, masks if masks.ndim == 3 else masks[None]), np.float64).reshape(-1, 3)
+
+
 def check_transforms(transforms, n_objects=1) -> list:
     """The frames as `engine.transforms.FrameEdit` (a bare 4x4 matrix moves object 1), checked."""
     from .transforms import FrameEdit
@@ -495,30 +528,3 @@ def check_transforms(transforms, n_objects=1) -> list:
     if transforms is None or len(transforms) == 0:
         raise InputError("transforms: none given (expected a list of 4x4 matrices or FrameEdits)")
     return [FrameEdit.of(T, n_objects, f"transform {k + 1}") for k, T in enumerate(transforms)]
-
-
-@contextmanager
-def _timer(seconds: dict, name):
-    """Add the block's wall time to ``seconds[name]``."""
-    t0 = time.perf_counter()
-    try:
-        yield
-    finally:
-        seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - t0
-
-
-def _reset_peak_memory(device):
-    import torch
-
-    if torch.device(device).type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-
-
-def _peak_memory(device) -> int:
-    """Peak GPU memory allocated on CUDA; peak resident memory of the process elsewhere."""
-    import torch
-
-    if torch.device(device).type == "cuda":
-        return int(torch.cuda.max_memory_allocated(device))
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return int(rss if sys.platform == "darwin" else rss * 1024)

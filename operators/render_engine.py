@@ -41,6 +41,7 @@ class DiffusionHandlesRenderEngine(bpy.types.RenderEngine):
 
     def render(self, depsgraph):
         from ..blender.frames import engine_for, frame_edit, frame_source, photo_for_camera
+        from ..blender.render import claim_frame as _claim, release_claim as _release, renew_claim as _renew
         from ..engine.errors import CancelledError
         from ..session.frames import fit, out_of_view_note, pass_pixels
 
@@ -48,7 +49,14 @@ class DiffusionHandlesRenderEngine(bpy.types.RenderEngine):
             return
         scene = depsgraph.scene
         frame = scene.frame_current
+        claim = None
         try:
+            if self.is_animation and not scene.render.use_overwrite and not scene.render.is_movie_format:
+                # a farm node (frames, no overwrite): one node renders each frame
+                claim, image = _claim(scene, frame, self.test_break)
+                if claim is None:  # another node finished it: its pixels, not a second edit
+                    self._result(image, scene)
+                    return
             obj = photo_for_camera(scene)
             engine_name, note = engine_for(obj, scene.original)
             self.stats(f"Diffusion Handles | frame {frame} | {note}")
@@ -56,6 +64,8 @@ class DiffusionHandlesRenderEngine(bpy.types.RenderEngine):
             edit = frame_edit(obj, depsgraph)
 
             def progress(stage, step, total):
+                if claim is not None:
+                    _renew(claim)
                 if total:
                     self.progress(step / total)
                 self.stats(f"Diffusion Handles | frame {frame} | {note} | {stage} {step}/{total}")
@@ -69,8 +79,10 @@ class DiffusionHandlesRenderEngine(bpy.types.RenderEngine):
                 self.report({"WARNING"}, f"Diffusion Handles, frame {frame}: {hidden}")
                 self.stats(f"Diffusion Handles | frame {frame} | {hidden}")
         except CancelledError:
+            _release(claim)
             return  # Esc: Blender stops; no result, nothing written
         except Exception as exc:  # noqa: BLE001 - reported: Blender writes no frame for it
+            _release(claim)
             message = user_message(exc)
             if message is None:
                 import traceback
@@ -79,6 +91,12 @@ class DiffusionHandlesRenderEngine(bpy.types.RenderEngine):
                 message = f"{type(exc).__name__}: {exc}"
             self.report({"ERROR"}, f"Diffusion Handles, frame {frame}: {message}")
             return
+        self._result(image, scene)  # a claim is released once Blender has written the frame
+
+    def _result(self, image, scene):
+        from ..session.frames import fit, pass_pixels
+
+        image = fit(image, self.resolution_y, self.resolution_x)
         result = self.begin_result(0, 0, self.resolution_x, self.resolution_y)
         pixels = pass_pixels(image, scene.view_settings.view_transform)
         result.layers[0].passes["Combined"].rect.foreach_set(pixels.ravel())
@@ -125,10 +143,16 @@ CLASSES = (DiffusionHandlesRenderEngine,)
 
 
 def register():
+    from ..blender.render import frame_claim_handlers
+
     for panel in _panels():
         panel.COMPAT_ENGINES.add(IDNAME)
+    frame_claim_handlers(True)
 
 
 def unregister():
+    from ..blender.render import frame_claim_handlers
+
     for panel in _panels():
         panel.COMPAT_ENGINES.discard(IDNAME)
+    frame_claim_handlers(False)

@@ -88,6 +88,7 @@ def run_frames(plan, renderer, progress=None, should_cancel=None, write=None):
     """Render the plan; returns a Summary. Raises CancelledError between frames when asked."""
     from ..engine.errors import CancelledError
     from ..engine.io import save_image
+    from ..engine.output import clean_temporaries
 
     write = write or save_image
     progress = progress or (lambda stage, step, total: None)
@@ -100,6 +101,7 @@ def run_frames(plan, renderer, progress=None, should_cancel=None, write=None):
         directory = os.path.dirname(path) or "."
         if directory not in manifests:
             os.makedirs(directory, exist_ok=True)
+            clean_temporaries(directory)  # what a killed earlier run left (atomic writes' temporaries)
             manifests[directory] = Manifest(directory)
         return manifests[directory]
 
@@ -148,3 +150,58 @@ def run_frames(plan, renderer, progress=None, should_cancel=None, write=None):
 def default_movie_path(first_frame):
     """The movie of a stop-motion run when none is named: next to its frames."""
     return os.path.join(os.path.dirname(first_frame), MOVIE_NAME)
+
+
+# --- farm nodes: one node renders a frame ---------------------------------------------------------
+FRAME_CLAIM_STALE_SECONDS = 300  # a claim not renewed this long (its node crashed) is taken over
+
+
+def frame_claim_path(frame_path):
+    """The claim file of a frame file: dot-named, next to it (shared storage of a farm)."""
+    directory, name = os.path.split(os.path.abspath(frame_path))
+    return os.path.join(directory, f".{name}.dh-claim")
+
+
+def _finished_frame(frame_path):
+    """The frame file as uint8 (H, W, 3) when another node has finished it (not a placeholder), else None."""
+    try:
+        if os.path.getsize(frame_path) == 0:
+            return None
+        from ..engine.io import load_image
+        from .frames import to_uint8
+
+        return to_uint8(load_image(frame_path))
+    except Exception:  # noqa: BLE001 - missing, a placeholder, or being written: not finished
+        return None
+
+
+def claim_frame(frame_path, should_cancel=None, poll=0.2, stale_after=FRAME_CLAIM_STALE_SECONDS):
+    """Before a farm node renders ``frame_path``: ("claimed", claim file) when this node renders it,
+    or ("finished", uint8 frame) when another node that claimed it first has finished it (Blender's
+    placeholder check is not atomic, so two nodes can start the same frame: the second waits and
+    hands Blender the first one's pixels instead of computing the edit again). A claim whose node
+    stopped renewing it is taken over. Raises CancelledError when ``should_cancel()``."""
+    import time
+
+    from ..engine.errors import CancelledError
+    from ..engine.output import claim_is_stale, try_claim
+
+    claim = frame_claim_path(frame_path)
+    os.makedirs(os.path.dirname(claim), exist_ok=True)  # Blender makes it only when it saves
+    while True:
+        if not os.path.exists(claim) or claim_is_stale(claim, stale_after):
+            done = _finished_frame(frame_path)
+            if done is not None:
+                return "finished", done
+            if try_claim(claim, what=f"rendering {frame_path}", stale_after=stale_after):
+                return "claimed", claim
+        if should_cancel is not None and should_cancel():
+            raise CancelledError("cancelled while another node renders this frame")
+        time.sleep(poll)
+
+
+def release_frame(frame_path):
+    """Drop this node's claim on ``frame_path`` (after Blender wrote it, or when the frame failed)."""
+    from ..engine.output import release_claim
+
+    release_claim(frame_claim_path(frame_path))

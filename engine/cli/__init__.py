@@ -111,8 +111,14 @@ def report_error(exc, verbose: bool, prefix: str = "error") -> int:
     elif isinstance(exc, (EngineError, CancelledError)):
         code = EXIT_RUNTIME
     elif isinstance(exc, OSError):  # a disk that fills, a folder that vanished while writing
+        from ..output import is_disk_full
+
         where = f" '{exc.filename}'" if exc.filename else ""
-        exc = RuntimeError(f"cannot read or write{where}: {exc.strerror or exc}")
+        if is_disk_full(exc):
+            exc = RuntimeError(f"disk full writing{where} ({exc.strerror or exc}); free some space and rerun "
+                               f"the same command: finished outputs are kept and nothing half-written is")
+        else:
+            exc = RuntimeError(f"cannot read or write{where}: {exc.strerror or exc}")
         code = EXIT_RUNTIME
     elif isinstance(exc, MemoryError):
         exc = RuntimeError("out of memory; try a smaller --resolution or --frame-batch-size")

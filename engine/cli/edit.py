@@ -50,7 +50,10 @@ def add_arguments(p) -> None:
 
 def _settings_for_prepared(args, prepared):
     """The settings of an edit of ``prepared``: its prepare-time settings, the edit-time options
-    given; an option that contradicts the prepared photo is refused, never silently dropped."""
+    given; an option that contradicts the prepared photo is refused, never silently dropped.
+    Without --preset the prepared photo's own settings are the base (the preset it was prepared
+    with, and any edit-time choice made then), so `prepare --preset fast` then `edit --prepared`
+    runs what `edit --preset fast` from the photo runs."""
     from .. import checks
     from ..settings import EditSettings
 
@@ -64,12 +67,18 @@ def _settings_for_prepared(args, prepared):
             raise InputError(f"{option} {value!r}: the prepared photo was made with {name}="
                              f"{fixed.to_dict()[name]!r}; this setting is fixed at prepare time (prepare "
                              f"again with it, or leave it out)")
-    preset = EditSettings.preset(args.preset or "default")
     if args.preset:
+        preset = EditSettings.preset(args.preset)
         _note_prepare_mismatch(preset, prepared)  # a preset is a bundle: its edit-time part applies
-    base = {**preset.to_dict(), **fixed.prepare_dict()}
-    return checks.settings_data({**base, **{k: v for k, v in changes.items()
-                                            if k not in prepare_fields}}, "settings")
+        base = preset.for_prepared(fixed)
+    else:
+        base = fixed
+    return checks.settings_from(changes={k: v for k, v in changes.items() if k not in prepare_fields}, base=base)
+
+
+def _preset_name(args, prepared) -> str | None:
+    """The preset an edit runs: the one named, else the prepared photo's (None: not recorded)."""
+    return args.preset or (prepared.preset if args.prepared else "default")
 
 
 def _note_prepare_mismatch(requested, prepared) -> None:
@@ -115,15 +124,21 @@ def _resume_from(done, n, batch) -> int:
 
 
 def run(args) -> int:
+    import contextlib
+
+    with contextlib.ExitStack() as claims:  # the output folder's one-writer claim, once taken
+        return _run(args, claims)
+
+
+def _run(args, claims) -> int:
     import numpy as np
 
     from .. import console, io
     from ..inputs import check_visible, input_files
-    from ..output import FrameManifest, check_inputs_not_in, check_output_dir, write_json
+    from ..output import FrameManifest, check_inputs_not_in, check_output_dir, folder_writer, write_json
     from ..composite import to_photo_size
-    from ..pipeline import Engine, Prepared
+    from ..pipeline import Engine, Prepared, pivots
     from ..settings import EditSettings
-    from ..transforms import object_centroid
 
     t_all = time.perf_counter()
     out = Path(args.out)
@@ -136,14 +151,14 @@ def run(args) -> int:
         prepared = Prepared.load(args.prepared)
         stages["prepare"] = time.perf_counter() - t0
         settings = _settings_for_prepared(args, prepared)
-        mats = _read_transforms(args, object_centroid(prepared.depth, prepared.object_masks, prepared.camera))
+        mats = _read_transforms(args, prepared.centroids)
         Engine(settings=settings).check_frames(prepared, mats)  # no model is loaded for this
         sources = [args.prepared, args.transforms]
         photo = None
     else:
         settings = settings_from_args(args)
         photo = load_photo_args(args)
-        centroid = (object_centroid(photo.depth, photo.mask) if photo.complete_without_models
+        centroid = (pivots(photo.depth, photo.mask) if photo.complete_without_models
                     else np.array([0.0, 0.0, -2.0]))  # a stand-in to check the file; re-read below
         mats = _read_transforms(args, centroid)
         if photo.complete_without_models:
@@ -158,18 +173,21 @@ def run(args) -> int:
         raise InputError(f"--out: {out / PREPARED_DIR} is not a folder; edit keeps the prepared photo there "
                          f"(move that file away)")
 
-    # 2. Prepare (from the photo), or resume from the prepared photo without loading the model
+    # 2. Prepare (from the photo), or resume from the prepared photo without loading the model;
+    # one run at a time writes the folder (a second is refused while the first lives)
+    claims.enter_context(folder_writer(out, "--out"))
     engine = engine_from_args(args, settings)
     if photo is not None:
         t0 = time.perf_counter()
         complete_photo(args, photo, candidates_dir=out)
         with console.Progress() as progress:
-            prepared = engine.prepare(**photo.prepare_arguments(), progress=progress, cache_dir=out / PREPARED_DIR)
+            prepared = engine.prepare(**photo.prepare_arguments(), progress=progress, cache_dir=out / PREPARED_DIR,
+                                      preset=args.preset or "default")
         stages["prepare"] = time.perf_counter() - t0
         if prepared.reused_from:
             console.say(f"using the photo prepared by an earlier run ({prepared.reused_from})")
-        # pivots about the centroid use the prepared (working-resolution) object, as --prepared does
-        mats = _read_transforms(args, object_centroid(prepared.depth, prepared.object_masks, prepared.camera))
+        # the pivots of the completed photo at its own size, as --prepared, preview and batch.py use
+        mats = _read_transforms(args, prepared.centroids)
         engine.check_frames(prepared, mats)
         prepare_report = {"reused": prepared.reused_from is not None, **prepared.report}
     else:
@@ -239,7 +257,7 @@ def run(args) -> int:
         "seconds": {**stages, "load": engine.timings.get("load", 0.0), "total": time.perf_counter() - t_all},
         "edit_unet_forward": counts["unet_forward"], "edit_unet_backward": counts["unet_backward"],
         "prepare": prepare_report, "peak_memory_bytes": peak,
-        "preset": args.preset,
+        "preset": _preset_name(args, prepared),
         # what one frame costs with these settings, and with the release's (50 steps, 38 guided
         # x 3 iterations, CFG pairs): forward = 1, backward = 2 UNet-forward equivalents
         "unet_cost_per_frame": edit_settings.unet_cost(),

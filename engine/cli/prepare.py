@@ -50,9 +50,10 @@ def add_model_arguments(p) -> None:
     g = p.add_argument_group("model and settings")
     g.add_argument("--models", metavar="DIR", help="models directory laid out as DIR/<role>/")
     g.add_argument("--diffusion-model", metavar="ID_OR_DIR", help="override the diffusion model")
-    g.add_argument("--preset", choices=tuple(PRESETS), default="default",
+    g.add_argument("--preset", choices=tuple(PRESETS), default=None,
                    help="edit schedule: default (the paper's) or fast (about a quarter of the UNet "
-                        "evaluations per frame; docs/method.md); the options below override it")
+                        "evaluations per frame; docs/method.md); the options below override it. "
+                        "`edit --prepared` without it: the preset the photo was prepared with")
     g.add_argument("--steps", type=int, help=f"DDIM steps (default {d.steps}; guided steps keep the "
                                              f"preset's share)")
     g.add_argument("--guided-steps", type=int, help=f"guided steps (default {d.guided_steps} of {d.steps})")
@@ -97,17 +98,10 @@ def settings_changes(args) -> dict:
 
 def settings_from_args(args, base=None):
     """EditSettings from ``base`` (default: the --preset, else the defaults) with the user's
-    changes, checked; a step count without guided steps keeps the schedule's guided share."""
+    changes, checked (`engine.checks.settings_from`, the rule batch.py and the add-on use too)."""
     from .. import checks
-    from ..settings import EditSettings
 
-    base = base or EditSettings.preset(getattr(args, "preset", None) or "default")
-    changes = settings_changes(args)
-    steps, guided = changes.pop("steps", None), changes.pop("guided_steps", None)
-    s = checks.settings_data({**base.to_dict(), **changes}, "settings")
-    if steps is not None or guided is not None:
-        s = s.with_steps(steps if steps is not None else s.steps, guided)
-    return s
+    return checks.settings_from(getattr(args, "preset", None), settings_changes(args), base=base)
 
 
 def runtime_from_args(args):
@@ -233,7 +227,8 @@ def run(args) -> int:
     engine = engine_from_args(args, settings)
     complete_photo(args, photo, candidates_dir=args.out)
     with console.Progress() as progress:
-        prepared = engine.prepare(**photo.prepare_arguments(), cache_dir=args.out, progress=progress)
+        prepared = engine.prepare(**photo.prepare_arguments(), cache_dir=args.out, progress=progress,
+                                  preset=args.preset or "default")
     r = prepared.report
     console.say(f"prepared {args.image} -> {args.out} ({prepared.size[1]}x{prepared.size[0]}, "
                 f"{r.get('unet_forward', 0)} UNet forwards, {r.get('total_seconds', 0):.1f} s)")

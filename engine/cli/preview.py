@@ -41,32 +41,29 @@ def add_arguments(parser):
 
 
 def run(args) -> int:
-    import numpy as np
-
-    from .. import checks, console
+    from .. import checks
     from ..errors import InputError
-    from ..io import (atomic_output, load_depth, load_image, load_mask, save_depth_exr, save_image,
-                      save_mask)
+    from ..inputs import load_photo
+    from ..io import load_image
     from ..lifted import LiftedScene
-    from ..preview import preview_frame
+    from ..pipeline import pivots
     from ..transforms import FrameEdit, load_keyframes
-    from ..output import FrameManifest, check_inputs_not_in, check_output_dir, digest_json
+    from ..output import check_inputs_not_in, check_output_dir, folder_writer
 
     t_start = time.perf_counter()
-    # 1. Everything is read and checked before the first write.
-    image = load_image(args.image)
+    # 1. Everything is read and checked before the first write (the photo's files by the one
+    # input boundary, engine.inputs.load_photo, as edit and batch.py read them).
+    photo = load_photo(args.image, "", depth=args.depth, mask=args.mask, depth_png_scale=args.png_scale,
+                       background_depth=args.background_depth, require_prompt=False,
+                       points=args.point, points_out=args.point_out, labels={"depth_png_scale": "--png-scale"})
+    image, depth, background_depth = photo.image, photo.depth, photo.background_depth
     shape = image.shape[:2]
-    depth = load_depth(args.depth, png_scale=args.png_scale, expected_shape=shape, scale_label="--png-scale")
-    if bool(args.mask) == bool(args.point or args.point_out):
-        raise InputError("give --mask (one per object) or --point / --point-out (one object clicked), "
-                         "one of the two")
-    if args.mask:
-        masks = np.stack([load_mask(m, expected_shape=shape) for m in args.mask])
+    if photo.mask is not None:
+        masks = photo.mask if photo.mask.ndim == 3 else photo.mask[None]
     else:  # SAM's mask of the clicked points, exactly as prepare / edit compute it
         from .. import registry
-        from ..perception.segment import mask_from_points, point_prompt
+        from ..perception.segment import mask_from_points
 
-        point_prompt(args.point, args.point_out, *shape)  # the points are checked before SAM loads
         registry.check_weights("sam", registry.resolve("sam", args.sam_model, args.models))
         overrides = {"sam": args.sam_model} if args.sam_model else None
         masks = mask_from_points(image, args.point, args.point_out, models_dir=args.models,
@@ -78,12 +75,8 @@ def run(args) -> int:
             h, w = background.shape[:2]
             raise InputError(f"background '{args.background}': size {w}x{h} (WxH) does not match "
                              f"the image's {shape[1]}x{shape[0]}")
-    background_depth = None
-    if args.background_depth:
-        background_depth = load_depth(args.background_depth, png_scale=args.png_scale,
-                                      expected_shape=shape, scale_label="--png-scale")
     scene = LiftedScene.build(depth, masks, background_depth)
-    centroids = scene.centroids()
+    centroids = pivots(depth, masks)  # the pivots every path uses (engine.pipeline.pivots)
     checks.transforms_json(args.transforms, "--transforms")  # strict JSON, bounded, no booleans
     keyframes = load_keyframes(args.transforms, args.convention, centroids)
     edits = [FrameEdit.of(e, scene.n_objects, f"transforms frame {k}") for k, (_, e) in
@@ -100,17 +93,50 @@ def run(args) -> int:
     check_inputs_not_in(out, sources, "--out", OUTPUTS)
     t_inputs = time.perf_counter() - t_start
 
-    # 2. Frames, each written (atomically) as it is made; the manifest drops a longer run's extras.
-    out.mkdir(parents=True, exist_ok=True)
-    manifest = FrameManifest(out, digest_json({"command": "preview", "run": time.time_ns()}),
+    # 2. Frames, each written (atomically) as it is made. The run key covers what decides the
+    # pixels (the inputs as read, the convention is in the frames' matrices), so a rerun of the
+    # same command keeps the finished frames and computes the rest; the manifest drops extras.
+    with folder_writer(out, "--out"):
+        return _write_frames(args, out, image, scene, keyframes, edits, background, background_depth,
+                             centroids, out_of_view, shape, t_start, t_inputs)
+
+
+def _run_key(image, depth, masks, background, background_depth) -> str:
+    import hashlib
+
+    import numpy as np
+
+    h = hashlib.sha256(b"preview/1")
+    for a in (image, depth, masks, background, background_depth):
+        if a is None:
+            h.update(b"none")
+            continue
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype.str}{a.shape}".encode())
+        h.update(a.data)
+    return h.hexdigest()
+
+
+def _write_frames(args, out, image, scene, keyframes, edits, background, background_depth, centroids,
+                  out_of_view, shape, t_start, t_inputs) -> int:
+    import numpy as np
+
+    from .. import console
+    from ..io import atomic_output, save_depth_exr, save_image, save_mask
+    from ..output import FrameManifest, digest_json
+    from ..preview import preview_frame
+
+    manifest = FrameManifest(out, _run_key(image, scene.depth, scene.object_masks, background, background_depth),
                              [digest_json(e.to_dict()) for e in edits])
-    manifest.resume()
+    done = set(manifest.resume())
+    if done:
+        console.say(f"resuming: {len(done)} of {len(edits)} frame(s) already finished in {out}")
     frames = []
     for k, ((number, _), edit) in enumerate(zip(keyframes, edits), start=1):
         t0 = time.perf_counter()
         geo = scene.frame(edit)
         t1 = time.perf_counter()
-        rgb = preview_frame(image, geo, background)
+        rgb = None if k in done else preview_frame(image, geo, background)
         t2 = time.perf_counter()
         tag = f"{k:04d}"
         names = [(f"target_mask_{tag}.png", lambda p: save_mask(p, geo.target_mask))]
@@ -119,7 +145,8 @@ def run(args) -> int:
         names += [(f"valid_mask_{tag}.png", lambda p: save_mask(p, geo.valid_mask)),
                   (f"edited_depth_{tag}.exr", lambda p: save_depth_exr(p, geo.edited_depth)),
                   (f"preview_{tag}.png", lambda p: save_image(p, rgb))]
-        manifest.commit(k, names)
+        if k not in done:
+            manifest.commit(k, names)
         frames.append({
             "k": k,
             "frame": number,
@@ -146,6 +173,7 @@ def run(args) -> int:
         "timings_s": {"inputs": round(t_inputs, 4), "scene": round(scene.timings["total_s"], 4),
                       "total": round(time.perf_counter() - t_start, 4)},
         "out_of_view": out_of_view,
+        "resumed": sorted(done),
     }
     with atomic_output(out / "report.json") as tmp:
         tmp.write_text(json.dumps(report, indent=1))
