@@ -91,16 +91,16 @@ class DiffusionHandlesRenderEngine(bpy.types.RenderEngine):
                 message = f"{type(exc).__name__}: {exc}"
             self.report({"ERROR"}, f"Diffusion Handles, frame {frame}: {message}")
             return
-        self._result(image, scene)  # a claim is released once Blender has written the frame
+        self._result(image, scene, passes)  # a claim is released once Blender has written the frame
 
-    def _result(self, image, scene):
+    def _result(self, image, scene, passes=None):
         from ..session.frames import fit, pass_pixels
 
         image = fit(image, self.resolution_y, self.resolution_x)
         result = self.begin_result(0, 0, self.resolution_x, self.resolution_y)
         pixels = pass_pixels(image, scene.view_settings.view_transform)
         result.layers[0].passes["Combined"].rect.foreach_set(pixels.ravel())
-        for name, values in passes.items():  # registered by update_render_passes when the result was made
+        for name, values in (passes or {}).items():  # registered by update_render_passes when the result was made
             found = result.layers[0].passes.get(name)
             if found is not None:
                 found.rect.foreach_set(values.ravel())
