@@ -38,7 +38,7 @@ from .errors import InputError
 from .geometry import (DEFAULT_MAX_DEPTH_JUMP, DEFAULT_OCCLUSION_TOLERANCE, DEFAULT_SEAM_THRESHOLD,
                        EditGeometry, Raster, composite_edited_depth, grid_faces, rasterize)
 from .images import resize_image, resize_nearest
-from .transforms import FrameEdit
+from .transforms import FrameEdit, same_matrix
 
 
 @dataclass
@@ -353,10 +353,10 @@ def _class_of(T, moves, n, camera) -> int:
     """Transform class of object n+1: 0 when it moves with the static scene, else the lowest
     object number with the same transform (objects moved alike share seams)."""
     static = camera if camera is not None else np.eye(4)
-    if np.allclose(T, static, atol=1e-9):
+    if same_matrix(T, static):
         return 0
     for m in range(n):
-        if np.allclose(moves[m], T, atol=1e-9):
+        if same_matrix(moves[m], T):
             return m + 1
     return n + 1
 

@@ -402,14 +402,13 @@ class Engine:
         sampling it gives; a frame whose edit equals an earlier frame's (a held pose in
         stop-motion) is that frame's result, since every frame starts from the same inverted
         noise and seed and does not depend on its batch (diffusion/guidance.py, noise floor)."""
-        from .output import digest_json
 
         # 1. Check inputs (before the model is loaded)
         mats = self.check_frames(prepared, transforms)
         m = self.check_model(prepared)
         # the prepared photo fixes what prepare computed; edit-only settings come from this call
         s = self.edit_settings(prepared, settings)
-        keys = [digest_json(e.to_dict()) for e in mats]
+        keys = [e.key() for e in mats]
         identity = [e.is_identity() for e in mats]
         last_use = {key: k for k, key in enumerate(keys)}  # the last frame with each edit
         fb = self.runtime.frame_batch_size

@@ -180,7 +180,8 @@ def resolve(role: str, override: str | os.PathLike | None = None,
         p = Path(override).expanduser()
         if p.is_dir():
             return p
-        if p.exists() or os.sep in text and not _looks_like_hub_id(text):
+        path_like = any(sep in text for sep in (os.sep, os.altsep) if sep)  # '/' and '\\' on Windows
+        if p.exists() or path_like and not _looks_like_hub_id(text):
             raise ModelNotFoundError(f"model override for role {role!r}: {text!r} is not a directory")
         if not _looks_like_hub_id(text):
             raise ModelNotFoundError(

@@ -7,7 +7,7 @@
   photo, and `for_prepared` takes those fields from a prepared photo.
 - Named presets (`EditSettings.preset(name)`): "default" (the paper's schedule, the add-on's
   "Final"), "fast" (a measured cheaper schedule, the add-on's "Draft") and "quick" (about a
-  seventh of the release's work per frame, the add-on's "Preview"; docs/method.md).
+  seventh of the release's work per frame, the add-on's "Sketch"; docs/method.md).
 - The steps -> guided-steps rule (`with_steps`): the one place that keeps a schedule's guided
   share when only the step count is given.
 - `RuntimeOptions`: where and how the model runs (device, dtype, memory options, frames per
@@ -297,7 +297,7 @@ PRESET_LABELS = {  # (label, description) for menus
     "default": ("Final", "The paper's schedule: 50 steps, 38 guided with 3 gradient steps each"),
     "fast": ("Draft", "The fast schedule: under a third of the UNet evaluations per frame, and a "
                       "fast inversion"),
-    "quick": ("Preview", "A preview schedule: about a seventh of the UNet evaluations per frame, "
+    "quick": ("Sketch", "A sketch schedule: about a seventh of the UNet evaluations per frame, "
                          "a fast inversion; loses most on large moves"),
 }
 

@@ -54,6 +54,22 @@ import numpy as np
 from .errors import InputError
 
 CONVENTIONS = ("camera", "pytorch3d")
+
+# Two edits are the same edit when their matrices agree to this many decimals (a micrometre, a
+# microradian: far below a pixel, above the float rounding of matrices composed from the same
+# poses, e.g. Blender's float32 keys through B^-1 M M_rest^-1 B). The one rule behind
+# `FrameEdit.key`, `FrameEdit.is_identity` and `same_matrix`, used by every path that skips,
+# reuses or groups frames and moves.
+EDIT_DECIMALS = 6
+
+
+def _rounded(M) -> np.ndarray:
+    return np.round(np.asarray(M, np.float64), EDIT_DECIMALS) + 0.0  # + 0.0: no -0.0
+
+
+def same_matrix(a, b) -> bool:
+    """Two transforms are the same move (to `EDIT_DECIMALS`)."""
+    return np.array_equal(_rounded(a), _rounded(b))
 _S = np.diag([-1.0, 1.0, -1.0, 1.0])
 # JSON matrices often come from float32 (Blender): allow that much rounding in the checks.
 _ORTHO_TOL = 1e-4
@@ -158,12 +174,28 @@ class FrameEdit:
         return m.astype(dtype) if dtype is not None else m.copy()
 
     def is_identity(self) -> bool:
-        """Nothing moves: every object stays and the camera does not move (to 1e-9, the rounding
-        of matrices composed from the same poses, e.g. Blender's B^-1 M M_rest^-1 B at rest)."""
+        """Nothing moves: every object stays and the camera does not move (to `EDIT_DECIMALS`),
+        nothing is copied or removed."""
         eye = np.eye(4)
-        return (all(np.allclose(T, eye, rtol=0, atol=1e-9) for T in self.objects)
-                and (self.camera is None or np.allclose(self.camera, eye, rtol=0, atol=1e-9))
+        return (all(same_matrix(T, eye) for T in self.objects)
+                and (self.camera is None or same_matrix(self.camera, eye))
                 and not self.copies and all(self.shown()))
+
+    def key(self) -> str:
+        """The identity of this edit (SHA-256 of its file form, matrices to `EDIT_DECIMALS`):
+        equal keys give equal frames. Frame reuse, resumable manifests and the add-on's frame
+        cache all compare edits by this key."""
+        import hashlib
+
+        def rounded(value):
+            if isinstance(value, dict):
+                return {k: rounded(v) for k, v in value.items()}
+            if isinstance(value, list):
+                return [rounded(v) for v in value]
+            return float(_rounded(value)) if isinstance(value, float) else value
+
+        text = json.dumps(rounded(self.to_dict()), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()
 
     def to_dict(self) -> dict:
         """The frame in the file format (keys that change nothing left out, so an edit without

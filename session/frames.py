@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import store as models
+from . import store
+from ..engine.images import to_uint8
 from .errors import AddonError
 from .renderers import Renderer
 
@@ -48,31 +49,13 @@ class Edit:
                          visible=tuple(bool(v) for v in self.visible),
                          copies=tuple(Copy(int(of), np.asarray(m, np.float64), bool(v)) for of, m, v in self.copies))
 
-    def key_bytes(self):
-        """Rounded matrices (no -0.0): equal edits give equal bytes (an edit without copies or
-        removals has the bytes it always had)."""
-        mats = list(self.objects) + ([] if self.camera is None else [self.camera])
-        out = b"".join((np.round(np.asarray(m, np.float64), 6) + 0.0).tobytes() for m in mats)
-        if self.visible and not all(self.visible):
-            out += b"visible" + bytes(int(bool(v)) for v in self.visible)
-        for of, m, v in self.copies:
-            out += b"copy%d%d" % (int(of), int(bool(v))) + (np.round(np.asarray(m, np.float64), 6) + 0.0).tobytes()
-        return out
-
 
 def frame_key(edit, context_key):
     """Identifies a frame's content: the edit and everything else that decides its pixels."""
     if not isinstance(edit, Edit):
         edit = Edit((edit,))
-    return hashlib.sha1(context_key.encode() + edit.key_bytes()).hexdigest()[:16]
-
-
-def to_uint8(rgb):
-    """Float [0, 1] -> uint8 with the rounding engine.io.save_image uses (uint8 passes through)."""
-    arr = np.asarray(rgb)
-    if arr.dtype == np.uint8:
-        return arr
-    return (np.clip(arr.astype(np.float32), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    # the engine's one rule for "the same edit" (engine.transforms.FrameEdit.key)
+    return hashlib.sha1((context_key + edit.for_engine().key()).encode()).hexdigest()[:16]
 
 
 def fit(frame, height, width):
@@ -181,8 +164,8 @@ class FrameSource:
     def renderer(self, progress=None, should_cancel=None):
         """The session's FrameRenderer for this source (the photo, models and prepared state load
         once per Blender session)."""
-        with models.session_lock:
-            cached = models.session_store("renderers").get(self.context_key)
+        with store.session_lock:
+            cached = store.session_store("renderers").get(self.context_key)
         if cached is not None:
             return cached
         from .photo import load_cache
@@ -198,13 +181,13 @@ class FrameSource:
         else:
             if progress:
                 progress("loading models", 0, 1)
-            engine = models.get_engine(self.options, self.settings)
-            prepared, prepared_dir = models.get_prepared(engine, inputs, self.prompt, self.settings, self.cache_dir,
+            engine = store.get_engine(self.options, self.settings)
+            prepared, prepared_dir = store.get_prepared(engine, inputs, self.prompt, self.settings, self.cache_dir,
                                                   progress=progress, should_cancel=should_cancel)
             base = DiffusionRenderer(inputs, engine, prepared, engine.runtime.frame_batch_size, self.settings)
         renderer = FrameRenderer(base, self, prepared_dir)
-        with models.session_lock:
-            models.session_store("renderers")[self.context_key] = renderer
+        with store.session_lock:
+            store.session_store("renderers")[self.context_key] = renderer
         return renderer
 
 
@@ -264,8 +247,8 @@ MEMO_BYTES = 256 << 20  # recent frames kept in memory (a few hundred photo-size
 
 
 def _memo_get(key):
-    with models.session_lock:
-        memo = models.session_store("frames")
+    with store.session_lock:
+        memo = store.session_store("frames")
         frame = memo.get(key)
         if frame is not None:
             memo.move_to_end(key)
@@ -273,8 +256,8 @@ def _memo_get(key):
 
 
 def _memo_put(key, frame):
-    with models.session_lock:
-        memo = models.session_store("frames")
+    with store.session_lock:
+        memo = store.session_store("frames")
         memo[key] = frame
         total = sum(f.nbytes for f in memo.values())
         while total > MEMO_BYTES and len(memo) > 1:
@@ -289,6 +272,6 @@ def remember(key, frame):
 
 def forget():
     """Drop the session's renderers and remembered frames (e.g. after the photo's files changed)."""
-    with models.session_lock:
-        models.session_store("renderers").clear()
-        models.session_store("frames").clear()
+    with store.session_lock:
+        store.session_store("renderers").clear()
+        store.session_store("frames").clear()

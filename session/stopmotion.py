@@ -168,7 +168,7 @@ def _finished_frame(frame_path):
         if os.path.getsize(frame_path) == 0:
             return None
         from ..engine.io import load_image
-        from .frames import to_uint8
+        from ..engine.images import to_uint8
 
         return to_uint8(load_image(frame_path))
     except Exception:  # noqa: BLE001 - missing, a placeholder, or being written: not finished

@@ -111,9 +111,7 @@ def _run_key(prepared, settings, args) -> str:
 
 
 def _frame_keys(mats) -> list:
-    from ..output import digest_json
-
-    return [digest_json(e.to_dict()) for e in mats]
+    return [e.key() for e in mats]
 
 
 def _resume_from(done, n, batch) -> int:

@@ -147,3 +147,29 @@ def test_objects_and_camera_frames(tmp_path):
 def test_bad_object_and_camera_frames(frame, message):
     with pytest.raises(InputError, match=message):
         parse_transforms({"frames": [frame]}, centroid=[[0, 0, -2.0], [0, 0, -3.0]])
+
+
+def test_one_rule_for_the_same_edit():
+    """FrameEdit.key, is_identity and same_matrix agree: float noise far below a micrometre is the
+    same edit (a pose composed twice from Blender's float32 keys), a real move is another."""
+    from engine.transforms import EDIT_DECIMALS, FrameEdit, same_matrix
+
+    T = np.eye(4)
+    T[:3, 3] = [0.2, -0.1, 0.05]
+    noisy = T + 1e-9
+    noisy[3] = [0, 0, 0, 1]
+    moved = T.copy()
+    moved[0, 3] += 10.0 ** -(EDIT_DECIMALS - 2)
+    a, b, c = (FrameEdit.of(M, 2) for M in (T, noisy, moved))
+    assert a.key() == b.key() and same_matrix(T, noisy)
+    assert a.key() != c.key() and not same_matrix(T, moved)
+    neg_zero = np.eye(4) * 1.0
+    neg_zero[0, 1] = -0.0
+    assert FrameEdit.of(neg_zero).key() == FrameEdit.of(np.eye(4)).key()
+    assert FrameEdit.of(np.eye(4) + np.diag([1e-9, 0, 0, 0])).is_identity()
+    assert not FrameEdit.of(moved).is_identity()
+    # a removal is another edit even where no matrix differs
+    from engine.transforms import frame_to_edit
+
+    hidden = FrameEdit.of(frame_to_edit({"objects": [{"matrix": T.tolist(), "visible": False}]}), 1)
+    assert hidden.key() != FrameEdit.of(T).key() and not hidden.is_identity()

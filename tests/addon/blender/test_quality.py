@@ -13,7 +13,7 @@ def test_quality_choices_and_defaults_come_from_the_engine_settings(addon):
     props = addon_module("blender.properties")
     assert [q[0] for q in props.QUALITIES] == list(settings.PRESETS)
     assert dict((q[0], q[1]) for q in props.QUALITIES) == {"default": "Final", "fast": "Draft",
-                                                              "quick": "Preview"}
+                                                              "quick": "Sketch"}
     obj = bpy.data.objects.new("photo object", None)
     assert obj.dh.quality == "default" and obj.dh.seed == settings.EditSettings.seed
 
