@@ -53,6 +53,9 @@ def run(args) -> int:
     t_start = time.perf_counter()
     # 1. Everything is read and checked before the first write (the photo's files by the one
     # input boundary, engine.inputs.load_photo, as edit and batch.py read them).
+    if bool(args.mask) == bool(args.point or args.point_out):  # preview has no text query
+        raise InputError("give --mask (one per object) or --point / --point-out (one object clicked), "
+                         "one of the two")
     photo = load_photo(args.image, "", depth=args.depth, mask=args.mask, depth_png_scale=args.png_scale,
                        background_depth=args.background_depth, require_prompt=False,
                        points=args.point, points_out=args.point_out, labels={"depth_png_scale": "--png-scale"})
