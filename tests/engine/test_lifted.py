@@ -14,34 +14,14 @@ from engine.camera import Camera
 from engine.errors import InputError
 from engine.evaluation.scenes import load_scene
 from engine.lifted import LiftedScene
+from edit_scene import px, translation, two_boxes
 from engine.transforms import FrameEdit
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 
 
-def translation(x=0.0, y=0.0, z=0.0):
-    T = np.eye(4)
-    T[:3, 3] = [x, y, z]
-    return T
-
-
 def iou(a, b):
     return (a & b).sum() / max((a | b).sum(), 1)
-
-
-def two_boxes(h=40, w=60, wall=10.0):
-    """Box 1 (depth 3) at rows 10-19, cols 5-14; box 2 (depth 5) at rows 10-19, cols 35-44."""
-    d = np.full((h, w), wall, dtype=np.float32)
-    m = np.zeros((2, h, w), dtype=bool)
-    m[0, 10:20, 5:15] = True
-    m[1, 10:20, 35:45] = True
-    d[m[0]], d[m[1]] = 3.0, 5.0
-    return d, m
-
-
-def px(n, z, h=40, w=60):
-    """The camera-frame x shift that moves a fronto-parallel surface at depth z by n pixels."""
-    return n * z / Camera(h, w).focal
 
 
 def test_each_object_moves_by_its_own_transform():
