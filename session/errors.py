@@ -26,7 +26,12 @@ def user_message(exc):
         missing = getattr(exc, "name", None) or str(exc)
         return f"missing Python package {missing!r}. {INSTALL_HINT}"
     if isinstance(exc, OSError):
+        from ..engine.output import is_disk_full
+
         where = f" {exc.filename!r}" if getattr(exc, "filename", None) else ""
+        if is_disk_full(exc):  # the same rule as the command line's (engine.output.is_disk_full)
+            return (f"disk full writing{where} ({exc.strerror or exc}): free some space and render again; "
+                    "finished frames are kept")
         return f"file error{where}: {exc.strerror or exc}"
     if isinstance(exc, MemoryError):
         return "out of memory: lower the working resolution, or free memory in the add-on preferences"
