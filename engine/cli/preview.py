@@ -126,11 +126,11 @@ def _write_frames(args, out, image, scene, keyframes, edits, background, backgro
 
     from .. import console
     from ..io import atomic_output, save_depth_exr, save_image, save_mask
-    from ..output import FrameManifest, digest_json
+    from ..output import FrameManifest
     from ..preview import preview_frame
 
     manifest = FrameManifest(out, _run_key(image, scene.depth, scene.object_masks, background, background_depth),
-                             [digest_json(e.to_dict()) for e in edits])
+                             [e.key() for e in edits])
     done = set(manifest.resume())
     if done:
         console.say(f"resuming: {len(done)} of {len(edits)} frame(s) already finished in {out}")
