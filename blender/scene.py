@@ -41,7 +41,6 @@ def build_photo_scene(context, name, inputs, cache_dir, settings, max_depth_jump
     camera_conv.configure_render(scene, height, width)
     scene.render.engine = RENDER_ENGINE_IDNAME  # F12 / Ctrl+F12 render the edit
     camera_world = to_numpy(camera.matrix_world)
-    rotation = camera_world[:3, :3]
 
     # 2. background: the photo with the object removed, lifted with the filled depth
     background_points = model.lift(inputs.background_depth.astype(np.float64))

@@ -43,7 +43,7 @@ class DiffusionHandlesRenderEngine(bpy.types.RenderEngine):
         from ..blender.frames import engine_for, frame_edit, frame_source, photo_for_camera
         from ..blender.render import claim_frame as _claim, release_claim as _release, renew_claim as _renew
         from ..engine.errors import CancelledError
-        from ..session.frames import fit, out_of_view_note, pass_pixels
+        from ..session.frames import out_of_view_note
 
         if self.is_preview:
             return
@@ -72,7 +72,6 @@ class DiffusionHandlesRenderEngine(bpy.types.RenderEngine):
 
             renderer = source.renderer(progress, self.test_break)
             image = renderer([edit], progress=progress, should_cancel=self.test_break)[0]
-            image = fit(image, self.resolution_y, self.resolution_x)
             passes = self._pass_pixels(renderer, edit, depsgraph)
             hidden = out_of_view_note(renderer.out_of_view(edit))
             if hidden:  # not a failure: the frame renders without the object, and says so
