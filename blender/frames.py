@@ -20,7 +20,8 @@ import numpy as np
 
 from ..session import deps
 from ..session.errors import AddonError, user_message
-from ..session.frames import Edit, FrameSource, frame_key
+from ..engine.transforms import Copy, FrameEdit
+from ..session.frames import FrameSource, frame_key
 from ..session.stopmotion import FramePlan
 from .matrices import camera_move, is_copy, moving_objects, object_edit, photo_copies, photo_frame
 from .options import edit_settings, engine_options
@@ -39,9 +40,16 @@ def frame_edit(obj, depsgraph=None):
     for o in found:
         objects[o.dh.object_index] = object_edit(o, photo_world, depsgraph)
         visible[o.dh.object_index] = not renders_hidden(o, depsgraph)
-    copies = tuple((o.dh.object_index, object_edit(o, photo_world, depsgraph), not renders_hidden(o, depsgraph))
+    copies = tuple(Copy(o.dh.object_index, _float64(object_edit(o, photo_world, depsgraph)),
+                        not renders_hidden(o, depsgraph))
                    for o in photo_copies(obj) if o.dh.object_index < len(objects))
-    return Edit(tuple(objects), camera_move(obj, depsgraph), () if all(visible) else tuple(visible), copies)
+    camera = camera_move(obj, depsgraph)
+    return FrameEdit(tuple(_float64(m) for m in objects), None if camera is None else _float64(camera),
+                     () if all(visible) else tuple(visible), copies)
+
+
+def _float64(matrix):
+    return np.asarray(matrix, np.float64)
 
 
 def renders_hidden(obj, depsgraph=None):

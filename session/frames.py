@@ -2,9 +2,9 @@
 
 Shared by the render engine (F12, Ctrl+F12, ``blender -b scene.blend -a``), Render Edit and
 Render Stop-Motion, so every way of rendering a frame gives the same pixels. The Blender half
-(blender/frames.py) reads the scene: ``frame_edit`` gives a frame's ``Edit`` (one camera-frame
-transform per moving object of the photo, in mask order, and the camera's move: None when the
-camera stays) and ``frame_source`` a ``FrameSource`` naming everything a renderer needs and the
+(blender/frames.py) reads the scene: ``frame_edit`` gives a frame's edit as the engine's own
+`engine.transforms.FrameEdit` (one camera-frame transform per object of the photo, in mask order,
+which render, the copies, and the camera's move: None when the camera stays) and ``frame_source`` a ``FrameSource`` naming everything a renderer needs and the
 part of a frame's key that is not the edit. Here:
 
 - ``FrameSource.renderer(progress, should_cancel)`` (any thread): the session's ``FrameRenderer``,
@@ -26,36 +26,21 @@ import numpy as np
 
 from . import store
 from ..engine.images import to_uint8
+from ..engine.transforms import FrameEdit
 from .errors import AddonError
 from .renderers import Renderer
 
 
-@dataclass(frozen=True)
-class Edit:
-    """One frame's edit: per moving object a (4, 4) camera-frame transform, and the camera's move
-    M (p_new = M p_old for the whole scene) or None."""
-
-    objects: tuple
-    camera: object = None
-    visible: tuple = ()  # one bool per object (empty: all render); False = "Disable in Renders"
-    copies: tuple = ()  # (object number 0-based, (4, 4) transform, renders) per copy
-
-    def for_engine(self):
-        """What ``Engine.edit`` / the preview take: an `engine.transforms.FrameEdit`."""
-        from ..engine.transforms import Copy, FrameEdit
-
-        return FrameEdit(objects=tuple(np.asarray(m, np.float64) for m in self.objects),
-                         camera=None if self.camera is None else np.asarray(self.camera, np.float64),
-                         visible=tuple(bool(v) for v in self.visible),
-                         copies=tuple(Copy(int(of), np.asarray(m, np.float64), bool(v)) for of, m, v in self.copies))
+def as_edit(edit) -> FrameEdit:
+    """A frame's edit as the engine's own type: a FrameEdit as it is, a bare 4x4 matrix as a move
+    of object 1 (no camera move)."""
+    return edit if isinstance(edit, FrameEdit) else FrameEdit((np.asarray(edit, np.float64),))
 
 
 def frame_key(edit, context_key):
     """Identifies a frame's content: the edit and everything else that decides its pixels."""
-    if not isinstance(edit, Edit):
-        edit = Edit((edit,))
     # the engine's one rule for "the same edit" (engine.transforms.FrameEdit.key)
-    return hashlib.sha1((context_key + edit.for_engine().key()).encode()).hexdigest()[:16]
+    return hashlib.sha1((context_key + as_edit(edit).key()).encode()).hexdigest()[:16]
 
 
 def fit(frame, height, width):
@@ -111,8 +96,7 @@ def frame_passes(inputs, scene, edit, names, height, width, view_transform="Stan
     preview render. A name the frame cannot give (a mask of a part it does not have) is an error."""
     from ..engine.preview import preview_frame
 
-    edit = edit if isinstance(edit, Edit) else Edit((edit,))
-    geo = scene.frame(edit.for_engine(), edited_depth=PASS_DEPTH in names)
+    geo = scene.frame(as_edit(edit), edited_depth=PASS_DEPTH in names)
     out = {}
     for name in names:
         if name == PASS_DEPTH:
@@ -203,12 +187,12 @@ class FrameRenderer:
         self.visible = {}  # frame key -> one bool per object (what the engine said when it rendered)
 
     def __call__(self, edits, progress=None, should_cancel=None):
-        edits = [e if isinstance(e, Edit) else Edit((e,)) for e in edits]
+        edits = [as_edit(e) for e in edits]
         keys = [self.source.key(e) for e in edits]
         frames = {k: _memo_get(k) for k in keys}
         todo = [(k, e) for k, e in dict(zip(keys, edits)).items() if frames[k] is None]
         if todo:
-            images = self.base([e.for_engine() for _, e in todo], progress=progress, should_cancel=should_cancel)
+            images = self.base([e for _, e in todo], progress=progress, should_cancel=should_cancel)
             visible = list(getattr(self.base, "last_visible", ()))
             for n, ((k, _), rgb) in enumerate(zip(todo, images)):
                 frames[k] = to_uint8(rgb)
@@ -231,7 +215,7 @@ class FrameRenderer:
     def out_of_view(self, edit):
         """1-based numbers of the parts (objects, then copies) a rendered frame shows nowhere
         though they render (it renders without them)."""
-        seen = self.visible.get(self.source.key(edit if isinstance(edit, Edit) else Edit((edit,))), ())
+        seen = self.visible.get(self.source.key(edit), ())
         return [n + 1 for n, v in enumerate(seen) if not v]
 
 

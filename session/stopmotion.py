@@ -18,7 +18,7 @@ import os
 import shutil
 from dataclasses import dataclass, field
 
-from .frames import Edit
+from ..engine.transforms import FrameEdit
 
 MANIFEST = ".dh_frames.json"
 MOVIE_NAME = "stop_motion.mp4"
@@ -27,7 +27,7 @@ MOVIE_NAME = "stop_motion.mp4"
 @dataclass
 class FramePlan:
     frame: int
-    edit: Edit
+    edit: FrameEdit
     path: str
     key: str
 

@@ -102,8 +102,8 @@ def test_linked_duplicates_of_the_second_object_count_in_name_order(addon, tmp_p
     assert [o.name for o in matrices.photo_copies(first)] == sorted([a.name, b.name])
     b.hide_render = True
     edit = frames_mod.frame_edit(first)
-    assert [c[0] for c in edit.copies] == [1, 1] and [c[2] for c in edit.copies] == [a.name < b.name, a.name > b.name]
-    assert edit.for_engine().shown() == (True, True) + tuple(c[2] for c in edit.copies)
+    assert [c.of for c in edit.copies] == [1, 1] and [c.visible for c in edit.copies] == [a.name < b.name, a.name > b.name]
+    assert edit.shown() == (True, True) + tuple(c.visible for c in edit.copies)
     scene_mod = addon_module("blender.scene")
     labels = [label for label, _, _ in scene_mod.photo_parts(first)]
     assert labels[-2:] == ["Copy of Object 2", "Copy of Object 2"]

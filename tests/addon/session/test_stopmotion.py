@@ -30,7 +30,7 @@ def _plan(stopmotion, frames, folder, shifts):
     for n, dx in enumerate(shifts):
         T = np.eye(4)
         T[0, 3] = dx
-        edit = frames.Edit((T,))
+        edit = frames.as_edit(T)
         plan.append(stopmotion.FramePlan(n + 1, edit, str(folder / f"f_{n + 1:04d}.png"), frames.frame_key(edit, "k")))
     return plan
 
