@@ -202,15 +202,9 @@ class FrameRenderer:
         return [frames[k] for k in keys]
 
     def passes(self, edit, names, height, width, view_transform="Standard"):
-        """The render passes ``names`` of ``edit`` (`frame_passes`); the photo's lifted scene is
-        built once (the preview renderer's own, when this is one)."""
-        base = self.base
-        if getattr(base, "_scene", None) is None:
-            from ..engine.lifted import LiftedScene
-
-            i = base.inputs
-            base._scene = LiftedScene.build(i.depth, i.masks, i.background_depth, i.camera)
-        return frame_passes(base.inputs, base._scene, edit, names, height, width, view_transform)
+        """The render passes ``names`` of ``edit`` (`frame_passes`), from the base renderer's lifted
+        scene of the photo (built once)."""
+        return frame_passes(self.base.inputs, self.base.scene, edit, names, height, width, view_transform)
 
     def out_of_view(self, edit):
         """1-based numbers of the parts (objects, then copies) a rendered frame shows nowhere

@@ -33,9 +33,24 @@ class Renderer(Protocol):
                  should_cancel: ShouldCancel | None = None) -> list[np.ndarray]: ...
 
 
-class PreviewRenderer(Renderer):
-    """The engine's geometric preview for every frame: no model weights, fast. The photo's lifted
-    scene is built once (on the first frame) and kept."""
+class _PhotoScene:
+    """The photo's lifted scene at its own size (engine.lifted), built once per renderer on first
+    use: the preview's frames and both renderers' render passes come from this one."""
+
+    _scene = None
+
+    @property
+    def scene(self):
+        if self._scene is None:
+            from ..engine.lifted import LiftedScene
+
+            i = self.inputs
+            self._scene = LiftedScene.build(i.depth, i.masks, i.background_depth, i.camera)
+        return self._scene
+
+
+class PreviewRenderer(_PhotoScene, Renderer):
+    """The engine's geometric preview for every frame: no model weights, fast."""
 
     name = "preview"
     batch_size = 1
@@ -43,25 +58,21 @@ class PreviewRenderer(Renderer):
     def __init__(self, inputs):
         self.inputs = inputs
         self.last_visible = []
-        self._scene = None
 
     def __call__(self, edits, progress=None, should_cancel=None):
-        from ..engine.lifted import LiftedScene
         from ..engine.preview import preview_frame
 
         inputs = self.inputs
-        if self._scene is None:
-            self._scene = LiftedScene.build(inputs.depth, inputs.masks, inputs.background_depth, inputs.camera)
         out, self.last_visible = [], []
         for edit in edits:
-            geometry = self._scene.frame(edit)
+            geometry = self.scene.frame(edit)
             out.append(preview_frame(inputs.image, geometry, inputs.background_image))
             lost = geometry.out_of_view  # a part the frame removes is not lost from view
             self.last_visible.append(tuple(n not in lost for n in range(len(geometry.visible))))
         return out
 
 
-class DiffusionRenderer(Renderer):
+class DiffusionRenderer(_PhotoScene, Renderer):
     """Diffusion Handles edits of a prepared photo (several frames per engine call)."""
 
     name = "diffusion"
@@ -70,7 +81,6 @@ class DiffusionRenderer(Renderer):
         self.inputs, self.engine, self.prepared, self.settings = inputs, engine, prepared, settings
         self.batch_size = max(1, int(batch_size))
         self.last_visible = []
-        self._scene = None  # the photo's lifted scene at its own size, for the render passes
 
     def __call__(self, edits, progress=None, should_cancel=None):
         from ..engine.composite import to_photo_size
