@@ -51,24 +51,17 @@ class Scene:
 
 
 def _read_image(path: Path) -> np.ndarray:
-    from PIL import Image
+    """A scene's photo or ground-truth frame: the engine's one image rule (engine.io.load_image)."""
+    from ..io import load_image
 
-    try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
-    except (OSError, ValueError) as exc:
-        raise InputError(f"image {str(path)!r}: cannot be read ({exc})") from None
+    return load_image(path)
 
 
 def _read_mask(path: Path) -> np.ndarray:
-    from PIL import Image
+    """A scene's mask: the engine's one mask rule (engine.io.load_mask, >= 128 of 255)."""
+    from ..io import load_mask
 
-    try:
-        with Image.open(path) as im:
-            a = np.asarray(im.convert("L"))
-    except (OSError, ValueError) as exc:
-        raise InputError(f"mask {str(path)!r}: cannot be read ({exc})") from None
-    return a >= 128
+    return load_mask(path)
 
 
 def _read_depth(folder: Path) -> np.ndarray:
