@@ -135,7 +135,8 @@ def _run(args, claims) -> int:
     from ..inputs import check_visible, input_files
     from ..output import FrameManifest, check_inputs_not_in, check_output_dir, folder_writer, write_json
     from ..composite import to_photo_size
-    from ..pipeline import Engine, Prepared, pivots
+    from ..pipeline import Engine, pivots
+    from ..prepared import Prepared
     from ..settings import EditSettings
 
     t_all = time.perf_counter()

@@ -9,7 +9,8 @@ import torch
 
 from engine import cache
 from engine.errors import InputError
-from engine.pipeline import Engine, Prepared
+from engine.pipeline import Engine
+from engine.prepared import Prepared
 from engine.settings import EditSettings
 
 

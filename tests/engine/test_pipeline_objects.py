@@ -6,7 +6,8 @@ import pytest
 
 from engine.camera import Camera
 from engine.errors import InputError
-from engine.pipeline import Engine, Prepared
+from engine.pipeline import Engine
+from engine.prepared import Prepared
 from engine.settings import EditSettings, RuntimeOptions
 from engine.transforms import FrameEdit
 

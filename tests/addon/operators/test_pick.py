@@ -129,7 +129,7 @@ def test_escape_leaves_the_scene_and_the_cache_untouched(picking):
 def test_enter_lifts_the_object_prepare_finds_with_the_same_points(picking, models, tmp_path):
     from cli_photo import FAST
     from engine.cli import main
-    from engine.pipeline import Prepared
+    from engine.prepared import Prepared
 
     obj, photo, context = picking
     op = _driver()

@@ -10,7 +10,8 @@ import pytest
 from cli_photo import write_photo
 from engine import io
 from engine.cli import main
-from engine.pipeline import Prepared, pivots
+from engine.pipeline import pivots
+from engine.prepared import Prepared
 from engine.settings import EditSettings
 
 pytestmark = pytest.mark.slow

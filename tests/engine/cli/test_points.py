@@ -69,7 +69,7 @@ def test_bad_points_are_refused_before_any_model(photo, kwargs, message):
 
 
 def test_prepare_takes_points(photo, models, tmp_path, capsys):
-    from engine.pipeline import Prepared
+    from engine.prepared import Prepared
 
     prep = tmp_path / "prep"
     rc = main(["prepare", "--image", str(photo / "image.png"), "--prompt", "a blue box", "--depth",
