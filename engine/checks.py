@@ -316,7 +316,7 @@ def _value_ok(value, default, annotation: str) -> bool:
 def settings_types(data, what="settings") -> dict:
     """Check the names and value types of a dict of EditSettings fields (a bool is not a number,
     a string is not a step count); ranges are EditSettings' own check (`settings_data`)."""
-    from .settings import EditSettings
+    from .settings import EditSettings, plain
 
     if not isinstance(data, dict):
         raise InputError(f"{what}: expected a JSON object of setting names and values, got {type(data).__name__}")
@@ -329,7 +329,7 @@ def settings_types(data, what="settings") -> dict:
         default = f.default if f.default is not dataclasses.MISSING else None
         if not _value_ok(value, default, str(f.type)):
             raise InputError(f"{what}: {name}={value!r} has the wrong type (expected {f.type}, like "
-                             f"the default {_plain(default)!r})")
+                             f"the default {plain(default)!r})")
     return data
 
 
@@ -378,10 +378,6 @@ def settings_from(preset=None, changes=None, base=None, what="settings"):
         except InputError as exc:
             raise InputError(f"{what}: {exc}") from None
     return s
-
-
-def _plain(value):
-    return [_plain(v) for v in value] if isinstance(value, tuple) else value
 
 
 # --------------------------------------------------------------------------------------------

@@ -238,7 +238,7 @@ class EditSettings:
 
     # --- serialisation --------------------------------------------------------------------------
     def to_dict(self) -> dict:
-        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
+        return {f.name: plain(getattr(self, f.name)) for f in fields(self)}
 
     @classmethod
     def from_dict(cls, data: dict) -> "EditSettings":
@@ -345,7 +345,8 @@ class RuntimeOptions:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
-def _plain(value):
+def plain(value):
+    """A setting's value as JSON holds it (tuples, also nested, as lists)."""
     if isinstance(value, tuple):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     return value
