@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from ..io import load_image, load_mask  # the engine's one image and mask rule (EXIF, modes, >= 128)
 
 
 @dataclass
@@ -48,20 +49,6 @@ class Scene:
     @property
     def shape(self) -> tuple[int, int]:
         return self.image.shape[:2]
-
-
-def _read_image(path: Path) -> np.ndarray:
-    """A scene's photo or ground-truth frame: the engine's one image rule (engine.io.load_image)."""
-    from ..io import load_image
-
-    return load_image(path)
-
-
-def _read_mask(path: Path) -> np.ndarray:
-    """A scene's mask: the engine's one mask rule (engine.io.load_mask, >= 128 of 255)."""
-    from ..io import load_mask
-
-    return load_mask(path)
 
 
 def _read_depth(folder: Path) -> np.ndarray:
@@ -101,12 +88,12 @@ def load_scene(path: str | Path) -> Scene:
     from ..transforms import object_centroid
 
     path = Path(path)
-    image = _read_image(path / "image.png")
+    image = load_image(path / "image.png")
     depth = _read_depth(path)
-    mask = _read_mask(path / "mask.png")
+    mask = load_mask(path / "mask.png")
     per_object = []
     while (path / f"mask_{len(per_object) + 1}.png").is_file():
-        per_object.append(_read_mask(path / f"mask_{len(per_object) + 1}.png"))
+        per_object.append(load_mask(path / f"mask_{len(per_object) + 1}.png"))
     masks = np.stack(per_object) if per_object else mask[None]
     h, w = image.shape[:2]
     for what, a in (("depth", depth), ("mask", mask), ("masks", masks[0])):
@@ -121,14 +108,14 @@ def load_scene(path: str | Path) -> Scene:
     for k, edit in enumerate(_read_transforms(path / "transforms.json", object_centroid(depth, masks)), start=1):
         fr = Frame(k, edit)
         gi, gt, gl = (path / f"gt_{kind}_{k:04d}.png" for kind in ("image", "true", "lifted"))
-        fr.gt_image = _read_image(gi) if gi.is_file() else None
-        fr.gt_true = _read_mask(gt) if gt.is_file() else None
-        fr.gt_lifted = _read_mask(gl) if gl.is_file() else None
+        fr.gt_image = load_image(gi) if gi.is_file() else None
+        fr.gt_true = load_mask(gt) if gt.is_file() else None
+        fr.gt_lifted = load_mask(gl) if gl.is_file() else None
         if n_objects > 1:
             for kind in ("true", "lifted"):
                 files = [path / f"gt_{kind}_{k:04d}_{n}.png" for n in range(1, n_objects + 1)]
                 if all(f.is_file() for f in files):
-                    per = [_read_mask(f) for f in files]
+                    per = [load_mask(f) for f in files]
                     setattr(fr, f"gt_{kind}_objects", per)
                     if getattr(fr, f"gt_{kind}") is None:
                         setattr(fr, f"gt_{kind}", np.any(per, axis=0))
