@@ -5,6 +5,7 @@ Made in tmp_path by each test (never files from the repo), small enough for 2 CP
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -79,3 +80,9 @@ def duplicate(bpy, obj, linked=False):
 
 if str(Path(__file__).parent) not in sys.path:
     sys.path.insert(0, str(Path(__file__).parent))
+
+
+def run_batch(*args, timeout=300):
+    """``python batch.py ARGS`` with the bpy module, from the repository root (what a user runs)."""
+    return subprocess.run([sys.executable, str(REPO_ROOT / "batch.py"), *map(str, args)], capture_output=True,
+                          text=True, timeout=timeout, cwd=str(REPO_ROOT))

@@ -8,14 +8,10 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from dh_synthetic import REPO_ROOT, make_photo, write_keyframes  # noqa: E402
+from dh_synthetic import REPO_ROOT, make_photo, run_batch, write_keyframes  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
-
-def _batch(*args, timeout=300):
-    return subprocess.run([sys.executable, str(REPO_ROOT / "batch.py"), *map(str, args)], capture_output=True,
-                          text=True, timeout=timeout, cwd=str(REPO_ROOT))
 
 
 def test_batch_renders_every_frame_of_the_keyed_range(tmp_path):
@@ -27,7 +23,7 @@ def test_batch_renders_every_frame_of_the_keyed_range(tmp_path):
     ])
     out = tmp_path / "out"
     blend = tmp_path / "scene.blend"
-    result = _batch("--image", p["image"], "--prompt", "a box", "--mask", p["mask"], "--depth", p["depth"],
+    result = run_batch("--image", p["image"], "--prompt", "a box", "--mask", p["mask"], "--depth", p["depth"],
                     "--keyframes", keys, "--out", out, "--engine", "preview", "--save-blend", blend)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "engine: preview" in result.stdout
@@ -72,7 +68,7 @@ def test_batch_fails_clearly_on_bad_input(tmp_path):
                                                                   [0, 0, 0, 1]]}])
     for keys, expected in ((bad_json, "not valid JSON"), (shear, "shear.json"),
                            (tmp_path / "missing.json", "not found")):
-        result = _batch(*common, "--keyframes", keys, "--engine", "preview")
+        result = run_batch(*common, "--keyframes", keys, "--engine", "preview")
         assert result.returncode != 0
         assert expected in result.stderr and "Traceback" not in result.stderr, result.stderr
     assert not list((tmp_path / "out").glob("frames/*.png"))

@@ -1,14 +1,13 @@
 """batch.py refuses bad input with one line, exit code 2, and no new file (before the add-on
 renders anything)."""
 import json
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from dh_synthetic import REPO_ROOT, make_photo, write_keyframes  # noqa: E402
+from dh_synthetic import make_photo, run_batch, write_keyframes  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -54,8 +53,7 @@ def test_batch_refuses(case, photo, tmp_path):
     for k, v in changes.items():
         args[k] = v if k in ("--steps", "--engine") else d / v
     before = sorted(x.name for x in d.rglob("*"))
-    result = subprocess.run([sys.executable, str(REPO_ROOT / "batch.py"), *[str(x) for kv in args.items() for x in kv]],
-                            capture_output=True, text=True, timeout=300, cwd=str(REPO_ROOT))
+    result = run_batch(*[x for kv in args.items() for x in kv])
     assert result.returncode == 2, result.stdout + result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("batch.py: error: ") and fragment in lines[0], result.stderr

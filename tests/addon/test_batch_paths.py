@@ -1,8 +1,6 @@
 """batch.py and the engine's command line on the same inputs: the same pivots give the same frames
 (a rotation about the object's centroid); --engine auto makes the checks of the engine it picks
 before any output exists (pickle-only diffusion weights are refused, as with --engine diffusion)."""
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -10,14 +8,10 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from dh_synthetic import REPO_ROOT, make_photo, write_keyframes  # noqa: E402
+from dh_synthetic import make_photo, run_batch, write_keyframes  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
-
-def _batch(*args, timeout=300):
-    return subprocess.run([sys.executable, str(REPO_ROOT / "batch.py"), *map(str, args)], capture_output=True,
-                          text=True, timeout=timeout, cwd=str(REPO_ROOT))
 
 
 def test_batch_preview_and_engine_preview_pivot_alike_and_give_the_same_frames(tmp_path):
@@ -29,7 +23,7 @@ def test_batch_preview_and_engine_preview_pivot_alike_and_give_the_same_frames(t
         {"frame": 3, "translation": [0.2, 0.1, 0.0], "rotation_axis": [0, 0, 1], "rotation_angle": 30},
     ])
     out = tmp_path / "batch"
-    result = _batch("--image", p["image"], "--mask", p["mask"], "--depth", p["depth"], "--keyframes", keys,
+    result = run_batch("--image", p["image"], "--mask", p["mask"], "--depth", p["depth"], "--keyframes", keys,
                     "--out", out, "--engine", "preview")
     assert result.returncode == 0, result.stdout + result.stderr
     # the preview command over the background batch.py's import made (objects removed, depth behind)
@@ -51,19 +45,14 @@ def test_batch_preview_and_engine_preview_pivot_alike_and_give_the_same_frames(t
         assert differ.mean() < 0.01, (k, differ.sum())
 
 
-def test_auto_engine_refuses_pickle_only_weights_before_any_output(tmp_path, tiny_models_dir):
+def test_auto_engine_refuses_pickle_only_weights_before_any_output(tmp_path, pickle_only_models):
     photo = make_photo(tmp_path / "photo")
     p = photo["paths"]
     keys = write_keyframes(tmp_path / "k.json", [{"frame": 1}, {"frame": 2, "translation": [0.2, 0, 0]}])
-    models = tmp_path / "models"
-    shutil.copytree(tiny_models_dir / "diffusion", models / "diffusion")
-    unet = models / "diffusion" / "unet"
-    for f in unet.glob("*.safetensors"):
-        f.unlink()
-    (unet / "diffusion_pytorch_model.bin").write_bytes(b"\x80\x04not really a pickle")
+    models = pickle_only_models
     for engine in ("auto", "diffusion"):
         out = tmp_path / f"out-{engine}"
-        result = _batch("--image", p["image"], "--prompt", "a box", "--mask", p["mask"], "--depth", p["depth"],
+        result = run_batch("--image", p["image"], "--prompt", "a box", "--mask", p["mask"], "--depth", p["depth"],
                         "--keyframes", keys, "--out", out, "--models", models, "--engine", engine)
         err = result.stderr.strip()
         assert result.returncode == 2, result.stdout + result.stderr

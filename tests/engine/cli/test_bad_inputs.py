@@ -108,13 +108,8 @@ def test_usage_error_is_one_line(capsys):
     assert rc == 2 and len(err.strip().splitlines()) == 1 and err.startswith("error: ")
 
 
-def test_pickle_weights_are_refused_before_loading(scene, tiny_models_dir, tmp_path, capsys):
-    models = tmp_path / "models"
-    shutil.copytree(tiny_models_dir / "diffusion", models / "diffusion")
-    unet = models / "diffusion" / "unet"
-    for f in unet.glob("*.safetensors"):
-        f.unlink()
-    (unet / "diffusion_pytorch_model.bin").write_bytes(b"\x80\x04not really a pickle")
+def test_pickle_weights_are_refused_before_loading(scene, pickle_only_models, tmp_path, capsys):
+    models = pickle_only_models
     out = tmp_path / "prep"
     rc, err = _run(["prepare", *_prepare_args(scene, models, out, {}), *FAST], capsys)
     assert rc == 2 and "pickle" in err and "diffusion_pytorch_model.bin" in err, err
