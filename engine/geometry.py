@@ -29,8 +29,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .camera import Camera
-from .errors import InputError
-from .completion import default_dilation  # noqa: F401  (re-exported: removal shares it)
 
 # A triangle is cut when (max depth / min depth - 1) over its vertices exceeds this. 0.05 cuts
 # only surfaces steeper than about 85 degrees to the view ray at 256 px across (tan = 0.05 f),

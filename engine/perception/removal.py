@@ -29,7 +29,7 @@ INPAINT_NEGATIVE = "object, person, animal, text, watermark, blurry, artifacts"
 
 def default_dilate_px(height: int, width: int) -> int:
     """The same default dilation the background depth fill uses (engine.geometry)."""
-    from ..geometry import default_dilation
+    from ..completion import default_dilation
 
     return int(default_dilation(height, width))
 

@@ -86,3 +86,33 @@ def run_batch(*args, timeout=300):
     """``python batch.py ARGS`` with the bpy module, from the repository root (what a user runs)."""
     return subprocess.run([sys.executable, str(REPO_ROOT / "batch.py"), *map(str, args)], capture_output=True,
                           text=True, timeout=timeout, cwd=str(REPO_ROOT))
+
+
+# The end of every farm node's script: both nodes wait at a file barrier, then render the
+# animation with Blender's own machinery, so they really start together and share the frames.
+FARM_NODE_RENDER = r'''
+open({barrier!r} + "-" + {node!r}, "w").close()
+while len([n for n in os.listdir(os.path.dirname({barrier!r})) if n.startswith("ready-")]) < 2:
+    time.sleep(0.01)
+print("RESULT", bpy.ops.render.render(animation=True), flush=True)
+'''
+
+
+def run_farm_nodes(setup, blend, folder, tmp_path, nodes=2, timeout=300):
+    """Farm nodes: ``nodes`` fresh Blender processes (the bpy module with the add-on enabled) open
+    ``blend``, run ``setup`` (a script body: ``bpy``, ``os``, ``sys``, ``time`` and ``ADDON_MODULE``
+    are there; ``{folder!r}`` is the shared output folder) and render the animation together.
+    Asserts each finished; returns their logs."""
+    head = (f"import os, sys, time\nsys.path.insert(0, {str(REPO_ROOT / 'tests')!r})\n"
+            "from blender_session import bpy, enable_addon, ADDON_MODULE\nenable_addon()\n"
+            f"bpy.ops.wm.open_mainfile(filepath={str(blend)!r})\n")
+    (Path(tmp_path) / "sync").mkdir()
+    barrier = str(Path(tmp_path) / "sync" / "ready")
+    procs = [subprocess.Popen([sys.executable, "-c", head + (setup + FARM_NODE_RENDER).format(
+                folder=str(folder), node=str(n), barrier=barrier)],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=str(tmp_path))
+             for n in range(nodes)]
+    logs = [proc.communicate(timeout=timeout)[0] for proc in procs]
+    for proc, log in zip(procs, logs):
+        assert proc.returncode == 0 and "RESULT {'FINISHED'}" in log, log
+    return logs

@@ -1,6 +1,5 @@
 """batch.py refuses bad input with one line, exit code 2, and no new file (before the add-on
 renders anything)."""
-import json
 import sys
 from pathlib import Path
 

@@ -3,7 +3,6 @@ one folder with no-overwrite and NO placeholders, so both start every frame whos
 there yet; the render engine's per-frame claim lets one node compute each frame and hands the
 other its pixels. The frames equal a single node's."""
 import re
-import subprocess
 import sys
 from pathlib import Path
 
@@ -11,35 +10,28 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from dh_synthetic import REPO_ROOT, import_photo, make_photo  # noqa: E402
+from dh_synthetic import import_photo, make_photo, run_farm_nodes  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
 FRAMES = 4
 
+# One farm node: no placeholders, so both nodes start every frame not yet saved; its claims are
+# logged, and a claimed frame takes a moment so the other node meets it.
 NODE = r'''
-import os, sys, time
-sys.path.insert(0, {tests!r})
-from blender_session import bpy, enable_addon, ADDON_MODULE
-enable_addon()
-bpy.ops.wm.open_mainfile(filepath={blend!r})
 stopmotion = sys.modules[ADDON_MODULE + ".session.stopmotion"]
 claim_frame = stopmotion.claim_frame
 def logged(path, *args, **kwargs):
     state, value = claim_frame(path, *args, **kwargs)
     print("CLAIM", os.path.basename(path), state, flush=True)
     if state == "claimed":
-        time.sleep(0.5)  # a frame takes a moment, so the other node meets it
+        time.sleep(0.5)
     return state, value
 stopmotion.claim_frame = logged
 scene = bpy.context.scene
 scene.render.filepath = {folder!r} + "/frame_####"
 scene.render.use_placeholder = False
 scene.render.use_overwrite = False
-open({barrier!r} + "-" + {node!r}, "w").close()
-while len([n for n in os.listdir(os.path.dirname({barrier!r})) if n.startswith("ready-")]) < 2:
-    time.sleep(0.01)
-print("RESULT", bpy.ops.render.render(animation=True), flush=True)
 '''
 
 
@@ -60,15 +52,7 @@ def test_two_nodes_compute_each_frame_once(addon, tmp_path):
     assert bpy.ops.render.render(animation=True) == {"FINISHED"}
 
     folder = tmp_path / "farm"
-    (tmp_path / "sync").mkdir()
-    nodes = [subprocess.Popen([sys.executable, "-c", NODE.format(tests=str(REPO_ROOT / "tests"), blend=str(blend),
-                                                                  folder=str(folder), node=str(n),
-                                                                  barrier=str(tmp_path / "sync" / "ready"))],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=str(tmp_path))
-             for n in range(2)]
-    logs = [node.communicate(timeout=300)[0] for node in nodes]
-    for node, log in zip(nodes, logs):
-        assert node.returncode == 0 and "RESULT {'FINISHED'}" in log, log
+    logs = run_farm_nodes(NODE, blend, folder, tmp_path)
     claims = [re.findall(r"CLAIM (frame_\d+\.png) (\w+)", log) for log in logs]
     computed = sorted(name for c in claims for name, state in c if state == "claimed")
     # every frame computed by exactly one node (the other, meeting it, took the finished pixels)
