@@ -64,7 +64,7 @@ class DH_ObjectProperties(bpy.types.PropertyGroup):
     prompt: StringProperty(name="Prompt", description="A caption of the photo")
     engine: EnumProperty(name="Engine", items=ENGINES, default="PREVIEW")
     quality: EnumProperty(name="Quality", items=QUALITIES, default="default",
-                          description="Edit schedule: Final (the paper's) or Draft (the fast one)")
+                          description="Edit schedule: " + ", ".join(f"{label} ({name})" for name, label, _ in QUALITIES))
     steps: IntProperty(name="Steps", default=0, min=0, max=1000,
                        description="DDIM steps; 0 = the quality's (guided steps keep its share)")
     seed: IntProperty(name="Seed", default=EditSettings.seed, min=0)
