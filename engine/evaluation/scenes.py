@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from ..io import load_image, load_mask  # the engine's one image and mask rule (EXIF, modes, >= 128)
+from ..inputs import load_photo
+from ..io import load_image, load_mask  # ground truth: the engine's one image and mask rule
 
 
 @dataclass
@@ -51,13 +52,10 @@ class Scene:
         return self.image.shape[:2]
 
 
-def _read_depth(folder: Path) -> np.ndarray:
-    """The scene's depth.npy or depth.exr, checked (engine.io.load_depth)."""
-    from ..io import load_depth
-
+def _depth_file(folder: Path) -> Path:
     for name in ("depth.npy", "depth.exr"):
         if (folder / name).is_file():
-            return load_depth(folder / name)
+            return folder / name
     raise InputError(f"scene {str(folder)!r}: no depth.npy or depth.exr")
 
 
@@ -84,25 +82,26 @@ def find_scenes(root: str | Path) -> list[Path]:
     return found
 
 
+# How a scene folder's files are named in messages (engine.inputs.load_photo's labels).
+SCENE_LABELS = {"image": "scene image", "prompt": "scene prompt.txt", "depth": "scene depth", "mask": "scene mask"}
+
+
 def load_scene(path: str | Path) -> Scene:
     from ..transforms import object_centroid
 
     path = Path(path)
-    image = load_image(path / "image.png")
-    depth = _read_depth(path)
-    mask = load_mask(path / "mask.png")
-    per_object = []
-    while (path / f"mask_{len(per_object) + 1}.png").is_file():
-        per_object.append(load_mask(path / f"mask_{len(per_object) + 1}.png"))
-    masks = np.stack(per_object) if per_object else mask[None]
-    h, w = image.shape[:2]
-    for what, a in (("depth", depth), ("mask", mask), ("masks", masks[0])):
-        if a.shape != (h, w):
-            raise InputError(f"scene {str(path)!r}: {what} is {a.shape}, image is {(h, w)}")
-    if not mask.any():
-        raise InputError(f"mask {str(path / 'mask.png')!r}: empty")
     prompt_file = path / "prompt.txt"
     prompt = prompt_file.read_text().strip().splitlines()[0].strip() if prompt_file.is_file() else ""
+    # The photo's inputs cross the engine's one input boundary, as every front end's do (checks,
+    # sizes, several masks made disjoint); only the ground truth is this format's own.
+    per_object = []
+    while (path / f"mask_{len(per_object) + 1}.png").is_file():
+        per_object.append(path / f"mask_{len(per_object) + 1}.png")
+    photo = load_photo(path / "image.png", prompt, depth=_depth_file(path), mask=per_object or path / "mask.png",
+                       require_prompt=False, labels=SCENE_LABELS)
+    image, depth = photo.image, photo.depth
+    masks = photo.mask if photo.mask.ndim == 3 else photo.mask[None]
+    mask = photo.union_mask
     frames = []
     n_objects = len(masks)
     for k, edit in enumerate(_read_transforms(path / "transforms.json", object_centroid(depth, masks)), start=1):
