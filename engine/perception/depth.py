@@ -91,7 +91,7 @@ def estimate_depth(image, model_dir=None, models_dir=None, device="auto", role: 
     # 5. Validate: z-depth must be finite and positive (docs/design.md section 3)
     if not np.isfinite(depth).all():
         raise EngineError("depth estimation produced NaN or inf (a broken model or device); "
-                          "try --device cpu or another depth model")
+                          "try the CPU device or another depth model")
     floor = (depth < MIN_DEPTH_M).mean()
     if floor > 0:
         log.warning("depth estimate: %.1f%% of pixels below %.2f m, clamped", 100 * floor, MIN_DEPTH_M)
