@@ -186,9 +186,7 @@ def test_import_several_objects_by_text_queries(addon, tmp_path, tiny_models_dir
     objects = addon_module("blender.matrices").moving_objects(first)
     assert [o.dh.object_index for o in objects] == [0, 1] and objects[0] == first
     assert all(o.dh.handle == first and len(o.data.vertices) > 0 for o in objects)
-    from engine.inputs import MASKS_FILE
-
-    masks = np.load(Path(first.dh.cache_dir) / MASKS_FILE)
+    masks = np.load(Path(first.dh.cache_dir) / addon_module("engine.inputs").MASKS_FILE)
     assert masks.shape == (2, 64, 64) and masks.any(axis=(1, 2)).all()
     assert not (masks[0] & masks[1]).any()  # a pixel belongs to one object
     assert sum(len(o.data.vertices) for o in objects) == int(masks.sum())  # one vertex per pixel

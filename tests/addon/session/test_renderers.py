@@ -13,11 +13,9 @@ from dh_synthetic import addon_module, make_photo  # noqa: E402
 def _inputs(tmp_path):
     """A photo four times the tiny model's working size (96 x 128 against 32 on the longer side)."""
     photo = make_photo(tmp_path / "photo", height=96, width=128, box=(30, 62, 40, 80))
-    from engine.inputs import complete
-
     paths = photo["paths"]
     inputs = addon_module("session.photo").load_inputs(str(paths["image"]), str(paths["depth"]), str(paths["mask"]))
-    return complete(inputs, background=True), photo
+    return addon_module("engine.inputs").complete(inputs, background=True), photo
 
 
 def _translation(dx):
