@@ -66,6 +66,10 @@ def test_import_builds_camera_meshes_and_materials(addon, tmp_path):
     assert props.prompt.startswith("an orange box")
     assert Path(props.cache_dir, "depth.npy").is_file() and Path(props.cache_dir, "background.png").is_file()
     assert (props.width, props.height) == (width, height)
+    # the cache reads back as the photo it was imported from (what a later render uses)
+    cached = addon_module("session.photo").load_cache(props.cache_dir)
+    assert np.array_equal(cached.depth, photo["depth"]) and np.array_equal(cached.masks, photo["mask"][None])
+    assert cached.background_depth.shape == (height, width)
 
 
 def test_meshes_are_cut_at_depth_discontinuities(addon, tmp_path):
