@@ -13,7 +13,6 @@ import numpy as np
 from mathutils import Matrix, Vector
 
 from ..session.errors import AddonError
-from ..session.photo import FILES
 from . import camera as camera_conv
 from . import material as material_conv
 from .matrices import is_copy, moving_objects, photo_copies, photo_handle, rest_relative_to_camera, to_numpy
@@ -23,10 +22,12 @@ RENDER_ENGINE_IDNAME = "DIFFUSION_HANDLES"  # the add-on's render engine (operat
 
 
 def build_photo_scene(context, name, inputs, cache_dir, settings, max_depth_jump=DEFAULT_MAX_DEPTH_JUMP):
-    """Create the collection for ``inputs`` (session.photo.ImportedPhoto); returns the object (the handle).
+    """Create the collection for ``inputs`` (an `engine.inputs.PhotoInputs` with its background, as
+    imported into ``cache_dir``); returns the object (the handle).
 
     settings: dict of DH_ObjectProperties values to store on the object (paths, prompt, ...).
     """
+    from ..engine.inputs import PHOTO_FILES
     from ..engine.transforms import object_centroid
 
     scene = context.scene
@@ -62,8 +63,8 @@ def build_photo_scene(context, name, inputs, cache_dir, settings, max_depth_jump
     obj = objects[0]
 
     # 4. unlit photo materials
-    photo_image = material_conv.load_image(os.path.join(cache_dir, FILES["image"]), f"{name} Photo")
-    background_image = material_conv.load_image(os.path.join(cache_dir, FILES["background_image"]),
+    photo_image = material_conv.load_image(os.path.join(cache_dir, PHOTO_FILES["image"]), f"{name} Photo")
+    background_image = material_conv.load_image(os.path.join(cache_dir, PHOTO_FILES["background_image"]),
                                                 f"{name} Background")
     photo_material = material_conv.photo_material(f"{name} Photo", photo_image)
     for item in objects:
@@ -106,8 +107,8 @@ def _lifted_object(label, lifted, mask, centroid, depth, camera_world, collectio
 
 
 def add_photo_object(handle, inputs, max_depth_jump=DEFAULT_MAX_DEPTH_JUMP):
-    """The photo whose handle is ``handle`` gains its last object of ``inputs`` (session.photo
-    ImportedPhoto, the cache after a pick): a lifted object like an imported one, placed at the
+    """The photo whose handle is ``handle`` gains its last object of ``inputs`` (the photo's
+    `engine.inputs.PhotoInputs` after a pick): a lifted object like an imported one, placed at the
     photo's rest pose (so the photo's later moves apply to it too), and the background mesh and
     image made again without it. Returns the new object."""
     from ..engine.transforms import object_centroid

@@ -5,9 +5,16 @@ and checks them with engine.checks, loading no model; `complete` fills what is m
 estimated, object found by a text query, background depth) with the perception models. The
 command line, the add-on, batch.py and the evaluation go through these two, so a photo's
 inputs are read, checked and recorded once; the interior trusts the `PhotoInputs` types.
+
+A completed photo's inputs also have a folder format of their own (the add-on's per-photo
+cache): `save_photo_folder` writes it, `load_photo_folder` reads it back with the same checks.
+
+    image.png  depth.npy  mask.png  background.png  background_depth.npy  photo.json
+    masks.npy               (N, H, W) bool, one mask per object, with several objects
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,15 +62,28 @@ class PhotoInputs:
         return None if self.mask is None else (self.mask if self.mask.ndim == 2 else self.mask.any(0))
 
     @property
+    def masks(self) -> np.ndarray | None:
+        """(N, H, W) bool, one mask per object in order (N = 1 for a single (H, W) mask)."""
+        return None if self.mask is None else (self.mask[None] if self.mask.ndim == 2 else self.mask)
+
+    @property
+    def camera(self):
+        """The engine's camera model of the photo at its own size."""
+        from .camera import Camera
+
+        return Camera(*self.shape)
+
+    @property
     def complete_without_models(self) -> bool:
         return self.depth is not None and self.mask is not None
 
-    def prepare_arguments(self) -> dict:
-        """Keyword arguments of `Engine.prepare`."""
+    def prepare_arguments(self, prompt: str | None = None) -> dict:
+        """Keyword arguments of `Engine.prepare`; ``prompt``: instead of the photo's own (a caller
+        whose prompt is set after the import, as the add-on's)."""
         if not self.complete_without_models:
             raise InputError("photo inputs: depth or mask still missing (run engine.inputs.complete first)")
-        return dict(image=self.image, prompt=self.prompt, depth=self.depth, object_mask=self.mask,
-                    background_depth=self.background_depth)
+        return dict(image=self.image, prompt=self.prompt if prompt is None else prompt, depth=self.depth,
+                    object_mask=self.mask, background_depth=self.background_depth)
 
 
 def _listed(value) -> list:
@@ -173,14 +193,15 @@ def load_photo(image, prompt, depth=None, mask=None, object_query=None, candidat
 
 
 def complete(photo: PhotoInputs, models_dir=None, overrides=None, device="auto", removal="fill",
-             candidates_dir=None) -> PhotoInputs:
+             candidates_dir=None, background=False) -> PhotoInputs:
     """Fill a photo's missing inputs with the perception models (engine.perception.inputs):
     estimated depth, the mask of the chosen candidate of each text query (several objects: a
     pixel in two belongs to the first), and with one object its background image and depth. The
     candidate masks of a query are written to ``candidates_dir`` (``object_<n>/`` below it when
-    there are several objects)."""
+    there are several objects). ``background``: the background image and depth are always
+    there afterwards (`fill_background` where perception gave none)."""
     if photo.complete_without_models and not photo.object_queries:
-        return photo
+        return fill_background(photo) if background else photo
     from .perception.inputs import CandidateError, resolve_inputs, write_candidates
 
     L = photo.labels
@@ -222,7 +243,117 @@ def complete(photo: PhotoInputs, models_dir=None, overrides=None, device="auto",
     if photo.points:
         photo.notes["mask"] = (f"SAM from {len(photo.points)} point(s) on the object and "
                                f"{len(photo.points_out)} outside it")
+    return fill_background(photo) if background else photo
+
+
+def fill_background(photo: PhotoInputs, refill: bool = False) -> PhotoInputs:
+    """Give a completed photo a background image and depth without models where it has none
+    (several objects, or depth and masks given): engine.perception.removal.fill_background with
+    every object removed. A given background depth is kept; ``refill``: both made again (the
+    objects changed). For a caller that shows the background (the add-on's Background mesh);
+    an edit completes the background depth itself."""
+    if not photo.complete_without_models:
+        raise InputError("photo inputs: depth or mask still missing (run engine.inputs.complete first)")
+    if refill or photo.background_image is None or photo.background_depth is None:
+        from .perception.removal import fill_background as fill
+
+        image, depth = fill(photo.image, photo.depth, photo.union_mask)
+        if refill or photo.background_image is None:
+            photo.background_image = image
+            photo.notes["background"] = "filled without models"
+        if refill or photo.background_depth is None:
+            photo.background_depth = depth
     return photo
+
+
+# The photo folder's files (a stored format: existing folders keep loading under these names).
+PHOTO_FILES = {"image": "image.png", "depth": "depth.npy", "mask": "mask.png",
+               "background_image": "background.png", "background_depth": "background_depth.npy"}
+MASKS_FILE = "masks.npy"  # several objects only; mask.png is then their union
+INFO_FILE = "photo.json"  # the caller's record of where the inputs came from
+
+
+def save_photo_folder(directory, photo: PhotoInputs, info: dict | None = None) -> None:
+    """Write a completed photo (depth, masks and background known) into ``directory``, each file
+    atomically: the image and background as PNG, the depths as float32 .npy, the objects' union
+    as mask.png and with several objects their masks as masks.npy; ``info`` as photo.json
+    (None: photo.json left as it is)."""
+    from . import io
+
+    if not photo.complete_without_models or photo.background_image is None or photo.background_depth is None:
+        raise InputError("photo inputs: depth, mask or background still missing (engine.inputs.complete "
+                         "with background=True first)")
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+
+    def save_npy(name, array):
+        with io.atomic_output(directory / name) as tmp:
+            with open(tmp, "wb") as f:
+                np.save(f, array)
+
+    io.save_image(directory / PHOTO_FILES["image"], photo.image)
+    io.save_image(directory / PHOTO_FILES["background_image"], photo.background_image)
+    save_npy(PHOTO_FILES["depth"], np.asarray(photo.depth, np.float32))
+    save_npy(PHOTO_FILES["background_depth"], np.asarray(photo.background_depth, np.float32))
+    if photo.mask.ndim == 3:
+        save_npy(MASKS_FILE, np.asarray(photo.mask, bool))
+    else:  # one object: a masks.npy of an earlier import must not outlive it
+        (directory / MASKS_FILE).unlink(missing_ok=True)
+    io.save_mask(directory / PHOTO_FILES["mask"], photo.union_mask)
+    if info is not None:
+        with io.atomic_output(directory / INFO_FILE) as tmp:
+            Path(tmp).write_text(json.dumps(info, indent=1, sort_keys=True), encoding="utf-8")
+
+
+def load_photo_folder(directory) -> PhotoInputs:
+    """Read back what `save_photo_folder` wrote, checked as `load_photo` checks a user's files
+    (readable, sizes, depth values, masks disjoint and matching their union). Anything missing
+    or damaged: one InputError naming the folder. The prompt is "" (the caller keeps its own)."""
+    from . import io
+
+    directory = Path(directory)
+    missing = [name for name in PHOTO_FILES.values() if not (directory / name).is_file()]
+    if missing:
+        what = "does not exist" if not directory.is_dir() else f"is missing {', '.join(missing)}"
+        raise InputError(f"photo folder '{directory}' {what}")
+
+    def read(name, reader, *args, **kwargs):
+        try:
+            return reader(directory / name, *args, **kwargs)
+        except InputError as exc:
+            raise InputError(f"photo folder '{directory}': {exc}") from None
+
+    image = read(PHOTO_FILES["image"], io.load_image)
+    shape = image.shape[:2]
+    union = read(PHOTO_FILES["mask"], io.load_mask, expected_shape=shape)
+    mask = union
+    if (directory / MASKS_FILE).is_file():
+        mask = read(MASKS_FILE, io.load_masks, expected_shape=shape)
+        if (mask.sum(0) > 1).any() or not np.array_equal(mask.any(0), union):
+            raise InputError(f"photo folder '{directory}': {MASKS_FILE} does not match {PHOTO_FILES['mask']} "
+                             "(overlapping masks, or the two written by different imports)")
+    background_image = read(PHOTO_FILES["background_image"], io.load_image)
+    if background_image.shape[:2] != shape:
+        raise InputError(f"photo folder '{directory}': {PHOTO_FILES['background_image']} is "
+                         f"{background_image.shape[1]}x{background_image.shape[0]}, the photo "
+                         f"{shape[1]}x{shape[0]}")
+    return PhotoInputs(
+        image=image, prompt="", mask=mask, background_image=background_image,
+        depth=read(PHOTO_FILES["depth"], io.load_depth, expected_shape=shape),
+        background_depth=read(PHOTO_FILES["background_depth"], io.load_depth, expected_shape=shape),
+        paths={key: str(directory / name) for key, name in PHOTO_FILES.items()},
+        notes={"inputs": f"photo folder '{directory}'"})
+
+
+def photo_folder_info(directory) -> dict:
+    """The photo folder's photo.json (where its inputs came from), {} without one."""
+    path = Path(directory) / INFO_FILE
+    if not path.exists():
+        return {}
+    info = checks.json_file(path, "photo info")
+    if not isinstance(info, dict):
+        raise InputError(f"photo folder '{directory}': {INFO_FILE} is not a JSON object")
+    return info
 
 
 def input_files(photo_or_paths) -> list:

@@ -344,6 +344,19 @@ def load_mask(path, expected_shape=None) -> np.ndarray:
     return validate_mask(m, what, expected_shape)
 
 
+def load_masks(path, expected_shape=None) -> np.ndarray:
+    """Several objects' masks from a ``.npy`` array (N, H, W) as bool, each checked as `load_mask`
+    checks one (bool, or numbers > 0.5; not empty, not full, the expected size)."""
+    path = Path(path)
+    what = f"masks '{path}'"
+    if not path.is_file():
+        raise InputError(f"{what}: file not found")
+    arr = _load_npy(path, what)
+    if arr.ndim != 3 or len(arr) == 0:
+        raise InputError(f"{what}: expected (N, H, W) masks, got shape {arr.shape}")
+    return np.stack([validate_mask(m, f"{what}, mask {n + 1}", expected_shape) for n, m in enumerate(arr)])
+
+
 def save_mask(path, mask) -> None:
     """Write a bool (H, W) mask as an 8-bit greyscale PNG (0 / 255), atomically."""
     arr = np.asarray(mask)

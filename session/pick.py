@@ -69,8 +69,11 @@ class Pick:
 
     def accept(self):
         """Add the mask as the photo's next object; rewrite the cache. Returns the new inputs."""
+        import dataclasses
+
         from ..engine import checks
-        from .photo import ImportedPhoto, fill_background, write_cache
+        from ..engine.errors import InputError
+        from ..engine.inputs import fill_background, photo_folder_info, save_photo_folder
 
         if self.mask is None:
             raise AddonError("Pick Object: click on the object first (Shift+click marks what is not the object)")
@@ -79,20 +82,16 @@ class Pick:
         if not masks[-1].any():
             raise AddonError("Pick Object: the picked pixels all belong to the photo's objects already; "
                              "click on another object")
-        union = masks.any(0)
-        if union.all():
+        if masks.any(0).all():
             raise AddonError("Pick Object: the objects would cover the whole photo; some background must be left")
-        background_image, background_depth = fill_background(old.image, old.depth, union)
-        inputs = ImportedPhoto(old.image, old.depth, union, np.asarray(background_image, np.float32),
-                             np.asarray(background_depth, np.float32), (), masks)
-        import json
-        from pathlib import Path
-
-        info_path = Path(self.cache_dir) / "photo.json"
-        info = json.loads(info_path.read_text(encoding="utf-8")) if info_path.is_file() else {}
+        photo = fill_background(dataclasses.replace(old, mask=masks), refill=True)
+        try:
+            info = photo_folder_info(self.cache_dir)
+        except InputError as exc:
+            raise AddonError(f"Pick Object: {exc}; import the photo again") from exc
         picked = info.get("picked", []) + [[list(p) for p in self.points]]
-        write_cache(self.cache_dir, inputs, {**info, "picked": picked})
+        save_photo_folder(self.cache_dir, photo, {**info, "picked": picked})
         from .frames import forget
 
         forget()  # remembered frames and renderers were made from the old cache
-        return inputs
+        return photo

@@ -9,6 +9,8 @@ Both follow the ``Renderer`` contract: ``renderer(edits, progress, should_cancel
 images``, a ``name``, how many frames one call renders well (``batch_size``), and ``last_visible``
 left by the last call: per frame one bool per part, objects then copies (False: it left the view
 and the frame renders without it; a part the frame removes counts as True). session/frames.py's ``FrameRenderer`` wraps one (keys, memory, uint8).
+Both render the photo's `engine.inputs.PhotoInputs` (``inputs``, its background included) as
+the engine checked it: its arrays are used as they are.
 """
 from __future__ import annotations
 

@@ -48,15 +48,15 @@ def prepared_dir(cache_dir, prompt, settings):
     return os.path.join(cache_dir, f"prepared-{hashlib.sha1(key.encode()).hexdigest()[:12]}")
 
 
-def get_prepared(engine, inputs, prompt, settings, cache_dir, progress=None, should_cancel=None):
-    """The photo's prepared state: from memory, else the engine loads its cache folder when it
-    matches the inputs, or prepares (inverts) and saves it there."""
+def get_prepared(engine, photo, prompt, settings, cache_dir, progress=None, should_cancel=None):
+    """The prepared state of ``photo`` (`engine.inputs.PhotoInputs`) with ``prompt``: from memory,
+    else the engine loads its cache folder when it matches the inputs, or prepares (inverts)
+    and saves it there."""
     directory = prepared_dir(cache_dir, prompt, settings)
     with _lock:
         if directory in _session["prepared"]:
             return _session["prepared"][directory], directory
-    prepared = engine.prepare(inputs.image, prompt, inputs.depth, inputs.masks,
-                              background_depth=inputs.background_depth, cache_dir=directory,
+    prepared = engine.prepare(**photo.prepare_arguments(prompt), cache_dir=directory,
                               progress=progress, should_cancel=should_cancel, settings=settings)
     with _lock:
         _session["prepared"][directory] = prepared

@@ -1,4 +1,5 @@
-"""engine.inputs: the one input boundary (files -> checked PhotoInputs, no model)."""
+"""engine.inputs: the one input boundary (files -> checked PhotoInputs, no model), and a photo's
+folder format written and read back through it."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,7 +7,8 @@ import pytest
 
 from engine import io
 from engine.errors import InputError
-from engine.inputs import check_visible, complete, load_photo
+from engine.inputs import (INFO_FILE, MASKS_FILE, PHOTO_FILES, check_visible, complete, fill_background,
+                           load_photo, load_photo_folder, photo_folder_info, save_photo_folder)
 
 
 @pytest.fixture
@@ -137,3 +139,135 @@ def test_complete_candidate_out_of_range(files, tiny_models_dir):
     with pytest.raises(InputError, match=r"^Candidate: candidate 7: only \d candidate\(s\)"):
         attempt(LABELS)
     assert not (files / "candidates").exists()
+
+
+def _two_objects(files):
+    photo = load_photo(files / "image.png", "", depth=files / "depth.npy", mask=[files / "a.png", files / "b.png"],
+                       require_prompt=False)
+    return complete(photo, background=True)
+
+
+def test_complete_with_background_fills_it_without_models(files):
+    """Given depth and masks, no model runs; the background the caller asked for is there, with
+    the objects' pixels changed and the rest the photo's own."""
+    photo = _two_objects(files)
+    assert photo.background_image.shape == (30, 40, 3) and photo.background_depth.shape == (30, 40)
+    union = photo.union_mask
+    far = ~_dilated(union)
+    assert np.array_equal(photo.background_image[far], photo.image[far])
+    assert not np.array_equal(photo.background_image[union], photo.image[union])
+    assert (photo.background_depth[union] > photo.depth[union]).all()  # the wall behind the boxes
+    assert photo.masks.shape == (2, 30, 40) and photo.camera.height == 30 and photo.camera.width == 40
+
+
+def _dilated(mask, px=6):
+    from scipy import ndimage
+
+    return ndimage.binary_dilation(mask, iterations=px)
+
+
+def test_fill_background_keeps_a_given_background_depth_unless_refilled(files):
+    bg = np.full((30, 40), 7.0, np.float32)
+    np.save(files / "bg.npy", bg)
+    photo = load_photo(files / "image.png", "a box", depth=files / "depth.npy", mask=files / "a.png",
+                       background_depth=files / "bg.npy")
+    complete(photo, background=True)
+    assert np.array_equal(photo.background_depth, bg) and photo.background_image is not None
+    fill_background(photo, refill=True)
+    assert not np.array_equal(photo.background_depth, bg)
+
+
+def test_prepare_arguments_take_the_callers_prompt(files):
+    photo = _two_objects(files)
+    args = photo.prepare_arguments("two boxes")
+    assert args["prompt"] == "two boxes" and args["object_mask"] is photo.mask
+    assert args["background_depth"] is photo.background_depth
+    assert photo.prepare_arguments()["prompt"] == ""
+
+
+def test_photo_folder_round_trip_is_exact(files, tmp_path):
+    """Several objects: what is read back is what was written, to the bit (the 8-bit PNGs as
+    8-bit values; the image came from a PNG, so it is exact too)."""
+    from engine.images import to_uint8
+
+    photo = _two_objects(files)
+    folder = tmp_path / "folder"
+    save_photo_folder(folder, photo, {"image": "somewhere.png"})
+    back = load_photo_folder(folder)
+    assert np.array_equal(back.image, photo.image)
+    assert back.depth.dtype == np.float32 and np.array_equal(back.depth, photo.depth)
+    assert back.mask.shape == (2, 30, 40) and np.array_equal(back.mask, photo.mask)
+    assert np.array_equal(back.background_depth, photo.background_depth)
+    assert np.array_equal(to_uint8(back.background_image), to_uint8(photo.background_image))
+    assert photo_folder_info(folder) == {"image": "somewhere.png"}
+    # written again from what it read: the same files, byte for byte
+    again = tmp_path / "again"
+    save_photo_folder(again, back, {"image": "somewhere.png"})
+    for name in (*PHOTO_FILES.values(), MASKS_FILE, INFO_FILE):
+        assert (again / name).read_bytes() == (folder / name).read_bytes(), name
+
+
+def test_photo_folder_of_one_object_drops_an_earlier_objects_file(files, tmp_path):
+    folder = tmp_path / "folder"
+    save_photo_folder(folder, _two_objects(files))
+    one = complete(load_photo(files / "image.png", "a box", depth=files / "depth.npy", mask=files / "a.png"),
+                   background=True)
+    save_photo_folder(folder, one)
+    back = load_photo_folder(folder)
+    assert back.mask.shape == (30, 40) and np.array_equal(back.mask, one.mask)
+    assert not (folder / MASKS_FILE).exists()
+
+
+def _damage(folder, name):
+    """Each way a photo folder goes bad; returns the file the message must name."""
+    if name == "folder gone":
+        import shutil
+
+        shutil.rmtree(folder)
+        return None
+    if name == "truncated depth":
+        data = (folder / "depth.npy").read_bytes()
+        (folder / "depth.npy").write_bytes(data[: len(data) // 2])
+        return "depth.npy"
+    if name == "NaN background depth":
+        d = np.load(folder / "background_depth.npy")
+        d[3, 3] = np.nan
+        np.save(folder / "background_depth.npy", d)
+        return "background_depth.npy"
+    if name == "overlapping masks":
+        m = np.load(folder / MASKS_FILE)
+        m[1] |= m[0]
+        np.save(folder / MASKS_FILE, m)
+        return MASKS_FILE
+    if name == "masks of another photo":
+        np.save(folder / MASKS_FILE, np.load(folder / MASKS_FILE)[:, :20])
+        return MASKS_FILE
+    if name == "small background":
+        io.save_image(folder / "background.png", np.zeros((10, 10, 3), np.float32))
+        return "background.png"
+    if name == "not an image":
+        (folder / "image.png").write_text("not a png")
+        return "image.png"
+    (folder / name).unlink()
+    return name
+
+
+@pytest.mark.parametrize("damage", ["folder gone", "depth.npy", "mask.png", "background.png", "truncated depth",
+                                    "NaN background depth", "overlapping masks", "masks of another photo",
+                                    "small background", "not an image"])
+def test_damaged_photo_folder_is_one_error_naming_it(files, tmp_path, damage):
+    folder = tmp_path / "folder"
+    save_photo_folder(folder, _two_objects(files))
+    name = _damage(folder, damage)
+    with pytest.raises(InputError) as caught:
+        load_photo_folder(folder)
+    message = str(caught.value)
+    assert message.startswith(f"photo folder '{folder}'") and "\n" not in message
+    assert name is None or name in message
+
+
+def test_an_incomplete_photo_is_not_saved(files, tmp_path):
+    photo = load_photo(files / "image.png", "a box", depth=files / "depth.npy", mask=files / "a.png")
+    with pytest.raises(InputError, match="background"):
+        save_photo_folder(tmp_path / "folder", photo)
+    assert not (tmp_path / "folder").exists()

@@ -66,6 +66,10 @@ def test_import_builds_camera_meshes_and_materials(addon, tmp_path):
     assert props.prompt.startswith("an orange box")
     assert Path(props.cache_dir, "depth.npy").is_file() and Path(props.cache_dir, "background.png").is_file()
     assert (props.width, props.height) == (width, height)
+    # the cache reads back as the photo it was imported from (what a later render uses)
+    cached = addon_module("session.photo").load_cache(props.cache_dir)
+    assert np.array_equal(cached.depth, photo["depth"]) and np.array_equal(cached.masks, photo["mask"][None])
+    assert cached.background_depth.shape == (height, width)
 
 
 def test_meshes_are_cut_at_depth_discontinuities(addon, tmp_path):
@@ -186,7 +190,7 @@ def test_import_several_objects_by_text_queries(addon, tmp_path, tiny_models_dir
     objects = addon_module("blender.matrices").moving_objects(first)
     assert [o.dh.object_index for o in objects] == [0, 1] and objects[0] == first
     assert all(o.dh.handle == first and len(o.data.vertices) > 0 for o in objects)
-    masks = np.load(Path(first.dh.cache_dir) / addon_module("session.photo").MASKS_FILE)
+    masks = np.load(Path(first.dh.cache_dir) / addon_module("engine.inputs").MASKS_FILE)
     assert masks.shape == (2, 64, 64) and masks.any(axis=(1, 2)).all()
     assert not (masks[0] & masks[1]).any()  # a pixel belongs to one object
     assert sum(len(o.data.vertices) for o in objects) == int(masks.sum())  # one vertex per pixel

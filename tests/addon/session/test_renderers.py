@@ -13,10 +13,9 @@ from dh_synthetic import addon_module, make_photo  # noqa: E402
 def _inputs(tmp_path):
     """A photo four times the tiny model's working size (96 x 128 against 32 on the longer side)."""
     photo = make_photo(tmp_path / "photo", height=96, width=128, box=(30, 62, 40, 80))
-    photo_module = addon_module("session.photo")
     paths = photo["paths"]
-    inputs = photo_module.imported_photo(str(paths["image"]), str(paths["depth"]), str(paths["mask"]))
-    return inputs, photo
+    inputs = addon_module("session.photo").load_inputs(str(paths["image"]), str(paths["depth"]), str(paths["mask"]))
+    return addon_module("engine.inputs").complete(inputs, background=True), photo
 
 
 def _translation(dx):

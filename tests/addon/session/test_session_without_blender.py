@@ -35,9 +35,10 @@ from dh.session import frames, jobs, photo, renderers, stopmotion
 
 result = {"modules": names}
 paths = make_photo(OUT + "/photo")["paths"]
-inputs = photo.imported_photo(str(paths["image"]), str(paths["depth"]), str(paths["mask"]))
-photo.write_cache(OUT + "/cache", inputs, {"image": str(paths["image"])})
-source = frames.FrameSource("PREVIEW", OUT + "/cache", "", inputs.shape, json.dumps({"engine": "PREVIEW"}))
+inputs, cache, _ = photo.import_inputs(OUT + "/cache", "photo", str(paths["image"]), str(paths["depth"]),
+                                       str(paths["mask"]), "", 0, {"models_dir": None, "overrides": {},
+                                       "device": "cpu"}, lambda *args: None)
+source = frames.FrameSource("PREVIEW", cache, "", inputs.shape, json.dumps({"engine": "PREVIEW"}))
 renderer = source.renderer()
 result["same_renderer"] = source.renderer() is renderer  # built once per session
 result["contract"] = isinstance(renderer.base, renderers.Renderer)

@@ -3,6 +3,7 @@ photos are remembered by folder; free_engine drops everything built on the engin
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
@@ -54,3 +55,29 @@ def test_prepared_photos_are_remembered_by_folder(store, tmp_path):
     store.free_engine()
     with pytest.raises(AttributeError):
         store.get_prepared(None, None, "a box", default, str(tmp_path))  # forgotten: it would prepare
+
+
+def test_a_photo_is_prepared_from_its_own_arrays_with_the_renders_prompt(store, tmp_path):
+    """get_prepared hands the engine the photo's image, depth, every object's mask and its
+    background depth as they are, with the prompt of the render (the photo's own is empty)."""
+    PhotoInputs = addon_module("engine.inputs").PhotoInputs
+    masks = np.zeros((2, 6, 8), bool)
+    masks[0, 1:3, 1:3] = masks[1, 3:5, 4:7] = True
+    photo = PhotoInputs(image=np.full((6, 8, 3), 0.5, np.float32), prompt="", depth=np.full((6, 8), 2.0, np.float32),
+                        mask=masks, background_depth=np.full((6, 8), 3.0, np.float32))
+    calls = []
+
+    class Engine:
+        def prepare(self, image, prompt, depth, object_mask, background_depth=None, **kwargs):
+            calls.append((image, prompt, depth, object_mask, background_depth, kwargs["cache_dir"]))
+            return "prepared"
+
+    settings = addon_module("engine.settings").EditSettings()
+    prepared, folder = store.get_prepared(Engine(), photo, "two boxes", settings, str(tmp_path))
+    assert prepared == "prepared" and len(calls) == 1
+    image, prompt, depth, mask, background_depth, cache_dir = calls[0]
+    assert image is photo.image and depth is photo.depth and mask is photo.mask
+    assert background_depth is photo.background_depth
+    assert prompt == "two boxes" and cache_dir == folder == store.prepared_dir(str(tmp_path), "two boxes", settings)
+    assert store.get_prepared(Engine(), photo, "two boxes", settings, str(tmp_path)) == ("prepared", folder)
+    assert len(calls) == 1  # remembered
