@@ -96,9 +96,9 @@ def test_preview_writes_three_frames_and_resumes(addon, tmp_path):
     scene.frame_set(2)
     obj.location.x += 0.05
     obj.keyframe_insert("location", frame=2)
-    manifest = json.loads((tmp_path / "frames" / ".dh_frames.json").read_text())
+    manifest = json.loads((tmp_path / "frames" / ".dh_frames.json").read_text())["frames"]
     assert bpy.ops.dh.render_stop_motion(engine="PREVIEW") == {"FINISHED"}
-    after = json.loads((tmp_path / "frames" / ".dh_frames.json").read_text())
+    after = json.loads((tmp_path / "frames" / ".dh_frames.json").read_text())["frames"]
     assert after["edit_0002.png"] != manifest["edit_0002.png"]
     assert after["edit_0001.png"] == manifest["edit_0001.png"]
     assert _hidden(tmp_path) == []
