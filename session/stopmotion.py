@@ -20,7 +20,7 @@ import os
 import shutil
 from dataclasses import dataclass, field
 
-from ..engine.transforms import FrameEdit
+from ..engine.transforms import FrameEdit, first_occurrences
 
 # The add-on's frame manifest: dot-named, since the folder is the user's. A file of the format
 # that came before FrameManifest (name -> key and hash) is not read: its frames render again.
@@ -81,7 +81,6 @@ def run_frames(plan, renderer, progress=None, should_cancel=None, write=None):
     """Render the plan; returns a Summary. Raises CancelledError between frames when asked."""
     from ..engine.errors import CancelledError
     from ..engine.io import atomic_output, save_image
-    from ..engine.transforms import first_occurrences
 
     write = write or save_image
     progress = progress or (lambda stage, step, total: None)
