@@ -6,10 +6,11 @@
   `clean_temporaries` removes on the next run into the same folder.
 - `check_output_dir`: an output folder is checked (not a file, not below a file, no symlink loop,
   writable, would not overwrite an input) before anything is created or any model is loaded.
-- `FrameManifest`: ``manifest.json`` in a frame folder ties each finished frame to a key of
-  everything that made it (inputs, settings, model, its own transform); a rerun skips the frames
-  whose files are still there and unchanged, redoes stale ones and removes frames a shorter run
-  no longer lists.
+- `FrameManifest`: the one resumable frame manifest (the command line's ``manifest.json``, the
+  add-on's stop-motion ``.dh_frames.json``) ties each finished frame to a key of everything that
+  made it (inputs, settings, model, its own transform); a rerun skips the frames whose files are
+  still there and unchanged and redoes stale ones; in a folder of its own it also removes frames
+  a shorter run no longer lists.
 """
 from __future__ import annotations
 
@@ -100,7 +101,9 @@ def deferred_interrupt():
     """Hold Ctrl+C / SIGTERM until the block is done, then raise KeyboardInterrupt. The block
     gets a state whose ``requested`` turns True when a signal came, so it can stop at a point of
     its choosing (a frame's files and its manifest entry are written together or not at all).
-    Only in the main thread; elsewhere the block runs unprotected."""
+    Only in the main thread, and only where Python owns the signals; elsewhere (a worker thread,
+    a host such as Blender whose own handler Python could not put back) the block runs
+    unprotected."""
     import signal
     import threading
     from types import SimpleNamespace
@@ -109,11 +112,14 @@ def deferred_interrupt():
     if threading.current_thread() is not threading.main_thread():
         yield state
         return
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    if None in previous.values():  # a handler not installed from Python: signal.signal cannot restore it
+        yield state
+        return
 
     def hold(signum, frame):
         state.requested = True
 
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     for sig in previous:
         signal.signal(sig, hold)
     try:
@@ -235,19 +241,32 @@ def digest_json(data) -> str:
 
 
 class FrameManifest:
-    """``manifest.json`` of a frame folder: which frames are finished, for which inputs.
+    """A frame folder's manifest (``manifest.json``): which frames are finished, for which inputs.
 
     ``key`` covers what every frame shares (inputs, settings, model); each frame adds the key of
     its own transform. A frame counts as done only when the manifest's key matches, its own key
     matches, and every file it lists is still there with the recorded SHA-256.
+
+    ``frame_keys`` is a list (frames numbered 1, 2, ... in order: the command line's frames) or a
+    dict {label: key} (frames named by their labels, e.g. the add-on's frame file names, which
+    Blender numbers and places as the scene says).
+
+    ``owns_folder``: the folder holds only this command's outputs, so a `resume` deletes the files
+    of stale frames and of frames this run no longer lists (a rerun never leaves unlisted frames
+    behind). False (the add-on's frames, written into a folder the user chose and may share with
+    other frames): a resume deletes nothing; a stale frame's file stays until it is written again,
+    and the entries of frames outside this run (a shrunk frame range, another file name in the
+    same folder) are kept as they are, so a later run that lists them again keeps their files.
     """
 
-    def __init__(self, directory, key: str, frame_keys: list):
+    def __init__(self, directory, key: str, frame_keys, name: str = MANIFEST, owns_folder: bool = True):
         self.directory = Path(directory)
-        self.path = self.directory / MANIFEST
+        self.path = self.directory / name
         self.key = key
-        self.frame_keys = list(frame_keys)
-        self.frames: dict = {}  # frame number (1-based) -> {"key", "files": {name: sha256}}
+        self.numbered = not isinstance(frame_keys, dict)
+        self.frame_keys = dict(enumerate(frame_keys, start=1)) if self.numbered else dict(frame_keys)
+        self.owns_folder = owns_folder
+        self.frames: dict = {}  # frame (number or label) -> {"key", "files": {name: sha256}}
 
     def _previous(self) -> dict:
         try:
@@ -259,43 +278,58 @@ class FrameManifest:
             return {}
         return data
 
+    def _listed(self, frames) -> list:
+        """``frames`` in this run's order."""
+        return [f for f in self.frame_keys if f in frames]
+
     def finished(self) -> list:
-        """The frame numbers (1-based) a `resume` would keep; reads only, changes nothing."""
-        return sorted(self._sort()[0])
+        """The frames (1-based numbers, or labels) a `resume` would keep, in this run's order;
+        reads only, changes nothing."""
+        return self._listed(self._sort()[0])
 
     def resume(self) -> list:
-        """Read the previous manifest: keep its valid frames, delete the files of stale and extra
-        ones (a rerun never leaves unlisted frames behind), remove stale temporaries. Returns the
-        frame numbers (1-based) already finished."""
+        """Read the previous manifest: keep its valid frames, remove stale temporaries, and (when
+        the folder is this command's own) delete the files of stale and extra frames. Returns the
+        frames already finished, in this run's order."""
         clean_temporaries(self.directory)
-        keep, stale = self._sort()
-        for files in stale:
-            for name in files:
-                self._remove(name)
-        self.frames = keep
+        keep, stale, others = self._sort()
+        if self.owns_folder:
+            for files in stale:
+                for name in files:
+                    self._remove(name)
+        self.frames = {**keep, **({} if self.owns_folder else others)}
         self._write()
-        return sorted(keep)
+        return self._listed(keep)
+
+    def _frame(self, label):
+        """A previous manifest's frame label as this manifest names frames (None: unreadable)."""
+        if not self.numbered:
+            return label
+        try:
+            return int(label)
+        except ValueError:
+            return None
 
     def _sort(self):
-        """(valid frames {number: entry}, [file lists of stale or extra frames]) of the previous manifest."""
+        """(valid frames {frame: entry}, [file lists of stale or extra frames], {frame: entry} of
+        the same run's frames this run does not list) of the previous manifest."""
         old = self._previous()
         same_run = old.get("key") == self.key
-        keep, stale = {}, []
-        for number, entry in old.get("frames", {}).items():
+        keep, stale, others = {}, [], {}
+        for label, entry in old.get("frames", {}).items():
             files = entry.get("files") if isinstance(entry, dict) else None
-            if not isinstance(files, dict):
+            frame = self._frame(label)
+            if not isinstance(files, dict) or frame is None:
                 continue
-            try:
-                k = int(number)
-            except ValueError:
-                continue
-            valid = (same_run and 1 <= k <= len(self.frame_keys) and entry.get("key") == self.frame_keys[k - 1]
+            if same_run and frame not in self.frame_keys:
+                others[frame] = {"key": entry.get("key"), "files": dict(files)}
+            valid = (same_run and frame in self.frame_keys and entry.get("key") == self.frame_keys[frame]
                      and all(self._unchanged(name, digest) for name, digest in files.items()))
             if valid:
-                keep[k] = {"key": entry["key"], "files": dict(files)}
+                keep[frame] = {"key": entry["key"], "files": dict(files)}
             else:
                 stale.append(list(files))
-        return keep, stale
+        return keep, stale, others
 
     def _file(self, name) -> Path:
         p = self.directory / str(name)
@@ -316,13 +350,13 @@ class FrameManifest:
             if p.is_file() and not p.is_symlink():
                 p.unlink()
 
-    def commit(self, number: int, writers) -> None:
-        """Write frame ``number``'s files (``writers``: (name, write(path)) pairs, the last one is
-        the frame image) and record it, as one step: an interruption before the last file is
-        renamed into place removes the frame's other files; after it, the manifest entry is
-        written too. Either way the interruption is raised afterwards. A write that fails (a full
-        disk) removes the frame's files written so far, and a manifest that cannot be written
-        removes the frame's files too: the folder never holds a frame its manifest does not list."""
+    def commit(self, frame, writers) -> None:
+        """Write ``frame``'s files (``writers``: (name, write(path)) pairs, the last one is the
+        frame image) and record it, as one step: an interruption before the last file is renamed
+        into place removes the frame's other files; after it, the manifest entry is written too.
+        Either way the interruption is raised afterwards. A write that fails (a full disk) removes
+        the frame's files written so far, and a manifest that cannot be written removes the
+        frame's files too: the folder never holds a frame its manifest does not list."""
         with deferred_interrupt() as stop:
             written = []
             try:
@@ -333,26 +367,28 @@ class FrameManifest:
                         return  # deferred_interrupt raises KeyboardInterrupt on the way out
                     write(self.directory / name)
                     written.append(name)
-                self.add(number, written)
+                self.add(frame, written)
             except BaseException:
-                self.frames.pop(number, None)
+                self.frames.pop(frame, None)
                 for done in written:
                     self._remove(done)
                 raise
 
-    def add(self, number: int, names) -> None:
-        """Record frame ``number`` (1-based) as finished with the files ``names`` (already written)."""
-        self.frames[number] = {"key": self.frame_keys[number - 1],
-                               "files": {n: file_digest(self.directory / n) for n in names}}
+    def add(self, frame, names) -> None:
+        """Record ``frame`` (its 1-based number, or its label) as finished with the files ``names``
+        (already written)."""
+        self.frames[frame] = {"key": self.frame_keys[frame],
+                              "files": {n: file_digest(self.directory / n) for n in names}}
         self._write()
 
     def _write(self) -> None:
+        order = self._listed(self.frames) + [f for f in self.frames if f not in self.frame_keys]
         write_json(self.path, {"format": MANIFEST_FORMAT, "key": self.key, "total": len(self.frame_keys),
-                               "frames": {str(k): self.frames[k] for k in sorted(self.frames)}})
+                               "frames": {str(f): self.frames[f] for f in order}})
 
     @property
     def complete(self) -> bool:
-        return len(self.frames) == len(self.frame_keys)
+        return all(f in self.frames for f in self.frame_keys)
 
 
 # --------------------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from .errors import CancelledError, InputError  # noqa: F401  (CancelledError: p
 from .profiling import peak_memory as _peak_memory, reset_peak_memory as _reset_peak_memory, timer as _timer
 from .prepared import Prepared
 from .settings import EditSettings, RuntimeOptions
+from .transforms import first_occurrences
 
 log = logging.getLogger(__name__)
 
@@ -281,33 +282,32 @@ class Engine:
         m = self.check_model(prepared)
         # the prepared photo fixes what prepare computed; edit-only settings come from this call
         s = self.edit_settings(prepared, settings)
-        keys = [e.key() for e in mats]
+        # equal edits are sampled once (engine.transforms.first_occurrences); equal keys are equal
+        # rounded edits, so a frame and its first occurrence are both identity or neither
+        first = first_occurrences([e.key() for e in mats])
         identity = [e.is_identity() for e in mats]
-        last_use = {key: k for k, key in enumerate(keys)}  # the last frame with each edit
+        last_use = {f: k for k, f in enumerate(first)}  # the last frame reusing each sampled one
         fb = self.runtime.frame_batch_size
         n = len(mats)
-        known = {}  # key -> (frame index, EditResult) of results a later frame reuses
+        known = {}  # frame index -> its EditResult, while a later frame reuses it
         for start in range(0, n, fb):
             batch = list(range(start, min(n, start + fb)))
-            todo = []  # this batch's frames to sample: each new, moving edit once
-            for k in batch:
-                if not (identity[k] or keys[k] in known or keys[k] in (keys[j] for j in todo)):
-                    todo.append(k)
+            todo = [k for k in batch if first[k] == k and not identity[k]]  # this batch's frames to sample
             sampled = dict(zip(todo, self._sample(prepared, [mats[k] for k in todo], s, m, progress,
                                                   should_cancel, (start // fb, -(-n // fb))))) if todo else {}
             for k in todo:
                 sampled[k].stats["frame"] = k + 1
-                known[keys[k]] = (k, sampled[k])
+                known[k] = sampled[k]
             for k in batch:
                 if k in sampled:
                     yield sampled[k]
                 elif identity[k]:
                     yield self._reconstruction_result(prepared, mats[k], k)
                 else:
-                    first, r = known[keys[k]]
-                    yield dataclasses.replace(r, stats={**r.stats, "frame": k + 1, "reused": f"frame {first + 1}",
+                    r = known[first[k]]
+                    yield dataclasses.replace(r, stats={**r.stats, "frame": k + 1, "reused": f"frame {first[k] + 1}",
                                                         "unet_forward": 0, "unet_backward": 0})
-            known = {key: v for key, v in known.items() if last_use[key] > batch[-1]}
+            known = {f: r for f, r in known.items() if last_use[f] > batch[-1]}
 
     def _reconstruction_result(self, prepared: Prepared, edit, k: int) -> EditResult:
         """An identity frame: the reconstruction, with the frame's (unchanged) geometry."""

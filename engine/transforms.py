@@ -210,6 +210,22 @@ class FrameEdit:
         return out
 
 
+def first_occurrences(keys) -> list:
+    """For each position of ``keys``, the index of the first position with an equal key.
+
+    The one rule for frames with equal edits (equal `FrameEdit.key`, or a key built on it): the
+    first such frame is computed and every later one is that frame's result, never computed again.
+    `Engine.iter_edit`, the add-on's stop-motion loop and its frame renderer all apply it through
+    this function (or `distinct`)."""
+    first = {}
+    return [first.setdefault(key, n) for n, key in enumerate(keys)]
+
+
+def distinct(keys) -> list:
+    """The indices of the frames `first_occurrences` computes (the first of each key), in order."""
+    return [n for n, f in enumerate(first_occurrences(keys)) if f == n]
+
+
 def validate_transform(T, name="transform") -> np.ndarray:
     """Check a 4x4 edit matrix and return it as float64.
 

@@ -26,7 +26,7 @@ import numpy as np
 
 from . import store
 from ..engine.images import to_uint8
-from ..engine.transforms import FrameEdit
+from ..engine.transforms import FrameEdit, distinct
 from .errors import AddonError
 from .renderers import Renderer
 
@@ -190,7 +190,8 @@ class FrameRenderer:
         edits = [as_edit(e) for e in edits]
         keys = [self.source.key(e) for e in edits]
         frames = {k: _memo_get(k) for k in keys}
-        todo = [(k, e) for k, e in dict(zip(keys, edits)).items() if frames[k] is None]
+        # each key once (the engine's one rule for equal frames), unless remembered
+        todo = [(keys[n], edits[n]) for n in distinct(keys) if frames[keys[n]] is None]
         if todo:
             images = self.base([e for _, e in todo], progress=progress, should_cancel=should_cancel)
             visible = list(getattr(self.base, "last_visible", ()))

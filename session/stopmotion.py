@@ -7,20 +7,27 @@ through. Running (any thread, no bpy, here) renders only what is needed:
 - a frame whose file exists, unchanged since it was written (SHA-256), and whose recorded key
   matches is kept (an interrupted run resumes after its last finished frame; a changed
   trajectory or setting re-renders what changed, and so does a frame file changed since);
-- a frame whose key equals an earlier frame's (the object did not move) reuses that file;
+- a frame whose key equals an earlier frame's (the object did not move) reuses that file (the
+  engine's one rule for equal frames, `engine.transforms.first_occurrences`);
 - every file is written to a temporary name and renamed, so a cancel or crash leaves no partial
-  file. The keys live in ``.dh_frames.json`` next to the frames.
+  file. The keys live in the engine's frame manifest (`engine.output.FrameManifest`, one per
+  output folder, frames named by file name) in ``.dh_frames.json`` next to the frames; it never
+  deletes a file: the folder is the user's, and frames outside this run's range stay.
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from dataclasses import dataclass, field
 
-from ..engine.transforms import FrameEdit
+from ..engine.transforms import FrameEdit, first_occurrences
 
+# The add-on's frame manifest: dot-named, since the folder is the user's. A file of the format
+# that came before FrameManifest (name -> key and hash) is not read: its frames render again.
 MANIFEST = ".dh_frames.json"
+# Each frame's key (session.frames.frame_key) already covers everything that decides its pixels,
+# so the run key only names this key scheme.
+RUN_KEY = "dh-addon-frames/1"
 MOVIE_NAME = "stop_motion.mp4"
 
 
@@ -49,99 +56,81 @@ class Summary:
         return text
 
 
-class Manifest:
-    """frame file name -> {"key": what made it, "sha256": its bytes}, per output folder; saved
-    atomically after every frame. A file whose bytes changed since (edited, replaced, damaged by
-    another program) no longer matches and is rendered again; so are the entries of manifests
-    written before the hashes (a plain key)."""
-
-    def __init__(self, directory):
-        self.path = os.path.join(directory, MANIFEST)
-        try:
-            with open(self.path) as f:
-                self.entries = {name: e for name, e in dict(json.load(f)).items() if isinstance(e, dict)}
-        except (OSError, ValueError, TypeError):
-            self.entries = {}
-
-    def matches(self, path, key):
-        from ..engine.output import file_digest
-
-        entry = self.entries.get(os.path.basename(path))
-        return (entry is not None and entry.get("key") == key and os.path.isfile(path)
-                and entry.get("sha256") == file_digest(path))
-
-    def record(self, path, key):
-        from ..engine.output import file_digest, write_text
-
-        self.entries[os.path.basename(path)] = {"key": key, "sha256": file_digest(path)}
-        write_text(self.path, json.dumps(self.entries, indent=0, sort_keys=True))
+def _place(path):
+    """(folder, file name) of a frame file: its manifest's folder and the frame's label there."""
+    return os.path.dirname(path) or ".", os.path.basename(path)
 
 
-def _copy_atomic(source, destination):
-    from ..engine.io import atomic_output
+def _manifests(plan):
+    """{folder: FrameManifest} of the plan's output folders (created; Blender's frame paths can
+    differ in folder): a folder's frames are the plan's files there, named by file name."""
+    from ..engine.output import FrameManifest
 
-    with atomic_output(destination) as tmp:
-        shutil.copyfile(source, tmp)
+    folders = {}
+    for item in plan:
+        folder, name = _place(item.path)
+        folders.setdefault(folder, {})[name] = item.key
+    manifests = {}
+    for folder, keys in folders.items():
+        os.makedirs(folder, exist_ok=True)
+        manifests[folder] = FrameManifest(folder, RUN_KEY, keys, name=MANIFEST, owns_folder=False)
+    return manifests
 
 
 def run_frames(plan, renderer, progress=None, should_cancel=None, write=None):
     """Render the plan; returns a Summary. Raises CancelledError between frames when asked."""
     from ..engine.errors import CancelledError
-    from ..engine.io import save_image
-    from ..engine.output import clean_temporaries
+    from ..engine.io import atomic_output, save_image
 
     write = write or save_image
     progress = progress or (lambda stage, step, total: None)
     should_cancel = should_cancel or (lambda: False)
     summary = Summary(paths=[item.path for item in plan])
-    manifests = {}
-    done = {}  # key -> a finished file with that content
+    manifests = _manifests(plan)
+    # resuming also removes the temporaries a killed run left (atomic writes' dot-named files)
+    finished = {folder: set(m.resume()) for folder, m in manifests.items()}
 
-    def manifest_for(path):
-        directory = os.path.dirname(path) or "."
-        if directory not in manifests:
-            os.makedirs(directory, exist_ok=True)
-            clean_temporaries(directory)  # what a killed earlier run left (atomic writes' temporaries)
-            manifests[directory] = Manifest(directory)
-        return manifests[directory]
+    def commit(item, write_file):
+        folder, name = _place(item.path)
+        manifests[folder].commit(name, [(name, write_file)])  # the writer renames into place
 
-    for item in plan:  # frames finished by an earlier run are kept (and can be reused)
-        if manifest_for(item.path).matches(item.path, item.key):
-            summary.kept.append(item.frame)
-            done.setdefault(item.key, item.path)
-    pending = [item for item in plan if item.frame not in summary.kept]
+    def copy_of(source):
+        def copy(path):
+            with atomic_output(path) as tmp:
+                shutil.copyfile(source, tmp)
+        return copy
+
+    # frames finished by an earlier run are kept (and can be reused); with them first, each
+    # pending frame's first occurrence is the file it copies (itself: it is rendered)
+    kept = [item for item in plan if _place(item.path)[1] in finished[_place(item.path)[0]]]
+    summary.kept = [item.frame for item in kept]
+    items = kept + [item for item in plan if item.frame not in summary.kept]
+    first = first_occurrences([item.key for item in items])
+    pending = list(range(len(kept), len(items)))
     total = len(pending)
     step = 0
     while pending:
         if should_cancel():
             raise CancelledError("stop-motion render cancelled")
-        item = pending[0]
-        if item.key in done:
-            _copy_atomic(done[item.key], item.path)
-            manifest_for(item.path).record(item.path, item.key)
-            summary.reused.append(item.frame)
+        n = pending[0]
+        if first[n] != n:  # its first occurrence is kept or came earlier: finished
+            commit(items[n], copy_of(items[first[n]].path))
+            summary.reused.append(items[n].frame)
             pending.pop(0)
             step += 1
             progress("frames", step, total)
             continue
         # a batch of frames with distinct new content (frames repeating it are reused afterwards)
-        batch, keys = [], set()
-        for candidate in pending:
-            if len(batch) >= getattr(renderer, "batch_size", 1):
-                break
-            if candidate.key not in done and candidate.key not in keys:
-                batch.append(candidate)
-                keys.add(candidate.key)
-        images = renderer([b.edit for b in batch], progress=None, should_cancel=should_cancel)
-        for b, rgb in zip(batch, images):
+        batch = [m for m in pending if first[m] == m][:getattr(renderer, "batch_size", 1)]
+        images = renderer([items[m].edit for m in batch], progress=None, should_cancel=should_cancel)
+        for m, rgb in zip(batch, images):
+            b = items[m]
             hidden = renderer.out_of_view(b.edit) if hasattr(renderer, "out_of_view") else []
             if hidden:  # not a failure: the frame renders without them, and the summary says so
                 summary.out_of_view[b.frame] = hidden
-            write(b.path, rgb)  # atomic: temporary name, then rename
-            manifest_for(b.path).record(b.path, b.key)
-            done[b.key] = b.path
+            commit(b, lambda path, rgb=rgb: write(path, rgb))  # atomic: temporary name, then rename
             summary.rendered.append(b.frame)
-            pending.remove(b)
+            pending.remove(m)
             step += 1
             progress("frames", step, total)
     return summary

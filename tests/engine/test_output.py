@@ -83,6 +83,50 @@ def test_manifest_resume_skips_valid_frames_and_drops_stale_and_extra_ones(tmp_p
     assert output.FrameManifest(tmp_path, "other", ["a"]).resume() == []
 
 
+def _write(directory, name, text):
+    (directory / name).write_text(text)
+    return [name]
+
+
+def test_a_manifest_of_labelled_frames_in_a_shared_folder_deletes_nothing(tmp_path):
+    """Frames named by label (the add-on's file names) in a folder that is not the manifest's own:
+    a resume keeps valid frames, re-lists stale ones for rendering without deleting their files,
+    and keeps the entries and files of frames this run does not list."""
+    shared = dict(name=".frames.json", owns_folder=False)
+    m = output.FrameManifest(tmp_path, "run", {"f_3.png": "c", "f_1.png": "a", "f_2.png": "b"}, **shared)
+    assert m.resume() == []
+    for name in ("f_1.png", "f_2.png", "f_3.png"):
+        m.commit(name, [(name, lambda p, name=name: p.write_text(name))])
+    assert m.complete and not (tmp_path / output.MANIFEST).exists()
+    (tmp_path / "mine.txt").write_text("the user's")
+    # a shorter range whose frame 2 changed (another key) and whose frame 3's file was edited
+    (tmp_path / "f_3.png").write_text("painted over")
+    shorter = output.FrameManifest(tmp_path, "run", {"f_2.png": "B", "f_3.png": "c"}, **shared)
+    assert shorter.finished() == [] and shorter.resume() == [] and not shorter.complete
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == \
+        ["f_1.png", "f_2.png", "f_3.png", "mine.txt"]
+    # the full range again: frame 1 (outside the shorter run) is still finished
+    assert output.FrameManifest(tmp_path, "run", {"f_1.png": "a", "f_2.png": "b"}, **shared).resume() == ["f_1.png"]
+    # the order is the run's, not the file's
+    again = output.FrameManifest(tmp_path, "run", {"f_2.png": "b", "f_1.png": "a"}, **shared)
+    assert again.resume() == ["f_1.png"]
+    again.add("f_2.png", _write(tmp_path, "f_2.png", "two"))
+    assert output.FrameManifest(tmp_path, "run", {"f_2.png": "b", "f_1.png": "a"}, **shared).finished() == \
+        ["f_2.png", "f_1.png"]
+    # another run key: nothing is finished, and still nothing is deleted
+    assert output.FrameManifest(tmp_path, "other", {"f_1.png": "a"}, **shared).resume() == []
+    assert (tmp_path / "f_1.png").read_text() == "f_1.png" and (tmp_path / "mine.txt").exists()
+
+
+def test_a_labelled_manifest_in_its_own_folder_deletes_stale_and_extra_frames(tmp_path):
+    m = output.FrameManifest(tmp_path, "run", {"x.png": "a", "y.png": "b"})
+    m.resume()
+    m.add("x.png", _write(tmp_path, "x.png", "x"))
+    m.add("y.png", _write(tmp_path, "y.png", "y"))
+    assert output.FrameManifest(tmp_path, "run", {"x.png": "changed"}).resume() == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["manifest.json"]
+
+
 def test_manifest_never_touches_files_outside_its_folder(tmp_path):
     outside = tmp_path / "precious.txt"
     outside.write_text("keep")

@@ -173,3 +173,18 @@ def test_one_rule_for_the_same_edit():
 
     hidden = FrameEdit.of(frame_to_edit({"objects": [{"matrix": T.tolist(), "visible": False}]}), 1)
     assert hidden.key() != FrameEdit.of(T).key() and not hidden.is_identity()
+
+
+def test_frames_with_equal_keys_point_at_the_first_of_them():
+    """The one de-duplication rule: each frame maps to the first frame with its key; only those
+    firsts are computed, in order."""
+    from engine.transforms import FrameEdit, distinct, first_occurrences
+
+    assert first_occurrences(["a", "b", "a", "c", "b", "a"]) == [0, 1, 0, 3, 1, 0]
+    assert distinct(["a", "b", "a", "c", "b", "a"]) == [0, 1, 3]
+    assert first_occurrences([]) == [] and distinct([]) == []
+    # by FrameEdit.key: a pose held with float noise is the same frame, a real move is not
+    T = np.eye(4)
+    T[0, 3] = 0.2
+    keys = [FrameEdit.of(M).key() for M in (np.eye(4), T, T + 1e-9 * (np.arange(16).reshape(4, 4) < 12), np.eye(4))]
+    assert first_occurrences(keys) == [0, 1, 1, 0]

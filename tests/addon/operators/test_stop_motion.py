@@ -96,12 +96,44 @@ def test_preview_writes_three_frames_and_resumes(addon, tmp_path):
     scene.frame_set(2)
     obj.location.x += 0.05
     obj.keyframe_insert("location", frame=2)
-    manifest = json.loads((tmp_path / "frames" / ".dh_frames.json").read_text())
+    manifest = json.loads((tmp_path / "frames" / ".dh_frames.json").read_text())["frames"]
     assert bpy.ops.dh.render_stop_motion(engine="PREVIEW") == {"FINISHED"}
-    after = json.loads((tmp_path / "frames" / ".dh_frames.json").read_text())
+    after = json.loads((tmp_path / "frames" / ".dh_frames.json").read_text())["frames"]
     assert after["edit_0002.png"] != manifest["edit_0002.png"]
     assert after["edit_0001.png"] == manifest["edit_0001.png"]
     assert _hidden(tmp_path) == []
+
+
+def test_a_shorter_range_another_output_name_or_one_frame_keeps_every_other_frame(addon, tmp_path):
+    obj, scene = _keyed_scene(tmp_path)
+    assert bpy.ops.dh.render_stop_motion(engine="PREVIEW") == {"FINISHED"}
+    folder = tmp_path / "frames"
+    before = {n: (folder / n).read_bytes() for n in _frames(tmp_path)}
+    scene.frame_end = 2  # the range shrinks: frame 3's file is the user's still
+    assert bpy.ops.dh.render_stop_motion(engine="PREVIEW") == {"FINISHED"}
+    scene.frame_set(1)  # Render Edit of one frame
+    assert bpy.ops.dh.render_edit(engine="PREVIEW") == {"FINISHED"}
+    scene.render.filepath = str(folder / "take2_####")  # another name in the same folder
+    assert bpy.ops.dh.render_stop_motion(engine="PREVIEW") == {"FINISHED"}
+    assert {n: (folder / n).read_bytes() for n in before} == before
+    assert _frames(tmp_path) == sorted([*before, "take2_0001.png", "take2_0002.png"])
+    # back to the first name and the whole range: nothing is rendered again
+    scene.render.filepath = str(folder / "edit_####")
+    scene.frame_end = 3
+    stopmotion = addon_module("session.stopmotion")
+    summaries = []
+    original = stopmotion.run_frames
+
+    def spy(*args, **kwargs):
+        summaries.append(original(*args, **kwargs))
+        return summaries[-1]
+
+    stopmotion.run_frames = spy
+    try:
+        assert bpy.ops.dh.render_stop_motion(engine="PREVIEW") == {"FINISHED"}
+    finally:
+        stopmotion.run_frames = original
+    assert summaries[0].kept == [1, 2, 3] and summaries[0].rendered == []
 
 
 def test_identical_matrices_reuse_the_frame(addon, tmp_path):

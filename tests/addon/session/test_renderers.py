@@ -75,3 +75,31 @@ def test_diffusion_renderer_at_photo_size(addon, tmp_path, tiny_models_dir):
     unguided = renderers.DiffusionRenderer(inputs, engine, prepared, settings=engine.settings.replace(weight_scale=0.0))
     (plain,) = unguided([_translation(0.3)])
     assert plain.shape == frame.shape and not np.array_equal(plain, frame)
+
+
+def test_the_frame_renderer_renders_each_frame_content_once(addon, tmp_path):
+    """FrameRenderer (session/frames.py) sends the base renderer each new key once, in order (the
+    engine's one rule for equal frames), and a later call gets remembered frames without a render."""
+    inputs, _ = _inputs(tmp_path)
+    frames = addon_module("session.frames")
+    base = addon_module("session.renderers").PreviewRenderer(inputs)
+    calls = []
+
+    class Counting:
+        name, batch_size, inputs = base.name, 4, base.inputs
+
+        def __call__(self, edits, progress=None, should_cancel=None):
+            calls.append([float(e.objects[0][0, 3]) for e in edits])
+            return base(edits, progress, should_cancel)
+
+    frames.forget()
+    source = frames.FrameSource("PREVIEW", str(tmp_path), "", inputs.shape, "dedup test")
+    renderer = frames.FrameRenderer(Counting(), source)
+    a, b = _translation(0.3), _translation(-0.2)
+    out = renderer([a, b, a + 1e-9, np.eye(4), b])
+    assert calls == [[0.3, -0.2, 0.0]]
+    assert len(out) == 5 and out[2] is out[0] and out[4] is out[1] and out[0].dtype == np.uint8
+    assert not np.array_equal(out[0], out[1])
+    again = renderer([np.eye(4), b, _translation(0.1)])
+    assert calls[1:] == [[0.1]] and again[0] is out[3] and again[1] is out[1]
+    frames.forget()
