@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import store
-from ..engine.images import to_uint8
+from ..engine.images import resize_nearest, to_uint8
 from ..engine.transforms import FrameEdit, distinct
 from .errors import AddonError
 from .renderers import Renderer
@@ -117,19 +117,9 @@ def frame_passes(inputs, scene, edit, names, height, width, view_transform="Stan
             value = geo.target_masks[n - 1]
         else:
             raise AddonError(f"render pass '{name}': not a pass of the Diffusion Handles engine")
-        out[name] = _nearest(np.asarray(value, np.float32), height, width)[::-1].copy()
+        # nearest pixel: a mask stays a mask, a depth edge is not blended
+        out[name] = resize_nearest(np.asarray(value, np.float32), (height, width))[::-1].copy()
     return out
-
-
-def _nearest(a, height, width):
-    """A per-pixel map resized to height x width by nearest pixel (a mask stays a mask, a depth
-    edge is not blended); unchanged if it fits."""
-    h, w = a.shape[:2]
-    if (h, w) == (height, width):
-        return a
-    rows = np.minimum(((np.arange(height) + 0.5) * h / height).astype(np.int64), h - 1)
-    cols = np.minimum(((np.arange(width) + 0.5) * w / width).astype(np.int64), w - 1)
-    return a[np.ix_(rows, cols)]
 
 
 @dataclass(frozen=True)
