@@ -147,7 +147,7 @@ def run_config(name, settings, runtime, device, dtype, frames, resolution):
         "edit_unet_equivalents_per_frame_at_50_steps": _cost_at_50(name, settings),
         "seconds_per_unet_equivalent": (prepare_s + edit_s) / max(1, equiv_prep + equiv_edit),
         "prepare_peak_memory_bytes": prepared.report["peak_memory_bytes"],
-        "edit_peak_memory_bytes": max(r.stats["peak_memory_bytes"] for r in results),
+        "edit_peak_memory_bytes": max(r.stats.peak_memory_bytes for r in results),
         "activation_cache_bytes": sum(a.numel() * a.element_size() for a in prepared.references.values()),
     }
     engine.free()

@@ -21,11 +21,11 @@ needs_toy = pytest.mark.skipif(not (TOY / "diffusion").is_dir(),
 
 def test_settings_overrides_for_ablations():
     from engine.cli.evaluate import _parse_sets
-    from engine.evaluation.runner import EvalConfig, _settings, no_guidance_settings
+    from engine.evaluation.runner import EvalConfig, eval_settings, no_guidance_settings
 
     sets = _parse_sets(["weight_scale=60", "loss=l2", "iteration_multipliers=[[1, 1]]"])
     assert sets == {"weight_scale": 60, "loss": "l2", "iteration_multipliers": [[1, 1]]}
-    s = _settings(EvalConfig(scenes=SCENES, out=SCENES, steps=10, settings_overrides=sets), load_scene(SCENE))
+    s = eval_settings(EvalConfig(scenes=SCENES, out=SCENES, steps=10, settings_overrides=sets), load_scene(SCENE))
     assert (s.weight_scale, s.loss, s.steps, s.guided_steps, s.resolution) == (60, "l2", 10, 8, 64)
     assert no_guidance_settings(s).opt_iterations == 0
     assert no_guidance_settings(s, measure_energy=True).weight_scale == 0
@@ -52,25 +52,25 @@ def test_identity_transform_gives_the_reconstruction(toy_prepared):
     np.testing.assert_allclose(result.image, prepared.reconstruction, atol=2e-3)
     # the reconstruction is the scene (the toy model can invert it), not something else
     assert np.abs(prepared.reconstruction - scene.image).mean() < 0.08
-    assert all(e["energy"] == pytest.approx(0.0, abs=1e-6) for e in result.stats["energy"])
+    assert all(e["energy"] == pytest.approx(0.0, abs=1e-6) for e in result.stats.energy)
 
 
 @pytest.mark.toy
 @pytest.mark.slow
 @needs_toy
 def test_guidance_lowers_foreground_energy_at_last_guided_step(toy_prepared):
-    from engine.evaluation.runner import _energy_summary, no_guidance_settings
+    from engine.evaluation.runner import energy_summary, no_guidance_settings
 
     engine, prepared, scene = toy_prepared
     transform = scene.frames[0].transform
     (guided,) = engine.edit(prepared, [transform])
     off = no_guidance_settings(engine.settings, measure_energy=True)
     (plain,) = engine.edit(prepared, [transform], settings=off)
-    g = _energy_summary(guided.stats, engine.settings)
-    p = _energy_summary(plain.stats, off)
+    g = energy_summary(guided.stats)
+    p = energy_summary(plain.stats)
     assert p["fg_energy_last_guided_step"] > 0
     assert g["fg_energy_last_guided_step"] < p["fg_energy_last_guided_step"]
     # zero weights leave the latents alone: the baseline image is the opt_iterations=0 image
     (plain0,) = engine.edit(prepared, [transform], settings=no_guidance_settings(engine.settings))
     np.testing.assert_allclose(plain.image, plain0.image, atol=1e-5)
-    assert not plain0.stats["energy"]
+    assert not plain0.stats.energy
