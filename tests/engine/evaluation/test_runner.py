@@ -20,11 +20,9 @@ needs_toy = pytest.mark.skipif(not (TOY / "diffusion").is_dir(),
 
 
 def test_settings_overrides_for_ablations():
-    from engine.cli.evaluate import _parse_sets
     from engine.evaluation.runner import EvalConfig, eval_settings, no_guidance_settings
 
-    sets = _parse_sets(["weight_scale=60", "loss=l2", "iteration_multipliers=[[1, 1]]"])
-    assert sets == {"weight_scale": 60, "loss": "l2", "iteration_multipliers": [[1, 1]]}
+    sets = {"weight_scale": 60, "loss": "l2", "iteration_multipliers": [[1, 1]]}  # as --set gives them
     s = eval_settings(EvalConfig(scenes=SCENES, out=SCENES, steps=10, settings_overrides=sets), load_scene(SCENE))
     assert (s.weight_scale, s.loss, s.steps, s.guided_steps, s.resolution) == (60, "l2", 10, 8, 64)
     assert no_guidance_settings(s).opt_iterations == 0
