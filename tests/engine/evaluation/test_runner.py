@@ -47,10 +47,13 @@ def toy_prepared():
 def test_identity_transform_gives_the_reconstruction(toy_prepared):
     engine, prepared, scene = toy_prepared
     (result,) = engine.edit(prepared, [np.eye(4)])
-    np.testing.assert_allclose(result.image, prepared.reconstruction, atol=2e-3)
+    np.testing.assert_array_equal(result.image, prepared.reconstruction)  # not sampled: iter_edit's shortcut
+    # ... which sampling confirms: no energy to descend, the same image
+    (sampled,) = engine.sample(prepared, [np.eye(4)])
+    np.testing.assert_allclose(sampled.image, prepared.reconstruction, atol=2e-3)
+    assert sampled.stats.energy and all(e["energy"] == pytest.approx(0.0, abs=1e-6) for e in sampled.stats.energy)
     # the reconstruction is the scene (the toy model can invert it), not something else
     assert np.abs(prepared.reconstruction - scene.image).mean() < 0.08
-    assert all(e["energy"] == pytest.approx(0.0, abs=1e-6) for e in result.stats.energy)
 
 
 @pytest.mark.toy
@@ -72,3 +75,15 @@ def test_guidance_lowers_foreground_energy_at_last_guided_step(toy_prepared):
     (plain0,) = engine.edit(prepared, [transform], settings=no_guidance_settings(engine.settings))
     np.testing.assert_allclose(plain.image, plain0.image, atol=1e-5)
     assert not plain0.stats.energy
+
+
+def test_energy_summary_reads_the_first_iteration_of_the_first_and_last_guided_steps():
+    from engine.evaluation.runner import energy_summary
+    from engine.pipeline import FrameStats
+
+    trace = [{"step": step, "iteration": it, "energy": 1.0, "parts": {"a": [10 * step + it, 1.0], "b": [1.0, 2.0]}}
+             for step in (0, 3) for it in (0, 1)]
+    assert energy_summary(FrameStats(energy=trace)) == {
+        "fg_energy_first_guided_step": 1.0, "bg_energy_first_guided_step": 3.0,  # summed over the layers
+        "fg_energy_last_guided_step": 31.0, "bg_energy_last_guided_step": 3.0}
+    assert energy_summary(FrameStats()) == {}  # no guidance iterations (the no-guidance baseline)
