@@ -49,7 +49,7 @@ class FrameStats:
     unet_backward: int = 0
     batch_unet_forward: int = 0
     batch_unet_backward: int = 0
-    peak_memory_bytes: int = 0  # the device's peak during the batch (0 on a CPU)
+    peak_memory_bytes: int = 0  # engine.profiling.peak_memory after the batch (CUDA: the batch's peak)
     # per guided step and iteration: {"step", "iteration", "energy", "energy_unscaled",
     # "parts": {layer: [foreground, background]}} (engine.diffusion.sampler.guided_sample)
     energy: list = field(default_factory=list)
