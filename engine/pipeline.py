@@ -15,8 +15,9 @@ polled there too and a True raises ``CancelledError`` (nothing is written by a c
 """
 from __future__ import annotations
 
-import logging
+import contextlib
 import dataclasses
+import logging
 import time
 from dataclasses import dataclass, field
 
@@ -34,26 +35,51 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
+class FrameStats:
+    """What one frame of `Engine.iter_edit` cost and what its geometry says (``EditResult.stats``).
+
+    A frame that is not sampled (``reused``) costs nothing itself: its UNet counts are 0, and an
+    identity frame also has no batch, memory or energy; a frame reused from frame K keeps K's
+    batch figures and energy trace (the result it shares)."""
+
+    frame: int = 0  # 1-based, in the call's transforms (0 until iter_edit numbers it)
+    reused: str | None = None  # None: sampled; "reconstruction" (an identity frame) or "frame K"
+    batch_frames: int = 0  # frames sampled together in this frame's batch
+    batch_seconds: float = 0.0  # the batch's geometry, sampling and decoding
+    unet_forward: int = 0  # this frame's share of the batch's UNet forwards / backwards
+    unet_backward: int = 0
+    batch_unet_forward: int = 0
+    batch_unet_backward: int = 0
+    peak_memory_bytes: int = 0  # engine.profiling.peak_memory after the batch (CUDA: the batch's peak)
+    # per guided step and iteration: {"step", "iteration", "energy", "energy_unscaled",
+    # "parts": {layer: [foreground, background]}} (engine.diffusion.sampler.guided_sample)
+    energy: list = field(default_factory=list)
+    visible_objects: list = field(default_factory=list)  # bool per part (objects, then copies)
+    camera_moved: bool = False
+    out_of_view: list = field(default_factory=list)  # 1-based parts shown but not in view
+
+
+@dataclass
 class EditResult:
     image: np.ndarray  # (h, w, 3) float32 in [0, 1] at the working resolution
     target_mask: np.ndarray  # (h, w) bool: the objects after the edit (union)
     valid_mask: np.ndarray  # (h, w) bool: pixels with a source (not a disocclusion hole)
     edited_depth: np.ndarray  # (h, w) float32 metres
-    stats: dict  # includes "visible_objects": [bool per part], "out_of_view": [1-based parts shown but not in view]
+    stats: FrameStats
     target_masks: list = field(default_factory=list)  # (h, w) bool per object in mask order, then per copy
     # (h, w, 2) float32: (u, v) working-grid pixel coordinates of each moved pixel's source in the
     # photo (the objects; every covered pixel when the camera moves), NaN elsewhere
     source_coords: np.ndarray | None = None
 
     @classmethod
-    def of_geometry(cls, image, g, stats: dict) -> "EditResult":
+    def of_geometry(cls, image, g, stats: FrameStats) -> "EditResult":
         """A frame's result: its ``image`` and what its geometry ``g`` (EditGeometry) says."""
         return cls(image=image, target_mask=np.asarray(g.target_mask, bool),
                    valid_mask=np.asarray(g.valid_mask, bool), edited_depth=np.asarray(g.edited_depth, np.float32),
                    target_masks=list(g.target_masks),
                    source_coords=np.where(g.moved_mask[..., None], g.source_coords, np.nan).astype(np.float32),
-                   stats={**stats, "visible_objects": list(g.visible), "camera_moved": g.camera_moved,
-                          "out_of_view": [n + 1 for n in g.out_of_view]})
+                   stats=dataclasses.replace(stats, visible_objects=list(g.visible), camera_moved=g.camera_moved,
+                                             out_of_view=[n + 1 for n in g.out_of_view]))
 
 
 class Engine:
@@ -133,24 +159,14 @@ class Engine:
     def prepare(self, image, prompt, depth, object_mask, background_depth=None, cache_dir=None,
                 progress=None, should_cancel=None, settings: EditSettings | None = None,
                 preset: str | None = None) -> Prepared:
-        """`_prepare`; with ``cache_dir``, while holding that folder's prepare claim (another
-        process preparing the same folder is waited for, and its cache then used)."""
-        args = (image, prompt, depth, object_mask, background_depth, cache_dir, progress, should_cancel, settings,
-                preset)
-        if cache_dir is None:
-            return self._prepare(*args)
-        with cache.preparing(cache_dir, should_cancel):
-            return self._prepare(*args)
-
-    def _prepare(self, image, prompt, depth, object_mask, background_depth=None, cache_dir=None,
-                 progress=None, should_cancel=None, settings: EditSettings | None = None,
-                 preset: str | None = None) -> Prepared:
         """Invert ``image`` (H, W, 3 float in [0, 1], any size) with its z-depth (H, W) and object
-        mask(s) (H, W) or (N, H, W) bool; record the reference activations; lift the scene once. With ``cache_dir``, a valid cache
-        of the same inputs is loaded instead, and a fresh result is saved there. ``settings``:
-        this call's (default: the engine's); their prepare-time fields go into the result.
-        ``preset``: the preset name ``settings`` came from, kept with the result (an edit of it
-        without a preset of its own runs with the prepared settings and reports this name)."""
+        mask(s) (H, W) or (N, H, W) bool; record the reference activations; lift the scene once.
+        With ``cache_dir``, a valid cache of the same inputs is loaded instead, and a fresh result
+        is saved there, all while holding that folder's prepare claim (another process preparing
+        the same folder is waited for, and its cache then used). ``settings``: this call's
+        (default: the engine's); their prepare-time fields go into the result. ``preset``: the
+        preset name ``settings`` came from, kept with the result (an edit of it without a preset
+        of its own runs with the prepared settings and reports this name)."""
         import torch
 
         from .diffusion import conditioning as cond_mod
@@ -158,79 +174,80 @@ class Engine:
         from .diffusion.inversion import invert
         from .diffusion.sampler import reconstruct
         from .images import resize_image, resize_nearest, to_uint8
-
-        # 1. Check inputs
-        image, depth, object_mask, background_depth = checks.photo_arrays(image, depth, object_mask, background_depth)
-        m = self.models
-        cond_mod.check_prompt(m.tokenizer, prompt)
-        s = self._check_settings(settings or self.settings)
-        key = cache.content_key(image, depth, object_mask, background_depth, prompt, m.model_id,
-                                m.revision, dict(s.prepare_dict(), dtype=str(m.dtype)))
-        if cache_dir is not None:
-            try:
-                cached = Prepared.load(cache_dir, expected_key=key)
-                log.info("using the prepared cache in %s", cache_dir)
-                cached.reused_from = str(cache_dir)
-                if preset is not None:
-                    cached.preset = preset
-                return cached
-            except InputError as exc:
-                log.info("prepared cache not used (%s); preparing again", exc)
-        t_start = time.perf_counter()
-        count0 = dict(self.counts)
-        torch.manual_seed(s.seed)
-        _reset_peak_memory(m.device)
-        report = {"seconds": {}}
-        # 2. Resize to the working resolution (multiples of the VAE scale factor x UNet downsampling)
-        h, w = cond_mod.working_size(*image.shape[:2], s.resolution or m.native_resolution, m.size_multiple)
-        img = resize_image(image, (h, w))
-        dep = resize_nearest(depth, (h, w)).astype(np.float32)
-        masks = np.stack([resize_nearest(om, (h, w)).astype(bool) for om in object_mask])
-        bg = None if background_depth is None else resize_nearest(background_depth, (h, w)).astype(np.float32)
-        for n, om in enumerate(masks):
-            if not om.any():
-                raise InputError(f"mask{'' if len(masks) == 1 else f' {n + 1}'}: the object disappears at the "
-                                 f"working resolution {w}x{h}; use a larger object or a higher resolution")
         from .lifted import LiftedScene
 
-        with _timer(report["seconds"], "lift"):
-            scene = LiftedScene.build(dep, masks, bg, Camera(h, w))
-        den = self.denoiser
-        ddim = DDIM(m.scheduler, s.steps)
-        # 3. Encode prompt, image and depth
-        with _timer(report["seconds"], "encode"):
-            cond = cond_mod.encode_prompt(m, prompt)
-            null = cond_mod.encode_prompt(m, "")
-            latents = cond_mod.encode_image(m, img)
-            depth_cond = cond_mod.depth_condition(dep, latents.shape[-2:], m.device, m.dtype)
-        # 4. Invert (DDIM, then null-text optimisation or a fast option)
-        with _timer(report["seconds"], "invert"), m.on_device(m.unet):
-            inv = invert(den, ddim, latents, cond, null, depth_cond, s, progress, should_cancel)
-        # 5. Reconstruct from the inverted noise, recording the reference activations
-        with _timer(report["seconds"], "reconstruct"), m.on_device(m.unet):
-            trajectory = []
-            rec_latents, refs = reconstruct(den, ddim, inv.noise, cond, inv.null_embeddings, depth_cond,
-                                            s, progress, should_cancel, trajectory)
-        with _timer(report["seconds"], "decode"):
-            reconstruction = cond_mod.decode_latents(m, rec_latents)[0]
-        counts = {k: v - count0[k] for k, v in self.counts.items()}
-        report.update(counts, total_seconds=time.perf_counter() - t_start,
-                      peak_memory_bytes=_peak_memory(m.device), device=str(m.device), dtype=str(m.dtype),
-                      inversion=s.inversion, null_text_losses=inv.losses)
-        prepared = Prepared(
-            image=img, depth=dep, object_masks=scene.object_masks,
-            background_depth=scene.background_depth.astype(np.float32), prompt=prompt,
-            cond_embedding=cond.detach().float().cpu(), null_embeddings=inv.null_embeddings.detach().float().cpu(),
-            noise=inv.noise.detach().float().cpu(), latents=latents.detach().float().cpu(),
-            reconstruction_latents=rec_latents.detach().float().cpu(), reconstruction=reconstruction,
-            references=refs, settings=s, model_id=m.model_id, revision=m.revision, key=key,
-            original_size=tuple(image.shape[:2]), report=report,
-            photo=to_uint8(image), photo_mask=object_mask.any(0),
-            trajectory=torch.stack(trajectory), preset=preset, centroids=pivots(depth, object_mask))
-        prepared._scene = scene
-        if cache_dir is not None:
-            prepared.save(cache_dir)
-        return prepared
+        claim = contextlib.nullcontext() if cache_dir is None else cache.preparing(cache_dir, should_cancel)
+        with claim:
+            # 1. Check inputs
+            image, depth, object_mask, background_depth = checks.photo_arrays(image, depth, object_mask, background_depth)
+            m = self.models
+            cond_mod.check_prompt(m.tokenizer, prompt)
+            s = self._check_settings(settings or self.settings)
+            key = cache.content_key(image, depth, object_mask, background_depth, prompt, m.model_id,
+                                    m.revision, dict(s.prepare_dict(), dtype=str(m.dtype)))
+            if cache_dir is not None:
+                try:
+                    cached = Prepared.load(cache_dir, expected_key=key)
+                    log.info("using the prepared cache in %s", cache_dir)
+                    cached.reused_from = str(cache_dir)
+                    if preset is not None:
+                        cached.preset = preset
+                    return cached
+                except InputError as exc:
+                    log.info("prepared cache not used (%s); preparing again", exc)
+            t_start = time.perf_counter()
+            count0 = dict(self.counts)
+            torch.manual_seed(s.seed)
+            _reset_peak_memory(m.device)
+            report = {"seconds": {}}
+            # 2. Resize to the working resolution (multiples of the VAE scale factor x UNet downsampling)
+            h, w = cond_mod.working_size(*image.shape[:2], s.resolution or m.native_resolution, m.size_multiple)
+            img = resize_image(image, (h, w))
+            dep = resize_nearest(depth, (h, w)).astype(np.float32)
+            masks = np.stack([resize_nearest(om, (h, w)).astype(bool) for om in object_mask])
+            bg = None if background_depth is None else resize_nearest(background_depth, (h, w)).astype(np.float32)
+            for n, om in enumerate(masks):
+                if not om.any():
+                    raise InputError(f"mask{'' if len(masks) == 1 else f' {n + 1}'}: the object disappears at the "
+                                     f"working resolution {w}x{h}; use a larger object or a higher resolution")
+            with _timer(report["seconds"], "lift"):
+                scene = LiftedScene.build(dep, masks, bg, Camera(h, w))
+            den = self.denoiser
+            ddim = DDIM(m.scheduler, s.steps)
+            # 3. Encode prompt, image and depth
+            with _timer(report["seconds"], "encode"):
+                cond = cond_mod.encode_prompt(m, prompt)
+                null = cond_mod.encode_prompt(m, "")
+                latents = cond_mod.encode_image(m, img)
+                depth_cond = cond_mod.depth_condition(dep, latents.shape[-2:], m.device, m.dtype)
+            # 4. Invert (DDIM, then null-text optimisation or a fast option)
+            with _timer(report["seconds"], "invert"), m.on_device(m.unet):
+                inv = invert(den, ddim, latents, cond, null, depth_cond, s, progress, should_cancel)
+            # 5. Reconstruct from the inverted noise, recording the reference activations
+            with _timer(report["seconds"], "reconstruct"), m.on_device(m.unet):
+                trajectory = []
+                rec_latents, refs = reconstruct(den, ddim, inv.noise, cond, inv.null_embeddings, depth_cond,
+                                                s, progress, should_cancel, trajectory)
+            with _timer(report["seconds"], "decode"):
+                reconstruction = cond_mod.decode_latents(m, rec_latents)[0]
+            counts = {k: v - count0[k] for k, v in self.counts.items()}
+            report.update(counts, total_seconds=time.perf_counter() - t_start,
+                          peak_memory_bytes=_peak_memory(m.device), device=str(m.device), dtype=str(m.dtype),
+                          inversion=s.inversion, null_text_losses=inv.losses)
+            prepared = Prepared(
+                image=img, depth=dep, object_masks=scene.object_masks,
+                background_depth=scene.background_depth.astype(np.float32), prompt=prompt,
+                cond_embedding=cond.detach().float().cpu(), null_embeddings=inv.null_embeddings.detach().float().cpu(),
+                noise=inv.noise.detach().float().cpu(), latents=latents.detach().float().cpu(),
+                reconstruction_latents=rec_latents.detach().float().cpu(), reconstruction=reconstruction,
+                references=refs, settings=s, model_id=m.model_id, revision=m.revision, key=key,
+                original_size=tuple(image.shape[:2]), report=report,
+                photo=to_uint8(image), photo_mask=object_mask.any(0),
+                trajectory=torch.stack(trajectory), preset=preset, centroids=pivots(depth, object_mask))
+            prepared._scene = scene
+            if cache_dir is not None:
+                prepared.save(cache_dir)
+            return prepared
 
     # --- edit -----------------------------------------------------------------------------------
     def edit(self, prepared: Prepared, transforms, settings: EditSettings | None = None, progress=None,
@@ -271,7 +288,7 @@ class Engine:
         whose edit comes again later. A caller that writes each result as it comes keeps every
         finished frame when it is interrupted.
 
-        Frames cost nothing when their result is known without sampling (stats["reused"]):
+        Frames cost nothing when their result is known without sampling (stats.reused):
         an identity frame (nothing moves, no camera move) is the reconstruction, which is what
         sampling it gives; a frame whose edit equals an earlier frame's (a held pose in
         stop-motion) is that frame's result, since every frame starts from the same inverted
@@ -296,7 +313,7 @@ class Engine:
             sampled = dict(zip(todo, self._sample(prepared, [mats[k] for k in todo], s, m, progress,
                                                   should_cancel, (start // fb, -(-n // fb))))) if todo else {}
             for k in todo:
-                sampled[k].stats["frame"] = k + 1
+                sampled[k].stats.frame = k + 1
                 known[k] = sampled[k]
             for k in batch:
                 if k in sampled:
@@ -305,20 +322,31 @@ class Engine:
                     yield self._reconstruction_result(prepared, mats[k], k)
                 else:
                     r = known[first[k]]
-                    yield dataclasses.replace(r, stats={**r.stats, "frame": k + 1, "reused": f"frame {first[k] + 1}",
-                                                        "unet_forward": 0, "unet_backward": 0})
+                    yield dataclasses.replace(r, stats=dataclasses.replace(
+                        r.stats, frame=k + 1, reused=f"frame {first[k] + 1}", unet_forward=0, unet_backward=0))
             known = {f: r for f, r in known.items() if last_use[f] > batch[-1]}
 
     def _reconstruction_result(self, prepared: Prepared, edit, k: int) -> EditResult:
         """An identity frame: the reconstruction, with the frame's (unchanged) geometry."""
-        return EditResult.of_geometry(prepared.reconstruction.copy(), prepared.scene.frame(edit), {
-            "frame": k + 1, "reused": "reconstruction", "batch_frames": 0, "batch_seconds": 0.0,
-            "unet_forward": 0, "unet_backward": 0, "batch_unet_forward": 0, "batch_unet_backward": 0,
-            "peak_memory_bytes": 0, "energy": []})
+        return EditResult.of_geometry(prepared.reconstruction.copy(), prepared.scene.frame(edit),
+                                      FrameStats(frame=k + 1, reused="reconstruction"))
+
+    def sample(self, prepared: Prepared, transforms, settings: EditSettings | None = None, progress=None,
+               should_cancel=None) -> list:
+        """Every frame of ``transforms`` sampled, all in one batch whatever
+        runtime.frame_batch_size: `iter_edit` without its shortcuts (an identity or repeated edit
+        is sampled too), so that what a shortcut stands for can be checked against sampling."""
+        mats = check_transforms(transforms, len(prepared.object_masks))
+        m = self.check_model(prepared)
+        results = self._sample(prepared, mats, self.edit_settings(prepared, settings), m, progress, should_cancel,
+                               (0, 1))
+        for k, r in enumerate(results):
+            r.stats.frame = k + 1
+        return results
 
     def _sample(self, prepared: Prepared, edits: list, s: EditSettings, m, progress, should_cancel,
                 batch_of) -> list:
-        """Guided sampling of one batch of frames: their EditResults (stats["frame"]: set by the caller)."""
+        """Guided sampling of one batch of frames: their EditResults (stats.frame: set by the caller)."""
         import torch
 
         from .diffusion import conditioning as cond_mod
@@ -363,12 +391,12 @@ class Engine:
             trace = [{**e, "energy": e["energy"][j], "energy_unscaled": e["energy_unscaled"][j],
                       "parts": {l: [p[0][j], p[1][j]] for l, p in e["parts"].items()}}
                      for e in stats["energy"]]
-            out.append(EditResult.of_geometry(images[j], g, {
-                "batch_frames": B, "batch_seconds": seconds,
+            out.append(EditResult.of_geometry(images[j], g, FrameStats(
+                batch_frames=B, batch_seconds=seconds,
                 # frames of a batch cost the same: the per-frame share of the counts
-                "unet_forward": counts["unet_forward"] // B, "unet_backward": counts["unet_backward"] // B,
-                "batch_unet_forward": counts["unet_forward"], "batch_unet_backward": counts["unet_backward"],
-                "peak_memory_bytes": _peak_memory(device), "energy": trace}))
+                unet_forward=counts["unet_forward"] // B, unet_backward=counts["unet_backward"] // B,
+                batch_unet_forward=counts["unet_forward"], batch_unet_backward=counts["unet_backward"],
+                peak_memory_bytes=_peak_memory(device), energy=trace)))
         return out
 
     def edit_settings(self, prepared: Prepared, settings: EditSettings | None = None) -> EditSettings:

@@ -89,6 +89,6 @@ class DiffusionRenderer(_PhotoScene, Renderer):
 
         results = self.engine.edit(self.prepared, list(edits), progress=progress, should_cancel=should_cancel,
                                    settings=self.settings)
-        self.last_visible = [tuple(n + 1 not in r.stats.get("out_of_view", ())
-                                   for n in range(len(r.stats.get("visible_objects", ())))) for r in results]
+        self.last_visible = [tuple(n + 1 not in r.stats.out_of_view for n in range(len(r.stats.visible_objects)))
+                             for r in results]
         return [to_photo_size(self.prepared, result) for result in results]

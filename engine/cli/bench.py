@@ -144,10 +144,10 @@ def run_config(name, settings, runtime, device, dtype, frames, resolution):
         "edit_seconds": edit_s, "edit_seconds_per_frame": edit_s / frames,
         "edit_unet_forward": edit_counts["unet_forward"], "edit_unet_backward": edit_counts["unet_backward"],
         "edit_unet_equivalents_per_frame": equiv_edit / frames,
-        "edit_unet_equivalents_per_frame_at_50_steps": _cost_at_50(name, settings),
+        "edit_unet_equivalents_per_frame_at_50_steps": cost_at_50(name, settings),
         "seconds_per_unet_equivalent": (prepare_s + edit_s) / max(1, equiv_prep + equiv_edit),
         "prepare_peak_memory_bytes": prepared.report["peak_memory_bytes"],
-        "edit_peak_memory_bytes": max(r.stats["peak_memory_bytes"] for r in results),
+        "edit_peak_memory_bytes": max(r.stats.peak_memory_bytes for r in results),
         "activation_cache_bytes": sum(a.numel() * a.element_size() for a in prepared.references.values()),
     }
     engine.free()
@@ -155,8 +155,10 @@ def run_config(name, settings, runtime, device, dtype, frames, resolution):
     return row
 
 
-def _cost_at_50(name, settings) -> int:
-    """Per-frame UNet-forward equivalents of this configuration at the release's 50 steps."""
+def cost_at_50(name, settings) -> int:
+    """Per-frame UNet-forward equivalents of configuration ``name`` (a CONFIGS entry) at the
+    release's 50 steps, whatever steps ``settings`` (the run's) have: the bench's
+    "edit_unet_equivalents_per_frame_at_50_steps", comparable across runs."""
     from ..settings import EditSettings
 
     s = (EditSettings() if name.startswith("release") else

@@ -217,7 +217,7 @@ def _run(args, claims) -> int:
         with console.Progress(f"{n - start} frame(s)") as progress:
             for j, r in enumerate(engine.iter_edit(prepared, mats[start:], settings, progress=progress)):
                 k = start + j + 1
-                peak = max(peak, r.stats["peak_memory_bytes"])
+                peak = max(peak, r.stats.peak_memory_bytes)
                 if k in done:
                     continue
                 if not np.isfinite(r.image).all():
@@ -231,17 +231,16 @@ def _run(args, claims) -> int:
                 writers += [(f"edited_depth_{k:04d}.exr", lambda p, r=r: io.save_depth_exr(p, r.edited_depth)),
                             (f"frame_{k:04d}.png", lambda p, r=r: io.save_image(p, frame_image(r)))]
                 manifest.commit(k, writers)
-                hidden = [str(n) for n in r.stats["out_of_view"]]
+                hidden = [str(n) for n in r.stats.out_of_view]
                 if hidden:
                     console.say(f"frame {k}: object(s) {', '.join(hidden)} out of view; rendered without them")
                 stages["write"] += time.perf_counter() - tw
-                energy = r.stats["energy"]
-                frames.append({"frame": k, "batch_frames": r.stats["batch_frames"],
-                               "batch_seconds": r.stats["batch_seconds"],
-                               "unet_forward": r.stats["unet_forward"],
-                               "unet_backward": r.stats["unet_backward"],
-                               "visible_objects": r.stats["visible_objects"],
-                               "reused": r.stats.get("reused"),  # "reconstruction" / "frame K": not sampled
+                st = r.stats
+                energy = st.energy
+                frames.append({"frame": k, "batch_frames": st.batch_frames, "batch_seconds": st.batch_seconds,
+                               "unet_forward": st.unet_forward, "unet_backward": st.unet_backward,
+                               "visible_objects": st.visible_objects,
+                               "reused": st.reused,  # "reconstruction" / "frame K": not sampled
                                "energy_first": energy[0]["energy"] if energy else 0.0,
                                "energy_last": energy[-1]["energy"] if energy else 0.0})
         counts = {k: v - counts0[k] for k, v in engine.counts.items()}

@@ -61,9 +61,10 @@ class EvalConfig:
 # ---------------------------------------------------------------------------------------------
 # engine access (the only place that knows the pipeline's API)
 
-def _settings(cfg: EvalConfig, scene: Scene | None = None, preset: str | None = None):
-    """The settings of ``preset`` (default: cfg.preset) with the config's options; the --set
-    overrides apply to the method's own preset only, not to the presets compared with it."""
+def eval_settings(cfg: EvalConfig, scene: Scene | None = None, preset: str | None = None):
+    """The settings an evaluation runs ``scene`` with: those of ``preset`` (default: cfg.preset)
+    with the config's options (at the scene's own resolution unless cfg.resolution is given); the
+    --set overrides apply to the method's own preset only, not to the presets compared with it."""
     from ..settings import EditSettings
 
     s = EditSettings.preset(preset or cfg.preset)
@@ -214,10 +215,11 @@ def _adherence(segmenter, image, prompt, frame) -> tuple[dict, np.ndarray]:
     return out, mask
 
 
-def _energy_summary(stats: dict, settings) -> dict:
-    """Foreground / background energy (unweighted, summed over the guided layers) at the first
-    and the last guided step, first iteration (before that step's own updates)."""
-    trace = (stats or {}).get("energy") or []
+def energy_summary(stats) -> dict:
+    """The report's energies of one frame (its ``FrameStats``): foreground / background energy
+    (unweighted, summed over the guided layers) at the first and the last guided step, first
+    iteration (before that step's own updates); {} for a frame without guidance iterations."""
+    trace = stats.energy
     out = {}
     if not trace:
         return out
@@ -262,7 +264,7 @@ def evaluate_scene(scene: Scene, runner: EngineRunner, cfg: EvalConfig, out_dir:
     bg_depth = prepared.background_depth  # the static scene does not change: reuse it in the cycle
     compared = {}  # other presets side by side: their own prepare (cached apart) and edit
     for name in cfg.compare_presets:
-        ps = _settings(cfg, scene, name)
+        ps = eval_settings(cfg, scene, name)
         pcache = None if cache is None else cache.with_name(f"{scene.name}-preset-{name}")
         with _Stage(costs, f"prepare (preset {name})", runner):
             pp = runner.prepare(scene.image, scene.prompt, scene.depth, scene.mask, cache_dir=pcache, settings=ps)
@@ -291,7 +293,7 @@ def evaluate_scene(scene: Scene, runner: EngineRunner, cfg: EvalConfig, out_dir:
             images[method] = img
             m, seg = _adherence(segmenter, img, scene.prompt, frame)
             m.update(_gt_metrics(img, frame, scene.mask))
-            m.update(_energy_summary(res.stats, runner.settings))
+            m.update(energy_summary(res.stats))
             m["flicker"] = _flicker(img, frame, method, previous)
             if (cfg.cycle and method in ("edit", "no_guidance") and len(frame.transform.objects) == 1
                     and not frame.transform.moves_camera):
@@ -367,7 +369,7 @@ def evaluate(cfg: EvalConfig, progress=None) -> dict:
     for n, scene in enumerate(scenes, start=1):
         if progress:
             progress(f"[{n}/{len(scenes)}] {scene.name}: {len(scene.frames[: cfg.frames] if cfg.frames else scene.frames)} frame(s)")
-        settings = _settings(cfg, scene)
+        settings = eval_settings(cfg, scene)
         if runner is None or runner_key != settings:
             runner = EngineRunner(cfg, settings)
             runner_key = settings
@@ -391,7 +393,7 @@ def evaluate(cfg: EvalConfig, progress=None) -> dict:
                             if cfg.baseline_energy else "the same settings with opt_iterations=0 (no latent "
                             "optimisation)") + "; same prepared photo, noise, null embeddings and edited depth",
             "settings_overrides": cfg.settings_overrides, "preset": cfg.preset,
-            "compare_presets": {name: _settings(cfg, None, name).to_dict() for name in cfg.compare_presets},
+            "compare_presets": {name: eval_settings(cfg, None, name).to_dict() for name in cfg.compare_presets},
             "settings": settings.to_dict(),
         },
         "segmenter": scene_rows[0]["segmenter"] if scene_rows else cfg.segmenter,

@@ -228,7 +228,7 @@ def test_the_edit_guides_copies_and_removals_like_objects(tiny_models_dir):
                                                   FrameEdit((T,))])
     assert len(copy.target_masks) == 2 and np.array_equal(copy.target_masks[0], prepared.object_masks[0])
     assert np.array_equal(copy.target_masks[1], moved.target_masks[0] & ~prepared.object_masks[0])
-    assert copy.stats.get("reused") is None and copy.stats["energy"]  # sampled with guidance
+    assert copy.stats.reused is None and copy.stats.energy  # sampled with guidance
     assert not removed.target_mask.any() and not (removed.valid_mask & prepared.object_masks[0]).any()
-    assert removed.stats.get("reused") is None  # a removal is not the identity
-    assert removed.stats["out_of_view"] == [] and copy.stats["visible_objects"] == [True, True]
+    assert removed.stats.reused is None  # a removal is not the identity
+    assert removed.stats.out_of_view == [] and copy.stats.visible_objects == [True, True]

@@ -7,7 +7,6 @@ import pytest
 from engine.errors import CancelledError, InputError
 from engine.pipeline import Engine
 from engine.settings import EditSettings, RuntimeOptions
-from engine.transforms import FrameEdit
 
 SETTINGS = EditSettings(resolution=32, steps=6, guided_steps=4, inversion="negative-prompt")
 RUNTIME = RuntimeOptions(device="cpu", dtype="fp32", frame_batch_size=1)
@@ -63,11 +62,11 @@ def test_prepare_resizes_any_aspect(engine):
 def test_identity_edit_is_the_reconstruction_with_zero_energy(engine, prepared):
     (result,) = engine.edit(prepared, [np.eye(4)])
     np.testing.assert_array_equal(result.image, prepared.reconstruction)
-    assert result.stats["reused"] == "reconstruction" and result.stats["unet_forward"] == 0
+    assert result.stats.reused == "reconstruction" and result.stats.unet_forward == 0
     # the shortcut is what sampling the identity gives: exactly zero energy, the reconstruction
-    (sampled,) = engine._sample(prepared, [FrameEdit.of(np.eye(4))], engine.edit_settings(prepared),
-                                engine.models, None, None, (0, 1))
-    energies = [e["energy"] for e in sampled.stats["energy"]]
+    (sampled,) = engine.sample(prepared, [np.eye(4)])
+    assert sampled.stats.reused is None and sampled.stats.unet_forward > 0
+    energies = [e["energy"] for e in sampled.stats.energy]
     assert len(energies) == SETTINGS.guided_steps * SETTINGS.opt_iterations
     assert all(e == 0.0 for e in energies)
     np.testing.assert_array_equal(sampled.image, prepared.reconstruction)
@@ -80,10 +79,10 @@ def test_held_and_identity_frames_are_not_sampled_again(tiny_models_dir, prepare
     before = dict(engine.counts)
     results = engine.edit(prepared, trajectory)
     forwards = engine.counts["unet_forward"] - before["unet_forward"]
-    assert [r.stats["frame"] for r in results] == [1, 2, 3, 4, 5]
-    assert [r.stats.get("reused") for r in results] == [None, "frame 1", "reconstruction", None, "frame 1"]
-    assert [r.stats["unet_forward"] > 0 for r in results] == [True, False, False, True, False]
-    assert forwards == results[0].stats["batch_unet_forward"] + results[3].stats["batch_unet_forward"]
+    assert [r.stats.frame for r in results] == [1, 2, 3, 4, 5]
+    assert [r.stats.reused for r in results] == [None, "frame 1", "reconstruction", None, "frame 1"]
+    assert [r.stats.unet_forward > 0 for r in results] == [True, False, False, True, False]
+    assert forwards == results[0].stats.batch_unet_forward + results[3].stats.batch_unet_forward
     for k in (1, 4):
         np.testing.assert_array_equal(results[k].image, results[0].image)
     np.testing.assert_array_equal(results[2].image, prepared.reconstruction)
@@ -99,13 +98,13 @@ def test_translation_energy_falls_and_image_changes(tiny_models_dir, prepared):
     engine = Engine(models_dir=tiny_models_dir, settings=SETTINGS.replace(guidance_step_size=0.002),
                     runtime=RUNTIME)
     (result,) = engine.edit(prepared, [translation(x=0.3)])
-    trace = result.stats["energy"]
+    trace = result.stats.energy
     first_step = [e["energy_unscaled"] for e in trace if e["step"] == 0]
     assert first_step[0] > 0
     assert first_step[-1] < first_step[0], first_step
     assert result.target_mask.any() and result.edited_depth.shape == (32, 32)
     assert np.abs(result.image - prepared.reconstruction).max() > 1e-3
-    assert result.stats["batch_unet_backward"] == SETTINGS.guided_steps * SETTINGS.opt_iterations
+    assert result.stats.batch_unet_backward == SETTINGS.guided_steps * SETTINGS.opt_iterations
 
 
 def test_same_seed_same_frames(engine, prepared):
@@ -120,7 +119,7 @@ def test_batched_frames_equal_sequential(tiny_models_dir, engine, prepared):
     batched_engine = Engine(models_dir=tiny_models_dir, settings=SETTINGS,
                             runtime=RUNTIME.replace(frame_batch_size=3))
     batched = batched_engine.edit(prepared, transforms)
-    assert [r.stats["batch_frames"] for r in batched] == [3, 3, 3]
+    assert [r.stats.batch_frames for r in batched] == [3, 3, 3]
     for s, b in zip(sequential, batched):
         np.testing.assert_allclose(b.image, s.image, atol=1e-4)  # the promise of engine.pipeline
 

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from engine.cli import main
-from engine.cli.bench import CONFIGS, _cost_at_50, bench_settings, synthetic_photo, trajectory
+from engine.cli.bench import CONFIGS, cost_at_50, bench_settings, synthetic_photo, trajectory
 from engine.settings import EditSettings
 
 
@@ -100,7 +100,7 @@ def test_cost_at_50_steps_is_the_settings_own_count(name, inversion):
     run_settings = run_settings.replace(inversion=inversion).with_steps(7)
     base = EditSettings() if name == "release" else EditSettings.preset(name.split("+")[0])
     expected = base.replace(inversion=inversion).unet_cost(cfg_pair=inversion != "negative-prompt")
-    assert _cost_at_50(name, run_settings) == expected["unet_equivalents"]
+    assert cost_at_50(name, run_settings) == expected["unet_equivalents"]
     # forwards + 2 x backwards, and a CFG pair costs one forward more per step
     c = base.replace(inversion=inversion).unet_cost()
     assert c["unet_equivalents"] == c["unet_forward"] + 2 * c["unet_backward"]
@@ -108,15 +108,15 @@ def test_cost_at_50_steps_is_the_settings_own_count(name, inversion):
 
 def test_negative_prompt_inversion_saves_one_forward_per_step():
     s = EditSettings()
-    pair = _cost_at_50("release", s.replace(inversion="null-text"))
-    single = _cost_at_50("release", s.replace(inversion="negative-prompt"))
+    pair = cost_at_50("release", s.replace(inversion="null-text"))
+    single = cost_at_50("release", s.replace(inversion="negative-prompt"))
     assert pair - single == s.steps
 
 
 def test_the_fast_preset_costs_less_than_the_release():
-    release = _cost_at_50("release", EditSettings())
-    assert 0 < _cost_at_50("fast", EditSettings.preset("fast")) < release
-    assert 0 < _cost_at_50("default", EditSettings.preset("default")) <= release
+    release = cost_at_50("release", EditSettings())
+    assert 0 < cost_at_50("fast", EditSettings.preset("fast")) < release
+    assert 0 < cost_at_50("default", EditSettings.preset("default")) <= release
 
 
 def test_synthetic_photo_and_trajectory():

@@ -37,11 +37,14 @@ def test_edit_from_photo_arguments(photo, tiny_models_dir, tmp_path, capsys):
     rc = main(["edit", "--image", str(photo / "image.png"), "--prompt", "a blue box",
                "--depth", str(photo / "depth.npy"), "--mask", str(photo / "mask.png"),
                "--transforms", str(photo / "transforms.json"), "--out", str(out),
-               "--models", str(tiny_models_dir), "--guided-steps", "2", "--output-size", "working", *FAST])
+               "--models", str(tiny_models_dir), "--guided-steps", "2", "--output-size", "working", *FAST,
+               "--resolution", "96"])
     assert rc == 0, capsys.readouterr().err
     assert (out / "frame_0002.png").is_file() and (out / "report.json").is_file()
     report = json.loads((out / "report.json").read_text())
-    assert io.load_image(out / "frame_0002.png").shape[:2] == tuple(report["size"]) != (40, 48)  # working
+    # the working size: the longer side at 96, the photo's 40:48 kept (80 and 96 are multiples of 16)
+    assert report["size"] == [80, 96]
+    assert io.load_image(out / "frame_0002.png").shape[:2] == (80, 96)
 
 
 def test_clear_errors(photo, tiny_models_dir, tmp_path, capsys, monkeypatch):

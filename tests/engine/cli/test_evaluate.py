@@ -17,10 +17,14 @@ SCENES = Path(__file__).resolve().parents[2] / "data" / "toy"
 def test_eval_writes_report_and_both_baselines(tiny_models_dir, tmp_path, capsys):
     out = tmp_path / "eval"
     rc = main(["eval", "--scenes", str(SCENES), "--out", str(out), "--models", str(tiny_models_dir),
-               "--steps", "3", "--inversion", "negative-prompt", "--segmenter", "colour", "--frames", "1"])
+               "--steps", "3", "--inversion", "negative-prompt", "--segmenter", "colour", "--frames", "1",
+               "--set", "loss=l2", "--set", "background-margin=0.25"])
     assert rc == 0
     report = json.loads((out / "report.json").read_text())
     assert report["config"]["steps"] == 3 and report["config"]["inversion"] == "negative-prompt"
+    # --set: a bare word, a JSON number, a field named with dashes; the method runs with them
+    assert report["config"]["settings_overrides"] == {"loss": "l2", "background_margin": 0.25}
+    assert (report["config"]["settings"]["loss"], report["config"]["settings"]["background_margin"]) == ("l2", 0.25)
     assert report["segmenter"].startswith("colour")
     (scene,) = report["scenes"]
     (frame,) = scene["frames"]

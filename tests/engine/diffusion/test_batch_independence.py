@@ -14,7 +14,6 @@ from edit_scene import scene, shift
 from engine.diffusion.guidance import Guidance, LayerTargets, noise_floor
 from engine.pipeline import Engine
 from engine.settings import EditSettings, RuntimeOptions
-from engine.transforms import FrameEdit
 
 SETTINGS = EditSettings(resolution=32, steps=6, guided_steps=4, inversion="negative-prompt")
 
@@ -33,12 +32,11 @@ def prepared(tiny_models_dir):
 def test_identity_frame_in_a_batch_is_the_reconstruction(tiny_models_dir, prepared):
     # sampled (Engine.iter_edit does not sample identity frames: this is why it need not)
     engine = _engine(tiny_models_dir, 2)
-    identity, moved = engine._sample(prepared, [FrameEdit.of(np.eye(4)), FrameEdit.of(shift(0.2))],
-                                     engine.edit_settings(prepared), engine.models, None, None, (0, 1))
-    assert identity.stats["batch_frames"] == 2
-    assert all(e["energy"] == 0.0 for e in identity.stats["energy"])
+    identity, moved = engine.sample(prepared, [np.eye(4), shift(0.2)])
+    assert identity.stats.batch_frames == 2
+    assert identity.stats.energy and all(e["energy"] == 0.0 for e in identity.stats.energy)
     np.testing.assert_allclose(identity.image, prepared.reconstruction, atol=1e-4)
-    assert any(e["energy"] > 0 for e in moved.stats["energy"])
+    assert any(e["energy"] > 0 for e in moved.stats.energy)
 
 
 def test_frame_does_not_depend_on_its_batch_mates(tiny_models_dir, prepared):

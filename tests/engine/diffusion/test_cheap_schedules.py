@@ -9,7 +9,6 @@ import pytest
 from edit_scene import scene, shift
 from engine.pipeline import Engine
 from engine.settings import EditSettings, RuntimeOptions
-from engine.transforms import FrameEdit
 
 BASE = EditSettings(resolution=32, steps=6, guided_steps=4, opt_iterations=2, inversion="negative-prompt",
                     guidance_step_size=0.002)
@@ -63,8 +62,8 @@ def test_reused_noise_is_the_noise_of_the_same_latents_and_timestep(engine, prep
 
 def test_reused_noise_keeps_the_identity_edit_the_reconstruction(engine, prepared):
     s = engine.edit_settings(prepared).replace(reuse_guidance_eps=True)
-    (identity,) = engine._sample(prepared, [FrameEdit.of(np.eye(4))], s, engine.models, None, None, (0, 1))
-    assert all(e["energy"] == 0.0 for e in identity.stats["energy"])
+    (identity,) = engine.sample(prepared, [np.eye(4)], s)
+    assert identity.stats.energy and all(e["energy"] == 0.0 for e in identity.stats.energy)
     np.testing.assert_allclose(identity.image, prepared.reconstruction, atol=1e-5)
 
 
@@ -77,8 +76,8 @@ def test_reuse_is_ignored_where_the_cfg_step_is_a_pair():
 def test_momentum_changes_the_second_update_not_the_first(engine, prepared):
     (plain,), _ = _edit(engine, prepared, BASE)
     (heavy,), _ = _edit(engine, prepared, BASE.replace(guidance_momentum=0.9))
-    e_plain = [e["energy"] for e in plain.stats["energy"]]
-    e_heavy = [e["energy"] for e in heavy.stats["energy"]]
+    e_plain = [e["energy"] for e in plain.stats.energy]
+    e_heavy = [e["energy"] for e in heavy.stats.energy]
     # iteration 0 of step 0 sees the same latents; so does iteration 1 (the first update is the
     # gradient itself); the second update adds 0.9 x the first, so iteration 0 of step 1 differs
     assert e_heavy[:2] == pytest.approx(e_plain[:2], rel=1e-6)

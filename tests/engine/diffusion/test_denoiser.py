@@ -26,7 +26,7 @@ def test_bf16_unet_keeps_latents_energy_and_gradient_in_fp32(tiny_models_dir):
     image, depth, mask = scene()
     prepared = engine.prepare(image, "a red box", depth, mask)
     (result,) = engine.edit(prepared, [shift(0.2)])
-    energies = [e["energy"] for e in result.stats["energy"]]
+    energies = [e["energy"] for e in result.stats.energy]
     assert len(energies) == 3 * 3 and np.isfinite(energies).all() and max(energies) > 0
     assert np.isfinite(result.image).all()
     # the noise prediction comes back in fp32 whatever the UNet's dtype

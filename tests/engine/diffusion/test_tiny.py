@@ -11,7 +11,7 @@ import torch
 
 from engine import registry
 from engine.diffusion.sd2_config import SD2_DEPTH_UNET
-from engine.diffusion.tiny import SCHEDULER_CONFIG, TINY_UNET, _byte_characters, _byte_vocab, write_tiny_diffusion
+from engine.diffusion.tiny import SCHEDULER_CONFIG, TINY_UNET, write_tiny_diffusion
 from engine.registry import PICKLE_SUFFIXES
 
 COMPONENTS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
@@ -115,12 +115,12 @@ def test_tokenizer_round_trips_text(written):
     assert tokenizer.model_max_length == 77
 
 
-def test_byte_vocabulary():
-    chars = _byte_characters()
-    assert len(chars) == len(set(chars)) == 256
+def test_byte_vocabulary(written):
+    vocab = json.loads((written["a"] / "tokenizer" / "vocab.json").read_text(encoding="utf-8"))
+    assert sorted(vocab.values()) == list(range(len(vocab))) and len(vocab) == 2 * 256 + 2
+    chars = sorted(vocab, key=vocab.get)[:256]  # one character per byte, then those ending a word
+    assert len(set(chars)) == 256 and not any(c.endswith("</w>") for c in chars)
     assert all(chr(b) in chars for b in range(ord("!"), ord("~") + 1))  # printable ASCII is itself
     assert " " not in chars  # the space byte maps to another printable character
-    vocab = _byte_vocab()
-    assert sorted(vocab.values()) == list(range(len(vocab))) and len(vocab) == 2 * 256 + 2
     assert vocab["<|endoftext|>"] == len(vocab) - 1
     assert all(vocab[c + "</w>"] == vocab[c] + 256 for c in chars)
