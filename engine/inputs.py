@@ -368,23 +368,19 @@ def check_visible(photo: PhotoInputs, edits, what: str = "transform") -> list:
     size). A frame where all objects are out of view renders without them. Returns the 1-based
     numbers of those frames."""
     from .camera import Camera
+    from .images import nearest_index
     from .lifted import LiftedScene
     from .transforms import FrameEdit
 
     H, W = photo.shape
     f = min(1.0, 96.0 / max(H, W))
     h, w = max(8, round(H * f)), max(8, round(W * f))
-    ys = np.minimum((np.arange(h) + 0.5) * H / h, H - 1).astype(int)
-    xs = np.minimum((np.arange(w) + 0.5) * W / w, W - 1).astype(int)
+    ys, xs = nearest_index(h, H), nearest_index(w, W)
     masks = photo.mask if photo.mask.ndim == 3 else photo.mask[None]
     small = np.stack([m[np.ix_(ys, xs)] for m in masks])
     if not all(m.any() for m in small) or small.any(0).all():
         return []  # too small to judge at this size; the engine checks at the working size
     bg = None if photo.background_depth is None else photo.background_depth[np.ix_(ys, xs)]
     scene = LiftedScene.build(photo.depth[np.ix_(ys, xs)], small, bg, Camera(h, w))
-    hidden = [k for k, e in enumerate(edits, start=1)
-              if not scene.frame(FrameEdit.of(e, len(small), f"{what} {k}")).edits_anything]
-    if edits and len(hidden) == len(edits):
-        raise InputError(f"{what}s: the object is out of view in every one (behind the camera, outside "
-                         f"the picture or too far to cover a pixel)")
-    return hidden
+    return scene.hidden_frames([FrameEdit.of(e, len(small), f"{what} {k}") for k, e in enumerate(edits, start=1)],
+                               f"{what}s")

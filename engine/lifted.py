@@ -150,6 +150,18 @@ class LiftedScene:
         v = self.vertices.reshape(*self.shape, 3)
         return np.stack([v[m].mean(0) for m in self.object_masks])
 
+    def hidden_frames(self, edits, what: str = "transforms") -> list:
+        """The one visibility rule: the 1-based numbers of the frames of ``edits`` (FrameEdits or
+        4x4 matrices) that edit nothing: no object covers a pixel (behind the camera, outside the
+        picture, too far away) and none is removed; such a frame renders without them. When that is every frame,
+        the trajectory is refused (InputError naming ``what``): nothing of the objects would be
+        edited. Geometry is made one frame at a time and dropped."""
+        hidden = [k for k, e in enumerate(edits, start=1) if not self.frame(e, edited_depth=False).edits_anything]
+        if edits and len(hidden) == len(edits):
+            raise InputError(f"{what}: every object is out of view in every frame (behind the camera, outside "
+                             f"the picture or too far to cover a pixel)")
+        return hidden
+
     # --- one frame ------------------------------------------------------------------------------
     def frame(self, edit, grid=None, *, edited_depth=True, seam_threshold=DEFAULT_SEAM_THRESHOLD) -> EditGeometry:
         """The geometry of one frame on an h x w ``grid`` covering the image (default: the photo's

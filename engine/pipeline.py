@@ -274,9 +274,7 @@ class Engine:
         Geometry is computed one frame at a time and dropped, so a caller can refuse a trajectory
         before creating outputs or loading weights. Returns the FrameEdits."""
         mats = check_transforms(transforms, len(prepared.object_masks))
-        if not any(prepared.scene.frame(e).edits_anything for e in mats):
-            raise InputError("transforms: move every object out of view in every frame (nothing "
-                             "of them is visible in any frame)")
+        prepared.scene.hidden_frames(mats, "transforms")
         return mats
 
     def iter_edit(self, prepared: Prepared, transforms, settings: EditSettings | None = None,

@@ -86,10 +86,7 @@ def run(args) -> int:
              enumerate(keyframes, start=1)]
     # Some object must be visible in some frame (behind the camera or 100 m away in every frame
     # would write nothing but empty masks); frames where none is are reported.
-    out_of_view = [k for k, e in enumerate(edits, start=1) if not scene.frame(e).edits_anything]
-    if len(out_of_view) == len(edits):
-        raise InputError(f"transforms '{args.transforms}': the object is out of view in every frame "
-                         f"(behind the camera, outside the picture or too far to cover a pixel)")
+    out_of_view = scene.hidden_frames(edits, f"transforms '{args.transforms}'")
     out = Path(args.out)
     sources = [args.image, args.depth, *(args.mask or []), args.transforms, args.background, args.background_depth]
     check_output_dir(out, "--out")

@@ -56,7 +56,7 @@ def test_check_visible(files):
     behind[2, 3] = 5.0
     assert check_visible(photo, [np.eye(4)]) == []
     assert check_visible(photo, [np.eye(4), behind]) == [2]  # that frame renders without the object
-    with pytest.raises(InputError, match="every one"):
+    with pytest.raises(InputError, match="transforms: every object is out of view in every frame"):
         check_visible(photo, [behind])
 
 
