@@ -66,7 +66,7 @@ def parse_args(argv):
     p.add_argument("--preset", help="edit schedule, one of the engine's presets: 'default' (the paper's, "
                                     "the add-on's Final quality), 'fast' (Draft) or 'quick' (Sketch); default: default")
     p.add_argument("--steps", type=int, help="DDIM steps (default: the preset's)")
-    p.add_argument("--resolution", type=int, help="working resolution, longer side (default 512)")
+    p.add_argument("--resolution", type=int, help="working resolution, longer side (default: the model's native size, 512 for SD2-depth)")
     p.add_argument("--seed", type=int)
     p.add_argument("--inversion", help="null-text, negative-prompt or ddim (default: the preset's)")
     p.add_argument("--movie", action="store_true", help="also encode DIR/frames/stop_motion.mp4")

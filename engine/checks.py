@@ -128,7 +128,8 @@ def png_depth_scale(raw_max: int, scale, what, scale_label: str = "the PNG depth
 
 
 def mask(value, what="mask", expected_shape=None) -> np.ndarray:
-    """Object mask -> bool (H, W); values > 0.5 are the object. Refuses empty and full masks."""
+    """Object mask -> bool (H, W): True, a float > 0.5 or an integer > 0 is the object. Refuses
+    empty and full masks."""
     arr = _single_channel(value, what, "mask", "mask", expected_shape)
     if arr.dtype != bool:
         values = arr.astype(np.float64)

@@ -56,8 +56,8 @@ def process_peak_memory() -> int | None:
         import psutil
     except ImportError:
         return None
-    info = psutil.Process().memory_info()
-    return int(getattr(info, "peak_wset", None) or info.rss)
+    peak = getattr(psutil.Process().memory_info(), "peak_wset", None)  # Windows only
+    return None if peak is None else int(peak)  # the current size is not a peak
 
 
 def _windows_peak_working_set() -> int | None:

@@ -2,8 +2,8 @@
 
 The UNet and VAE are built from SD2-depth's configs (engine.diffusion.sd2_config) with random
 weights: nothing is downloaded, and speed and memory depend only on the architecture. The text
-encoder is a 2-layer CLIP of SD2's width (its cost is two calls per photo). Three configurations
-run side by side in one process, so the ratios are measured:
+encoder is a 2-layer CLIP of SD2's width (its cost is two calls per photo). The release and every
+preset run side by side in one process, so the ratios are measured:
 
 - ``release``: the authors' release costs: the paper's schedule, null-text inversion, fp32,
   fp32 references, frames one by one;

@@ -6,7 +6,8 @@
 4. background depth: depth estimated on the background image, aligned to the input depth in the
    gradient domain inside the dilated mask (a Poisson solve in log depth with the input depth as
    the boundary condition, :func:`align_background_depth`), or, where no depth model is at hand,
-   the input depth Laplace-filled into the hole (:func:`engine.geometry.fill_background_depth`).
+   the input depth completed behind the object by continuing the surrounding surfaces
+   (:func:`engine.geometry.fill_background_depth`, engine.completion).
 """
 from __future__ import annotations
 
@@ -69,7 +70,7 @@ def resolve_inputs(image, depth=None, mask=None, object_query=None, candidate=No
     mask: bool (H, W), or None with ``object_query`` (text) to find it; ``candidate``: 0-based
     index into the ranked candidates (default 0, the best). overrides: role -> id or directory.
     removal: ``"fill"`` | ``"diffusers"``. background_depth: ``"estimate"`` (depth model on the
-    background, aligned), ``"fill"`` (Laplace fill of the input depth) or ``"auto"`` (estimate
+    background, aligned), ``"fill"`` (the input depth completed, engine.completion) or ``"auto"`` (estimate
     when a depth model is available, else fill).
     """
     from .detect import select_objects
