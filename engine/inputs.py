@@ -14,6 +14,7 @@ cache): `save_photo_folder` writes it, `load_photo_folder` reads it back with th
 """
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,6 +73,18 @@ class PhotoInputs:
         from .camera import Camera
 
         return Camera(*self.shape)
+
+    @functools.cached_property
+    def scene(self):
+        """The photo lifted to 3D at its own size (`engine.lifted.LiftedScene`), built on first use
+        and kept: `engine preview` and the add-on's preview frames and render passes all draw from
+        this one. A photo whose depth or masks change is a new PhotoInputs (`dataclasses.replace`,
+        as Pick Object makes one), which lifts its own."""
+        if not self.complete_without_models:
+            raise InputError("photo inputs: depth or mask still missing (run engine.inputs.complete first)")
+        from .lifted import LiftedScene
+
+        return LiftedScene.build(self.depth, self.masks, self.background_depth, self.camera)
 
     @property
     def complete_without_models(self) -> bool:

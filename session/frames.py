@@ -193,9 +193,9 @@ class FrameRenderer:
         return [frames[k] for k in keys]
 
     def passes(self, edit, names, height, width, view_transform="Standard"):
-        """The render passes ``names`` of ``edit`` (`frame_passes`), from the base renderer's lifted
-        scene of the photo (built once)."""
-        return frame_passes(self.base.inputs, self.base.scene, edit, names, height, width, view_transform)
+        """The render passes ``names`` of ``edit`` (`frame_passes`), from the photo's one lifted
+        scene (`engine.inputs.PhotoInputs.scene`)."""
+        return frame_passes(self.base.inputs, self.base.inputs.scene, edit, names, height, width, view_transform)
 
     def out_of_view(self, edit):
         """1-based numbers of the parts (objects, then copies) a rendered frame shows nowhere

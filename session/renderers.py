@@ -35,23 +35,7 @@ class Renderer(Protocol):
                  should_cancel: ShouldCancel | None = None) -> list[np.ndarray]: ...
 
 
-class _PhotoScene:
-    """The photo's lifted scene at its own size (engine.lifted), built once per renderer on first
-    use: the preview's frames and both renderers' render passes come from this one."""
-
-    _scene = None
-
-    @property
-    def scene(self):
-        if self._scene is None:
-            from ..engine.lifted import LiftedScene
-
-            i = self.inputs
-            self._scene = LiftedScene.build(i.depth, i.masks, i.background_depth, i.camera)
-        return self._scene
-
-
-class PreviewRenderer(_PhotoScene, Renderer):
+class PreviewRenderer(Renderer):
     """The engine's geometric preview for every frame: no model weights, fast."""
 
     name = "preview"
@@ -67,14 +51,14 @@ class PreviewRenderer(_PhotoScene, Renderer):
         inputs = self.inputs
         out, self.last_visible = [], []
         for edit in edits:
-            geometry = self.scene.frame(edit)
+            geometry = inputs.scene.frame(edit)  # the photo's one lifted scene (PhotoInputs.scene)
             out.append(preview_frame(inputs.image, geometry, inputs.background_image))
             lost = geometry.out_of_view  # a part the frame removes is not lost from view
             self.last_visible.append(tuple(n not in lost for n in range(len(geometry.visible))))
         return out
 
 
-class DiffusionRenderer(_PhotoScene, Renderer):
+class DiffusionRenderer(Renderer):
     """Diffusion Handles edits of a prepared photo (several frames per engine call)."""
 
     name = "diffusion"

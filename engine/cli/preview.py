@@ -45,7 +45,6 @@ def run(args) -> int:
     from ..errors import InputError
     from ..inputs import load_photo
     from ..io import load_image
-    from ..lifted import LiftedScene
     from ..pipeline import pivots
     from ..transforms import FrameEdit, load_keyframes
     from ..output import check_inputs_not_in, check_output_dir, folder_writer
@@ -59,18 +58,16 @@ def run(args) -> int:
     photo = load_photo(args.image, "", depth=args.depth, mask=args.mask, depth_png_scale=args.png_scale,
                        background_depth=args.background_depth, require_prompt=False,
                        points=args.point, points_out=args.point_out, labels={"depth_png_scale": "--png-scale"})
-    image, depth, background_depth = photo.image, photo.depth, photo.background_depth
-    shape = image.shape[:2]
-    if photo.mask is not None:
-        masks = photo.mask if photo.mask.ndim == 3 else photo.mask[None]
-    else:  # SAM's mask of the clicked points, exactly as prepare / edit compute it
+    if photo.mask is None:  # SAM's mask of the clicked points, exactly as prepare / edit compute it
         from .. import registry
         from ..perception.segment import mask_from_points
 
         registry.check_weights("sam", registry.resolve("sam", args.sam_model, args.models))
         overrides = {"sam": args.sam_model} if args.sam_model else None
-        masks = mask_from_points(image, args.point, args.point_out, models_dir=args.models,
-                                 overrides=overrides)[None]
+        photo.mask = mask_from_points(photo.image, args.point, args.point_out, models_dir=args.models,
+                                      overrides=overrides)
+    image, depth, background_depth, masks = photo.image, photo.depth, photo.background_depth, photo.masks
+    shape = image.shape[:2]
     background = None
     if args.background:
         background = load_image(args.background)
@@ -78,7 +75,7 @@ def run(args) -> int:
             h, w = background.shape[:2]
             raise InputError(f"background '{args.background}': size {w}x{h} (WxH) does not match "
                              f"the image's {shape[1]}x{shape[0]}")
-    scene = LiftedScene.build(depth, masks, background_depth)
+    scene = photo.scene  # lifted once; every frame reuses it
     centroids = pivots(depth, masks)  # the pivots every path uses (engine.pipeline.pivots)
     checks.transforms_json(args.transforms, "--transforms")  # strict JSON, bounded, no booleans
     keyframes = load_keyframes(args.transforms, args.convention, centroids)
