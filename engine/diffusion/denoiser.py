@@ -7,7 +7,7 @@ half-precision UNet, so `energy_grad` scales the energy up before the backward p
 precision training does) and checks the result: no silent underflow, no NaN step."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .hooks import ActivationRecorder
 

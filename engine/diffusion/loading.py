@@ -87,7 +87,6 @@ def fingerprint(path: Path) -> str:
 def load_diffusion(models_dir=None, override=None, runtime=None) -> DiffusionModels:
     """Load the ``diffusion`` role on ``runtime``'s device, dtype and memory options (RuntimeOptions);
     raises ModelNotFoundError naming the role and where it looked."""
-    import torch
     from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTokenizer
 

@@ -26,7 +26,7 @@ import numpy as np
 
 from ..errors import InputError
 from . import metrics
-from .report import METHODS, SHEET_COLUMNS, contact_sheet, summarise, write_json, write_markdown
+from .report import contact_sheet, summarise, write_json, write_markdown
 from .scenes import Scene, find_scenes, load_scene
 from .segmenters import make_segmenter
 

@@ -2,7 +2,6 @@
 object (not a second photo), "Disable in Renders" (keyed) takes an object out of a frame. Frames
 rendered through the render engine equal `python -m engine preview` on the equivalent transform
 file, and batch.py keys and saves copies and removals that a fresh Blender process renders again."""
-import json
 import subprocess
 import sys
 from pathlib import Path
