@@ -25,10 +25,10 @@ demo: env
 		--mask $(DEMO)/mask.png --depth $(DEMO)/depth.npy --keyframes $(DEMO)/keyframes.json \
 		--out out/demo --engine auto $(if $(MODELS),--models $(MODELS))
 
-# One pytest worker per core (pytest-xdist), each with one math thread: torch's own thread pool
+# One pytest worker per logical core (pytest-xdist), each with one math thread: torch's own thread pool
 # in every worker (and in the Blender and CLI subprocesses the tests start) would oversubscribe the
 # cores and make the suite slower than a single process. TEST_WORKERS=0 runs it in one process.
-TEST_WORKERS ?= auto
+TEST_WORKERS ?= logical
 test: env
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest -n $(TEST_WORKERS)
 
