@@ -218,14 +218,7 @@ def complete(photo: PhotoInputs, models_dir=None, overrides=None, device="auto",
     from .perception.inputs import CandidateError, resolve_inputs, write_candidates
 
     L = photo.labels
-    if photo.points and photo.mask is None:  # the clicked object: SAM's point prompt
-        from .perception.segment import mask_from_points
-
-        photo.mask = mask_from_points(photo.image, photo.points, photo.points_out, models_dir=models_dir,
-                                      overrides=overrides, device=device)
-        if photo.mask.all():
-            raise InputError(f"{L['point']}: SAM's mask covers the whole photo; click closer to the object's "
-                             f"middle or add {L['point_out']} points outside it")
+    segment_points(photo, models_dir=models_dir, overrides=overrides, device=device)
     given = [] if photo.mask is None else ([photo.mask] if photo.mask.ndim == 2 else list(photo.mask))
     count = max(len(given), len(photo.object_queries))
     several = count > 1
@@ -257,6 +250,21 @@ def complete(photo: PhotoInputs, models_dir=None, overrides=None, device="auto",
         photo.notes["mask"] = (f"SAM from {len(photo.points)} point(s) on the object and "
                                f"{len(photo.points_out)} outside it")
     return fill_background(photo) if background else photo
+
+
+def segment_points(photo: PhotoInputs, models_dir=None, overrides=None, device="auto") -> PhotoInputs:
+    """The clicked object's mask (SAM's point prompt) as the photo's mask, where it has clicked
+    points and no mask yet: `complete` and `engine preview` (no other perception) both use it."""
+    if photo.points and photo.mask is None:
+        from .perception.segment import mask_from_points
+
+        L = photo.labels
+        photo.mask = mask_from_points(photo.image, photo.points, photo.points_out, models_dir=models_dir,
+                                      overrides=overrides, device=device)
+        if photo.mask.all():
+            raise InputError(f"{L['point']}: SAM's mask covers the whole photo; click closer to the object's "
+                             f"middle or add {L['point_out']} points outside it")
+    return photo
 
 
 def fill_background(photo: PhotoInputs, refill: bool = False) -> PhotoInputs:
@@ -389,8 +397,7 @@ def check_visible(photo: PhotoInputs, edits, what: str = "transform") -> list:
     f = min(1.0, 96.0 / max(H, W))
     h, w = max(8, round(H * f)), max(8, round(W * f))
     ys, xs = nearest_index(h, H), nearest_index(w, W)
-    masks = photo.mask if photo.mask.ndim == 3 else photo.mask[None]
-    small = np.stack([m[np.ix_(ys, xs)] for m in masks])
+    small = np.stack([m[np.ix_(ys, xs)] for m in photo.masks])
     if not all(m.any() for m in small) or small.any(0).all():
         return []  # too small to judge at this size; the engine checks at the working size
     bg = None if photo.background_depth is None else photo.background_depth[np.ix_(ys, xs)]

@@ -43,7 +43,7 @@ def add_arguments(parser):
 def run(args) -> int:
     from .. import checks
     from ..errors import InputError
-    from ..inputs import load_photo
+    from ..inputs import load_photo, segment_points
     from ..io import load_image
     from ..pipeline import pivots
     from ..transforms import FrameEdit, load_keyframes
@@ -60,12 +60,9 @@ def run(args) -> int:
                        points=args.point, points_out=args.point_out, labels={"depth_png_scale": "--png-scale"})
     if photo.mask is None:  # SAM's mask of the clicked points, exactly as prepare / edit compute it
         from .. import registry
-        from ..perception.segment import mask_from_points
 
         registry.check_weights("sam", registry.resolve("sam", args.sam_model, args.models))
-        overrides = {"sam": args.sam_model} if args.sam_model else None
-        photo.mask = mask_from_points(photo.image, args.point, args.point_out, models_dir=args.models,
-                                      overrides=overrides)
+        segment_points(photo, models_dir=args.models, overrides={"sam": args.sam_model} if args.sam_model else None)
     image, depth, background_depth, masks = photo.image, photo.depth, photo.background_depth, photo.masks
     shape = image.shape[:2]
     background = None
