@@ -88,15 +88,15 @@ def render_passes(z=False, target=False, objects=False, valid=False, preview=Fal
     return out
 
 
-def frame_passes(inputs, scene, edit, names, height, width, view_transform="Standard"):
+def frame_passes(inputs, edit, names, height, width, view_transform="Standard"):
     """The passes ``names`` of one frame, each float32 rows bottom-up as a render pass holds them
     (one value per pixel, or RGBA for the preview), at height x width. They come from the photo's
-    lifted scene at the photo's size (what `engine preview` writes for the same edit): Depth is the
-    edited depth in metres (camera z), the masks are 1 / 0, the preview as the Combined pass of a
-    preview render. A name the frame cannot give (a mask of a part it does not have) is an error."""
+    one lifted scene at its own size (``inputs.scene`` of its `PhotoInputs`; what `engine preview`
+    writes for the same edit): Depth is the edited depth in metres (camera z), the masks are 1 / 0,
+    the preview as the Combined pass of a preview render. A name the frame cannot give (a mask of a part it does not have) is an error."""
     from ..engine.preview import preview_frame
 
-    geo = scene.frame(as_edit(edit), edited_depth=PASS_DEPTH in names)
+    geo = inputs.scene.frame(as_edit(edit), edited_depth=PASS_DEPTH in names)
     out = {}
     for name in names:
         if name == PASS_DEPTH:
@@ -195,7 +195,7 @@ class FrameRenderer:
     def passes(self, edit, names, height, width, view_transform="Standard"):
         """The render passes ``names`` of ``edit`` (`frame_passes`), from the photo's one lifted
         scene (`engine.inputs.PhotoInputs.scene`)."""
-        return frame_passes(self.base.inputs, self.base.inputs.scene, edit, names, height, width, view_transform)
+        return frame_passes(self.base.inputs, edit, names, height, width, view_transform)
 
     def out_of_view(self, edit):
         """1-based numbers of the parts (objects, then copies) a rendered frame shows nowhere

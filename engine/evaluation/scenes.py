@@ -100,7 +100,7 @@ def load_scene(path: str | Path) -> Scene:
     photo = load_photo(path / "image.png", prompt, depth=_depth_file(path), mask=per_object or path / "mask.png",
                        require_prompt=False, labels=SCENE_LABELS)
     image, depth = photo.image, photo.depth
-    masks = photo.mask if photo.mask.ndim == 3 else photo.mask[None]
+    masks = photo.masks
     mask = photo.union_mask
     frames = []
     n_objects = len(masks)
