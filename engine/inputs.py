@@ -80,8 +80,7 @@ class PhotoInputs:
         and kept: `engine preview` and the add-on's preview frames and render passes all draw from
         this one. A photo whose depth or masks change is a new PhotoInputs (`dataclasses.replace`,
         as Pick Object makes one), which lifts its own."""
-        if not self.complete_without_models:
-            raise InputError("photo inputs: depth or mask still missing (run engine.inputs.complete first)")
+        self.require_complete()
         from .lifted import LiftedScene
 
         return LiftedScene.build(self.depth, self.masks, self.background_depth, self.camera)
@@ -90,11 +89,15 @@ class PhotoInputs:
     def complete_without_models(self) -> bool:
         return self.depth is not None and self.mask is not None
 
+    def require_complete(self) -> None:
+        """Refuse a photo whose depth or mask is still to be found (`complete` first)."""
+        if not self.complete_without_models:
+            raise InputError("photo inputs: depth or mask still missing (run engine.inputs.complete first)")
+
     def prepare_arguments(self, prompt: str | None = None) -> dict:
         """Keyword arguments of `Engine.prepare`; ``prompt``: instead of the photo's own (a caller
         whose prompt is set after the import, as the add-on's)."""
-        if not self.complete_without_models:
-            raise InputError("photo inputs: depth or mask still missing (run engine.inputs.complete first)")
+        self.require_complete()
         return dict(image=self.image, prompt=self.prompt if prompt is None else prompt, depth=self.depth,
                     object_mask=self.mask, background_depth=self.background_depth)
 
@@ -273,8 +276,7 @@ def fill_background(photo: PhotoInputs, refill: bool = False) -> PhotoInputs:
     every object removed. A given background depth is kept; ``refill``: both made again (the
     objects changed). For a caller that shows the background (the add-on's Background mesh);
     an edit completes the background depth itself."""
-    if not photo.complete_without_models:
-        raise InputError("photo inputs: depth or mask still missing (run engine.inputs.complete first)")
+    photo.require_complete()
     if refill or photo.background_image is None or photo.background_depth is None:
         from .perception.removal import fill_background as fill
 
