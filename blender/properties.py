@@ -18,7 +18,10 @@ ROLES = (
 )
 ENGINES = (
     ("PREVIEW", "Preview", "Geometric preview (no model weights): the lifted object warped into place"),
-    ("DIFFUSION", "Diffusion", "Diffusion Handles: the depth-to-image model re-renders the photo"),
+    ("DIFFUSION", "Diffusion", "Diffusion Handles: the depth-to-image model re-renders the photo; a node "
+                               "without its weights fails the frame (a farm never mixes engines unasked)"),
+    ("DIFFUSION_OR_PREVIEW", "Diffusion, else Preview", "Diffusion where its weights are found, else the "
+                             "preview: each such frame warns, and every frame's metadata names its engine"),
 )
 # choices and defaults come from the engine's settings (one place for the CLI, batch and here)
 QUALITIES = tuple((name, *PRESET_LABELS[name]) for name in PRESETS)
@@ -83,9 +86,6 @@ class DH_SceneProperties(bpy.types.PropertyGroup):
     models_dir: StringProperty(name="Models Folder", subtype="DIR_PATH", options=_RELATIVE_OK,
                                description="Models for this .blend (one sub-folder per role; may be relative "
                                            "to the .blend, e.g. on shared storage); empty: the preferences'")
-    require_weights: BoolProperty(name="Require Diffusion Weights", default=False,
-                                  description="Fail a diffusion render when the weights are missing, instead of "
-                                              "rendering the preview (keeps farm nodes consistent)")
 
 
 def _passes_changed(self, context):

@@ -38,16 +38,17 @@ class _RenderBase(JobOperator):
         raise NotImplementedError
 
     def start(self, context):
-        from ..blender.frames import frame_source, plan_frames
+        from ..blender.frames import engine_for, frame_source, plan_frames
         from ..blender.scene import active_handle
         from ..session.stopmotion import run_frames
 
         scene = context.scene
         try:
             obj = active_handle(context)
-            engine_name = obj.dh.engine if self.engine == "PHOTO" else self.engine
+            chosen = obj.dh.engine if self.engine == "PHOTO" else self.engine
             check_output(scene)
-            source = frame_source(obj, engine_name, scene=scene, context=context)
+            engine_name, _, fallback = engine_for(obj, scene, chosen)  # diffusion without weights fails here
+            source = frame_source(obj, engine_name, scene=scene, context=context, chosen=chosen)
             make = source.renderer  # worker side: the session's renderer, built once
             plan = plan_frames(scene, obj, source.context_key, self.frames(context))
         except Exception as exc:  # noqa: BLE001 - user errors become reports
@@ -59,11 +60,17 @@ class _RenderBase(JobOperator):
         if not plan:
             self.report({"ERROR"}, f"{self.bl_label}: the frame range is empty")
             return None
+        if fallback:  # the artist's explicit choice, said for the whole run (each frame's file records it)
+            self.report({"WARNING"}, f"{self.bl_label}: {fallback}")
         self._obj_name, self._engine_name, self._plan = obj.name, engine_name, plan
 
         def work(progress, should_cancel):
+            from ..session.frames import write_frame
+
             renderer = make(progress, should_cancel)
-            summary = run_frames(plan, renderer, progress, should_cancel)
+            metadata = source.metadata(renderer)  # each frame file records what made it
+            summary = run_frames(plan, renderer, progress, should_cancel,
+                                 write=lambda path, rgb: write_frame(path, rgb, metadata))
             return summary, renderer.prepared_dir
 
         return work

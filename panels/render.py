@@ -36,7 +36,6 @@ class DH_PT_render(DHPanel, bpy.types.Panel):
             found = bool(cache) and os.path.isdir(cache)
             col.label(text=f"Cache: {obj.dh.cache_dir or '(none)'}", icon="CHECKMARK" if found else "ERROR")
         layout.prop(scene.dh, "models_dir")
-        layout.prop(scene.dh, "require_weights")
 
 
 class DH_PT_passes(DH_PT_render):

@@ -48,7 +48,7 @@ class DH_PT_handles(DHPanel, bpy.types.Panel):
         col.prop(props, "prompt")
         col.prop(props, "engine", expand=True)
         sub = col.column(align=True)
-        sub.enabled = props.engine == "DIFFUSION"
+        sub.enabled = props.engine != "PREVIEW"
         sub.prop(props, "quality", expand=True)
         sub.prop(props, "fg_weight")
         sub.prop(props, "bg_weight")

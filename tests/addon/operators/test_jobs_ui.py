@@ -239,7 +239,7 @@ def test_panels_draw_in_every_state(addon, tmp_path, monkeypatch):
     scene.render.engine = "DIFFUSION_HANDLES"
     assert addon_module("panels.render").DH_PT_render.poll(context)
     render = _draw_render(context)
-    assert any(t.startswith("Photo: ") for t in render.texts()) and "require_weights" in render.props()
+    assert any(t.startswith("Photo: ") for t in render.texts()) and "models_dir" in render.props()
 
     # a job running
     state = jobs.JobState("Render Stop-Motion")
