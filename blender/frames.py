@@ -97,16 +97,24 @@ def frame_source(obj, engine_name, scene=None, context=None, require=True, chose
         deps.require(deps.PREVIEW_MODULES if engine_name == "PREVIEW" else tuple(deps.MODULES))
     cache_dir = os.path.normpath(bpy.path.abspath(props.cache_dir))
     key = {"engine": engine_name, "cache": os.path.basename(cache_dir), "size": [props.height, props.width]}
-    options = settings = None
+    options, settings = engine_options(context, scene), None  # the models: a missing cache's rebuild too
     if engine_name == "DIFFUSION":
-        options = engine_options(context, scene)
         settings = edit_settings(props, options)
-        if not props.prompt.strip():
-            raise AddonError("the diffusion engine needs a prompt: describe the photo in the sidebar")
         # the models too: other weights are other pixels (and another session renderer)
         key.update(prompt=props.prompt, settings=settings.to_dict(), models=options)
     return FrameSource(engine_name, cache_dir, props.prompt, (props.height, props.width),
-                       json.dumps(key, sort_keys=True), options, settings, chosen or engine_name, props.quality)
+                       json.dumps(key, sort_keys=True), options, settings, chosen or engine_name, props.quality,
+                       photo_sources(obj), len(props.camera.dh.parts) or None)
+
+
+def photo_sources(obj):
+    """What Import Photo was given for the photo whose handle is ``obj`` (absolute paths), from
+    which a missing cache is made again (session/photo.py load_or_rebuild)."""
+    props = obj.dh
+    absolute = lambda path: os.path.normpath(bpy.path.abspath(path)) if path else ""  # noqa: E731
+    return {"image": absolute(props.image_path), "depth": absolute(props.depth_path),
+            "mask": ";".join(absolute(p) for p in props.mask_path.split(";") if p.strip()),
+            "object_query": props.object_query, "candidate": props.candidate}
 
 
 def engine_for(obj, scene, choice=None):
@@ -117,6 +125,8 @@ def engine_for(obj, scene, choice=None):
     choice = choice or obj.dh.engine
     if choice == "PREVIEW":
         return "PREVIEW", "preview engine", ""
+    if not obj.dh.prompt.strip():  # the scene's problem first: it fails on every node alike
+        raise AddonError("the diffusion engine needs a prompt: describe the photo in the sidebar")
     try:
         deps.require(tuple(deps.MODULES))
         from ..engine import registry

@@ -8,7 +8,7 @@ from bpy_extras.io_utils import ImportHelper
 
 from ..blender.addon import cache_root
 from ..blender.mesh import DEFAULT_MAX_DEPTH_JUMP
-from ..blender.properties import ENGINES
+from ..blender.properties import RELATIVE_OK, ENGINES
 from ..session.errors import user_message
 from ..session.photo import split_list
 from .jobs import JobOperator
@@ -36,8 +36,9 @@ class DH_OT_import_photo(JobOperator, bpy.types.Operator, ImportHelper):
                               "the files, one object each; empty: from the object query")
     depth_path: StringProperty(name="Depth File", subtype="FILE_PATH",
                                description="Z-depth in metres (.exr, .npy, 16-bit .png in mm); empty: estimated")
-    cache_dir: StringProperty(name="Cache Folder", subtype="DIR_PATH",
-                              description="Where the photo's cache goes (empty: the preferences' folder)")
+    cache_dir: StringProperty(name="Cache Folder", subtype="DIR_PATH", options=RELATIVE_OK,
+                              description="Where the photo's cache goes (empty: the preferences' folder, else "
+                                          "<blend name>_dh_cache beside the .blend)")
     engine: EnumProperty(name="Engine", items=ENGINES, default="PREVIEW")
     max_depth_jump: FloatProperty(name="Cut at Depth Jumps", default=DEFAULT_MAX_DEPTH_JUMP, min=0.001, max=10.0,
                                   description="Mesh faces whose relative depth range exceeds this are cut")
@@ -69,7 +70,7 @@ class DH_OT_import_photo(JobOperator, bpy.types.Operator, ImportHelper):
             return None
         options = engine_options(context)
         stem = os.path.splitext(os.path.basename(image_path))[0] or "photo"
-        root = cache_root(context, self.cache_dir)
+        root, self._cache_home = cache_root(context, self.cache_dir)
         self._stem = stem
 
         def work(progress, should_cancel):
@@ -98,7 +99,8 @@ class DH_OT_import_photo(JobOperator, bpy.types.Operator, ImportHelper):
         settings = {"image_path": bpy.path.abspath(self.filepath), "prompt": self.prompt,
                     "depth_path": bpy.path.abspath(self.depth_path) if self.depth_path else "",
                     "mask_path": ";".join(bpy.path.abspath(p) for p in split_list(self.mask_path)),
-                    "object_query": self.object_query, "engine": self.engine}
+                    "object_query": self.object_query, "candidate": self.candidate, "engine": self.engine,
+                    "cache_home": self._cache_home}
         try:
             obj = build_photo_scene(context, self._stem, inputs, directory, settings, self.max_depth_jump)
         except Exception as exc:  # noqa: BLE001 - reported, never a traceback in the UI

@@ -71,6 +71,7 @@ class _RenderBase(JobOperator):
             metadata = source.metadata(renderer)  # each frame file records what made it
             summary = run_frames(plan, renderer, progress, should_cancel,
                                  write=lambda path, rgb: write_frame(path, rgb, metadata))
+            summary.note = renderer.take_note()  # a rebuilt photo cache
             return summary, renderer.prepared_dir
 
         return work
@@ -82,7 +83,12 @@ class _RenderBase(JobOperator):
     def cancelled_note(self):
         return "finished frames are kept; run it again to resume"
 
-    def store_prepared(self, context, prepared_dir):
+    def store_prepared(self, context, prepared_dir, summary):
+        if summary.note:
+            self.report({"WARNING"}, f"{self.bl_label}: {summary.note}")
+        self._store_prepared(prepared_dir)
+
+    def _store_prepared(self, prepared_dir):
         obj = bpy.data.objects.get(self._obj_name)
         if obj is not None and prepared_dir:
             obj.dh.prepared_dir = prepared_dir
@@ -100,7 +106,7 @@ class DH_OT_render_edit(_RenderBase, bpy.types.Operator):
 
     def finish(self, context, result):
         summary, prepared_dir = result
-        self.store_prepared(context, prepared_dir)
+        self.store_prepared(context, prepared_dir, summary)
         show_result(context, summary.paths[0])
         self.report({"INFO"}, f"edited photo ({self._engine_name.lower()} engine) saved to {summary.paths[0]}")
         return {"FINISHED"}
@@ -123,7 +129,7 @@ class DH_OT_render_stop_motion(_RenderBase, bpy.types.Operator):
 
     def finish(self, context, result):
         summary, prepared_dir = result
-        self.store_prepared(context, prepared_dir)
+        self.store_prepared(context, prepared_dir, summary)
         show_result(context, summary.paths[-1])
         message = f"{summary.describe()} ({self._engine_name.lower()} engine) in {os.path.dirname(summary.paths[0])}"
         if self.movie:

@@ -79,6 +79,9 @@ class DiffusionHandlesRenderEngine(bpy.types.RenderEngine):
                 self.stats(f"Diffusion Handles | frame {frame} | {note} | {stage} {step}/{total}")
 
             renderer = source.renderer(progress, self.test_break)
+            rebuilt = renderer.take_note()
+            if rebuilt:  # a .blend moved without its cache: made again from the photo's sources
+                self.warn(f"Diffusion Handles: {rebuilt}")
             image = renderer([edit], progress=progress, should_cancel=self.test_break)[0]
             passes = self._pass_pixels(renderer, edit, depsgraph)
             hidden = out_of_view_note(renderer.out_of_view(edit))

@@ -133,6 +133,8 @@ class FrameSource:
     settings: object = field(default=None, compare=False)
     chosen: str = field(default="", compare=False)  # the artist's engine choice (e.g. "DIFFUSION_OR_PREVIEW")
     quality: str = field(default="", compare=False)  # the photo's quality preset
+    sources: dict | None = field(default=None, compare=False)  # Import Photo's inputs: a missing cache's rebuild
+    n_objects: int | None = field(default=None, compare=False)  # the photo's objects (mask order)
 
     def key(self, edit):
         return frame_key(edit, self.context_key)
@@ -156,10 +158,11 @@ class FrameSource:
             cached = store.session_store("renderers").get(self.context_key)
         if cached is not None:
             return cached
-        from .photo import load_cache
+        from .photo import load_or_rebuild
         from .renderers import DiffusionRenderer, PreviewRenderer
 
-        inputs = load_cache(self.cache_dir)
+        inputs, rebuilt = load_or_rebuild(self.cache_dir, self.sources, self.options,
+                                          self.n_objects)
         if inputs.shape != tuple(self.shape):
             raise AddonError(f"photo cache '{self.cache_dir}' holds a {inputs.shape[1]}x{inputs.shape[0]} photo, "
                              f"the scene a {self.shape[1]}x{self.shape[0]} one: import the photo again")
@@ -174,6 +177,7 @@ class FrameSource:
                                                   progress=progress, should_cancel=should_cancel)
             base = DiffusionRenderer(inputs, engine, prepared, engine.runtime.frame_batch_size, self.settings)
         renderer = FrameRenderer(base, self, prepared_dir)
+        renderer.note = rebuilt  # said once, by whoever rendered with it first (FrameRenderer.take_note)
         with store.session_lock:
             store.session_store("renderers")[self.context_key] = renderer
         return renderer
@@ -189,6 +193,12 @@ class FrameRenderer:
         self.name = base.name
         self.batch_size = getattr(base, "batch_size", 1)
         self.visible = {}  # frame key -> one bool per object (what the engine said when it rendered)
+        self.note = ""
+
+    def take_note(self):
+        """The line about how this renderer's photo was loaded (a rebuilt cache), once; then ''."""
+        note, self.note = self.note, ""
+        return note
 
     def __call__(self, edits, progress=None, should_cancel=None):
         edits = [as_edit(e) for e in edits]

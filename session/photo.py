@@ -63,8 +63,52 @@ def load_cache(directory):
                          "damaged)") from exc
 
 
-def default_cache_root():
-    return os.path.join(os.path.expanduser("~"), ".cache", "diffusion-handles", "photos")
+# Where the photo's sources can be given again when they are gone (panels/render.py).
+POINT_AT_SOURCES = "point the photo at its files or its cache in Render Properties > Diffusion Handles"
+
+
+def load_or_rebuild(directory, sources, options, n_objects=None):
+    """(the photo's inputs, note): its cache folder read back, or, when the folder is missing or
+    damaged (a .blend moved without it), made again in place from the photo's stored ``sources``
+    (image, depth, mask, object_query, candidate: what Import Photo was given), so the frames and
+    keyframes stay as they were; the note is the one line saying so ('' when the cache was there).
+    Sources gone too: an AddonError asking for them. ``n_objects``: the photo's objects (a picked
+    object has no source: such a photo cannot be rebuilt)."""
+    from ..engine.errors import InputError
+    from ..engine.inputs import load_photo_folder
+
+    try:
+        return load_photo_folder(directory), ""
+    except InputError as exc:
+        why = str(exc)
+    sources = sources or {}
+    files = [("photo", sources.get("image", "")), ("depth", sources.get("depth", "")),
+             *(("mask", m) for m in split_list(sources.get("mask", "")))]
+    gone = [f"{what} '{path}'" for what, path in files if path and not os.path.isfile(path)]
+    if not sources.get("image") or gone:
+        raise AddonError(f"{why}; its sources are gone too ({', '.join(gone) or 'no photo file recorded'}): "
+                         f"{POINT_AT_SOURCES}")
+    from . import deps
+
+    deps.require(needed_modules(sources.get("depth", ""), sources.get("mask", "")))
+    photo = build_cache(directory, sources["image"], sources.get("depth", ""), sources.get("mask", ""),
+                        sources.get("object_query", ""), int(sources.get("candidate", 0)), options)
+    if n_objects is not None and len(photo.masks) != n_objects:
+        import shutil
+
+        shutil.rmtree(directory, ignore_errors=True)  # not this photo: nothing half-right stays
+        raise AddonError(f"{why}; its sources give {len(photo.masks)} object(s), the photo has {n_objects} "
+                         f"(picked by clicking): {POINT_AT_SOURCES}")
+    return photo, f"photo cache '{directory}' was missing: rebuilt from the photo's sources ('{sources['image']}')"
+
+
+def unsaved_cache_root():
+    """Where a photo's cache waits until the .blend is first saved (then it moves beside it:
+    blender/properties.py): a folder of this process in the system's temporary folder, never the
+    process's working folder nor the extension's own (an uninstall deletes that)."""
+    import tempfile
+
+    return os.path.join(tempfile.gettempdir(), f"diffusion-handles-unsaved-{os.getpid()}")
 
 
 def needed_modules(depth_path, mask_path):
@@ -82,18 +126,28 @@ def import_inputs(root, stem, image_path, depth_path, mask_path, query, candidat
     mask_path / query: one or several (';' between them), one object each, in order."""
     import time
 
-    from ..engine.inputs import complete, save_photo_folder
-
     started = time.perf_counter()
     progress("reading inputs", 0, 3)
     directory = os.path.join(root, f"{stem}-{cache_key(image_path, depth_path, mask_path, query, candidate)}")
+    photo = build_cache(directory, image_path, depth_path, mask_path, query, candidate, options, photo,
+                        lambda: progress("writing the photo cache", 1, 3))
+    return photo, directory, time.perf_counter() - started
+
+
+def build_cache(directory, image_path, depth_path, mask_path, query, candidate, options, photo=None,
+                writing=None):
+    """A photo's inputs completed (perception where not given, the background always) and written
+    to the cache folder ``directory``: Import Photo's, and a rebuild's from the same sources."""
+    from ..engine.inputs import complete, save_photo_folder
+
     photo = photo if photo is not None else load_inputs(image_path, depth_path, mask_path, query, candidate)
     complete(photo, models_dir=options["models_dir"], overrides=options["overrides"], device=options["device"],
              background=True)
-    progress("writing the photo cache", 1, 3)
+    if writing is not None:
+        writing()
     save_photo_folder(directory, photo, {"image": image_path, "depth": depth_path, "mask": mask_path,
                                          "object_query": query, "candidate": candidate})
-    return photo, directory, time.perf_counter() - started
+    return photo
 
 
 def import_note(photo, query):
