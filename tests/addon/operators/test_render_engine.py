@@ -133,10 +133,11 @@ def test_problems_are_error_reports_and_write_nothing(addon, tmp_path):
         bpy.ops.render.render(write_still=True)
     scene.camera = photo_camera
 
-    # the photo cache is gone
+    # the photo cache is gone, and the photo it could be rebuilt from too (test_caches.py: rebuilt)
     shutil.rmtree(bpy.path.abspath(obj.dh.cache_dir))
+    os.remove(obj.dh.image_path)
     addon_module("session.frames").forget()
-    with pytest.raises(RuntimeError, match="import the photo again"):
+    with pytest.raises(RuntimeError, match="sources are gone too"):
         bpy.ops.render.render(animation=True)
     assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
 
