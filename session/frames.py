@@ -317,7 +317,9 @@ def remember(key, frame):
 
 
 def forget():
-    """Drop the session's renderers and remembered frames (e.g. after the photo's files changed)."""
+    """Drop the session's renderers, prepared photos and remembered frames (e.g. after the photo's
+    files changed: a prepared photo is loaded again from its folder, where the engine checks it
+    against the photo's inputs)."""
     with store.session_lock:
-        store.session_store("renderers").clear()
-        store.session_store("frames").clear()
+        for name in ("renderers", "frames", "prepared"):
+            store.session_store(name).clear()

@@ -13,6 +13,8 @@ from __future__ import annotations
 import hashlib
 import os
 
+import numpy as np
+
 from .errors import AddonError
 
 
@@ -141,13 +143,59 @@ def build_cache(directory, image_path, depth_path, mask_path, query, candidate, 
     from ..engine.inputs import complete, save_photo_folder
 
     photo = photo if photo is not None else load_inputs(image_path, depth_path, mask_path, query, candidate)
+    candidates = os.path.join(directory, CANDIDATES_DIR)
     complete(photo, models_dir=options["models_dir"], overrides=options["overrides"], device=options["device"],
-             background=True)
+             background=True, candidates_dir=candidates)
     if writing is not None:
         writing()
+    write_candidate_overlays(candidates, photo)
     save_photo_folder(directory, photo, {"image": image_path, "depth": depth_path, "mask": mask_path,
                                          "object_query": query, "candidate": candidate})
     return photo
+
+
+# A query's candidates in the photo's cache folder: the engine's candidate masks and
+# candidates.json (engine.perception.inputs.write_candidates; ``object_<n>/`` below it with several
+# queries) and the add-on's overlays, the photo with each candidate lit, for the sidebar.
+CANDIDATES_DIR = "candidates"
+OVERLAY_SIDE = 256  # the overlays' longer side (a panel thumbnail; any photo size)
+
+
+def write_candidate_overlays(folder, photo):
+    """``overlay_<i>.png`` for each candidate of each query (the photo darkened, the candidate's
+    pixels lit and tinted), next to the engine's candidate masks."""
+    from ..engine.images import resize_image, resize_nearest
+    from ..engine.io import save_image
+
+    several = len(photo.candidates) > 1
+    for n, candidates in enumerate(photo.candidates):
+        out = os.path.join(folder, f"object_{n + 1}") if several else folder
+        if not candidates:
+            continue
+        height, width = photo.shape
+        f = min(1.0, OVERLAY_SIDE / max(height, width))
+        size = (max(1, round(height * f)), max(1, round(width * f)))
+        image = resize_image(photo.image, size) if size != (height, width) else photo.image
+        for i, candidate in enumerate(candidates):
+            mask = resize_nearest(np.asarray(candidate.mask, bool), size)
+            lit = image * 0.3
+            lit[mask] = 0.6 * image[mask] + 0.4 * np.array([1.0, 0.55, 0.1])
+            save_image(os.path.join(out, f"overlay_{i}.png"), lit)
+
+
+def candidate_overlays(directory, n=0, several=False):
+    """[(index, overlay file, chosen)] of the query of object ``n`` in the photo's cache folder ``directory``
+    (empty: no query, or its candidates are not in the cache)."""
+    import json
+
+    folder = os.path.join(directory, CANDIDATES_DIR, f"object_{n + 1}" if several else "")
+    try:
+        with open(os.path.join(folder, "candidates.json"), encoding="utf-8") as f:
+            rows = json.load(f)["candidates"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    return [(int(r["index"]), os.path.join(folder, f"overlay_{int(r['index'])}.png"), bool(r.get("chosen")))
+            for r in rows if os.path.isfile(os.path.join(folder, f"overlay_{int(r['index'])}.png"))]
 
 
 def import_note(photo, query):
