@@ -70,4 +70,5 @@ def cache_root(context, explicit=""):
 def blend_relative(path, blend_path):
     """A ``//`` folder (``{blend}``: the .blend's name) made absolute against the .blend ``blend_path``."""
     name = os.path.splitext(os.path.basename(blend_path))[0]
-    return os.path.normpath(bpy.path.abspath(path.format(blend=name), start=os.path.dirname(os.path.abspath(blend_path))))
+    return os.path.normpath(bpy.path.abspath(path.replace("{blend}", name),
+                                             start=os.path.dirname(os.path.abspath(blend_path))))
