@@ -23,6 +23,7 @@ from ..session import deps
 from ..session.errors import AddonError, user_message
 from ..engine.transforms import Copy, FrameEdit
 from ..session.frames import FrameSource, frame_key
+from ..session.photo import split_list
 from ..session.stopmotion import FramePlan
 from .matrices import camera_move, is_copy, moving_objects, object_edit, photo_copies, photo_frame
 from .options import edit_settings, engine_options
@@ -113,7 +114,7 @@ def photo_sources(obj):
     props = obj.dh
     absolute = lambda path: os.path.normpath(bpy.path.abspath(path)) if path else ""  # noqa: E731
     return {"image": absolute(props.image_path), "depth": absolute(props.depth_path),
-            "mask": ";".join(absolute(p) for p in props.mask_path.split(";") if p.strip()),
+            "mask": ";".join(absolute(p) for p in split_list(props.mask_path)),
             "object_query": props.object_query, "candidate": props.candidate}
 
 

@@ -43,8 +43,9 @@ def _draw_sources(layout, obj):
     cache = bpy.path.abspath(props.cache_dir) if props.cache_dir else ""
     box = layout.box()
     box.prop(props, "cache_dir", text="Cache")
-    sources = [bpy.path.abspath(p) for p in (props.image_path, props.depth_path, *props.mask_path.split(";"))
-               if p.strip()]
+    from ..session.photo import split_list
+
+    sources = [bpy.path.abspath(p) for p in (props.image_path, props.depth_path, *split_list(props.mask_path)) if p]
     if cache and os.path.isdir(cache):
         box.label(text="Cache found", icon="CHECKMARK")
     elif props.image_path and all(os.path.isfile(p) for p in sources):
