@@ -203,7 +203,7 @@ def import_note(photo, query):
     note = ""
     candidates = photo.candidates[0] if len(photo.object_queries) == 1 and photo.candidates else ()
     if len(candidates) > 1:
-        note = f"; {len(candidates)} candidates for '{query}' (Candidate picks another)"
+        note = f"; {len(candidates)} candidates for '{query}' (the sidebar shows them: choose another there)"
     count = len(photo.masks)
     if count > 1:
         note = f"; {count} objects, each moved and keyed on its own" + note
