@@ -184,18 +184,38 @@ def _paths_relative_on_save(filepath, *_):
     Relative Paths is on, as for images), so a project folder on a farm's shared storage, or moved
     as a whole, still renders."""
     _move_unsaved_caches(filepath)
+    _absolute_paths.clear()
     if not bpy.context.preferences.filepaths.use_relative_paths:
         return
-    for obj in bpy.data.objects:
-        if obj.dh.role == "OBJECT":
-            obj.dh.cache_dir = _relative(obj.dh.cache_dir, filepath)
-            obj.dh.prepared_dir = _relative(obj.dh.prepared_dir, filepath)
-    for scene in bpy.data.scenes:
-        scene.dh.models_dir = _relative(scene.dh.models_dir, filepath)
+    for props, names in [(o.dh, ("cache_dir", "prepared_dir")) for o in bpy.data.objects if o.dh.role == "OBJECT"] + \
+            [(scene.dh, ("models_dir",)) for scene in bpy.data.scenes]:
+        for name in names:
+            _absolute_paths.append((props, name, bpy.path.abspath(getattr(props, name)) if getattr(props, name) else ""))
+            setattr(props, name, _relative(getattr(props, name), filepath))
+
+
+_absolute_paths = []  # (properties, name, absolute path) made relative by the save in progress
+
+
+@bpy.app.handlers.persistent
+def _paths_back_after_copy(filepath, *_):
+    """After File > Save Copy the open file is not the one saved: its paths are absolute again
+    (relative ones would be relative to the copy's folder)."""
+    import os
+
+    saved, _absolute_paths[:] = list(_absolute_paths), []
+    if bpy.data.filepath and os.path.abspath(bpy.data.filepath) == os.path.abspath(filepath):
+        return
+    for props, name, absolute in saved:
+        try:
+            setattr(props, name, absolute)
+        except ReferenceError:  # removed meanwhile
+            pass
 
 
 def register():
     bpy.app.handlers.save_pre.append(_paths_relative_on_save)
+    bpy.app.handlers.save_post.append(_paths_back_after_copy)
     bpy.types.Object.dh = PointerProperty(type=DH_ObjectProperties)
     bpy.types.Scene.dh = PointerProperty(type=DH_SceneProperties)
     bpy.types.ViewLayer.diffusion_handles = PointerProperty(type=DH_ViewLayerProperties)
@@ -203,8 +223,10 @@ def register():
 
 
 def unregister():
-    for handler in [h for h in bpy.app.handlers.save_pre if getattr(h, "__name__", "") == "_paths_relative_on_save"]:
-        bpy.app.handlers.save_pre.remove(handler)
+    for handlers, name in ((bpy.app.handlers.save_pre, "_paths_relative_on_save"),
+                           (bpy.app.handlers.save_post, "_paths_back_after_copy")):
+        for handler in [h for h in handlers if getattr(h, "__name__", "") == name]:
+            handlers.remove(handler)
     del bpy.types.WindowManager.dh_job
     del bpy.types.ViewLayer.diffusion_handles
     del bpy.types.Scene.dh

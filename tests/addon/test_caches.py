@@ -118,6 +118,10 @@ def test_a_relative_cache_folder_before_the_first_save_waits_then_moves(addon, t
     (tmp_path / "project").mkdir()
     bpy.ops.wm.save_as_mainfile(filepath=str(tmp_path / "project" / "shot.blend"))
     assert obj.dh.cache_dir == f"//caches/{name}" and (tmp_path / "project" / "caches" / name / "image.png").is_file()
+    # File > Save Copy elsewhere: the open file keeps paths that are right for itself
+    (tmp_path / "copy").mkdir()
+    bpy.ops.wm.save_as_mainfile(filepath=str(tmp_path / "copy" / "copy.blend"), copy=True)
+    assert Path(bpy.path.abspath(obj.dh.cache_dir)) == tmp_path / "project" / "caches" / name
     assert _render(tmp_path / "frames")
 
 
