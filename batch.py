@@ -62,7 +62,8 @@ def parse_args(argv):
     p.add_argument("--engine", default="auto", choices=("auto", "preview", "diffusion"),
                    help="auto: diffusion when its weights are found, else the weightless preview")
     p.add_argument("--models", help="models folder (one sub-folder per role, e.g. diffusion/)")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", default="auto", help="where the models run: auto (default: CUDA, else Apple "
+                                                    "MPS, else the CPU), cuda, cuda:N, mps or cpu")
     p.add_argument("--preset", help="edit schedule, one of the engine's presets: 'default' (the paper's, "
                                     "the add-on's Final quality), 'fast' (Draft) or 'quick' (Sketch); default: default")
     p.add_argument("--steps", type=int, help="DDIM steps (default: the preset's)")
@@ -143,6 +144,14 @@ def contact_sheet(package, paths, out_path, columns=4):
     return out_path
 
 
+def check_visible(package, photo, keyed):
+    """Refuse keyframes that never show the object (engine.inputs.check_visible); note those that do not."""
+    hidden = importlib.import_module(f"{package}.engine.inputs").check_visible(photo, [T for _, T in keyed],
+                                                                               what="keyframe")
+    if hidden:
+        print(f"batch.py: note: the object is out of view at keyframe(s) {', '.join(map(str, hidden))}", flush=True)
+
+
 def check_inputs(package, args):
     """Everything checked before any folder is made or model loaded (engine.inputs / checks /
     output): the engine (--engine auto decided here, so it gets the checks of the engine it
@@ -175,11 +184,8 @@ def check_inputs(package, args):
     keyed = transforms.load_keyframes(args.keyframes, convention=args.convention,
                                       centroid=centroid if centroid is not None else (0.0, 0.0, -2.0))
     checks.frame_numbers([n for n, _ in keyed], f"--keyframes '{args.keyframes}'")
-    if photo.complete_without_models:
-        hidden = inputs.check_visible(photo, [T for _, T in keyed], what="keyframe")
-        if hidden:
-            print(f"batch.py: note: the object is out of view at keyframe(s) {', '.join(map(str, hidden))}",
-                  flush=True)
+    if photo.complete_without_models:  # with --object: after the import found the masks (run)
+        check_visible(package, photo, keyed)
     sources = [*inputs.input_files(photo), args.keyframes]
     output.check_output_dir(args.out, "--out")
     output.check_inputs_not_in(args.out, sources, "--out", (r"contact_sheet\.png",))
@@ -203,6 +209,48 @@ def run(args):
         if any(";" in v for v in value):
             fail(f"{what} '{next(v for v in value if ';' in v)}': ';' is not allowed (repeat {what} instead)", 2)
     out = os.path.abspath(args.out)
+    made = _NewPaths(out, args.save_blend)
+    try:
+        _run(args, package, engine, why, out, masks, queries, started, made)
+    except BaseException:
+        made.remove()  # a refusal or failure before any frame leaves no new file or folder behind
+        raise
+
+
+class _NewPaths:
+    """What a run creates before its first frame (the --out folder, the photo's cache in it, the
+    --save-blend file and its folder), removed again when the run fails before rendering."""
+
+    def __init__(self, out, blend):
+        self.out, self.blend = out, os.path.abspath(blend) if blend else None
+        self.paths = [p for p in (out, os.path.join(out, "cache"), self.blend) if p and not os.path.lexists(p)]
+        if self.blend:
+            folder = os.path.dirname(self.blend)
+            while not os.path.lexists(folder):
+                self.paths.append(folder)
+                folder = os.path.dirname(folder)
+        self.cached = set(os.listdir(os.path.join(out, "cache"))) if os.path.isdir(os.path.join(out, "cache")) else set()
+        self.rendering = False
+
+    def remove(self):
+        import shutil
+
+        if self.rendering:  # frames are kept (a rerun resumes); nothing else is left half-made
+            return
+        cache = os.path.join(self.out, "cache")
+        if os.path.isdir(cache) and cache not in self.paths:
+            for name in set(os.listdir(cache)) - self.cached:
+                shutil.rmtree(os.path.join(cache, name), ignore_errors=True)
+        for path in sorted(self.paths, key=len, reverse=True):  # deepest first
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path, ignore_errors=True)
+            elif os.path.lexists(path):
+                os.remove(path)
+
+
+def _run(args, package, engine, why, out, masks, queries, started, made):
+    import bpy
+
     os.makedirs(out, exist_ok=True)
     output = importlib.import_module(f"{package}.engine.output")
     output.clean_temporaries(os.path.join(out, "frames"))  # what a killed earlier run left
@@ -233,9 +281,12 @@ def run(args):
     cached = importlib.import_module(f"{package}.session.photo").load_cache(bpy.path.abspath(obj.dh.cache_dir))
     centroids = importlib.import_module(f"{package}.engine.pipeline").pivots(cached.depth, cached.masks)
     keyed = transforms.load_keyframes(args.keyframes, convention=args.convention, centroid=centroids)
+    if queries:  # the masks the object queries found: the check --mask gets before anything is written
+        check_visible(package, cached, keyed)
     frames = keyframes.key_transforms(obj, keyed, scene)
-    print(f"batch.py: keyed {len(keyed)} edits of {len(objects)} object(s), frames {frames[0]}-{frames[-1]}",
-          flush=True)
+    copies = len(matrices.photo_copies(obj))
+    parts = f"{len(objects)} object(s)" + (f" and {copies} cop{'y' if copies == 1 else 'ies'}" if copies else "")
+    print(f"batch.py: keyed {len(keyed)} edits of {parts}, frames {frames[0]}-{frames[-1]}", flush=True)
 
     render_engine = importlib.import_module(f"{package}.operators.render_engine")
     scene.render.engine = render_engine.IDNAME
@@ -245,9 +296,10 @@ def run(args):
     scene.render.image_settings.color_depth = "8"
     if models_dir:
         scene.dh.models_dir = models_dir
-    scene.dh.require_weights = engine == "DIFFUSION"  # a farm node without the weights fails, never mixes
     if args.save_blend:
+        os.makedirs(os.path.dirname(os.path.abspath(args.save_blend)), exist_ok=True)  # checked before
         bpy.ops.wm.save_as_mainfile(filepath=os.path.abspath(args.save_blend))
+    made.rendering = True
     bpy.ops.render.render(animation=True)  # Blender's own animation render, frame by frame
     if args.movie:
         render_ops = importlib.import_module(f"{package}.blender.render")
@@ -256,7 +308,7 @@ def run(args):
 
     paths = [scene.render.frame_path(frame=f) for f in range(scene.frame_start, scene.frame_end + 1)]
     sheet = contact_sheet(package, paths, os.path.join(out, "contact_sheet.png"))
-    print(f"batch.py: {len(paths)} frames in {os.path.dirname(paths[0])}, contact sheet {sheet} "
+    print(f"batch.py: {len(paths)} frames of {parts} in {os.path.dirname(paths[0])}, contact sheet {sheet} "
           f"({engine.lower()} engine, {time.perf_counter() - started:.1f} s)", flush=True)
 
 

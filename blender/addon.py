@@ -1,5 +1,6 @@
-"""The add-on inside Blender: its preferences, its extension user folders (site-packages, photo
-caches), and ``sys.path`` for the Python packages installed there or in the preferences' environment."""
+"""The add-on inside Blender: its preferences, its extension user folder (site-packages), where
+photo caches go, and ``sys.path`` for the Python packages installed there or in the preferences'
+environment."""
 from __future__ import annotations
 
 import importlib
@@ -44,16 +45,30 @@ def wheels_dir(context=None):
     return bpy.path.abspath(prefs.wheels_dir) if prefs is not None and prefs.wheels_dir else None
 
 
-def cache_root(context, explicit=""):
-    """Where per-photo caches go: the operator's folder, the preferences', the extension's own."""
-    from ..session.photo import default_cache_root
+# A photo's cache by default: beside the saved .blend (relative, so the project folder moves and
+# farms share it), never in the extension's own folder (an uninstall deletes that).
+BLEND_CACHE = "//{blend}_dh_cache/"
 
-    if explicit:
-        return bpy.path.abspath(explicit)
+
+def cache_root(context, explicit=""):
+    """(folder for a new photo's cache, where it moves at the first save or ''): the operator's
+    folder, else the preferences', else ``BLEND_CACHE`` beside the .blend. Before the first save
+    a relative (``//``) folder has nothing to be relative to: the cache waits in a temporary
+    folder (session/photo.py unsaved_cache_root) and moves at the first save (blender/properties.py)."""
+    from ..session.photo import unsaved_cache_root
+
     prefs = preferences(context)
-    if prefs is not None and prefs.cache_dir:
-        return bpy.path.abspath(prefs.cache_dir)
-    try:
-        return bpy.utils.extension_path_user(ADDON_PACKAGE, path="photos", create=True)
-    except (ValueError, RuntimeError, TypeError):
-        return default_cache_root()
+    chosen = explicit or (prefs.cache_dir if prefs is not None and prefs.cache_dir else "")
+    if chosen and not chosen.startswith("//"):
+        return os.path.abspath(os.path.expanduser(chosen)), ""
+    home = chosen or BLEND_CACHE
+    if bpy.data.filepath:
+        return blend_relative(home, bpy.data.filepath), ""
+    return unsaved_cache_root(), home
+
+
+def blend_relative(path, blend_path):
+    """A ``//`` folder (``{blend}``: the .blend's name) made absolute against the .blend ``blend_path``."""
+    name = os.path.splitext(os.path.basename(blend_path))[0]
+    return os.path.normpath(bpy.path.abspath(path.replace("{blend}", name),
+                                             start=os.path.dirname(os.path.abspath(blend_path))))

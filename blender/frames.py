@@ -5,7 +5,8 @@ Blender data); the session half (session/frames.py) renders without bpy.
   of the photo (mask order), which of them render (``hide_render``), the copies (duplicates) and
   the camera's move (None: the camera stays; blender/matrices.py);
 - ``photo_for_camera(scene)``: the photo the scene camera sees (what the render engine renders);
-- ``engine_for(obj, scene)``: the engine a render uses (the preview when diffusion cannot run);
+- ``engine_for(obj, scene)``: the engine a render uses (diffusion fails where it cannot run, unless
+  the artist chose "Diffusion, else Preview");
 - ``frame_source(...)``: a ``FrameSource`` naming everything a renderer needs;
 - ``plan_frames(...)``: a stop-motion run's frames (session/stopmotion.py renders them);
 - ``view_layer_passes(scene, view_layer)``: the render passes a view layer asks for.
@@ -22,6 +23,7 @@ from ..session import deps
 from ..session.errors import AddonError, user_message
 from ..engine.transforms import Copy, FrameEdit
 from ..session.frames import FrameSource, frame_key
+from ..session.photo import split_list
 from ..session.stopmotion import FramePlan
 from .matrices import camera_move, is_copy, moving_objects, object_edit, photo_copies, photo_frame
 from .options import edit_settings, engine_options
@@ -80,11 +82,12 @@ def photo_for_camera(scene):
     return handles[0]
 
 
-def frame_source(obj, engine_name, scene=None, context=None, require=True):
+def frame_source(obj, engine_name, scene=None, context=None, require=True, chosen=""):
     """Main thread (or the render thread): a FrameSource for the photo whose moving object is ``obj``.
 
     The diffusion engine's options come from the preferences and the scene (options.py), its
     EditSettings from the photo's properties. require: check the Python dependencies first.
+    chosen: the engine the artist chose (``engine_name`` is the one that renders; see engine_for).
     """
     props = obj.dh
     if props.camera is None:
@@ -95,24 +98,36 @@ def frame_source(obj, engine_name, scene=None, context=None, require=True):
         deps.require(deps.PREVIEW_MODULES if engine_name == "PREVIEW" else tuple(deps.MODULES))
     cache_dir = os.path.normpath(bpy.path.abspath(props.cache_dir))
     key = {"engine": engine_name, "cache": os.path.basename(cache_dir), "size": [props.height, props.width]}
-    options = settings = None
+    options, settings = engine_options(context, scene), None  # the models: a missing cache's rebuild too
     if engine_name == "DIFFUSION":
-        options = engine_options(context, scene)
         settings = edit_settings(props, options)
-        if not props.prompt.strip():
-            raise AddonError("the diffusion engine needs a prompt: describe the photo in the sidebar")
         # the models too: other weights are other pixels (and another session renderer)
         key.update(prompt=props.prompt, settings=settings.to_dict(), models=options)
     return FrameSource(engine_name, cache_dir, props.prompt, (props.height, props.width),
-                       json.dumps(key, sort_keys=True), options, settings)
+                       json.dumps(key, sort_keys=True), options, settings, chosen or engine_name, props.quality,
+                       photo_sources(obj), len(props.camera.dh.parts) or None)
 
 
-def engine_for(obj, scene):
-    """(engine name, note for the stats line): the photo's engine, or the preview when the
-    diffusion weights are missing and the scene does not require them."""
-    name = obj.dh.engine
-    if name != "DIFFUSION":
-        return name, "preview engine"
+def photo_sources(obj):
+    """What Import Photo was given for the photo whose handle is ``obj`` (absolute paths), from
+    which a missing cache is made again (session/photo.py load_or_rebuild)."""
+    props = obj.dh
+    absolute = lambda path: os.path.normpath(bpy.path.abspath(path)) if path else ""  # noqa: E731
+    return {"image": absolute(props.image_path), "depth": absolute(props.depth_path),
+            "mask": ";".join(absolute(p) for p in split_list(props.mask_path)),
+            "object_query": props.object_query, "candidate": props.candidate}
+
+
+def engine_for(obj, scene, choice=None):
+    """(engine that renders, note for the stats line, warning or ''): the artist's ``choice`` (else
+    the photo's engine setting) on this node. "DIFFUSION" without its weights or packages fails
+    with the one-line reason (a farm manager retries the frame elsewhere; a sequence never mixes
+    engines unasked); only "DIFFUSION_OR_PREVIEW" falls back to the preview, with a warning."""
+    choice = choice or obj.dh.engine
+    if choice == "PREVIEW":
+        return "PREVIEW", "preview engine", ""
+    if not obj.dh.prompt.strip():  # the scene's problem first: it fails on every node alike
+        raise AddonError("the diffusion engine needs a prompt: describe the photo in the sidebar")
     try:
         deps.require(tuple(deps.MODULES))
         from ..engine import registry
@@ -120,11 +135,13 @@ def engine_for(obj, scene):
         options = engine_options(None, scene)
         registry.resolve("diffusion", options["overrides"].get("diffusion"), models_dir=options["models_dir"])
     except Exception as exc:  # noqa: BLE001 - any reason the diffusion engine cannot run here
-        why = user_message(exc) or str(exc)
-        if scene.dh.require_weights:
-            raise AddonError(f"this node cannot run the diffusion engine: {why}") from None
-        return "PREVIEW", f"preview engine: no diffusion weights ({why.split(';')[0]})"
-    return name, "diffusion engine"
+        why = " ".join((user_message(exc) or str(exc)).split())
+        if choice != "DIFFUSION_OR_PREVIEW":
+            raise AddonError(f"this node cannot run the diffusion engine: {why} (the engine 'Diffusion, else "
+                             "Preview' renders the preview instead)") from None
+        return ("PREVIEW", "preview engine: no diffusion weights",
+                f"rendered with the preview engine (Diffusion, else Preview): {why.split(';')[0]}")
+    return "DIFFUSION", "diffusion engine", ""
 
 
 def plan_frames(scene, obj, context_key, frames=None):

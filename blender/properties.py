@@ -18,14 +18,17 @@ ROLES = (
 )
 ENGINES = (
     ("PREVIEW", "Preview", "Geometric preview (no model weights): the lifted object warped into place"),
-    ("DIFFUSION", "Diffusion", "Diffusion Handles: the depth-to-image model re-renders the photo"),
+    ("DIFFUSION", "Diffusion", "Diffusion Handles: the depth-to-image model re-renders the photo; a node "
+                               "without its weights fails the frame (a farm never mixes engines unasked)"),
+    ("DIFFUSION_OR_PREVIEW", "Diffusion, else Preview", "Diffusion where its weights are found, else the "
+                             "preview: each such frame warns, and every frame's metadata names its engine"),
 )
 # choices and defaults come from the engine's settings (one place for the CLI, batch and here)
 QUALITIES = tuple((name, *PRESET_LABELS[name]) for name in PRESETS)
 INVERSIONS = (("PRESET", "From quality", "The inversion of the chosen quality"),) + tuple(
     (name, *INVERSION_LABELS[name]) for name in INVERSION_LABELS)
 # Paths saved relative to the .blend ("//...", see _paths_relative_on_save).
-_RELATIVE_OK = {"PATH_SUPPORTS_BLEND_RELATIVE"} if bpy.app.version >= (4, 5, 0) else set()
+RELATIVE_OK = {"PATH_SUPPORTS_BLEND_RELATIVE"} if bpy.app.version >= (4, 5, 0) else set()
 IDENTITY16 = (1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0)
 
 
@@ -48,9 +51,13 @@ class DH_ObjectProperties(bpy.types.PropertyGroup):
     depth_path: StringProperty(name="Depth", subtype="FILE_PATH", description="Empty: estimated")
     mask_path: StringProperty(name="Mask", description="Mask file(s), ';' between several; empty: from the query")
     object_query: StringProperty(name="Object query", description="Text naming the object(s), e.g. 'the car; the dog'")
-    cache_dir: StringProperty(name="Cache", subtype="DIR_PATH", options=_RELATIVE_OK,
+    candidate: IntProperty(name="Candidate", min=0, description="Which of the query's candidates (0 = best)")
+    cache_dir: StringProperty(name="Cache", subtype="DIR_PATH", options=RELATIVE_OK,
                               description="Per-photo folder: the inputs as imported and the prepared cache")
-    prepared_dir: StringProperty(name="Prepared cache", subtype="DIR_PATH", options=_RELATIVE_OK,
+    cache_home: StringProperty(name="Cache home", options={"HIDDEN"},
+                               description="A '//' cache folder chosen before the first save: the cache "
+                                           "moves there at the first save (empty: beside the .blend)")
+    prepared_dir: StringProperty(name="Prepared cache", subtype="DIR_PATH", options=RELATIVE_OK,
                                  description="The engine's prepared (inverted) photo, once made")
     width: IntProperty(name="Width", min=0)
     height: IntProperty(name="Height", min=0)
@@ -80,12 +87,9 @@ class DH_ObjectProperties(bpy.types.PropertyGroup):
 
 class DH_SceneProperties(bpy.types.PropertyGroup):
     """Render settings of the Diffusion Handles render engine, saved with the .blend (farms)."""
-    models_dir: StringProperty(name="Models Folder", subtype="DIR_PATH", options=_RELATIVE_OK,
+    models_dir: StringProperty(name="Models Folder", subtype="DIR_PATH", options=RELATIVE_OK,
                                description="Models for this .blend (one sub-folder per role; may be relative "
                                            "to the .blend, e.g. on shared storage); empty: the preferences'")
-    require_weights: BoolProperty(name="Require Diffusion Weights", default=False,
-                                  description="Fail a diffusion render when the weights are missing, instead of "
-                                              "rendering the preview (keeps farm nodes consistent)")
 
 
 def _passes_changed(self, context):
@@ -134,23 +138,84 @@ def _relative(path, blend_path):
         return absolute
 
 
+def _move_unsaved_caches(filepath):
+    """At the first save: each photo cache waiting in the temporary folder (Import Photo before the
+    .blend had a name: blender/addon.py cache_root) moves beside the .blend (or to the ``//``
+    folder chosen for it), and the photo's paths follow."""
+    import os
+    import shutil
+
+    from ..session.photo import unsaved_cache_root
+    from .addon import BLEND_CACHE, blend_relative
+
+    waiting = os.path.normpath(unsaved_cache_root())
+    moved = False
+    for obj in bpy.data.objects:
+        props = obj.dh
+        if props.role != "OBJECT" or not props.cache_dir:
+            continue
+        old = os.path.normpath(bpy.path.abspath(props.cache_dir))
+        if os.path.dirname(old) != waiting:
+            continue
+        new = os.path.join(blend_relative(props.cache_home or BLEND_CACHE, filepath), os.path.basename(old))
+        if os.path.isdir(old) and not os.path.isdir(new):
+            os.makedirs(os.path.dirname(new), exist_ok=True)
+            shutil.move(old, new)
+        elif os.path.isdir(old):  # already there (the same content key): the waiting copy goes
+            shutil.rmtree(old, ignore_errors=True)
+        if props.prepared_dir:
+            props.prepared_dir = os.path.join(new, os.path.basename(os.path.normpath(props.prepared_dir)))
+        for image in bpy.data.images:  # the photo's textures are files of its cache
+            path = os.path.normpath(bpy.path.abspath(image.filepath)) if image.filepath else ""
+            if path.startswith(old + os.sep):
+                image.filepath = os.path.join(new, os.path.relpath(path, old))
+        props.cache_dir, props.cache_home = new, ""
+        moved = True
+    if moved:  # the session's renderers know the old folder
+        from ..session.frames import forget
+
+        forget()
+
+
 @bpy.app.handlers.persistent
 def _paths_relative_on_save(filepath, *_):
-    """Photo caches and models folders are saved relative to the .blend (when Blender's own
-    Preferences > File Paths > Relative Paths is on, as for images), so a project folder on a farm's
-    shared storage, or moved as a whole, still renders."""
+    """Photo caches waiting for the first save move beside the .blend; photo caches and models
+    folders are saved relative to the .blend (when Blender's own Preferences > File Paths >
+    Relative Paths is on, as for images), so a project folder on a farm's shared storage, or moved
+    as a whole, still renders."""
+    _move_unsaved_caches(filepath)
+    _absolute_paths.clear()
     if not bpy.context.preferences.filepaths.use_relative_paths:
         return
-    for obj in bpy.data.objects:
-        if obj.dh.role == "OBJECT":
-            obj.dh.cache_dir = _relative(obj.dh.cache_dir, filepath)
-            obj.dh.prepared_dir = _relative(obj.dh.prepared_dir, filepath)
-    for scene in bpy.data.scenes:
-        scene.dh.models_dir = _relative(scene.dh.models_dir, filepath)
+    for props, names in [(o.dh, ("cache_dir", "prepared_dir")) for o in bpy.data.objects if o.dh.role == "OBJECT"] + \
+            [(scene.dh, ("models_dir",)) for scene in bpy.data.scenes]:
+        for name in names:
+            _absolute_paths.append((props, name, bpy.path.abspath(getattr(props, name)) if getattr(props, name) else ""))
+            setattr(props, name, _relative(getattr(props, name), filepath))
+
+
+_absolute_paths = []  # (properties, name, absolute path) made relative by the save in progress
+
+
+@bpy.app.handlers.persistent
+def _paths_back_after_copy(filepath, *_):
+    """After File > Save Copy the open file is not the one saved: its paths are absolute again
+    (relative ones would be relative to the copy's folder)."""
+    import os
+
+    saved, _absolute_paths[:] = list(_absolute_paths), []
+    if bpy.data.filepath and os.path.abspath(bpy.data.filepath) == os.path.abspath(filepath):
+        return
+    for props, name, absolute in saved:
+        try:
+            setattr(props, name, absolute)
+        except ReferenceError:  # removed meanwhile
+            pass
 
 
 def register():
     bpy.app.handlers.save_pre.append(_paths_relative_on_save)
+    bpy.app.handlers.save_post.append(_paths_back_after_copy)
     bpy.types.Object.dh = PointerProperty(type=DH_ObjectProperties)
     bpy.types.Scene.dh = PointerProperty(type=DH_SceneProperties)
     bpy.types.ViewLayer.diffusion_handles = PointerProperty(type=DH_ViewLayerProperties)
@@ -158,8 +223,10 @@ def register():
 
 
 def unregister():
-    for handler in [h for h in bpy.app.handlers.save_pre if getattr(h, "__name__", "") == "_paths_relative_on_save"]:
-        bpy.app.handlers.save_pre.remove(handler)
+    for handlers, name in ((bpy.app.handlers.save_pre, "_paths_relative_on_save"),
+                           (bpy.app.handlers.save_post, "_paths_back_after_copy")):
+        for handler in [h for h in handlers if getattr(h, "__name__", "") == name]:
+            handlers.remove(handler)
     del bpy.types.WindowManager.dh_job
     del bpy.types.ViewLayer.diffusion_handles
     del bpy.types.Scene.dh

@@ -129,7 +129,62 @@ def _render_ended(scene, *_):
         release_frame(scene.render.frame_path(frame=frame))
 
 
-_HANDLERS = (("render_write", _frame_written), ("render_cancel", _render_ended), ("render_complete", _render_ended))
+# --- Ctrl+C in a headless animation render ------------------------------------------------------
+# Under the bpy module (and wherever Python owns SIGINT) Ctrl+C would raise KeyboardInterrupt inside
+# whichever frame runs, which Blender prints and then renders the next frame. Instead, during a
+# background animation render, Ctrl+C is held: the frame in flight finishes and is written, the next
+# one ends the render (operators/render_engine.py), the finished frames stay. A second Ctrl+C acts
+# at once (the handler that was there before).
+_sigint = {"previous": None, "requested": False}
+
+
+def interrupted():
+    """Whether Ctrl+C came during this headless animation render."""
+    return _sigint["requested"]
+
+
+def _hold_sigint(signum, frame):
+    import signal
+
+    _sigint["requested"] = True
+    signal.signal(signal.SIGINT, _sigint["previous"])
+    print("Diffusion Handles: Ctrl+C: stopping after the frame in flight (press it again to stop at once)",
+          flush=True)
+
+
+@bpy.app.handlers.persistent
+def _render_started(scene, *_):
+    import signal
+    import threading
+
+    _sigint["requested"] = False
+    if not bpy.app.background or threading.current_thread() is not threading.main_thread():
+        return  # the interface has Esc; signals can be set only in the main thread
+    if _sigint["previous"] is None:
+        previous = signal.getsignal(signal.SIGINT)
+        if previous is None:  # not Python's to restore (Blender's own handler stops the render itself)
+            return
+        _sigint["previous"] = previous
+        signal.signal(signal.SIGINT, _hold_sigint)
+
+
+def _restore_sigint():
+    import signal
+    import threading
+
+    previous, _sigint["previous"] = _sigint["previous"], None
+    if previous is not None and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, previous)
+
+
+@bpy.app.handlers.persistent
+def _render_finished(scene, *_):
+    _render_ended(scene)
+    _restore_sigint()
+
+
+_HANDLERS = (("render_write", _frame_written), ("render_init", _render_started),
+             ("render_cancel", _render_finished), ("render_complete", _render_finished))
 
 
 def frame_claim_handlers(on: bool):
@@ -140,3 +195,5 @@ def frame_claim_handlers(on: bool):
             handlers.append(handler)
         elif not on and handler in handlers:
             handlers.remove(handler)
+    if not on:
+        _restore_sigint()

@@ -133,20 +133,87 @@ def add_photo_object(handle, inputs, max_depth_jump=DEFAULT_MAX_DEPTH_JUMP):
     item.dh.centroid = tuple(float(v) for v in centroid)
     item.dh.rest_matrix = rest_relative_to_camera(photo_world, item.matrix_world)
     camera.dh.parts.add().object = item
-    # the background without the new object too: its mesh and its image
-    if background is not None:
-        old_mesh = background.data
-        points = model.lift(inputs.background_depth.astype(np.float64))
-        background.data = build_grid_mesh(old_mesh.name, points, np.ones(inputs.shape, bool), inputs.background_depth,
-                                          max_depth_jump)
-        for material in old_mesh.materials:
-            background.data.materials.append(material)
-            for node in getattr(material.node_tree, "nodes", ()):
-                if node.type == "TEX_IMAGE" and node.image is not None:
-                    node.image.reload()
-        if old_mesh.users == 0:
-            bpy.data.meshes.remove(old_mesh)
+    _refill_background(background, inputs, max_depth_jump)  # without the new object too
     return item
+
+
+def _refill_background(background, inputs, max_depth_jump):
+    """The photo's background object made again from ``inputs`` (its objects changed): its mesh,
+    and its image read again from the cache."""
+    if background is None:
+        return
+    old_mesh = background.data
+    points = inputs.camera.lift(inputs.background_depth.astype(np.float64))
+    background.data = build_grid_mesh(old_mesh.name, points, np.ones(inputs.shape, bool), inputs.background_depth,
+                                      max_depth_jump)
+    for material in old_mesh.materials:
+        background.data.materials.append(material)
+        for node in getattr(material.node_tree, "nodes", ()):
+            if node.type == "TEX_IMAGE" and node.image is not None:
+                node.image.reload()
+    if old_mesh.users == 0:
+        bpy.data.meshes.remove(old_mesh)
+
+
+def replace_photo_object(handle, inputs, n=0, max_depth_jump=DEFAULT_MAX_DEPTH_JUMP):
+    """Object ``n`` of the photo whose handle is ``handle`` takes mask ``n`` of ``inputs`` (another
+    candidate of its query), in place: the same Blender object (name, keyframes, modifiers,
+    materials, selection), its mesh lifted from the new mask, its origin at the new mask's 3D
+    centroid, and every location key moved by the centroids' offset, so each key moves the new
+    object as far, and turns and scales it about its own centre, as it did the old one. The
+    background is made again without it. Returns the object."""
+    from ..engine.transforms import object_centroid
+    from .matrices import photo_frame, rest_world_matrix
+
+    obj = next(o for o in moving_objects(handle) if o.dh.object_index == n)
+    photo_world = photo_frame(handle)
+    model, mask = inputs.camera, inputs.masks[n]
+    centroid = object_centroid(inputs.depth, mask, model)
+    old_rest = rest_world_matrix(obj, photo_world)
+    new_rest = old_rest.copy()
+    new_rest.translation = Vector(camera_conv.camera_to_world(to_numpy(photo_world), centroid))
+    # the mesh: lifted as Import Photo lifts an object, relative to the new origin
+    lifted = _lifted_object(f"{obj.name} candidate", model.lift(inputs.depth.astype(np.float64)), mask, centroid, inputs.depth,
+                            to_numpy(photo_world), obj.users_collection[0], max_depth_jump)
+    old_mesh, new_mesh = obj.data, lifted.data
+    bpy.data.objects.remove(lifted)
+    for material in old_mesh.materials:
+        new_mesh.materials.append(material)
+    obj.data = new_mesh
+    name = old_mesh.name
+    if old_mesh.users == 0:
+        bpy.data.meshes.remove(old_mesh)
+    new_mesh.name = name
+    # the origin follows the centroid; the keys follow the origin (in the object's parent space)
+    shift = new_rest.translation - old_rest.translation
+    if obj.parent is not None:
+        shift = (obj.parent.matrix_world @ obj.matrix_parent_inverse).to_3x3().inverted() @ shift
+    obj.location = obj.location + shift
+    for curve in _location_curves(obj):
+        for key in curve.keyframe_points:
+            delta = shift[curve.array_index]
+            key.co.y += delta
+            key.handle_left.y += delta
+            key.handle_right.y += delta
+        curve.update()
+    obj.dh.centroid = tuple(float(v) for v in centroid)
+    obj.dh.rest_matrix = rest_relative_to_camera(photo_world, new_rest)
+    _refill_background(handle.dh.background, inputs, max_depth_jump)
+    return obj
+
+
+def _location_curves(obj):
+    """The object's keyed location channels (Blender 4.4+ layered actions, or the older fcurves)."""
+    action = obj.animation_data.action if obj.animation_data is not None else None
+    if action is None:
+        return []
+    curves = getattr(action, "fcurves", None)
+    if curves is None:  # layered actions: the object's slot's channel bag
+        from bpy_extras import anim_utils
+
+        bag = anim_utils.action_get_channelbag_for_slot(action, obj.animation_data.action_slot)
+        curves = bag.fcurves if bag is not None else []
+    return [c for c in curves if c.data_path == "location"]
 
 
 def photo_rect(context, handle):

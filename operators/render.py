@@ -38,16 +38,17 @@ class _RenderBase(JobOperator):
         raise NotImplementedError
 
     def start(self, context):
-        from ..blender.frames import frame_source, plan_frames
+        from ..blender.frames import engine_for, frame_source, plan_frames
         from ..blender.scene import active_handle
         from ..session.stopmotion import run_frames
 
         scene = context.scene
         try:
             obj = active_handle(context)
-            engine_name = obj.dh.engine if self.engine == "PHOTO" else self.engine
+            chosen = obj.dh.engine if self.engine == "PHOTO" else self.engine
             check_output(scene)
-            source = frame_source(obj, engine_name, scene=scene, context=context)
+            engine_name, _, fallback = engine_for(obj, scene, chosen)  # diffusion without weights fails here
+            source = frame_source(obj, engine_name, scene=scene, context=context, chosen=chosen)
             make = source.renderer  # worker side: the session's renderer, built once
             plan = plan_frames(scene, obj, source.context_key, self.frames(context))
         except Exception as exc:  # noqa: BLE001 - user errors become reports
@@ -59,11 +60,18 @@ class _RenderBase(JobOperator):
         if not plan:
             self.report({"ERROR"}, f"{self.bl_label}: the frame range is empty")
             return None
+        if fallback:  # the artist's explicit choice, said for the whole run (each frame's file records it)
+            self.report({"WARNING"}, f"{self.bl_label}: {fallback}")
         self._obj_name, self._engine_name, self._plan = obj.name, engine_name, plan
 
         def work(progress, should_cancel):
+            from ..session.frames import write_frame
+
             renderer = make(progress, should_cancel)
-            summary = run_frames(plan, renderer, progress, should_cancel)
+            metadata = source.metadata(renderer)  # each frame file records what made it
+            summary = run_frames(plan, renderer, progress, should_cancel,
+                                 write=lambda path, rgb: write_frame(path, rgb, metadata))
+            summary.note = renderer.take_note()  # a rebuilt photo cache
             return summary, renderer.prepared_dir
 
         return work
@@ -75,7 +83,12 @@ class _RenderBase(JobOperator):
     def cancelled_note(self):
         return "finished frames are kept; run it again to resume"
 
-    def store_prepared(self, context, prepared_dir):
+    def store_prepared(self, context, prepared_dir, summary):
+        if summary.note:
+            self.report({"WARNING"}, f"{self.bl_label}: {summary.note}")
+        self._store_prepared(prepared_dir)
+
+    def _store_prepared(self, prepared_dir):
         obj = bpy.data.objects.get(self._obj_name)
         if obj is not None and prepared_dir:
             obj.dh.prepared_dir = prepared_dir
@@ -93,7 +106,7 @@ class DH_OT_render_edit(_RenderBase, bpy.types.Operator):
 
     def finish(self, context, result):
         summary, prepared_dir = result
-        self.store_prepared(context, prepared_dir)
+        self.store_prepared(context, prepared_dir, summary)
         show_result(context, summary.paths[0])
         self.report({"INFO"}, f"edited photo ({self._engine_name.lower()} engine) saved to {summary.paths[0]}")
         return {"FINISHED"}
@@ -116,7 +129,7 @@ class DH_OT_render_stop_motion(_RenderBase, bpy.types.Operator):
 
     def finish(self, context, result):
         summary, prepared_dir = result
-        self.store_prepared(context, prepared_dir)
+        self.store_prepared(context, prepared_dir, summary)
         show_result(context, summary.paths[-1])
         message = f"{summary.describe()} ({self._engine_name.lower()} engine) in {os.path.dirname(summary.paths[0])}"
         if self.movie:

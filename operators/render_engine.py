@@ -41,26 +41,34 @@ class DiffusionHandlesRenderEngine(bpy.types.RenderEngine):
 
     def render(self, depsgraph):
         from ..blender.frames import engine_for, frame_edit, frame_source, photo_for_camera
-        from ..blender.render import claim_frame as _claim, release_claim as _release, renew_claim as _renew
+        from ..blender.render import claim_frame as _claim, interrupted, release_claim as _release, \
+            renew_claim as _renew
         from ..engine.errors import CancelledError
-        from ..session.frames import out_of_view_note
+        from ..session.frames import out_of_view_note, read_metadata
 
         if self.is_preview:
             return
         scene = depsgraph.scene
         frame = scene.frame_current
         claim = None
+        if self.is_animation and interrupted():  # Ctrl+C in a headless render: the frames done are kept
+            # an error report is what ends Blender's animation loop (no frame written for it)
+            self.report({"ERROR"}, f"Diffusion Handles: interrupted (Ctrl+C) before frame {frame}; the frames "
+                                   "rendered before it are kept")
+            return
         try:
             if self.is_animation and not scene.render.use_overwrite and not scene.render.is_movie_format:
                 # a farm node (frames, no overwrite): one node renders each frame
                 claim, image = _claim(scene, frame, self.test_break)
-                if claim is None:  # another node finished it: its pixels, not a second edit
-                    self._result(image, scene)
+                if claim is None:  # another node finished it: its pixels (and record), not a second edit
+                    self._result(image, scene, metadata=read_metadata(scene.render.frame_path(frame=frame)))
                     return
             obj = photo_for_camera(scene)
-            engine_name, note = engine_for(obj, scene.original)
+            engine_name, note, fallback = engine_for(obj, scene.original)
+            if fallback:  # the artist's explicit choice; each such frame says so (and its metadata)
+                self.warn(f"Diffusion Handles, frame {frame}: {fallback}")
             self.stats(f"Diffusion Handles | frame {frame} | {note}")
-            source = frame_source(obj, engine_name, scene=scene.original)
+            source = frame_source(obj, engine_name, scene=scene.original, chosen=obj.dh.engine)
             edit = frame_edit(obj, depsgraph)
 
             def progress(stage, step, total):
@@ -71,6 +79,9 @@ class DiffusionHandlesRenderEngine(bpy.types.RenderEngine):
                 self.stats(f"Diffusion Handles | frame {frame} | {note} | {stage} {step}/{total}")
 
             renderer = source.renderer(progress, self.test_break)
+            rebuilt = renderer.take_note()
+            if rebuilt:  # a .blend moved without its cache: made again from the photo's sources
+                self.warn(f"Diffusion Handles: {rebuilt}")
             image = renderer([edit], progress=progress, should_cancel=self.test_break)[0]
             passes = self._pass_pixels(renderer, edit, depsgraph)
             hidden = out_of_view_note(renderer.out_of_view(edit))
@@ -90,9 +101,10 @@ class DiffusionHandlesRenderEngine(bpy.types.RenderEngine):
                 message = f"{type(exc).__name__}: {exc}"
             self.report({"ERROR"}, f"Diffusion Handles, frame {frame}: {message}")
             return
-        self._result(image, scene, passes)  # a claim is released once Blender has written the frame
+        # a claim is released once Blender has written the frame
+        self._result(image, scene, passes, source.metadata(renderer))
 
-    def _result(self, image, scene, passes=None):
+    def _result(self, image, scene, passes=None, metadata=None):
         from ..session.frames import fit, pass_pixels
 
         image = fit(image, self.resolution_y, self.resolution_x)
@@ -104,6 +116,11 @@ class DiffusionHandlesRenderEngine(bpy.types.RenderEngine):
             if found is not None:
                 found.rect.foreach_set(values.ravel())
         self.end_result(result)
+        # the frame's own record (PNG text chunks, EXR header), written whatever the stamp settings:
+        # fields added to the result Blender keeps after end_result (begin_result's are not kept)
+        final = self.get_result()
+        for name, value in (metadata or {}).items():
+            final.stamp_data_add_field(name, str(value))
         self.progress(1.0)
 
     # --- render passes (View Layer Properties > Passes; the compositor's Render Layers node) ---
@@ -130,6 +147,9 @@ class DiffusionHandlesRenderEngine(bpy.types.RenderEngine):
 
     def progress(self, fraction):
         self.update_progress(fraction)
+
+    def warn(self, text):
+        self.report({"WARNING"}, text)
 
 
 def _panels():

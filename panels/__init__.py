@@ -22,5 +22,8 @@ def register():
 
 
 def unregister():
+    from .sidebar import free_previews
+
+    free_previews()  # the candidates' overlay icons
     for cls in reversed(list(_classes())):
         bpy.utils.unregister_class(cls)

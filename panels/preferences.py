@@ -31,8 +31,8 @@ class DH_AddonPreferences(bpy.types.AddonPreferences):
     sam_model: StringProperty(name="SAM", description="Override for the segmenter (SAM folder or checkpoint)")
     inpaint_model: StringProperty(name="Inpainting", description="Override for the optional object-removal inpainter")
     cache_dir: StringProperty(name="Cache Folder", subtype="DIR_PATH",
-                              description="Per-photo caches (inputs and prepared inversions); empty: the "
-                                          "extension's user folder")
+                              description="Per-photo caches (inputs and prepared inversions); empty: beside "
+                                          "the .blend (<blend name>_dh_cache)")
     wheels_dir: StringProperty(name="Wheels Folder", subtype="DIR_PATH",
                                description="Install Dependencies from the wheel files in this folder only "
                                            "(offline, e.g. a studio's mirror); empty: the package index")

@@ -32,11 +32,29 @@ class DH_PT_render(DHPanel, bpy.types.Panel):
             col = layout.column(align=True)
             col.label(text=f"Photo: {obj.name} ({obj.dh.width}x{obj.dh.height})", icon="IMAGE_DATA")
             col.prop(obj.dh, "engine", text="Engine")
-            cache = bpy.path.abspath(obj.dh.cache_dir) if obj.dh.cache_dir else ""
-            found = bool(cache) and os.path.isdir(cache)
-            col.label(text=f"Cache: {obj.dh.cache_dir or '(none)'}", icon="CHECKMARK" if found else "ERROR")
+            _draw_sources(layout, obj)
         layout.prop(scene.dh, "models_dir")
-        layout.prop(scene.dh, "require_weights")
+
+
+def _draw_sources(layout, obj):
+    """The photo's cache and the sources a missing cache is rebuilt from, each editable: a photo
+    whose files moved is pointed at them here (session/photo.py load_or_rebuild)."""
+    props = obj.dh
+    cache = bpy.path.abspath(props.cache_dir) if props.cache_dir else ""
+    box = layout.box()
+    box.prop(props, "cache_dir", text="Cache")
+    from ..session.photo import split_list
+
+    sources = [bpy.path.abspath(p) for p in (props.image_path, props.depth_path, *split_list(props.mask_path)) if p]
+    if cache and os.path.isdir(cache):
+        box.label(text="Cache found", icon="CHECKMARK")
+    elif props.image_path and all(os.path.isfile(p) for p in sources):
+        box.label(text="Cache missing: the next render rebuilds it from these files", icon="INFO")
+    else:
+        box.label(text="Cache and source files missing: point the photo at them", icon="ERROR")
+    box.prop(props, "image_path")
+    box.prop(props, "depth_path")
+    box.prop(props, "mask_path")
 
 
 class DH_PT_passes(DH_PT_render):

@@ -44,11 +44,12 @@ class DH_PT_handles(DHPanel, bpy.types.Panel):
         props = handle.dh
         col = layout.column()
         _draw_parts(col.box(), context, handle)
+        _draw_candidates(col, handle)
         col.prop(props, "object_query")
         col.prop(props, "prompt")
         col.prop(props, "engine", expand=True)
         sub = col.column(align=True)
-        sub.enabled = props.engine == "DIFFUSION"
+        sub.enabled = props.engine != "PREVIEW"
         sub.prop(props, "quality", expand=True)
         sub.prop(props, "fg_weight")
         sub.prop(props, "bg_weight")
@@ -83,6 +84,53 @@ def _draw_parts(box, context, handle):
         op.name = obj.name
         row.label(text="", icon="KEYFRAME_HLT" if keyed else "KEYFRAME")
     box.operator("dh.pick_object", text="Pick Object (click in the photo)", icon="RESTRICT_SELECT_OFF")
+
+
+def _draw_candidates(layout, handle):
+    """The object query's candidates, each its overlay (the photo with it lit, from the photo's
+    cache) and a button that puts it in place of the object (dh.choose_candidate)."""
+    from ..session.photo import candidate_overlays, split_list
+
+    props = handle.dh
+    if len(split_list(props.object_query)) != 1 or props.mask_path or not props.cache_dir:
+        return
+    overlays = candidate_overlays(bpy.path.abspath(props.cache_dir))
+    if len(overlays) < 2:
+        return
+    box = layout.box()
+    box.label(text=f"Candidates for '{props.object_query}'", icon="VIEWZOOM")
+    row = box.row(align=True)
+    for index, path, _ in overlays:
+        col = row.column(align=True)
+        col.template_icon(icon_value=_preview_icon(path), scale=4.0)
+        op = col.operator("dh.choose_candidate", text=str(index), depress=index == props.candidate)
+        op.index = index
+
+
+_previews = None
+
+
+def _preview_icon(path):
+    """The icon of an image file for the panel (loaded once per file version)."""
+    import os
+
+    global _previews
+    if _previews is None:
+        import bpy.utils.previews
+
+        _previews = bpy.utils.previews.new()
+    key = f"{path}:{os.path.getmtime(path) if os.path.exists(path) else 0}"
+    item = _previews.get(key) or _previews.load(key, path, "IMAGE")
+    return item.icon_id
+
+
+def free_previews():
+    global _previews
+    if _previews is not None:
+        import bpy.utils.previews
+
+        bpy.utils.previews.remove(_previews)
+        _previews = None
 
 
 CLASSES = (DH_PT_handles,)

@@ -131,9 +131,25 @@ class FrameSource:
     context_key: str  # JSON: what, besides the edit, decides a frame's pixels
     options: dict | None = field(default=None, compare=False)
     settings: object = field(default=None, compare=False)
+    chosen: str = field(default="", compare=False)  # the artist's engine choice (e.g. "DIFFUSION_OR_PREVIEW")
+    quality: str = field(default="", compare=False)  # the photo's quality preset
+    sources: dict | None = field(default=None, compare=False)  # Import Photo's inputs: a missing cache's rebuild
+    n_objects: int | None = field(default=None, compare=False)  # the photo's objects (mask order)
 
     def key(self, edit):
         return frame_key(edit, self.context_key)
+
+    def metadata(self, renderer):
+        """What made a frame, written into the frame file itself (`METADATA_FIELDS`: PNG text
+        chunks, EXR header fields), so frames of a sequence rendered by different engines or
+        models can be found: the engine that rendered it, the artist's choice, the quality and
+        the diffusion model with its revision."""
+        diffusion = self.engine == "DIFFUSION"
+        prepared = getattr(getattr(renderer, "base", renderer), "prepared", None)
+        model = f"{prepared.model_id}@{prepared.revision}" if diffusion and prepared is not None else "none"
+        values = (self.engine.lower(), (self.chosen or self.engine).lower(), self.quality if diffusion else "none",
+                  model)
+        return dict(zip(METADATA_FIELDS, values))
 
     def renderer(self, progress=None, should_cancel=None):
         """The session's FrameRenderer for this source (the photo, models and prepared state load
@@ -142,10 +158,11 @@ class FrameSource:
             cached = store.session_store("renderers").get(self.context_key)
         if cached is not None:
             return cached
-        from .photo import load_cache
+        from .photo import load_or_rebuild
         from .renderers import DiffusionRenderer, PreviewRenderer
 
-        inputs = load_cache(self.cache_dir)
+        inputs, rebuilt = load_or_rebuild(self.cache_dir, self.sources, self.options,
+                                          self.n_objects)
         if inputs.shape != tuple(self.shape):
             raise AddonError(f"photo cache '{self.cache_dir}' holds a {inputs.shape[1]}x{inputs.shape[0]} photo, "
                              f"the scene a {self.shape[1]}x{self.shape[0]} one: import the photo again")
@@ -160,6 +177,7 @@ class FrameSource:
                                                   progress=progress, should_cancel=should_cancel)
             base = DiffusionRenderer(inputs, engine, prepared, engine.runtime.frame_batch_size, self.settings)
         renderer = FrameRenderer(base, self, prepared_dir)
+        renderer.note = rebuilt  # said once, by whoever rendered with it first (FrameRenderer.take_note)
         with store.session_lock:
             store.session_store("renderers")[self.context_key] = renderer
         return renderer
@@ -175,6 +193,12 @@ class FrameRenderer:
         self.name = base.name
         self.batch_size = getattr(base, "batch_size", 1)
         self.visible = {}  # frame key -> one bool per object (what the engine said when it rendered)
+        self.note = ""
+
+    def take_note(self):
+        """The line about how this renderer's photo was loaded (a rebuilt cache), once; then ''."""
+        note, self.note = self.note, ""
+        return note
 
     def __call__(self, edits, progress=None, should_cancel=None):
         edits = [as_edit(e) for e in edits]
@@ -202,6 +226,59 @@ class FrameRenderer:
         though they render (it renders without them)."""
         seen = self.visible.get(self.source.key(edit), ())
         return [n + 1 for n, v in enumerate(seen) if not v]
+
+
+# The fields of a frame's own metadata (FrameSource.metadata), as Blender's Image Editor
+# (Sidebar > Metadata), exiftool or PIL's ``Image.open(path).text`` show them.
+METADATA_FIELDS = ("DH Engine", "DH Engine Choice", "DH Quality", "DH Model")
+
+
+def write_frame(path, rgb, metadata=None):
+    """A frame file written atomically (temporary name, then renamed), as Blender writes the
+    render engine's frames: PNG with ``metadata`` as text chunks; other formats without it."""
+    from ..engine.io import atomic_output, save_image
+
+    if not metadata or not str(path).lower().endswith(".png"):
+        return save_image(path, rgb)
+    from PIL import Image, PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    for name, value in metadata.items():
+        info.add_text(name, str(value))
+    with atomic_output(path) as tmp:
+        Image.fromarray(to_uint8(rgb)).save(tmp, format="PNG", pnginfo=info)
+
+
+def read_metadata(path):
+    """The ``METADATA_FIELDS`` a frame file carries ({} when none or unreadable): PNG text chunks
+    (PIL) or OpenEXR header string attributes (read here: no OpenEXR module needed)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(1 << 16)
+    except OSError:
+        return {}
+    if head[:4] == b"\x76\x2f\x31\x01":  # OpenEXR: magic, version, then name\0type\0size value ...
+        fields, at = {}, 8
+        while at < len(head) and head[at] != 0:
+            name_end = head.find(b"\0", at)
+            type_end = head.find(b"\0", name_end + 1)
+            if name_end < 0 or type_end < 0 or type_end + 5 > len(head):
+                break
+            size = int.from_bytes(head[type_end + 1:type_end + 5], "little")
+            value = head[type_end + 5:type_end + 5 + size]
+            name = head[at:name_end].decode("latin-1")
+            if head[name_end + 1:type_end] == b"string" and name in METADATA_FIELDS:
+                fields[name] = value.decode("utf-8", "replace")
+            at = type_end + 5 + size
+        return fields
+    try:
+        from PIL import Image
+
+        with Image.open(path) as image:
+            text = getattr(image, "text", None) or {}
+    except Exception:  # noqa: BLE001 - not an image PIL reads: no metadata
+        return {}
+    return {k: v for k, v in text.items() if k in METADATA_FIELDS}
 
 
 def out_of_view_note(numbers):
@@ -240,7 +317,9 @@ def remember(key, frame):
 
 
 def forget():
-    """Drop the session's renderers and remembered frames (e.g. after the photo's files changed)."""
+    """Drop the session's renderers, prepared photos and remembered frames (e.g. after the photo's
+    files changed: a prepared photo is loaded again from its folder, where the engine checks it
+    against the photo's inputs)."""
     with store.session_lock:
-        store.session_store("renderers").clear()
-        store.session_store("frames").clear()
+        for name in ("renderers", "frames", "prepared"):
+            store.session_store(name).clear()

@@ -46,6 +46,7 @@ class Summary:
     kept: list = field(default_factory=list)
     paths: list = field(default_factory=list)
     out_of_view: dict = field(default_factory=dict)  # frame -> 1-based objects it renders without
+    note: str = ""  # how the photo was loaded, when worth a line (a rebuilt cache)
 
     def describe(self):
         text = (f"{len(self.paths)} frames: {len(self.rendered)} rendered, {len(self.reused)} reused "

@@ -64,7 +64,8 @@ def get_prepared(engine, photo, prompt, settings, cache_dir, progress=None, shou
 
 
 def session_store(name):
-    """A dict of the session that free_engine() empties ("renderers", "frames"); guard with session_lock."""
+    """A dict of the session that free_engine() empties ("prepared", "renderers", "frames"); guard with
+    session_lock."""
     return _session[name]
 
 

@@ -53,6 +53,10 @@ class Recorder:
         self.log.append(("operator", {"idname": idname, **kw}))
         return SimpleNamespace()
 
+    def template_icon(self, icon_value=0, scale=1.0):
+        assert isinstance(icon_value, int)
+        self.log.append(("icon", {"icon_value": icon_value}))
+
     def progress(self, factor=0.0, type="BAR", text=""):
         assert 0.0 <= factor <= 1.0
         self.log.append(("progress", {"factor": factor}))
@@ -66,6 +70,9 @@ class Recorder:
 
     def props(self):
         return [kw["name"] for kind, kw in self.log if kind == "prop"]
+
+    def icons(self):
+        return [kw["icon_value"] for kind, kw in self.log if kind == "icon"]
 
 
 class FakeWindowManager:

@@ -1,6 +1,7 @@
 """The interactive paths, under the bpy module: a job operator's modal loop driven by TIMER and ESC
 events (worker thread, progress, cancel, the result in the Image Editor, nothing half-written), and
 every panel and the preferences drawn in each state."""
+import os
 import sys
 import threading
 import time
@@ -153,17 +154,19 @@ def test_a_failing_job_reports_once_and_the_sidebar_says_why(modal, tmp_path):
 
     def start_then_lose_the_cache(context):
         work = real_start(context)
-        shutil.rmtree(bpy.path.abspath(obj.dh.cache_dir))  # gone before the worker reads it
+        shutil.rmtree(bpy.path.abspath(obj.dh.cache_dir))  # gone before the worker reads it,
+        os.remove(obj.dh.image_path)  # and the photo it could be rebuilt from
         return work
 
     op.start = start_then_lose_the_cache
     assert op.execute(context) == {"RUNNING_MODAL"}
     assert _drive(op, context) == {"CANCELLED"}
-    assert [kind for kind, _ in op.reports] == ["ERROR"] and "import the photo again" in op.reports[0][1]
-    assert "import the photo again" in bpy.context.window_manager.dh_job.error
+    gone = "sources are gone too"
+    assert [kind for kind, _ in op.reports] == ["ERROR"] and gone in op.reports[0][1]
+    assert gone in bpy.context.window_manager.dh_job.error
     assert _files(tmp_path / "frames") in ([], [".dh_frames.json"])
     layout = _draw_sidebar(bpy.context)
-    assert any("import the photo again" in text for text in layout.texts())
+    assert any(gone in text for text in layout.texts())
 
 
 # --- panels and preferences, drawn in every state ----------------------------------------------
@@ -239,7 +242,7 @@ def test_panels_draw_in_every_state(addon, tmp_path, monkeypatch):
     scene.render.engine = "DIFFUSION_HANDLES"
     assert addon_module("panels.render").DH_PT_render.poll(context)
     render = _draw_render(context)
-    assert any(t.startswith("Photo: ") for t in render.texts()) and "require_weights" in render.props()
+    assert any(t.startswith("Photo: ") for t in render.texts()) and "models_dir" in render.props()
 
     # a job running
     state = jobs.JobState("Render Stop-Motion")

@@ -113,16 +113,11 @@ def test_problems_are_error_reports_and_write_nothing(addon, tmp_path):
     scene.render.filepath = str(tmp_path / "out" / "f_####")
     scene.render.use_placeholder = True
 
-    # a diffusion photo without weights: the preview, unless the scene requires the weights
+    # a diffusion photo without weights fails (test_engine_choice.py: the explicit fallback)
     store = addon_module("session.store")
     store.SESSION_OPTIONS.update(models_dir=str(tmp_path / "no-models"))
     try:
         obj.dh.engine, obj.dh.prompt = "DIFFUSION", "a box"
-        deps = addon_module("session.deps")
-        if not deps.missing_modules():
-            name, note = addon_module("blender.frames").engine_for(obj, scene)
-            assert name == "PREVIEW" and "no diffusion weights" in note
-        scene.dh.require_weights = True
         with pytest.raises(RuntimeError, match="cannot run the diffusion engine"):
             bpy.ops.render.render(animation=True)
         assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []  # placeholder gone
@@ -138,10 +133,11 @@ def test_problems_are_error_reports_and_write_nothing(addon, tmp_path):
         bpy.ops.render.render(write_still=True)
     scene.camera = photo_camera
 
-    # the photo cache is gone
+    # the photo cache is gone, and the photo it could be rebuilt from too (test_caches.py: rebuilt)
     shutil.rmtree(bpy.path.abspath(obj.dh.cache_dir))
+    os.remove(obj.dh.image_path)
     addon_module("session.frames").forget()
-    with pytest.raises(RuntimeError, match="import the photo again"):
+    with pytest.raises(RuntimeError, match="sources are gone too"):
         bpy.ops.render.render(animation=True)
     assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
 
@@ -174,7 +170,6 @@ def test_diffusion_frames_prepare_once_and_equal_stop_motion(addon, tmp_path, ti
     obj, scene, _ = _keyed(tmp_path)
     obj.dh.engine, obj.dh.steps, obj.dh.resolution, obj.dh.inversion = "DIFFUSION", 2, 32, "ddim"
     scene.dh.models_dir = str(tiny_models_dir)  # saved with the .blend: what a farm node finds
-    scene.dh.require_weights = True
     store = addon_module("session.store")
     engine_module = addon_module("engine.pipeline")  # the add-on's own copy of the engine package
     prepares = []
@@ -195,6 +190,9 @@ def test_diffusion_frames_prepare_once_and_equal_stop_motion(addon, tmp_path, ti
         assert bpy.ops.render.render(animation=True) == {"FINISHED"}
         assert len(prepares) == 1  # the animation reuses the session's prepared photo
         anim = [_png(tmp_path / "anim" / f"f_{k:04d}.png") for k in (1, 2, 3)]
+        record = addon_module("session.frames").read_metadata(tmp_path / "anim" / "f_0001.png")
+        assert record["DH Engine"] == "diffusion" and record["DH Quality"] == obj.dh.quality
+        assert record["DH Model"].split("@")[1] and record["DH Model"] != "none"  # the model and its revision
         assert np.array_equal(anim[1], _png(tmp_path / "f12.png"))
 
         # a fresh session (a farm node): the prepared cache on disk is loaded, not computed again
@@ -212,6 +210,8 @@ def test_diffusion_frames_prepare_once_and_equal_stop_motion(addon, tmp_path, ti
         assert {p.name: p.stat().st_mtime_ns for p in prepared.iterdir()} == stamp
         for k in (1, 2, 3):  # the stop-motion operator's frames equal the render engine's
             assert np.array_equal(_png(tmp_path / "stop" / f"f_{k:04d}.png"), anim[k - 1]), k
+        # and carry the same record (the stop-motion operator writes it itself)
+        assert addon_module("session.frames").read_metadata(tmp_path / "stop" / "f_0001.png") == record
     finally:
         engine_module.Engine.prepare = original
         store.free_engine()

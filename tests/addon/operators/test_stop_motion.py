@@ -232,6 +232,7 @@ def test_render_errors_are_reports(addon, tmp_path):
     import shutil
 
     shutil.rmtree(obj.dh.cache_dir)
-    with pytest.raises(RuntimeError, match="import the photo again"):
+    shutil.rmtree(tmp_path / "photo")  # its sources too (a missing cache alone is rebuilt: test_caches.py)
+    with pytest.raises(RuntimeError, match="sources are gone too"):
         bpy.ops.dh.render_stop_motion()
     assert not (tmp_path / "frames").exists() or _frames(tmp_path) == []
