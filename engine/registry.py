@@ -274,7 +274,7 @@ def resolve_source(role: str, override: str | os.PathLike | None = None,
         p = Path(models_dir).expanduser() / role
         if p.is_dir():
             return Resolved(role, p, "models-dir", str(p))
-        if Path(models_dir).expanduser().is_dir():
+        if not Path(models_dir).expanduser().is_file():
             looked.append(str(p))
     for repo, rev in sources(role):
         found = cached_snapshot(role, repo, rev)

@@ -141,7 +141,10 @@ def convert(role: str, file: Path, out: Path) -> None:
     text_encoder.save_pretrained(out / "text_encoder", safe_serialization=True)
     shutil.copytree(configs / "tokenizer", out / "tokenizer")
     shutil.copytree(configs / "scheduler", out / "scheduler")
+    import diffusers
+
     index = {"_class_name": "StableDiffusionDepth2ImgPipeline" if role == "diffusion" else "StableDiffusionInpaintPipeline",
+             "_diffusers_version": diffusers.__version__,
              "unet": ["diffusers", "UNet2DConditionModel"], "vae": ["diffusers", "AutoencoderKL"],
              "text_encoder": ["transformers", "CLIPTextModel"], "tokenizer": ["transformers", "CLIPTokenizer"],
              "scheduler": ["diffusers", "DDIMScheduler"]}
