@@ -70,10 +70,11 @@ def model_sources(context=None):
     if cached is not None and time.monotonic() - cached[0] < 5.0:
         return cached[1]
     try:
-        from ..engine.cli.models import source_rows
+        from ..engine.registry import single_file_source, source_status
 
-        file = options["overrides"].get("diffusion")
-        used, rows = source_rows("diffusion", options["models_dir"]) if not file else (None, source_rows("diffusion")[1])
+        file = single_file_source("diffusion", options["overrides"].get("diffusion"), options["models_dir"])
+        # a checkpoint file is converted on first use, not while drawing: only the Hub sources here
+        used, rows = source_status("diffusion", options["models_dir"]) if not file else (None, source_status("diffusion")[1])
         lines = [(f"Source {n}: {r['id']} ({'in the cache, ' + r['cached'][:10] if r['cached'] else 'not in the cache'})"
                   + ("  in use" if r["in_use"] else ""), r["in_use"]) for n, r in enumerate(rows, 1)]
         if file:

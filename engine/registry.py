@@ -285,6 +285,22 @@ def resolve_source(role: str, override: str | os.PathLike | None = None,
     raise _missing(role, f"{sources(role)[0][0]}@{sources(role)[0][1]}", looked)
 
 
+def source_status(role: str, models_dir=None) -> tuple[Resolved | None, list[dict]]:
+    """(what ``role`` resolves to offline or None, one row per source: id, revision, the cached
+    snapshot's commit or None, whether it is the one in use): `models list` and the add-on's
+    preferences show these."""
+    try:
+        used = resolve_source(role, None, models_dir)
+    except ModelNotFoundError:
+        used = None
+    rows = []
+    for repo, rev in sources(role):
+        snap = cached_snapshot(role, repo, rev)
+        rows.append({"id": repo, "revision": rev, "cached": snap.name if snap else None,
+                     "in_use": bool(used and used.kind == "hub" and used.source == repo)})
+    return used, rows
+
+
 def cached_snapshot(role: str, repo: str, revision: str) -> Path | None:
     """A snapshot of ``repo`` in the Hugging Face cache holding the role's required files, offline:
     ``revision``, else the one ``refs/main`` names, else the newest other snapshot (a cache from
@@ -407,62 +423,14 @@ def check_weights(role: str, root) -> None:
 # content fingerprints of local model folders
 
 
-def _digest_cache_path() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "diffusion-handles" / "file-digests.json"
-
-
-class _DigestCache:
-    """SHA-256 of files, remembered by (real path, size, mtime, inode) in the user's cache folder,
-    so a large file is hashed once."""
-
-    def __init__(self):
-        import json
-
-        self.path = _digest_cache_path()
-        try:
-            cache = json.loads(self.path.read_text(encoding="utf-8"))
-            self.cache = cache if isinstance(cache, dict) else {}
-        except (OSError, ValueError):
-            self.cache = {}
-        self.changed = False
-
-    def digest(self, f: Path) -> str:
-        from .output import file_digest
-
-        st = f.stat()
-        stamp = f"{os.path.realpath(f)}:{st.st_size}:{st.st_mtime_ns}:{st.st_ino}"
-        digest = self.cache.get(stamp)
-        if not isinstance(digest, str):
-            digest = self.cache[stamp] = file_digest(f)
-            self.changed = True
-        return digest
-
-    def save(self):
-        from .output import write_json
-
-        if self.changed:
-            try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                write_json(self.path, self.cache)
-            except OSError:
-                pass  # a read-only home: hash again next time
-
-
-def file_content_digest(path) -> str:
-    """The SHA-256 of one file's content (a single-file checkpoint's key), hashed once per version."""
-    cache = _DigestCache()
-    digest = cache.digest(Path(path))
-    cache.save()
-    return digest
-
-
 def content_fingerprint(root) -> str:
     """A revision string for a local model folder from the CONTENT of its files (relative names
     and SHA-256 of each), so a copied folder keeps its fingerprint (and its prepared caches stay
-    valid) while a changed weight changes it. Digests are cached (:class:`_DigestCache`)."""
+    valid) while a changed weight changes it. Digests are cached (:class:`engine.digests.DigestCache`)."""
     root = Path(root)
-    cache = _DigestCache()
+    from .digests import DigestCache
+
+    cache = DigestCache()
     h = hashlib.sha256()
     for f in sorted(p for p in root.rglob("*") if p.is_file()):
         h.update(f"{f.relative_to(root).as_posix()}\0{cache.digest(f)}\n".encode())

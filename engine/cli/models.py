@@ -55,29 +55,12 @@ def run(args) -> int:
     return {"list": _list, "download": _download, "verify": _verify}[args.models_command](args)
 
 
-def source_rows(role, models_dir=None):
-    """Every source of ``role`` with what the cache holds of it, and the one in use (offline)."""
-    from .. import registry
-    from ..errors import ModelNotFoundError
-
-    try:
-        used = registry.resolve_source(role, None, models_dir)
-    except ModelNotFoundError:
-        used = None
-    rows = []
-    for repo, rev in registry.sources(role):
-        snap = registry.cached_snapshot(role, repo, rev)
-        rows.append({"id": repo, "revision": rev, "cached": snap.name if snap else None,
-                     "in_use": bool(used and used.kind == "hub" and used.source == repo)})
-    return used, rows
-
-
 def _list(args) -> int:
     from .. import registry
 
     rows = []
     for s in registry.REGISTRY.values():
-        used, sources = source_rows(s.role, args.models)
+        used, sources = registry.source_status(s.role, args.models)
         rows.append({"role": s.role, "id": s.default_id, "revision": s.revision, "download": s.download_size,
                      "licence": s.licence, "use": s.use, "loader": s.loader, "description": s.description,
                      "sources": sources, "single_file": s.single_file or None,

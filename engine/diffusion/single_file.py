@@ -43,7 +43,7 @@ def converted_root() -> Path:
 def converted_model(role: str, file) -> Path:
     """The diffusers folder converted from the checkpoint ``file`` for ``role`` (converted now when
     this content was never converted)."""
-    from ..registry import file_content_digest
+    from ..digests import file_content_digest
 
     file = Path(file).expanduser()
     if file.suffix.lower() not in CHECKPOINT_SUFFIXES:
