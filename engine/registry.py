@@ -375,10 +375,12 @@ def _missing_required(root: Path, patterns) -> list[str]:
 def _missing(role: str, model_id: str, looked: list[str], override: str | None = None) -> ModelNotFoundError:
     """Weights not on disk: what and where; the caller's front end says how to fetch them
     (``role`` / ``override`` on the error)."""
+    file = spec(role).single_file if role in REGISTRY and not override else ""
     return ModelNotFoundError(
         f"model for role {role!r} ({model_id}) is not available offline; looked in: {'; '.join(looked)}. "
         f"To fix: download it (needs network; HF_HOME chooses where it goes) or give the role a local "
-        f"model folder", role=role, override=override)
+        f"model folder" + (f" or its original checkpoint file ({file}.safetensors or .ckpt)" if file else ""),
+        role=role, override=override)
 
 
 # ---------------------------------------------------------------------------------------------
