@@ -502,9 +502,11 @@ def sources_failed_message(role: str, answers) -> str:
     tried = "; ".join(f"{repo}@{rev} answered {answer}" for repo, rev, answer in answers)
     fix = [f"check the network and download again (the maintained source is {s.default_id})"]
     if s.single_file:
+        where = ("`--models FILE` on the command line and in batch.py, the 'Model file' field in the add-on's "
+                 "preferences" if role == "diffusion" else
+                 f"`--{role}-model FILE` on the command line, the '{role}' override in the add-on's preferences")
         fix.append(f"or use the original checkpoint file you may already have ({s.single_file}.safetensors "
-                   f"or .ckpt) as the model file: `--models FILE` (diffusion) or `--{role}-model FILE` on "
-                   f"the command line and in batch.py, the 'Model file' field in the add-on's preferences")
+                   f"or .ckpt) as the model file: {where}")
     else:
         fix.append("or give the role a local model folder")
     return (f"no source could provide the {role!r} model: {tried}. To fix: {', '.join(fix)}"

@@ -85,8 +85,8 @@ def _list(args) -> int:
         if r["in_use"] and r["in_use"]["kind"] != "hub":
             print(f"{'':<15} in use: {r['in_use']['kind']} {r['in_use']['source']}")
         if r["single_file"]:
-            print(f"{'':<15} or its original checkpoint: --models FILE / --{r['role']}-model FILE "
-                  f"({r['single_file']}.safetensors or .ckpt)")
+            option = "--models FILE / --diffusion-model FILE" if r["role"] == "diffusion" else f"--{r['role']}-model FILE"
+            print(f"{'':<15} or its original checkpoint: {option} ({r['single_file']}.safetensors or .ckpt)")
     missing = [r["role"] for r in rows if not r["present"] and r["use"] == "default"]
     if missing:
         print(f"\nTo download the default pipeline's models: python -m engine models download "
