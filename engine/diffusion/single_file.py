@@ -58,8 +58,9 @@ def converted_model(role: str, file) -> Path:
     try:
         convert(role, file, work)
         (work / MARK).write_text(json.dumps({"role": role, "file": str(file), "sha256": digest}), encoding="utf-8")
-        shutil.rmtree(out, ignore_errors=True)
-        os.replace(work, out)
+        if not (out / MARK).is_file():  # else another process converted the same content meanwhile
+            shutil.rmtree(out, ignore_errors=True)  # an unfinished leftover
+            os.replace(work, out)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return out
@@ -89,8 +90,11 @@ def read_checkpoint(file: Path) -> dict:
             if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
                 state = state["state_dict"]
     except Exception as exc:  # corrupt file, a pickle that is more than tensors
+        hint = "" if file.suffix.lower() == ".safetensors" else (
+            "; a pickle is read only as plain tensors (weights_only): a .safetensors copy of it loads")
         raise ModelNotFoundError(f"model file {str(file)!r}: cannot be read as a checkpoint "
-                                 f"({type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''})") from exc
+                                 f"({type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''})"
+                                 f"{hint}") from exc
     if not isinstance(state, dict) or not any(isinstance(v, torch.Tensor) for v in state.values()):
         raise ModelNotFoundError(f"model file {str(file)!r}: holds no tensors")
     return {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
@@ -122,7 +126,8 @@ def convert(role: str, file: Path, out: Path) -> None:
         write_bundled_configs(role, configs)
     kw = dict(config=str(configs), local_files_only=True, torch_dtype=torch.float32)
     try:
-        unet = UNet2DConditionModel.from_single_file(checkpoint, subfolder="unet", **kw)
+        # extract_ema: where a file holds both, the EMA weights (the ones released for inference)
+        unet = UNet2DConditionModel.from_single_file(checkpoint, subfolder="unet", extract_ema=True, **kw)
         vae = AutoencoderKL.from_single_file(checkpoint, subfolder="vae", **kw)
         text_encoder = CLIPTextModel(CLIPTextConfig.from_pretrained(configs / "text_encoder"))
         converted = convert_open_clip_checkpoint(text_encoder, checkpoint)
