@@ -552,12 +552,18 @@ def _download_source(role, repo, rev, tqdm_class, notify) -> Path:
 
     s = spec(role)
     own = repo in dict(sources(role))
+    api = HfApi(endpoint=_endpoint())
     try:
-        info = HfApi(endpoint=_endpoint()).model_info(repo, revision=rev, files_metadata=True)
+        info = api.model_info(repo, revision=rev, files_metadata=True)
     except CancelledError:
         raise
     except Exception as exc:  # 401/403/404, network: this source is passed over
-        raise _SourceFailed(_answer(exc)) from exc
+        if getattr(exc, "response", None) is not None:
+            raise _SourceFailed(_answer(exc)) from exc
+        try:  # a listing without the files' metadata (a server that lacks it): the ETags stand in below
+            info = api.model_info(repo, revision=rev)
+        except Exception as again:
+            raise _SourceFailed(_answer(again)) from again
     metadata = {f.rfilename: {"size": f.size, "blob_id": f.blob_id, "sha256": f.lfs.sha256 if f.lfs else None}
                 for f in info.siblings or ()}
     files = select_files(role, metadata, own)
@@ -583,6 +589,10 @@ def _download_source(role, repo, rev, tqdm_class, notify) -> Path:
         ref.parent.mkdir(parents=True, exist_ok=True)
         ref.write_text(path.name)
     wanted = {n: metadata[n] for n in files}
+    for name, meta in wanted.items():  # no metadata listed: the Hub's ETag the blob is named by
+        blob = Path(os.path.realpath(path / name)).name
+        if not (meta.get("sha256") or meta.get("blob_id")) and len(blob) in (40, 64):
+            meta["sha256" if len(blob) == 64 else "blob_id"] = blob
     bad = _disagreements(path, wanted, check_hashes=True)
     if bad:
         for name, problem in bad:

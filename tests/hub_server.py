@@ -15,7 +15,7 @@ names of files whose first GET sends bytes of the right length but the wrong con
 metadata stays the true one). ``withdrawn``: ids answered as the real Hub answers an anonymous
 client for a withdrawn (or private) repository: HTTP 401 with ``X-Error-Code: RepoNotFound``, on
 every route. ``revision/{rev}?blobs=true`` (``model_info(files_metadata=True)``) lists each
-file's size, blob id and LFS sha256.
+file's size, blob id and LFS sha256 (``files_metadata=False``: names only).
 """
 from __future__ import annotations
 
@@ -62,8 +62,9 @@ class Repo:
 class HubServer:
     """``with HubServer({"org/name": folder}) as hub: os.environ["HF_ENDPOINT"] = hub.url``."""
 
-    def __init__(self, repos, interrupt=(), corrupt=(), withdrawn=()):
+    def __init__(self, repos, interrupt=(), corrupt=(), withdrawn=(), files_metadata=True):
         self.repos = {name: Repo(folder) for name, folder in repos.items()}
+        self.files_metadata = files_metadata  # False: file names only, as a plain listing has them
         self.interrupt = set(interrupt)
         self.corrupt = set(corrupt)
         self.withdrawn = set(withdrawn)
@@ -150,7 +151,8 @@ class HubServer:
                     if kind == "revision":
                         return self._json({"id": next(n for n, r in hub.repos.items() if r is repo),
                                            "sha": repo.commit, "private": False, "gated": False,
-                                           "siblings": [repo.sibling(n) for n in repo.files]})
+                                           "siblings": [repo.sibling(n) if hub.files_metadata else {"rfilename": n}
+                                                        for n in repo.files]})
                     if kind == "tree":
                         _rev, _, sub = tail.partition("/")
                         sub = sub.strip("/")

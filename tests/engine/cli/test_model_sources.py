@@ -158,6 +158,20 @@ def test_files_disagreeing_with_the_hub_metadata_are_refused_and_fetched_again(t
     assert "diffusion: ok" in _engine(["models", "verify", "diffusion"], offline).stdout
 
 
+def test_without_listed_metadata_the_etags_stand_in(tmp_path, tiny_models_dir):
+    """A server whose listing has no file metadata: the Hub's ETags (the blob names: LFS sha256, git
+    blob id) are what a wrong transfer is checked against, and what is recorded."""
+    true = (tiny_models_dir / "diffusion" / UNET).read_bytes()
+    with HubServer({MIRROR: tiny_models_dir / "diffusion"}, corrupt={UNET}, files_metadata=False) as hub:
+        result = _download(hub, tmp_path)
+        commit = hub.repos[MIRROR].commit
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "refused, fetching it again" in result.stderr and len(hub.ranges(UNET)) == 2
+    assert (_repo_dir(tmp_path, MIRROR) / "snapshots" / commit / UNET).read_bytes() == true
+    record = json.loads((_repo_dir(tmp_path, MIRROR) / "diffusion-handles-files.json").read_text())[commit]
+    assert record["files"][UNET]["sha256"] == hashlib.sha256(true).hexdigest()
+
+
 def test_every_source_failing_is_one_message_and_writes_nothing(tmp_path):
     with HubServer({}, withdrawn={MIRROR, OFFICIAL}) as hub:
         result = _download(hub, tmp_path)
