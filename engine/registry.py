@@ -260,7 +260,10 @@ def resolve_source(role: str, override: str | os.PathLike | None = None,
                 f"model override for role {role!r}: {text!r} is neither a local directory nor a "
                 f"Hugging Face id (org/name or org/name@revision)")
         repo, rev = _split_id(text, _source_revision(role, text.split("@")[0]))
-        found = _from_hf_cache(repo, rev, s.allow_patterns if repo in dict(sources(role)) else None)
+        if repo in dict(sources(role)) and "@" not in text:  # one of the role's own: any snapshot of it
+            found = cached_snapshot(role, repo, rev)
+        else:
+            found = _from_hf_cache(repo, rev, s.allow_patterns if repo in dict(sources(role)) else None)
         if found:
             return Resolved(role, found, "hub", repo, found.name)
         looked.append(f"Hugging Face cache ({hf_cache_dir()}) for {repo}@{rev}")
