@@ -522,7 +522,7 @@ def _answer(exc) -> str:
     status = getattr(response, "status_code", None)
     if status:
         code = response.headers.get("X-Error-Code") if getattr(response, "headers", None) is not None else None
-        meaning = {401: "not found or not public (withdrawn?)", 403: "access refused (gated?)",
+        meaning = {401: "not found or not public: withdrawn?", 403: "access refused: gated?",
                    404: "not found"}.get(status, "")
         return f"HTTP {status}{' ' + code if code else ''}" + (f" ({meaning})" if meaning else "")
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""

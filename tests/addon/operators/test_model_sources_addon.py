@@ -61,7 +61,7 @@ def test_download_models_from_the_mirror_and_the_one_message(tmp_path, tiny_mode
     assert result.returncode == 0, out
     from engine import registry
 
-    answer = "HTTP 401 RepoNotFound (not found or not public (withdrawn?))"
+    answer = "HTTP 401 RepoNotFound (not found or not public: withdrawn?)"
     message = registry.sources_failed_message("diffusion", [(MIRROR, "main", answer), (OFFICIAL, "main", answer)])
     failed = out.split("FAILED ", 1)[1].split("\n")[0]
     assert message in failed, failed  # the command line's text, word for word

@@ -115,8 +115,8 @@ def test_old_official_snapshot_works_offline(tmp_path, tiny_models_dir):
         commit = hub.repos[OFFICIAL].commit
     assert result.returncode == 0, result.stdout + result.stderr
     passed = [line for line in result.stderr.splitlines() if "passed over" in line]
-    assert passed == [f"diffusion: {MIRROR}@main passed over: HTTP 401 RepoNotFound (not found or not public "
-                      f"(withdrawn?))"], result.stderr
+    assert passed == [f"diffusion: {MIRROR}@main passed over: HTTP 401 RepoNotFound (not found or not public: "
+                      f"withdrawn?)"], result.stderr
     assert not _repo_dir(tmp_path, MIRROR).exists()
     (_repo_dir(tmp_path, OFFICIAL) / "diffusion-handles-files.json").unlink()
     edit = _offline_edit(tmp_path, tmp_path / "out")
@@ -177,7 +177,7 @@ def test_every_source_failing_is_one_message_and_writes_nothing(tmp_path):
         result = _download(hub, tmp_path)
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
-    answer = "HTTP 401 RepoNotFound (not found or not public (withdrawn?))"
+    answer = "HTTP 401 RepoNotFound (not found or not public: withdrawn?)"
     assert lines[-1].startswith(f"error: no source could provide the 'diffusion' model: {MIRROR}@main answered "
                                 f"{answer}; {OFFICIAL}@main answered {answer}. To fix: "), lines[-1]
     for part in (f"the maintained source is {MIRROR}", "512-depth-ema.safetensors", "--models FILE",
