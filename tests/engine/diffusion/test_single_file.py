@@ -21,6 +21,7 @@ from engine.pipeline import Engine
 from engine.settings import EditSettings, RuntimeOptions
 from ldm_checkpoint import write_ldm_checkpoint
 
+pytestmark = pytest.mark.slow
 SETTINGS = EditSettings(resolution=32, steps=4, guided_steps=3, inversion="negative-prompt",
                         guidance_step_size=0.002)
 CPU32 = RuntimeOptions(device="cpu", dtype="fp32")
