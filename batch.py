@@ -3,7 +3,7 @@
 
     blender -b --python batch.py -- --image IMG --prompt TEXT (--mask M... | --object TEXT...) [--depth D]
                                     --keyframes K.json --out DIR [--engine preview|diffusion|auto]
-                                    [--models DIR]
+                                    [--models DIR_OR_FILE]
     python batch.py ...same arguments...            (with the bpy module installed)
 
 It imports the photo exactly as the add-on's Import Photo does (camera, lifted background and one
@@ -61,7 +61,8 @@ def parse_args(argv):
     p.add_argument("--out", required=True, help="output folder (frames/, contact_sheet.png, cache/)")
     p.add_argument("--engine", default="auto", choices=("auto", "preview", "diffusion"),
                    help="auto: diffusion when its weights are found, else the weightless preview")
-    p.add_argument("--models", help="models folder (one sub-folder per role, e.g. diffusion/)")
+    p.add_argument("--models", help="models folder (one sub-folder per role, e.g. diffusion/), or the original "
+                                    "SD2-depth checkpoint file (512-depth-ema.safetensors or .ckpt) as the diffusion model")
     p.add_argument("--device", default="auto", help="where the models run: auto (default: CUDA, else Apple "
                                                     "MPS, else the CPU), cuda, cuda:N, mps or cpu")
     p.add_argument("--preset", help="edit schedule, one of the engine's presets: 'default' (the paper's, "
@@ -160,8 +161,10 @@ def check_inputs(package, args):
     engine = lambda name: importlib.import_module(f"{package}.engine.{name}")  # noqa: E731
     checks, inputs, output, transforms = engine("checks"), engine("inputs"), engine("output"), engine("transforms")
     errors = engine("errors")
-    if args.models and not os.path.isdir(args.models):
-        raise errors.InputError(f"--models '{args.models}': not a folder")
+    if args.models and not os.path.isdir(args.models) and not (  # a folder, or the diffusion checkpoint FILE
+            os.path.isfile(args.models) and args.models.lower().endswith((".safetensors", ".ckpt"))):
+        raise errors.InputError(f"--models '{args.models}': neither a models folder nor a checkpoint file "
+                                f"(.safetensors or .ckpt)")
     models_dir = os.path.abspath(args.models) if args.models else None
     chosen, why = choose_engine(package, args.engine, models_dir)
     photo = inputs.load_photo(args.image, args.prompt, depth=args.depth, mask=args.mask,

@@ -22,6 +22,8 @@ def engine_options(context=None, scene=None):
             overrides={role: getattr(prefs, f"{role}_model").strip() for role in ROLES
                        if getattr(prefs, f"{role}_model", "").strip()},
             device=prefs.device.lower(), dtype=prefs.precision.lower())
+        if getattr(prefs, "model_file", "").strip():  # the diffusion role's checkpoint file wins over its id
+            options["overrides"]["diffusion"] = bpy.path.abspath(prefs.model_file.strip())
     scene_props = getattr(scene, "dh", None)
     if scene_props is not None and scene_props.models_dir:
         options["models_dir"] = bpy.path.abspath(scene_props.models_dir)
@@ -45,7 +47,8 @@ def weights_status(context=None):
     try:
         from ..engine import registry
 
-        where = registry.resolve("diffusion", key[1], models_dir=key[0])
+        file = registry.single_file_source("diffusion", key[1], key[0])  # converted on first use, not here
+        where = file or registry.resolve("diffusion", key[1], models_dir=key[0])
         status = (True, f"Diffusion weights: {where}")
     except ImportError as exc:
         status = (False, f"Diffusion weights: cannot look (missing {exc.name or exc})")
@@ -56,9 +59,42 @@ def weights_status(context=None):
     return status
 
 
+def model_sources(context=None):
+    """(text, in use) per source of the diffusion role for the preferences, looked up with the
+    weights' status (at most every few seconds)."""
+    import time
+
+    options = engine_options(context, getattr(context, "scene", None))
+    key = ("sources", options["models_dir"], options["overrides"].get("diffusion"))
+    cached = _sources_cache.get(key)
+    if cached is not None and time.monotonic() - cached[0] < 5.0:
+        return cached[1]
+    try:
+        from ..engine.registry import single_file_source, source_status
+
+        file = single_file_source("diffusion", options["overrides"].get("diffusion"), options["models_dir"])
+        # a checkpoint file is converted on first use, not while drawing: only the Hub sources here
+        used, rows = source_status("diffusion", options["models_dir"]) if not file else (None, source_status("diffusion")[1])
+        lines = [(f"Source {n}: {r['id']} ({'in the cache, ' + r['cached'][:10] if r['cached'] else 'not in the cache'})"
+                  + ("  in use" if r["in_use"] else ""), r["in_use"]) for n, r in enumerate(rows, 1)]
+        if file:
+            lines.append((f"In use: {file}", True))
+        elif used is not None and used.kind != "hub":
+            lines.append((f"In use: {used.source}", True))
+    except ImportError:
+        lines = []
+    _sources_cache.clear()
+    _sources_cache[key] = (time.monotonic(), lines)
+    return lines
+
+
+_sources_cache = {}
+
+
 def forget_weights_status():
     """Look again on the next redraw (e.g. after a download)."""
     _status_cache.clear()
+    _sources_cache.clear()
 
 
 def edit_settings(props, options=None):

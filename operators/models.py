@@ -43,14 +43,22 @@ class DH_OT_download_models(OnlineOnly, JobOperator, bpy.types.Operator):
             self.report({"ERROR"}, user_message(exc))
             return None
 
+        notes = self.notes = []  # a withdrawn source passed over, a file fetched again: one line each
+
         def work(progress, should_cancel):
-            return download_models(plan, progress, should_cancel)
+            def notify(line):
+                notes.append(line)
+                progress(line, 0, 1)
+
+            return download_models(plan, progress, should_cancel, notify)
 
         return work
 
     def finish(self, context, roles):
         forget_weights_status()
-        self.report({"INFO"}, f"models downloaded: {', '.join(roles) or 'none needed (local folders)'}")
+        for line in getattr(self, "notes", ()):
+            self.report({"INFO"}, line)
+        self.report({"INFO"}, f"models downloaded: {', '.join(roles) or 'none needed (local folders or files)'}")
         return {"FINISHED"}
 
 

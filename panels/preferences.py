@@ -29,7 +29,12 @@ class DH_AddonPreferences(bpy.types.AddonPreferences):
     depth_model: StringProperty(name="Depth", description="Override for the depth estimator")
     detector_model: StringProperty(name="Detector", description="Override for the open-vocabulary detector")
     sam_model: StringProperty(name="SAM", description="Override for the segmenter (SAM folder or checkpoint)")
-    inpaint_model: StringProperty(name="Inpainting", description="Override for the optional object-removal inpainter")
+    inpaint_model: StringProperty(name="Inpainting", description="Override for the optional object-removal inpainter "
+                                  "(also its original 512-inpainting-ema.safetensors / .ckpt file)")
+    model_file: StringProperty(name="Model file", subtype="FILE_PATH",
+                               description="The original SD2-depth checkpoint you may already have "
+                                           "(512-depth-ema.safetensors or .ckpt, as Automatic1111 and ComfyUI use "
+                                           "it): converted once, used instead of a download")
     cache_dir: StringProperty(name="Cache Folder", subtype="DIR_PATH",
                               description="Per-photo caches (inputs and prepared inversions); empty: beside "
                                           "the .blend (<blend name>_dh_cache)")
@@ -71,8 +76,10 @@ class DH_AddonPreferences(bpy.types.AddonPreferences):
         col = box.column(align=True)
         for role in ("diffusion", "depth", "detector", "sam", "inpaint"):
             col.prop(self, f"{role}_model")
+        box.prop(self, "model_file")
         found, text = weights_status(context)
         box.label(text=text, icon="CHECKMARK" if found else "ERROR")
+        _draw_sources(box, context)
         row = box.row()
         row.operator("dh.download_models", icon="URL")
         if not bpy.app.online_access:
@@ -82,6 +89,16 @@ class DH_AddonPreferences(bpy.types.AddonPreferences):
         row.operator("dh.free_memory", icon="TRASH")
 
         layout.prop(self, "cache_dir")
+
+
+def _draw_sources(layout, context):
+    """Every Hugging Face source of the diffusion role, in the order tried, and the one in use
+    (the same rows as `python -m engine models list`)."""
+    from ..blender.options import model_sources
+
+    col = layout.column(align=True)
+    for text, in_use in model_sources(context):
+        col.label(text=text, icon="RADIOBUT_ON" if in_use else "RADIOBUT_OFF")
 
 
 CLASSES = (DH_AddonPreferences,)

@@ -9,7 +9,7 @@ CANCELLED = "download cancelled; finished files stay in the cache, run it again 
 
 def download_plan(overrides):
     """(role to fetch, Hugging Face id or None for the role's default) for each role of the default
-    pipeline: a local-folder override needs nothing, an alias role (``sam-vit-h``) is fetched as itself."""
+    pipeline: a local folder or file override needs nothing, an alias role (``sam-vit-h``) is fetched as itself."""
     from ..engine import registry
 
     plan = []
@@ -17,7 +17,7 @@ def download_plan(overrides):
         if spec.use != "default":
             continue
         override = overrides.get(role)
-        if override and os.path.isdir(override):
+        if override and os.path.exists(override):  # a folder, or a checkpoint file (Model file)
             continue
         if override in registry.REGISTRY:
             plan.append((override, None))
@@ -59,9 +59,12 @@ class _Null:
         pass
 
 
-def download_models(plan, progress, should_cancel):
+def download_models(plan, progress, should_cancel, notify=None):
     """Fetch each (role, override) of ``plan`` with ``registry.download``; returns the roles done.
-    Raises CancelledError between roles, or inside a transfer, when ``should_cancel()``."""
+    ``notify`` gets the registry's one-line notes (a withdrawn source passed over, a file refused
+    and fetched again). Raises CancelledError between roles, or inside a transfer, when
+    ``should_cancel()``; when no source of a role serves, the registry's one message
+    (SourcesFailedError)."""
     from ..engine import registry
     from ..engine.errors import CancelledError
 
@@ -72,7 +75,8 @@ def download_models(plan, progress, should_cancel):
         label = f"{role} ({index + 1}/{len(plan)})"
         progress(label, 0, 1)
         try:
-            registry.download(role, override, tqdm_class=progress_tqdm(progress, should_cancel, label))
+            registry.download(role, override, tqdm_class=progress_tqdm(progress, should_cancel, label),
+                              notify=notify)
         except Exception as exc:
             if isinstance(exc.__cause__, CancelledError):  # registry.download wraps every error
                 raise exc.__cause__ from None

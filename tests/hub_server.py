@@ -10,7 +10,12 @@ Serves model repositories (folders) in the Hub's HTTP layout, the part `huggingf
     GET  /{repo}/resolve/{rev}/{file}            the bytes; honours Range (resumed downloads)
 
 Files matching ``lfs_patterns`` are served as LFS files (like weights on the Hub). ``interrupt``:
-names of files whose first GET sends only half the bytes and drops the connection.
+names of files whose first GET sends only half the bytes and drops the connection. ``corrupt``:
+names of files whose first GET sends bytes of the right length but the wrong content (the
+metadata stays the true one). ``withdrawn``: ids answered as the real Hub answers an anonymous
+client for a withdrawn (or private) repository: HTTP 401 with ``X-Error-Code: RepoNotFound``, on
+every route. ``revision/{rev}?blobs=true`` (``model_info(files_metadata=True)``) lists each
+file's size, blob id and LFS sha256 (``files_metadata=False``: names only).
 """
 from __future__ import annotations
 
@@ -38,6 +43,14 @@ class Repo:
             digest.update(name.encode() + git_blob_sha1(data).encode())
         self.commit = digest.hexdigest()  # 40 hex, like a git commit
 
+    def sibling(self, name):
+        """The file as ``/api/models/{repo}/revision/{rev}?blobs=true`` lists it."""
+        data = self.files[name]
+        item = {"rfilename": name, "size": len(data), "blobId": git_blob_sha1(data)}
+        if name in self.lfs:
+            item["lfs"] = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data), "pointerSize": 130}
+        return item
+
     def entry(self, name):
         data = self.files[name]
         item = {"type": "file", "path": name, "size": len(data), "oid": git_blob_sha1(data)}
@@ -49,9 +62,12 @@ class Repo:
 class HubServer:
     """``with HubServer({"org/name": folder}) as hub: os.environ["HF_ENDPOINT"] = hub.url``."""
 
-    def __init__(self, repos, interrupt=()):
+    def __init__(self, repos, interrupt=(), corrupt=(), withdrawn=(), files_metadata=True):
         self.repos = {name: Repo(folder) for name, folder in repos.items()}
+        self.files_metadata = files_metadata  # False: file names only, as a plain listing has them
         self.interrupt = set(interrupt)
+        self.corrupt = set(corrupt)
+        self.withdrawn = set(withdrawn)
         self.requests = []  # (method, path, range header)
         self._lock = threading.Lock()
         self._served_once = set()
@@ -71,6 +87,14 @@ class HubServer:
     def ranges(self, file_name):
         """The Range headers of the GETs of ``file_name`` (None: a whole-file GET)."""
         return [r for m, p, r in self.requests if m == "GET" and p.endswith("/" + file_name)]
+
+    def asked(self, repo):
+        """Whether any request named ``repo``."""
+        return any(p.startswith((f"/api/models/{repo}/", f"/{repo}/")) for _, p, _ in self.requests)
+
+    def _withdrawn(self, path):
+        return any(path.startswith((f"/api/models/{name}/", f"/{name}/")) or path == f"/api/models/{name}"
+                   for name in self.withdrawn)
 
     def _find(self, path):
         """(repo, rev, rest) for /api/models/{repo}/... or /{repo}/resolve/{rev}/{file}."""
@@ -97,9 +121,9 @@ class HubServer:
                 self.end_headers()
                 self.wfile.write(body)
 
-            def _missing(self, what):
+            def _missing(self, what, status=404):
                 body = json.dumps({"error": what}).encode()
-                self.send_response(404)
+                self.send_response(status)
                 self.send_header("X-Error-Code", "EntryNotFound" if "file" in what else "RepoNotFound")
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
@@ -117,6 +141,8 @@ class HubServer:
                 path = unquote(urlparse(self.path).path)
                 with hub._lock:
                     hub.requests.append((self.command, path, self.headers.get("Range")))
+                if hub._withdrawn(path):  # as huggingface.co answers for a withdrawn repository
+                    return self._missing("Repository not found", status=401)
                 prefix, repo, rest = hub._find(path)
                 if repo is None:
                     return self._missing("repository")
@@ -125,7 +151,8 @@ class HubServer:
                     if kind == "revision":
                         return self._json({"id": next(n for n, r in hub.repos.items() if r is repo),
                                            "sha": repo.commit, "private": False, "gated": False,
-                                           "siblings": [{"rfilename": n} for n in repo.files]})
+                                           "siblings": [repo.sibling(n) if hub.files_metadata else {"rfilename": n}
+                                                        for n in repo.files]})
                     if kind == "tree":
                         _rev, _, sub = tail.partition("/")
                         sub = sub.strip("/")
@@ -160,8 +187,11 @@ class HubServer:
                     return
                 body = data[start:]
                 with hub._lock:
-                    cut = name in hub.interrupt and name not in hub._served_once
+                    first = name not in hub._served_once
+                    cut = name in hub.interrupt and first
                     hub._served_once.add(name)
+                if name in hub.corrupt and first:  # the right length, the wrong bytes
+                    body = bytes(b ^ 0xFF for b in body)
                 if cut:  # a dropped connection half way
                     self.wfile.write(body[: len(body) // 2])
                     self.wfile.flush()

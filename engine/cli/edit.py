@@ -251,6 +251,7 @@ def _run(args, claims) -> int:
         "size": list(prepared.size), "output_size": args.output_size,
         "frame_size": list(prepared.original_size if args.output_size == "photo" else prepared.size),
         "model_id": prepared.model_id,
+        "model_revision": prepared.revision,  # the snapshot's commit (a download resolved "main" to it)
         "device": str(engine.models.device) if start < n else None,
         "seconds": {**stages, "load": engine.timings.get("load", 0.0), "total": time.perf_counter() - t_all},
         "edit_unet_forward": counts["unet_forward"], "edit_unet_backward": counts["unet_backward"],

@@ -48,8 +48,10 @@ def add_model_arguments(p) -> None:
 
     d = EditSettings()
     g = p.add_argument_group("model and settings")
-    g.add_argument("--models", metavar="DIR", help="models directory laid out as DIR/<role>/")
-    g.add_argument("--diffusion-model", metavar="ID_OR_DIR", help="override the diffusion model")
+    g.add_argument("--models", metavar="DIR_OR_FILE", help="models directory laid out as DIR/<role>/, or the "
+                                                         "original SD2-depth checkpoint FILE (512-depth-ema.safetensors "
+                                                         "or .ckpt; converted once) as the diffusion model")
+    g.add_argument("--diffusion-model", metavar="ID_OR_DIR", help="override the diffusion model (also a checkpoint file)")
     g.add_argument("--preset", choices=tuple(PRESETS), default=None,
                    help="edit schedule: default (the paper's) or fast (about a quarter of the UNet "
                         "evaluations per frame; docs/method.md); the options below override it. "
@@ -113,12 +115,17 @@ def runtime_from_args(args):
 
 
 def check_models_dir(args) -> None:
-    """--models DIR must be a folder (checked before any output is made)."""
+    """--models must be a folder or a checkpoint file (checked before any output is made)."""
+    from ..diffusion.single_file import CHECKPOINT_SUFFIXES
+
     models = getattr(args, "models", None)
     if models is not None:
         p = Path(models).expanduser()
-        if not p.is_dir():
-            raise InputError(f"--models '{models}': {'not a folder' if p.exists() else 'does not exist'} "
+        if p.is_file() and p.suffix.lower() not in CHECKPOINT_SUFFIXES:
+            raise InputError(f"--models '{models}': a file, but not a checkpoint "
+                             f"({', '.join(CHECKPOINT_SUFFIXES)}); give a models folder or the model file")
+        if not p.exists():
+            raise InputError(f"--models '{models}': does not exist "
                              f"(write tiny test models with `python -m engine tiny-models DIR`)")
 
 
@@ -142,7 +149,8 @@ def check_models_available(args, photo=None) -> None:
             roles["inpaint"] = overrides.get("inpaint")
     roles["diffusion"] = getattr(args, "diffusion_model", None)
     for role, override in roles.items():
-        override_file = override and Path(override).expanduser().is_file()
+        # a SAM checkpoint file is read by its loader; the diffusion roles' files resolve (converted once)
+        override_file = override and Path(override).expanduser().is_file() and not registry.spec(role).single_file
         if not override_file:
             path = registry.resolve(role, override, args.models)
             registry.check_weights(role, path)

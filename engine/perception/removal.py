@@ -87,7 +87,7 @@ def load_inpaint_pipeline(models_dir=None, override=None, device="auto"):
 
         from ..devices import resolve_dtype
 
-        # The registry fetches only the fp16 safetensors; a local directory may hold plain files.
+        # fp16 weights where the download found them (else full precision); a folder may hold either.
         variant = "fp16" if any(path.glob("unet/*.fp16.safetensors")) else None
         pipe = StableDiffusionInpaintPipeline.from_pretrained(
             path, dtype=resolve_dtype("auto", dev), variant=variant, use_safetensors=True, local_files_only=True,

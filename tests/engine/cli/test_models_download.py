@@ -51,13 +51,13 @@ def test_download_resume_verify_then_offline(tmp_path, tiny_models_dir):
     assert check.returncode == 0, check.stdout + check.stderr
     assert "VERIFY True 13 []" in check.stdout and "LOADED UNet2DConditionModel" in check.stdout
 
-    # a corrupted blob is found by the verification
+    # a corrupted blob is found by the verification (against the Hub's metadata recorded at download)
     snapshot = next((tmp_path / "hf" / "hub" / "models--dh-test--tiny-sd2-depth" / "snapshots").iterdir())
     blob = (snapshot / "vae" / "config.json").resolve()
     blob.write_text(blob.read_text().replace("{", "{ ", 1))
     check = _python("from engine import registry\n"
                     "print(registry.verify('diffusion', 'dh-test/tiny-sd2-depth').problems)", offline)
-    assert "vae/config.json: content hash" in check.stdout, check.stdout + check.stderr
+    assert "vae/config.json has 642 bytes, the Hub's metadata says 641" in check.stdout, check.stdout + check.stderr
 
     # downloads refuse clearly when offline
     refused = subprocess.run([sys.executable, "-m", "engine", "models", "download", "diffusion", "--id",
