@@ -43,6 +43,7 @@ def add_arguments(parser):
 def run(args) -> int:
     from .. import checks
     from ..errors import InputError
+    from .. import console
     from ..inputs import load_photo, segment_points
     from ..io import load_image
     from ..pipeline import pivots
@@ -58,6 +59,8 @@ def run(args) -> int:
     photo = load_photo(args.image, "", depth=args.depth, mask=args.mask, depth_png_scale=args.png_scale,
                        background_depth=args.background_depth, require_prompt=False,
                        points=args.point, points_out=args.point_out, labels={"depth_png_scale": "--png-scale"})
+    if "resized" in photo.notes:
+        console.say(f"note: {photo.notes['resized']}")
     if photo.mask is None:  # SAM's mask of the clicked points, exactly as prepare / edit compute it
         from .. import registry
 
