@@ -250,6 +250,9 @@ class EditGeometry:
     visible: one bool per part (any pixel of it in view); camera_moved: the frame moves the camera.
     shown: one bool per part (False: the frame removes it, ``"visible": false``); part_of: the
         0-based object each part is an instance of (an object itself, or the object a copy copies).
+    notes: one line per part the frame shows but not as placed: "object 2 hidden behind object
+        1", "object 1 out of view", "object 1 too small to see (under a pixel), scaled by 1e-06",
+        "object 1 fills the frame, scaled by 1e+06" (parts numbered objects first, then copies).
     """
 
     target_mask: np.ndarray
@@ -264,6 +267,7 @@ class EditGeometry:
     camera_moved: bool = False
     shown: tuple = ()
     part_of: tuple = ()
+    notes: tuple = ()  # what the frame does to its parts' visibility, one line each (LiftedScene.frame)
 
     @property
     def shape(self):

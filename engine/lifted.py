@@ -40,6 +40,9 @@ from .geometry import (DEFAULT_MAX_DEPTH_JUMP, DEFAULT_OCCLUSION_TOLERANCE, DEFA
 from .images import resize_image, resize_nearest
 from .transforms import FrameEdit, same_matrix
 
+# A moved part covering this share of the frame (and less at rest) "fills the frame".
+FILLS_FRAME = 0.9
+
 
 @dataclass
 class _Part:
@@ -156,10 +159,17 @@ class LiftedScene:
         picture, too far away) and none is removed; such a frame renders without them. When that is every frame,
         the trajectory is refused (InputError naming ``what``): nothing of the objects would be
         edited. Geometry is made one frame at a time and dropped."""
-        hidden = [k for k, e in enumerate(edits, start=1) if not self.frame(e, edited_depth=False).edits_anything]
+        hidden, notes = [], []
+        for k, e in enumerate(edits, start=1):
+            geo = self.frame(e, edited_depth=False)
+            if not geo.edits_anything:
+                hidden.append(k)
+                notes.append(geo.notes)
         if edits and len(hidden) == len(edits):
-            raise InputError(f"{what}: every object is out of view in every frame (behind the camera, outside "
-                             f"the picture or too far to cover a pixel)")
+            if all(note.startswith("object ") and " out of view" in note for frame in notes for note in frame):
+                raise InputError(f"{what}: every object is out of view in every frame (behind the camera or "
+                                 f"outside the picture)")
+            raise InputError(f"{what}: no object is seen in any frame (frame 1: {'; '.join(notes[0])})")
         return hidden
 
     # --- one frame ------------------------------------------------------------------------------
@@ -272,10 +282,55 @@ class LiftedScene:
             timings["composite_s"] = time.perf_counter() - t0
         timings["total_s"] = time.perf_counter() - t_start
         visible = tuple(bool(m.any()) for m in target_masks)
+        parts = [(self.objects[n], keys[n + 1], T) for n, T in enumerate(moves)]
+        parts += [(self.objects[c.of], ("copy", j), c.matrix) for j, c in enumerate(edit.copies)]
+        notes = self._visibility_notes(parts, shown, obj_rasters, target_masks, target, projections,
+                                       edit.part_sources(), (h, w))
         return EditGeometry(target, valid, coords.astype(np.float32), object_depth.astype(np.float32),
                             None if edited is None else edited.astype(np.float32), union_rest,
                             timings, target_masks=target_masks, visible=visible,
-                            camera_moved=moves_camera, shown=shown, part_of=edit.part_sources())
+                            camera_moved=moves_camera, shown=shown, part_of=edit.part_sources(), notes=notes)
+
+    def _visibility_notes(self, parts, shown, rasters, target_masks, target, projections, part_of, hw) -> tuple:
+        """The one wording of what a frame does to its parts' visibility (`EditGeometry.notes`):
+        a shown part seen nowhere is "hidden behind object M" (or the background) when it lands
+        on pixels others cover, "too small to see" when it projects under a pixel, else "out of
+        view" (it left the frame, or lies behind the camera); a part covering most of the frame
+        that did not at rest "fills the frame". A scale other than 1 is named (1e-6 or 1e6 is a
+        typo more often than an intent)."""
+        h, w = hw
+        notes = []
+        for n, ((part, key, T), r) in enumerate(zip(parts, rasters)):
+            if not shown[n]:
+                continue
+            scale = abs(float(np.linalg.det(np.asarray(T, np.float64)[:3, :3]))) ** (1.0 / 3.0)
+            scaled = f", scaled by {scale:.3g}" if abs(scale - 1.0) > 1e-6 else ""
+            label = f"object {n + 1}"
+            if target_masks[n].any():
+                if target_masks[n].mean() >= FILLS_FRAME and \
+                        resize_nearest(self.object_masks[part_of[n]], (h, w)).mean() < FILLS_FRAME:
+                    notes.append(f"{label} fills the frame{scaled}")
+                continue
+            covered = r.covered
+            if covered.any():  # drawn, but something nearer wins every pixel it lands on
+                counts = [int((m & covered).sum()) if m_n != n else -1 for m_n, m in enumerate(target_masks)]
+                behind = int((covered & ~target).sum())
+                best = int(np.argmax(counts)) if counts else 0
+                notes.append(f"{label} hidden behind " + (f"object {best + 1}" if counts and counts[best] > behind
+                                                           else "the background") + scaled)
+                continue
+            u, v, z = projections.get(key) or (None, None, None)
+            ids = np.union1d(part.faces.ravel(), part.points)
+            front = np.zeros(0, bool) if u is None else np.isfinite(z[ids]) & (z[ids] > 0)
+            if u is not None and front.any():
+                uf, vf = u[ids][front], v[ids][front]
+                small = uf.max() - uf.min() < 1.0 and vf.max() - vf.min() < 1.0
+                inside = ((uf >= 0) & (uf <= w) & (vf >= 0) & (vf <= h)).any()
+                if small and inside:
+                    notes.append(f"{label} too small to see (under a pixel){scaled}")
+                    continue
+            notes.append(f"{label} out of view{scaled}")
+        return tuple(notes)
 
     # --- helpers -------------------------------------------------------------------------------
     def _seams_between(self, keys, n) -> np.ndarray:
