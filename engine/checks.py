@@ -113,14 +113,15 @@ def depth(value, what="depth", expected_shape=None) -> np.ndarray:
 def resampled_size(shape, photo_shape, what) -> bool:
     """The one rule for a depth map or mask at another size than the photo: False when it is the
     photo's size, True when it has the photo's aspect ratio within a pixel's rounding (both sides
-    are the photo's times one scale, each rounded either way, as a depth model or phone gives
-    them; the caller resamples it), else InputError naming the input and both sizes."""
+    are the photo's times one scale, each rounded to a whole pixel, as a depth model or a phone
+    gives them; the caller resamples it), else InputError naming the input and both sizes."""
     h, w = (int(v) for v in shape[:2])
     H, W = (int(v) for v in photo_shape[:2])
     if (h, w) == (H, W):
         return False
-    # some scale s with |h - H s| <= 1 and |w - W s| <= 1 (a side floored or ceiled, not only rounded)
-    if h >= 2 and w >= 2 and max((h - 1) / H, (w - 1) / W) <= min((h + 1) / H, (w + 1) / W):
+    # some scale s with |h - H s| <= 1/2 and |w - W s| <= 1/2 (each side rounded from the photo's)
+    r = 0.5 + 1e-9
+    if h >= 2 and w >= 2 and max((h - r) / H, (w - r) / W) <= min((h + r) / H, (w + r) / W):
         return True
     raise InputError(f"{what}: size {_shape_text((h, w))} does not match the photo's {_shape_text((H, W))} "
                      f"and has another aspect ratio ({w / h:.4g} against {W / H:.4g}); give it at the "

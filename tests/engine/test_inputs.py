@@ -281,7 +281,10 @@ def test_resampled_size_rule():
 
     assert resampled_size((3000, 4000), (3000, 4000), "depth") is False
     assert resampled_size((480, 640), (3000, 4000), "depth") is True  # exact 4:3
-    assert resampled_size((481, 640), (3000, 4000), "depth") is True  # one side rounded up
+    assert resampled_size((480, 640), (3003, 4000), "depth") is True  # 480.48 rounded
+    assert resampled_size((12, 16), (24, 33), "mask") is True  # 16.5 rounded down
+    with pytest.raises(InputError, match="another aspect ratio"):  # 5x5 is no rounding of 32x24
+        resampled_size((5, 5), (24, 32), "mask")
     assert resampled_size((6000, 8000), (3000, 4000), "depth") is True  # larger: sampled down
     with pytest.raises(InputError, match=r"^depth: size 640x500 \(WxH\) does not match the photo's 4000x3000 "
                                          r"\(WxH\) and has another aspect ratio"):
