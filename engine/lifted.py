@@ -48,8 +48,8 @@ FILLS_FRAME = 0.9
 class _Part:
     """Faces of one part of the scene in global vertex numbering (pixel i * W + j)."""
 
-    faces: np.ndarray  # (F, 3) int64
-    points: np.ndarray  # (P,) int64 vertices drawn as points (in no face of this part)
+    faces: np.ndarray  # (F, 3) int32 (int64 past 2**31 pixels)
+    points: np.ndarray  # (P,) vertices drawn as points (in no face of this part), the same type
 
 
 @dataclass
@@ -63,7 +63,7 @@ class LiftedScene:
     vertices: np.ndarray  # (H * W, 3) float64: every pixel lifted
     objects: list  # [_Part] one per object
     static: _Part  # pixels outside every mask
-    seams: np.ndarray  # (S, 3) int64 triangles joining different parts (no depth jump)
+    seams: np.ndarray  # (S, 3) int32 (int64 past 2**31 pixels) triangles joining different parts (no depth jump)
     seam_labels: np.ndarray  # (S, 3) int part of each seam vertex (0 static, n object n)
     max_depth_jump: float = DEFAULT_MAX_DEPTH_JUMP
     occlusion_tolerance: float = DEFAULT_OCCLUSION_TOLERANCE
@@ -109,10 +109,10 @@ class LiftedScene:
         timings["background_s"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        rows, cols = np.mgrid[0:H, 0:W]
-        vertices = camera.lift(depth, cols + 0.5, rows + 0.5).reshape(-1, 3)
-        index = np.arange(H * W, dtype=np.int64).reshape(H, W)
-        labels = np.zeros((H, W), dtype=np.int64)
+        vertices = camera.lift(depth).reshape(-1, 3)
+        # vertex numbers at 4 bytes below 2**31 pixels: a photo-size mesh has two faces per pixel
+        index = np.arange(H * W, dtype=np.int32 if H * W < 2 ** 31 else np.int64).reshape(H, W)
+        labels = np.zeros((H, W), dtype=np.int32)
         for n, m in enumerate(masks, start=1):
             labels[m] = n
 
@@ -126,8 +126,13 @@ class LiftedScene:
         objects = [part(m) for m in masks]
         static = part(~taken)
         # Seams: the full grid's triangles whose corners lie in different parts (cut at depth
-        # jumps like every other triangle). A seam is drawn when all its parts move alike.
-        every = grid_faces(depth, np.ones((H, W), dtype=bool), max_depth_jump, index)
+        # jumps like every other triangle). A seam is drawn when all its parts move alike. Every
+        # corner of a quad with two parts has another part among its 8 neighbours, so the grid of
+        # those pixels alone has the same mixed triangles (and photo-size scenes stay small).
+        from scipy import ndimage
+
+        edge = ndimage.maximum_filter(labels, size=3) != ndimage.minimum_filter(labels, size=3)
+        every = grid_faces(depth, edge, max_depth_jump, index)
         lab = labels.ravel()[every]
         mixed = (lab != lab[:, :1]).any(1)
         timings["mesh_s"] = time.perf_counter() - t0
@@ -254,9 +259,11 @@ class LiftedScene:
             taken |= target_masks[n]
         target = taken
 
-        # 3. Source of every drawn pixel: the same surface point in the photo.
-        gu, gv = np.meshgrid(np.arange(w) + 0.5, np.arange(h) + 0.5)
-        coords = np.stack([gu, gv], -1)
+        # 3. Source of every drawn pixel: the same surface point in the photo (float32, the
+        # geometry's type, from the start: a photo-size grid holds h * w * 2 of them).
+        coords = np.empty((h, w, 2), np.float32)
+        coords[..., 0] = np.arange(w, dtype=np.float32) + 0.5
+        coords[..., 1] = (np.arange(h, dtype=np.float32) + 0.5)[:, None]
         object_depth = np.full((h, w), np.nan)
         drawn = [(target_masks[n], r) for n, r in enumerate(obj_rasters)]
         if static_r is not None:
@@ -286,7 +293,7 @@ class LiftedScene:
         parts += [(self.objects[c.of], ("copy", j), c.matrix) for j, c in enumerate(edit.copies)]
         notes = self._visibility_notes(parts, shown, obj_rasters, target_masks, target, projections,
                                        edit.part_sources(), (h, w))
-        return EditGeometry(target, valid, coords.astype(np.float32), object_depth.astype(np.float32),
+        return EditGeometry(target, valid, coords, object_depth.astype(np.float32),
                             None if edited is None else edited.astype(np.float32), union_rest,
                             timings, target_masks=target_masks, visible=visible,
                             camera_moved=moves_camera, shown=shown, part_of=edit.part_sources(), notes=notes)

@@ -59,12 +59,14 @@ def srgb_to_linear(rgb):
 
 
 def pass_pixels(frame, view_transform="Standard"):
-    """uint8 (H, W, 3) frame, top row first -> float32 RGBA rows bottom-up, as a render pass holds them."""
-    rgb = frame.astype(np.float64) / 255.0
+    """uint8 (H, W, 3) frame, top row first -> float32 RGBA rows bottom-up, as a render pass holds them.
+    Through a 256-entry table of the float64 conversion: the same values, and no full-size float64
+    copy of a 12-megapixel frame."""
+    table = np.arange(256, dtype=np.float64) / 255.0
     if view_transform != "Raw":
-        rgb = srgb_to_linear(rgb)
+        table = srgb_to_linear(table)
     rgba = np.ones(frame.shape[:2] + (4,), np.float32)
-    rgba[..., :3] = rgb[::-1]
+    rgba[..., :3] = table.astype(np.float32)[np.asarray(frame, np.uint8)[::-1]]
     return rgba
 
 

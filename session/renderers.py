@@ -52,7 +52,8 @@ class PreviewRenderer(Renderer):
         inputs = self.inputs
         out, self.last_visible, self.last_notes = [], [], []
         for edit in edits:
-            geometry = inputs.scene.frame(edit)  # the photo's one lifted scene (PhotoInputs.scene)
+            # the photo's one lifted scene (PhotoInputs.scene); a preview draws no edited depth
+            geometry = inputs.scene.frame(edit, edited_depth=False)
             out.append(preview_frame(inputs.image, geometry, inputs.background_image))
             lost = geometry.out_of_view  # a part the frame removes is not lost from view
             self.last_visible.append(tuple(n not in lost for n in range(len(geometry.visible))))
