@@ -11,7 +11,8 @@ the scene's *Mesh Vertices*), every vertex the exact lifted point of a photo pix
 photo's meshes stay about a million vertices. The viewport meshes are a view of the photo's cache
 (the render engine never reads them), so a .blend does not store their geometry: each mesh keeps
 a small record of how it was made (`LIFTED`), the saved file holds it empty, and the geometry is
-made again from the cache when the file is loaded (`register`'s handlers).
+made again from the cache when the file is loaded (`register`'s handlers). A mesh the artist
+edited (its geometry no longer the one built) is saved whole.
 """
 import bpy
 import numpy as np
@@ -76,6 +77,17 @@ def _fill(mesh, camera, depth, valid):
     uv_layer = mesh.uv_layers.new(name="Photo")
     _set(mesh, uv_layer.name, "vector", uv_layer.data, "uv", uv[triangles.ravel()].ravel())
     mesh.update(calc_edges=True)
+    mesh[LIFTED]["digest"] = _digest(mesh)
+
+
+def _digest(mesh):
+    """A fingerprint of the mesh's geometry: a mesh the artist edited differs from the one built
+    (and is then saved whole: its geometry is no longer the cache's to make again)."""
+    import hashlib
+
+    co = np.empty(len(mesh.vertices) * 3, np.float32)
+    mesh.vertices.foreach_get("co", co)
+    return hashlib.sha1(co.tobytes() + np.int64([len(mesh.polygons), len(mesh.loops)]).tobytes()).hexdigest()
 
 
 def rebuild(mesh, inputs):
@@ -108,11 +120,16 @@ _SAVED = []  # (object, real mesh, stand-in) while a save is being written
 
 
 def _lifted_users():
-    """{mesh: [objects]} for every lifted mesh with geometry."""
-    users = {}
+    """{mesh: [objects]} for every lifted mesh with geometry as it was built (an edited one is
+    saved as it is)."""
+    users, unchanged = {}, {}
     for obj in bpy.data.objects:
         mesh = obj.data if obj.type == "MESH" else None
-        if mesh is not None and LIFTED in mesh and len(mesh.vertices):
+        if mesh is None or LIFTED not in mesh or not len(mesh.vertices):
+            continue
+        if mesh.name not in unchanged:
+            unchanged[mesh.name] = mesh[LIFTED].get("digest") == _digest(mesh)
+        if unchanged[mesh.name]:
             users.setdefault(mesh, []).append(obj)
     return users
 

@@ -107,3 +107,15 @@ def test_a_12_megapixel_photo_with_a_smaller_depth_map_saves_a_small_blend(addon
     blend = tmp_path / "large.blend"
     assert bpy.ops.wm.save_as_mainfile(filepath=str(blend)) == {"FINISHED"}
     assert os.path.getsize(blend) < 50 << 20
+
+
+def test_a_mesh_the_artist_edited_is_saved_whole(addon, tmp_path):
+    photo = make_photo(tmp_path / "photo")
+    obj = import_photo(bpy, photo, tmp_path)
+    name = obj.name
+    obj.data.vertices[0].co.z += 0.25  # an edit of the lifted surface
+    edited = _co(obj.data)
+    blend = tmp_path / "scene.blend"
+    assert bpy.ops.wm.save_as_mainfile(filepath=str(blend)) == {"FINISHED"}
+    assert bpy.ops.wm.open_mainfile(filepath=str(blend)) == {"FINISHED"}
+    np.testing.assert_array_equal(_co(bpy.data.objects[name].data), edited)
