@@ -1,10 +1,10 @@
 """Large photos in Blender (the bpy module): import seconds, .blend size and F12 seconds / peak memory.
 
-    .venv/bin/python tools/bench_large_photo.py [--megapixels 1 4 12] [--out bench_large.json]
+    .venv/bin/python tools/bench_large_photo.py [--megapixels 1 4 12] [--depth-shrink 4] [--out F.json]
 
 Each size runs in two fresh processes: one imports a synthetic photo (a tilted wall and a box,
-4:3) whose depth map and mask are a quarter of its sides (as a depth model or a phone gives
-them) and saves the .blend; a second opens that .blend, as a farm node does, and renders frame 1
+4:3) whose depth map and mask are a quarter of its sides (``--depth-shrink``; as a depth model or
+a phone gives them) and saves the .blend; a second opens that .blend, as a farm node does, and renders frame 1
 with the preview engine (F12). Peak memory is the process's maximum resident size. Figures:
 docs/benchmark.md ("Large photos").
 """
@@ -27,7 +27,7 @@ from PIL import Image
 from blender_session import bpy, enable_addon
 enable_addon()
 H, W, d = {height}, {width}, {folder!r}
-h, w = H // 4, W // 4
+h, w = H // {shrink}, W // {shrink}
 yy = np.linspace(0, 1, h)[:, None]
 depth = ((4.0 - 0.5 * yy) * np.ones((1, w))).astype(np.float32)
 mask = np.zeros((h, w), bool)
@@ -87,6 +87,8 @@ def _run(script) -> dict:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--megapixels", type=float, nargs="+", default=[1, 4, 12])
+    p.add_argument("--depth-shrink", type=int, default=4,
+                   help="the depth map's and mask's sides are the photo's divided by this (1: the photo's size)")
     p.add_argument("--out", default=None, help="also write the figures as JSON")
     args = p.parse_args(argv)
     rows = []
@@ -94,7 +96,8 @@ def main(argv=None) -> int:
         width = int(round((mp * 1e6 * 4 / 3) ** 0.5 / 16)) * 16  # both sides multiples of 4
         height = width * 3 // 4
         with tempfile.TemporaryDirectory(prefix="dh-large-") as folder:
-            fill = dict(tests=str(ROOT / "tests"), folder=folder, height=height, width=width)
+            fill = dict(tests=str(ROOT / "tests"), folder=folder, height=height, width=width,
+                        shrink=args.depth_shrink)
             row = {"width": width, "height": height, **_run(IMPORT.format(**fill)), **_run(RENDER.format(**fill))}
         rows.append(row)
         print(f"{width}x{height}: import {row['import_s']:.1f} s, {row['vertices']} vertices, .blend "
