@@ -409,10 +409,10 @@ def input_files(photo_or_paths) -> list:
 
 
 def check_visible(photo: PhotoInputs, edits, what: str = "transform") -> list:
-    """Refuse a trajectory that moves every object out of view in every frame, before any model
-    runs: the lifted scene of the photo at a small size (the camera model does not depend on the
-    size). A frame where all objects are out of view renders without them. Returns the 1-based
-    numbers of those frames."""
+    """Refuse a trajectory none of whose frames shows any object (out of view, hidden, too small:
+    `LiftedScene.hidden_frames`), before any model runs: the lifted scene of the photo at a small
+    size (the camera model does not depend on the size). A frame that shows none renders without
+    them. Returns the 1-based numbers of those frames."""
     from .camera import Camera
     from .images import nearest_index
     from .lifted import LiftedScene

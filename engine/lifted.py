@@ -160,10 +160,11 @@ class LiftedScene:
 
     def hidden_frames(self, edits, what: str = "transforms") -> list:
         """The one visibility rule: the 1-based numbers of the frames of ``edits`` (FrameEdits or
-        4x4 matrices) that edit nothing: no object covers a pixel (behind the camera, outside the
-        picture, too far away) and none is removed; such a frame renders without them. When that is every frame,
-        the trajectory is refused (InputError naming ``what``): nothing of the objects would be
-        edited. Geometry is made one frame at a time and dropped."""
+        4x4 matrices) that edit nothing: no object is seen (each out of view, hidden behind
+        something nearer or too small to cover a pixel: `EditGeometry.notes`) and none is removed;
+        such a frame renders without them. When that is every frame, the trajectory is refused in
+        one line naming ``what`` and frame 1's reasons: nothing of the objects would be edited.
+        Geometry is made one frame at a time and dropped."""
         hidden, notes = [], []
         for k, e in enumerate(edits, start=1):
             geo = self.frame(e, edited_depth=False)
