@@ -119,3 +119,14 @@ def test_a_mesh_the_artist_edited_is_saved_whole(addon, tmp_path):
     assert bpy.ops.wm.save_as_mainfile(filepath=str(blend)) == {"FINISHED"}
     assert bpy.ops.wm.open_mainfile(filepath=str(blend)) == {"FINISHED"}
     np.testing.assert_array_equal(_co(bpy.data.objects[name].data), edited)
+
+
+def test_import_photo_takes_a_smaller_depth_map_and_says_so_in_its_report(addon, tmp_path, capfd):
+    photo = make_photo(tmp_path / "photo", height=96, width=128, box=(24, 72, 32, 96))
+    paths = photo["paths"]
+    np.save(paths["depth"], photo["depth"][::4, ::4])  # 32x24, as a depth model gives it
+    capfd.readouterr()
+    obj = import_photo(bpy, photo, tmp_path)
+    out = capfd.readouterr().out
+    assert "resized to the photo's 128x96: depth" in out and "from 32x24 (guided by the photo's edges)" in out
+    assert (obj.dh.width, obj.dh.height) == (128, 96) and len(obj.dh.background.data.vertices) == 96 * 128
