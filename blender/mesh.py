@@ -145,22 +145,19 @@ def _empty_on_save(*_):
             stand_in.materials.append(material)
         for obj in objects:
             obj.data = stand_in
-            _SAVED.append((obj, mesh, stand_in))
+            _SAVED.append((obj, mesh, stand_in, name))
 
 
 @bpy.app.handlers.persistent
 def _restore_after_save(*_):
-    stand_ins = set()
+    names = {}
     while _SAVED:
-        obj, mesh, stand_in = _SAVED.pop()
+        obj, mesh, stand_in, name = _SAVED.pop()
         obj.data = mesh
-        stand_ins.add(stand_in)
-    for stand_in in stand_ins:
-        name = stand_in.name
+        names[mesh] = (stand_in, name)
+    for mesh, (stand_in, name) in names.items():
         bpy.data.meshes.remove(stand_in)
-        for mesh in bpy.data.meshes:
-            if mesh.name == name + " (lifted)":
-                mesh.name = name
+        mesh.name = name
 
 
 @bpy.app.handlers.persistent

@@ -52,9 +52,13 @@ def test_meshes_keep_to_the_vertex_budget_and_sample_exact_pixels(addon, tmp_pat
 
 
 def test_a_saved_blend_stores_the_meshes_empty_and_makes_them_again_on_load(addon, tmp_path):
+    from dh_synthetic import duplicate
+
     photo = make_photo(tmp_path / "photo", height=120, width=160, box=(30, 90, 40, 120))
     obj = import_photo(bpy, photo, tmp_path)
     background = obj.dh.background
+    obj_name = obj.name
+    linked, copied = duplicate(bpy, obj, linked=True).name, duplicate(bpy, obj).name  # Alt+D, Shift+D
     names = {o.name: o.data.name for o in (obj, background)}
     before = {o.name: (_co(o.data), _uv(o.data), len(o.data.polygons)) for o in (obj, background)}
     materials = {o.name: [m.name for m in o.data.materials] for o in (obj, background)}
@@ -74,6 +78,10 @@ def test_a_saved_blend_stores_the_meshes_empty_and_makes_them_again_on_load(addo
         assert len(loaded.data.polygons) == faces
         np.testing.assert_array_equal(_co(loaded.data), co)
         np.testing.assert_array_equal(_uv(loaded.data), uv)
+    # the duplicates: Alt+D still shares the object's mesh, Shift+D has its own, made again too
+    assert bpy.data.objects[linked].data == bpy.data.objects[obj_name].data
+    assert bpy.data.objects[copied].data != bpy.data.objects[obj_name].data
+    np.testing.assert_array_equal(_co(bpy.data.objects[copied].data), before[obj_name][0])
 
 
 def test_a_blend_whose_cache_is_gone_opens_with_empty_meshes_and_says_so(addon, tmp_path, capfd):
