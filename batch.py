@@ -170,6 +170,8 @@ def check_inputs(package, args):
     photo = inputs.load_photo(args.image, args.prompt, depth=args.depth, mask=args.mask,
                               object_query=args.object, candidate=args.candidate if args.object else None,
                               require_prompt=chosen == "DIFFUSION")
+    if "resized" in photo.notes:  # a depth or mask at the photo's aspect ratio, another size
+        print(f"batch.py: note: {photo.notes['resized']}", flush=True)
     if chosen == "DIFFUSION":  # found, and safetensors, before anything is written (auto too)
         registry = engine("registry")
         registry.check_weights("diffusion", registry.resolve("diffusion", None, models_dir))

@@ -23,11 +23,13 @@ def register():
     for cls in properties.CLASSES:
         bpy.utils.register_class(cls)
     properties.register()
+    _module("mesh").register()  # lifted meshes saved empty, made again from the cache on load
     _module("addon").add_paths()
 
 
 def unregister():
     properties = _module("properties")
+    _module("mesh").unregister()
     properties.unregister()
     for cls in reversed(properties.CLASSES):
         bpy.utils.unregister_class(cls)

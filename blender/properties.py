@@ -9,6 +9,7 @@ from bpy.props import (BoolProperty, CollectionProperty, EnumProperty, FloatProp
                        IntProperty, PointerProperty, StringProperty)
 
 from ..engine.settings import INVERSION_LABELS, PRESET_LABELS, PRESETS, EditSettings
+from .mesh import DEFAULT_VERTEX_BUDGET
 
 ROLES = (
     ("NONE", "None", "Not part of an imported photo"),
@@ -122,6 +123,13 @@ class DH_JobProperties(bpy.types.PropertyGroup):
     error: StringProperty(default="", description="Why the last job failed (shown until the next job)")
 
 
+# Import Photo's vertex budget for a photo's lifted meshes (blender/mesh.py: a 12 MP photo's
+# meshes sample an evenly spaced grid of about this many pixels; the renders use the photo itself).
+MESH_VERTICES = IntProperty(name="Mesh Vertices", default=DEFAULT_VERTEX_BUDGET, min=10_000, max=200_000_000,
+                            description="Most vertices of an imported photo's lifted meshes (a larger photo is "
+                                        "sampled on an evenly spaced grid; renders always use every pixel)")
+
+
 CLASSES = (DH_PartRef, DH_ObjectProperties, DH_SceneProperties, DH_ViewLayerProperties, DH_JobProperties)
 
 
@@ -220,6 +228,7 @@ def register():
     bpy.types.Scene.dh = PointerProperty(type=DH_SceneProperties)
     bpy.types.ViewLayer.diffusion_handles = PointerProperty(type=DH_ViewLayerProperties)
     bpy.types.WindowManager.dh_job = PointerProperty(type=DH_JobProperties)
+    bpy.types.Scene.dh_mesh_vertices = MESH_VERTICES
 
 
 def unregister():
@@ -227,6 +236,7 @@ def unregister():
                            (bpy.app.handlers.save_post, "_paths_back_after_copy")):
         for handler in [h for h in handlers if getattr(h, "__name__", "") == name]:
             handlers.remove(handler)
+    del bpy.types.Scene.dh_mesh_vertices
     del bpy.types.WindowManager.dh_job
     del bpy.types.ViewLayer.diffusion_handles
     del bpy.types.Scene.dh

@@ -16,16 +16,18 @@ from ..session.errors import AddonError
 from . import camera as camera_conv
 from . import material as material_conv
 from .matrices import is_copy, moving_objects, photo_copies, photo_handle, rest_relative_to_camera, to_numpy
-from .mesh import DEFAULT_MAX_DEPTH_JUMP, build_grid_mesh
+from .mesh import DEFAULT_MAX_DEPTH_JUMP, DEFAULT_VERTEX_BUDGET, LIFTED, build_photo_mesh
 
 RENDER_ENGINE_IDNAME = "DIFFUSION_HANDLES"  # the add-on's render engine (operators/render_engine.py)
 
 
-def build_photo_scene(context, name, inputs, cache_dir, settings, max_depth_jump=DEFAULT_MAX_DEPTH_JUMP):
+def build_photo_scene(context, name, inputs, cache_dir, settings, max_depth_jump=DEFAULT_MAX_DEPTH_JUMP,
+                      budget=None):
     """Create the collection for ``inputs`` (an `engine.inputs.PhotoInputs` with its background, as
     imported into ``cache_dir``); returns the object (the handle).
 
     settings: dict of DH_ObjectProperties values to store on the object (paths, prompt, ...).
+    budget: the meshes' vertex budget (`blender.mesh.sample_grid`; None: the scene's Mesh Vertices).
     """
     from ..engine.inputs import PHOTO_FILES
     from ..engine.transforms import object_centroid
@@ -42,11 +44,11 @@ def build_photo_scene(context, name, inputs, cache_dir, settings, max_depth_jump
     camera_conv.configure_render(scene, height, width)
     scene.render.engine = RENDER_ENGINE_IDNAME  # F12 / Ctrl+F12 render the edit
     camera_world = to_numpy(camera.matrix_world)
+    budget = mesh_budget(scene) if budget is None else budget
 
     # 2. background: the photo with the object removed, lifted with the filled depth
-    background_points = model.lift(inputs.background_depth.astype(np.float64))
-    background_mesh = build_grid_mesh(f"{name} Background", background_points,
-                                      np.ones((height, width), bool), inputs.background_depth, max_depth_jump)
+    background_mesh = build_photo_mesh(f"{name} Background", model, inputs.background_depth,
+                                       np.ones((height, width), bool), max_depth_jump=max_depth_jump, budget=budget)
     background = bpy.data.objects.new(f"{name} Background", background_mesh)
     background.matrix_world = camera.matrix_world  # vertices are camera-frame points
     collection.objects.link(background)
@@ -54,12 +56,11 @@ def build_photo_scene(context, name, inputs, cache_dir, settings, max_depth_jump
     # 3. objects: each one's pixels lifted, origin at its 3D centroid, world-aligned axes
     masks = inputs.masks
     centroids = object_centroid(inputs.depth, masks, model)
-    lifted = model.lift(inputs.depth.astype(np.float64))
     objects = []
     for n, (mask, centroid) in enumerate(zip(masks, centroids)):
         label = f"{name} Object" if len(masks) == 1 else f"{name} Object {n + 1}"
-        objects.append(_lifted_object(label, lifted, mask, centroid, inputs.depth, camera_world, collection,
-                                      max_depth_jump))
+        objects.append(_lifted_object(label, inputs, n, centroid, camera_world, collection, max_depth_jump,
+                                      budget))
     obj = objects[0]
 
     # 4. unlit photo materials
@@ -97,9 +98,25 @@ def build_photo_scene(context, name, inputs, cache_dir, settings, max_depth_jump
     return obj
 
 
-def _lifted_object(label, lifted, mask, centroid, depth, camera_world, collection, max_depth_jump):
-    """One object's pixels lifted (camera-frame points ``lifted``), origin at its 3D centroid."""
-    object_mesh = build_grid_mesh(label, (lifted - centroid) @ camera_world[:3, :3].T, mask, depth, max_depth_jump)
+def mesh_budget(scene):
+    """The vertex budget of a photo's meshes: the scene's Mesh Vertices, else the default."""
+    return int(getattr(scene, "dh_mesh_vertices", 0) or DEFAULT_VERTEX_BUDGET)
+
+
+def photo_budget(handle):
+    """The vertex budget the photo's meshes were built with (its background records it), else the
+    scene's: a mesh made again or added later joins the others' grid."""
+    background = handle.dh.background
+    budget = int((background.data.get(LIFTED) or {}).get("budget", 0) or 0) if background is not None else 0
+    return budget or mesh_budget(bpy.context.scene)
+
+
+def _lifted_object(label, inputs, n, centroid, camera_world, collection, max_depth_jump, budget):
+    """Object n's pixels lifted, origin at its 3D centroid, axes the world's (``camera_world``: the
+    photo's rest camera)."""
+    object_mesh = build_photo_mesh(label, inputs.camera, inputs.depth, inputs.masks[n], centroid=centroid,
+                                   rotation=camera_world[:3, :3], max_depth_jump=max_depth_jump, budget=budget,
+                                   part=n)
     item = bpy.data.objects.new(label, object_mesh)
     item.matrix_world = Matrix.Translation(Vector(camera_conv.camera_to_world(camera_world, centroid)))
     collection.objects.link(item)
@@ -124,8 +141,9 @@ def add_photo_object(handle, inputs, max_depth_jump=DEFAULT_MAX_DEPTH_JUMP):
     centroid = object_centroid(inputs.depth, mask, model)
     name = handle.name.removesuffix(" Object").removesuffix(" Object 1")
     collection = handle.users_collection[0]
-    item = _lifted_object(f"{name} Object {n + 1}", model.lift(inputs.depth.astype(np.float64)), mask, centroid,
-                          inputs.depth, rest_world, collection, max_depth_jump)
+    budget = photo_budget(handle)
+    item = _lifted_object(f"{name} Object {n + 1}", inputs, n, centroid, rest_world, collection, max_depth_jump,
+                          budget)
     for material in handle.data.materials:
         item.data.materials.append(material)
     item.dh.role, item.dh.handle, item.dh.object_index = "OBJECT", handle, n
@@ -133,19 +151,18 @@ def add_photo_object(handle, inputs, max_depth_jump=DEFAULT_MAX_DEPTH_JUMP):
     item.dh.centroid = tuple(float(v) for v in centroid)
     item.dh.rest_matrix = rest_relative_to_camera(photo_world, item.matrix_world)
     camera.dh.parts.add().object = item
-    _refill_background(background, inputs, max_depth_jump)  # without the new object too
+    _refill_background(background, inputs, max_depth_jump, budget)  # without the new object too
     return item
 
 
-def _refill_background(background, inputs, max_depth_jump):
+def _refill_background(background, inputs, max_depth_jump, budget):
     """The photo's background object made again from ``inputs`` (its objects changed): its mesh,
     and its image read again from the cache."""
     if background is None:
         return
     old_mesh = background.data
-    points = inputs.camera.lift(inputs.background_depth.astype(np.float64))
-    background.data = build_grid_mesh(old_mesh.name, points, np.ones(inputs.shape, bool), inputs.background_depth,
-                                      max_depth_jump)
+    background.data = build_photo_mesh(old_mesh.name, inputs.camera, inputs.background_depth,
+                                       np.ones(inputs.shape, bool), max_depth_jump=max_depth_jump, budget=budget)
     for material in old_mesh.materials:
         background.data.materials.append(material)
         for node in getattr(material.node_tree, "nodes", ()):
@@ -173,8 +190,9 @@ def replace_photo_object(handle, inputs, n=0, max_depth_jump=DEFAULT_MAX_DEPTH_J
     new_rest = old_rest.copy()
     new_rest.translation = Vector(camera_conv.camera_to_world(to_numpy(photo_world), centroid))
     # the mesh: lifted as Import Photo lifts an object, relative to the new origin
-    lifted = _lifted_object(f"{obj.name} candidate", model.lift(inputs.depth.astype(np.float64)), mask, centroid, inputs.depth,
-                            to_numpy(photo_world), obj.users_collection[0], max_depth_jump)
+    budget = photo_budget(handle)
+    lifted = _lifted_object(f"{obj.name} candidate", inputs, n, centroid, to_numpy(photo_world),
+                            obj.users_collection[0], max_depth_jump, budget)
     old_mesh, new_mesh = obj.data, lifted.data
     bpy.data.objects.remove(lifted)
     for material in old_mesh.materials:
@@ -198,7 +216,7 @@ def replace_photo_object(handle, inputs, n=0, max_depth_jump=DEFAULT_MAX_DEPTH_J
         curve.update()
     obj.dh.centroid = tuple(float(v) for v in centroid)
     obj.dh.rest_matrix = rest_relative_to_camera(photo_world, new_rest)
-    _refill_background(handle.dh.background, inputs, max_depth_jump)
+    _refill_background(handle.dh.background, inputs, max_depth_jump, budget)
     return obj
 
 

@@ -110,6 +110,24 @@ def depth(value, what="depth", expected_shape=None) -> np.ndarray:
     return arr.astype(np.float32)
 
 
+def resampled_size(shape, photo_shape, what) -> bool:
+    """The one rule for a depth map or mask at another size than the photo: False when it is the
+    photo's size, True when it has the photo's aspect ratio within a pixel's rounding (both sides
+    are the photo's times one scale, each rounded to a whole pixel, as a depth model or a phone
+    gives them; the caller resamples it), else InputError naming the input and both sizes."""
+    h, w = (int(v) for v in shape[:2])
+    H, W = (int(v) for v in photo_shape[:2])
+    if (h, w) == (H, W):
+        return False
+    # some scale s with |h - H s| <= 1/2 and |w - W s| <= 1/2 (each side rounded from the photo's)
+    r = 0.5 + 1e-9
+    if h >= 2 and w >= 2 and max((h - r) / H, (w - r) / W) <= min((h + r) / H, (w + r) / W):
+        return True
+    raise InputError(f"{what}: size {_shape_text((h, w))} does not match the photo's {_shape_text((H, W))} "
+                     f"and has another aspect ratio ({w / h:.4g} against {W / H:.4g}); give it at the "
+                     f"photo's size or at its aspect ratio")
+
+
 def png_depth_scale(raw_max: int, scale, what, scale_label: str = "the PNG depth scale") -> float:
     """The metres-per-unit of a 16-bit PNG depth; refuses a default (millimetre) reading of values
     that can only be metres or an 8-bit map (every pixel within 25 cm of the camera). ``scale_label``:

@@ -66,15 +66,16 @@ def grid_faces(depth, valid, max_depth_jump=DEFAULT_MAX_DEPTH_JUMP, index=None) 
     Two triangles per 2x2 quad of valid pixels (split along the diagonal with the smaller depth
     difference, so creases are followed), one where only three of the four are valid; triangles
     whose (max depth / min depth - 1) exceeds ``max_depth_jump`` are cut. Vertex indices are
-    ``index`` (H, W) int64 (default: row-major numbering of the valid pixels), wound
-    counter-clockwise on screen (normals face the camera).
+    ``index`` (H, W), in its integer type (default: int64 row-major numbering of the valid
+    pixels), wound counter-clockwise on screen (normals face the camera).
     """
     depth = np.asarray(depth, dtype=np.float64)
     valid = np.asarray(valid, dtype=bool)
     if index is None:
         index = np.full(valid.shape, -1, dtype=np.int64)
         index[valid] = np.arange(int(valid.sum()))
-    index = np.where(valid, index, -1)
+    dtype = np.asarray(index).dtype
+    index = np.where(valid, index, -1).astype(dtype, copy=False)
     # Quad corners: a = (i, j), b = (i, j+1), c = (i+1, j), d = (i+1, j+1).
     a, b, c, d = index[:-1, :-1], index[:-1, 1:], index[1:, :-1], index[1:, 1:]
     ha, hb, hc, hd = a >= 0, b >= 0, c >= 0, d >= 0
@@ -92,7 +93,7 @@ def grid_faces(depth, valid, max_depth_jump=DEFAULT_MAX_DEPTH_JUMP, index=None) 
             sel = sel & (np.maximum(np.maximum(zp, zq), zr) <=
                          np.minimum(np.minimum(zp, zq), zr) * (1.0 + max_depth_jump))
         tris.append(np.stack([p[sel], q[sel], r[sel]], -1))
-    return np.concatenate(tris, axis=0).astype(np.int64)
+    return np.concatenate(tris, axis=0).astype(dtype, copy=False)
 
 
 def object_mesh(depth, object_mask, camera=None, max_depth_jump=DEFAULT_MAX_DEPTH_JUMP) -> GridMesh:
@@ -112,7 +113,8 @@ def object_mesh(depth, object_mask, camera=None, max_depth_jump=DEFAULT_MAX_DEPT
 @dataclass
 class Raster:
     """Result of `rasterize`: depth (h, w) float64 (inf where empty), and for covered pixels the
-    perspective-correct weights (h, w, 3) of the three vertices (h, w, 3) int64 (-1 where empty)."""
+    perspective-correct weights (h, w, 3) float32 of the three vertices (h, w, 3) int32 (int64
+    past 2**31 vertices; -1 where empty)."""
 
     depth: np.ndarray
     vertex: np.ndarray
@@ -132,8 +134,9 @@ def rasterize(u, v, z, faces, isolated, height, width) -> Raster:
     """
     h, w = height, width
     best = np.full(h * w, np.inf)
-    best_vert = np.full((h * w, 3), -1, dtype=np.int64)
-    best_wt = np.zeros((h * w, 3))
+    # vertex numbers and weights at 4 bytes: a photo-size raster is h * w * 3 of each
+    best_vert = np.full((h * w, 3), -1, dtype=np.int32 if len(u) < 2 ** 31 else np.int64)
+    best_wt = np.zeros((h * w, 3), np.float32)
 
     def merge(pix, dep, verts, wts):
         if pix.size == 0:
@@ -250,6 +253,9 @@ class EditGeometry:
     visible: one bool per part (any pixel of it in view); camera_moved: the frame moves the camera.
     shown: one bool per part (False: the frame removes it, ``"visible": false``); part_of: the
         0-based object each part is an instance of (an object itself, or the object a copy copies).
+    notes: one line per part the frame shows but not as placed: "object 2 hidden behind object
+        1", "object 1 out of view", "object 1 too small to see (under a pixel), scaled by 1e-06",
+        "object 1 fills the frame, scaled by 1e+06" (parts numbered objects first, then copies).
     """
 
     target_mask: np.ndarray
@@ -264,6 +270,7 @@ class EditGeometry:
     camera_moved: bool = False
     shown: tuple = ()
     part_of: tuple = ()
+    notes: tuple = ()  # what the frame does to its parts' visibility, one line each (LiftedScene.frame)
 
     @property
     def shape(self):

@@ -5,6 +5,8 @@
 - `resize_image`: the smooth resize (area averaging when shrinking, bicubic when enlarging) for
   images and continuous maps; `resize_nearest` / `nearest_index`: the nearest pixel centre, for
   depths and masks that must not mix values.
+- `depth_to_photo`: a depth map at another size than its photo brought to the photo's size
+  (smaller: joint bilateral upsampling guided by the photo's edges; larger: nearest).
 """
 from __future__ import annotations
 
@@ -60,3 +62,53 @@ def resize_nearest(array, hw):
 def nearest_index(n_to: int, n_from: int) -> np.ndarray:
     """For each of ``n_to`` pixels along an axis, the index of the ``n_from``-grid pixel holding its centre."""
     return np.minimum(((np.arange(n_to) + 0.5) * n_from / n_to).astype(np.int64), n_from - 1)
+
+
+# Joint bilateral upsampling (Kopf et al. 2007): each photo pixel averages the 3x3 nearest depth
+# samples, weighted by distance (in depth-map pixels) and by how far the photo's colour there is
+# from the colour the depth sample covers, so a depth edge follows the photo's edge instead of
+# being smeared across it as bicubic would.
+GUIDED_SIGMA_SPACE = 1.0  # depth-map pixels
+GUIDED_SIGMA_COLOUR = 0.1  # RGB distance in [0, 1] units
+_GUIDED_BAND = 128  # photo rows per step: memory stays a few bands of the photo, whatever its size
+
+
+def depth_to_photo(depth, image) -> np.ndarray:
+    """Depth (h, w) -> float32 (H, W), the size of ``image`` (H, W, 3) float in [0, 1]: upsampled
+    guided by the photo's edges when smaller (joint bilateral, interpolating 1/depth, so the
+    values stay within the given ones), the nearest sample when larger (no mixed depths)."""
+    d = np.asarray(depth, dtype=np.float32)
+    h, w = d.shape
+    H, W = image.shape[:2]
+    if (h, w) == (H, W):
+        return d.copy()
+    if h >= H and w >= W:
+        return resize_nearest(d, (H, W))
+    guide = resize_image(image, (h, w))  # the colour each depth sample covers
+    inverse = 1.0 / d
+    y, x = (np.arange(H) + 0.5) * h / H - 0.5, (np.arange(W) + 0.5) * w / W - 0.5
+    y0, x0 = np.rint(y).astype(np.int64), np.rint(x).astype(np.int64)
+    out = np.empty((H, W), np.float32)
+    taps = range(-1, 2)
+    cols = [np.clip(x0 + dj, 0, w - 1) for dj in taps]
+    wx = [np.exp(-((x - c) ** 2) / (2 * GUIDED_SIGMA_SPACE ** 2)).astype(np.float32) for c in cols]
+    for r0 in range(0, H, _GUIDED_BAND):
+        band = slice(r0, min(H, r0 + _GUIDED_BAND))
+        colour = np.asarray(image[band], np.float32)
+        total = np.zeros(colour.shape[:2], np.float32)
+        weight = np.zeros(colour.shape[:2], np.float32)
+        for di in taps:
+            rows = np.clip(y0[band] + di, 0, h - 1)
+            wy = np.exp(-((y[band] - rows) ** 2) / (2 * GUIDED_SIGMA_SPACE ** 2)).astype(np.float32)
+            guide_rows, inverse_rows = guide[rows], inverse[rows]
+            for c, wxc in zip(cols, wx):
+                diff = ((colour - guide_rows[:, c]) ** 2).sum(-1)
+                diff *= -1.0 / (2 * GUIDED_SIGMA_COLOUR ** 2)
+                # floored, so a pixel unlike every sample still averages them by distance
+                k = np.exp(np.maximum(diff, -60.0, out=diff), out=diff)
+                k *= wy[:, None]
+                k *= wxc[None]
+                total += k * inverse_rows[:, c]
+                weight += k
+        out[band] = weight / total
+    return out

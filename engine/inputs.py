@@ -139,8 +139,12 @@ def load_photo(image, prompt, depth=None, mask=None, object_query=None, candidat
     each input in its messages (keys of `CLI_LABELS`; default: the command-line options); the
     labels are kept on the photo for `complete`'s messages. ``points`` / ``points_out``: clicked
     points ("X,Y" or (x, y) photo pixels) on the object and outside it, instead of a mask or a
-    query: SAM's point prompt gives the object's mask (in `complete`)."""
+    query: SAM's point prompt gives the object's mask (in `complete`). A depth or mask at another
+    size than the photo, with its aspect ratio, is brought to the photo's size
+    (`engine.checks.resampled_size`; ``notes["resized"]`` says so in one line); another aspect
+    ratio is refused."""
     from . import io
+    from .images import depth_to_photo, resize_nearest
 
     L = CLI_LABELS if labels is None else {**CLI_LABELS, **labels}
     masks, queries, picks = _listed(mask), _listed(object_query), _listed(candidate)
@@ -188,23 +192,42 @@ def load_photo(image, prompt, depth=None, mask=None, object_query=None, candidat
                              f"orientation ({shape[1]}x{shape[0]}): make masks and depth on the upright "
                              f"view") from None
 
+    resized = []  # what was brought to the photo's size, for the one line that says so
+
+    def to_photo(what, arr, mask=False):
+        """A depth or mask of the photo's aspect ratio at another size, at the photo's size
+        (engine.checks.resampled_size: the rule; masks by nearest, depth guided by the photo)."""
+        if not checks.resampled_size(arr.shape, shape, what):
+            return arr
+        how = "nearest" if mask or arr.shape[0] > shape[0] else "guided by the photo's edges"
+        resized.append(f"{what} from {arr.shape[1]}x{arr.shape[0]} ({how})")
+        if mask:
+            return checks.mask(resize_nearest(arr, shape), what)
+        return depth_to_photo(arr, img)
+
+    def load_depth(path, **kwargs):
+        return to_photo(f"depth '{path}'", io.load_depth(path, **kwargs))
+
+    def load_mask(path):
+        return to_photo(f"mask '{path}'", io.load_mask(path), mask=True)
+
     if depth:
-        photo.depth = read("depth", io.load_depth, depth, png_scale=depth_png_scale, expected_shape=shape,
-                           scale_label=L["depth_png_scale"])
+        photo.depth = read("depth", load_depth, depth, png_scale=depth_png_scale, scale_label=L["depth_png_scale"])
         paths["depth"] = str(depth)
         photo.notes["depth"] = "given"
     if masks:
-        loaded = [read("mask", io.load_mask, m, expected_shape=shape) for m in masks]
+        loaded = [read("mask", load_mask, m) for m in masks]
         photo.mask = loaded[0] if len(loaded) == 1 else _named(L, "mask", checks.disjoint_masks, loaded)
         if photo.union_mask.all():
             raise InputError(f"{L['mask']}: the objects cover the whole image; some background must be left")
         paths.update({f"mask {n + 1}" if len(masks) > 1 else "mask": str(m) for n, m in enumerate(masks)})
         photo.notes["mask"] = "given"
     if background_depth:
-        photo.background_depth = read("background_depth", io.load_depth, background_depth,
-                                        png_scale=depth_png_scale, expected_shape=shape,
-                                        scale_label=L["depth_png_scale"])
+        photo.background_depth = read("background_depth", load_depth, background_depth,
+                                      png_scale=depth_png_scale, scale_label=L["depth_png_scale"])
         paths["background_depth"] = str(background_depth)
+    if resized:
+        photo.notes["resized"] = f"resized to the photo's {shape[1]}x{shape[0]}: {', '.join(resized)}"
     return photo
 
 
@@ -386,10 +409,10 @@ def input_files(photo_or_paths) -> list:
 
 
 def check_visible(photo: PhotoInputs, edits, what: str = "transform") -> list:
-    """Refuse a trajectory that moves every object out of view in every frame, before any model
-    runs: the lifted scene of the photo at a small size (the camera model does not depend on the
-    size). A frame where all objects are out of view renders without them. Returns the 1-based
-    numbers of those frames."""
+    """Refuse a trajectory none of whose frames shows any object (out of view, hidden, too small:
+    `LiftedScene.hidden_frames`), before any model runs: the lifted scene of the photo at a small
+    size (the camera model does not depend on the size). A frame that shows none renders without
+    them. Returns the 1-based numbers of those frames."""
     from .camera import Camera
     from .images import nearest_index
     from .lifted import LiftedScene

@@ -40,13 +40,16 @@ from .geometry import (DEFAULT_MAX_DEPTH_JUMP, DEFAULT_OCCLUSION_TOLERANCE, DEFA
 from .images import resize_image, resize_nearest
 from .transforms import FrameEdit, same_matrix
 
+# A moved part covering this share of the frame (and less at rest) "fills the frame".
+FILLS_FRAME = 0.9
+
 
 @dataclass
 class _Part:
     """Faces of one part of the scene in global vertex numbering (pixel i * W + j)."""
 
-    faces: np.ndarray  # (F, 3) int64
-    points: np.ndarray  # (P,) int64 vertices drawn as points (in no face of this part)
+    faces: np.ndarray  # (F, 3) int32 (int64 past 2**31 pixels)
+    points: np.ndarray  # (P,) vertices drawn as points (in no face of this part), the same type
 
 
 @dataclass
@@ -60,7 +63,7 @@ class LiftedScene:
     vertices: np.ndarray  # (H * W, 3) float64: every pixel lifted
     objects: list  # [_Part] one per object
     static: _Part  # pixels outside every mask
-    seams: np.ndarray  # (S, 3) int64 triangles joining different parts (no depth jump)
+    seams: np.ndarray  # (S, 3) int32 (int64 past 2**31 pixels) triangles joining different parts (no depth jump)
     seam_labels: np.ndarray  # (S, 3) int part of each seam vertex (0 static, n object n)
     max_depth_jump: float = DEFAULT_MAX_DEPTH_JUMP
     occlusion_tolerance: float = DEFAULT_OCCLUSION_TOLERANCE
@@ -106,10 +109,10 @@ class LiftedScene:
         timings["background_s"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        rows, cols = np.mgrid[0:H, 0:W]
-        vertices = camera.lift(depth, cols + 0.5, rows + 0.5).reshape(-1, 3)
-        index = np.arange(H * W, dtype=np.int64).reshape(H, W)
-        labels = np.zeros((H, W), dtype=np.int64)
+        vertices = camera.lift(depth).reshape(-1, 3)
+        # vertex numbers at 4 bytes below 2**31 pixels: a photo-size mesh has two faces per pixel
+        index = np.arange(H * W, dtype=np.int32 if H * W < 2 ** 31 else np.int64).reshape(H, W)
+        labels = np.zeros((H, W), dtype=np.int32)
         for n, m in enumerate(masks, start=1):
             labels[m] = n
 
@@ -123,8 +126,13 @@ class LiftedScene:
         objects = [part(m) for m in masks]
         static = part(~taken)
         # Seams: the full grid's triangles whose corners lie in different parts (cut at depth
-        # jumps like every other triangle). A seam is drawn when all its parts move alike.
-        every = grid_faces(depth, np.ones((H, W), dtype=bool), max_depth_jump, index)
+        # jumps like every other triangle). A seam is drawn when all its parts move alike. Every
+        # corner of a quad with two parts has another part among its 8 neighbours, so the grid of
+        # those pixels alone has the same mixed triangles (and photo-size scenes stay small).
+        from scipy import ndimage
+
+        edge = ndimage.maximum_filter(labels, size=3) != ndimage.minimum_filter(labels, size=3)
+        every = grid_faces(depth, edge, max_depth_jump, index)
         lab = labels.ravel()[every]
         mixed = (lab != lab[:, :1]).any(1)
         timings["mesh_s"] = time.perf_counter() - t0
@@ -152,14 +160,22 @@ class LiftedScene:
 
     def hidden_frames(self, edits, what: str = "transforms") -> list:
         """The one visibility rule: the 1-based numbers of the frames of ``edits`` (FrameEdits or
-        4x4 matrices) that edit nothing: no object covers a pixel (behind the camera, outside the
-        picture, too far away) and none is removed; such a frame renders without them. When that is every frame,
-        the trajectory is refused (InputError naming ``what``): nothing of the objects would be
-        edited. Geometry is made one frame at a time and dropped."""
-        hidden = [k for k, e in enumerate(edits, start=1) if not self.frame(e, edited_depth=False).edits_anything]
+        4x4 matrices) that edit nothing: no object is seen (each out of view, hidden behind
+        something nearer or too small to cover a pixel: `EditGeometry.notes`) and none is removed;
+        such a frame renders without them. When that is every frame, the trajectory is refused in
+        one line naming ``what`` and frame 1's reasons: nothing of the objects would be edited.
+        Geometry is made one frame at a time and dropped."""
+        hidden, notes = [], []
+        for k, e in enumerate(edits, start=1):
+            geo = self.frame(e, edited_depth=False)
+            if not geo.edits_anything:
+                hidden.append(k)
+                notes.append(geo.notes)
         if edits and len(hidden) == len(edits):
-            raise InputError(f"{what}: every object is out of view in every frame (behind the camera, outside "
-                             f"the picture or too far to cover a pixel)")
+            if all(note.startswith("object ") and " out of view" in note for frame in notes for note in frame):
+                raise InputError(f"{what}: every object is out of view in every frame (behind the camera or "
+                                 f"outside the picture)")
+            raise InputError(f"{what}: no object is seen in any frame (frame 1: {'; '.join(notes[0])})")
         return hidden
 
     # --- one frame ------------------------------------------------------------------------------
@@ -244,9 +260,11 @@ class LiftedScene:
             taken |= target_masks[n]
         target = taken
 
-        # 3. Source of every drawn pixel: the same surface point in the photo.
-        gu, gv = np.meshgrid(np.arange(w) + 0.5, np.arange(h) + 0.5)
-        coords = np.stack([gu, gv], -1)
+        # 3. Source of every drawn pixel: the same surface point in the photo (float32, the
+        # geometry's type, from the start: a photo-size grid holds h * w * 2 of them).
+        coords = np.empty((h, w, 2), np.float32)
+        coords[..., 0] = np.arange(w, dtype=np.float32) + 0.5
+        coords[..., 1] = (np.arange(h, dtype=np.float32) + 0.5)[:, None]
         object_depth = np.full((h, w), np.nan)
         drawn = [(target_masks[n], r) for n, r in enumerate(obj_rasters)]
         if static_r is not None:
@@ -272,10 +290,55 @@ class LiftedScene:
             timings["composite_s"] = time.perf_counter() - t0
         timings["total_s"] = time.perf_counter() - t_start
         visible = tuple(bool(m.any()) for m in target_masks)
-        return EditGeometry(target, valid, coords.astype(np.float32), object_depth.astype(np.float32),
+        parts = [(self.objects[n], keys[n + 1], T) for n, T in enumerate(moves)]
+        parts += [(self.objects[c.of], ("copy", j), c.matrix) for j, c in enumerate(edit.copies)]
+        notes = self._visibility_notes(parts, shown, obj_rasters, target_masks, target, projections,
+                                       edit.part_sources(), (h, w))
+        return EditGeometry(target, valid, coords, object_depth.astype(np.float32),
                             None if edited is None else edited.astype(np.float32), union_rest,
                             timings, target_masks=target_masks, visible=visible,
-                            camera_moved=moves_camera, shown=shown, part_of=edit.part_sources())
+                            camera_moved=moves_camera, shown=shown, part_of=edit.part_sources(), notes=notes)
+
+    def _visibility_notes(self, parts, shown, rasters, target_masks, target, projections, part_of, hw) -> tuple:
+        """The one wording of what a frame does to its parts' visibility (`EditGeometry.notes`):
+        a shown part seen nowhere is "hidden behind object M" (or the background) when it lands
+        on pixels others cover, "too small to see" when it projects under a pixel, else "out of
+        view" (it left the frame, or lies behind the camera); a part covering most of the frame
+        that did not at rest "fills the frame". A scale other than 1 is named (1e-6 or 1e6 is a
+        typo more often than an intent)."""
+        h, w = hw
+        notes = []
+        for n, ((part, key, T), r) in enumerate(zip(parts, rasters)):
+            if not shown[n]:
+                continue
+            scale = abs(float(np.linalg.det(np.asarray(T, np.float64)[:3, :3]))) ** (1.0 / 3.0)
+            scaled = f", scaled by {scale:.3g}" if abs(scale - 1.0) > 1e-6 else ""
+            label = f"object {n + 1}"
+            if target_masks[n].any():
+                if target_masks[n].mean() >= FILLS_FRAME and \
+                        resize_nearest(self.object_masks[part_of[n]], (h, w)).mean() < FILLS_FRAME:
+                    notes.append(f"{label} fills the frame{scaled}")
+                continue
+            covered = r.covered
+            if covered.any():  # drawn, but something nearer wins every pixel it lands on
+                counts = [int((m & covered).sum()) if m_n != n else -1 for m_n, m in enumerate(target_masks)]
+                behind = int((covered & ~target).sum())
+                best = int(np.argmax(counts)) if counts else 0
+                notes.append(f"{label} hidden behind " + (f"object {best + 1}" if counts and counts[best] > behind
+                                                           else "the background") + scaled)
+                continue
+            u, v, z = projections.get(key) or (None, None, None)
+            ids = np.union1d(part.faces.ravel(), part.points)
+            front = np.zeros(0, bool) if u is None else np.isfinite(z[ids]) & (z[ids] > 0)
+            if u is not None and front.any():
+                uf, vf = u[ids][front], v[ids][front]
+                small = uf.max() - uf.min() < 1.0 and vf.max() - vf.min() < 1.0
+                inside = ((uf >= 0) & (uf <= w) & (vf >= 0) & (vf <= h)).any()
+                if small and inside:
+                    notes.append(f"{label} too small to see (under a pixel){scaled}")
+                    continue
+            notes.append(f"{label} out of view{scaled}")
+        return tuple(notes)
 
     # --- helpers -------------------------------------------------------------------------------
     def _seams_between(self, keys, n) -> np.ndarray:

@@ -57,6 +57,7 @@ class FrameStats:
     visible_objects: list = field(default_factory=list)  # bool per part (objects, then copies)
     camera_moved: bool = False
     out_of_view: list = field(default_factory=list)  # 1-based parts shown but not in view
+    notes: list = field(default_factory=list)  # the geometry's visibility lines (EditGeometry.notes)
 
 
 @dataclass
@@ -79,7 +80,7 @@ class EditResult:
                    target_masks=list(g.target_masks),
                    source_coords=np.where(g.moved_mask[..., None], g.source_coords, np.nan).astype(np.float32),
                    stats=dataclasses.replace(stats, visible_objects=list(g.visible), camera_moved=g.camera_moved,
-                                             out_of_view=[n + 1 for n in g.out_of_view]))
+                                             out_of_view=[n + 1 for n in g.out_of_view], notes=list(g.notes)))
 
 
 class Engine:

@@ -49,6 +49,7 @@ class DH_OT_import_photo(JobOperator, bpy.types.Operator, ImportHelper):
         for name in ("prompt", "object_query", "candidate", "mask_path", "depth_path", "engine",
                      "max_depth_jump", "cache_dir"):
             layout.prop(self, name)
+        layout.prop(context.scene, "dh_mesh_vertices")  # the meshes' vertex budget (blender/mesh.py)
 
     def invoke(self, context, event):
         return ImportHelper.invoke(self, context, event)

@@ -63,6 +63,8 @@ class DH_OT_pick_object(bpy.types.Operator):
                     self.pick.remove_nearest(*pixel)
                 else:
                     self.pick.add(*pixel, inside=not event.shift)
+                if self.pick.warning:
+                    self.report({"WARNING"}, self.pick.warning)
             elif event.type in {"BACK_SPACE", "DEL"}:
                 self.pick.remove_last()
             elif event.type in {"RET", "NUMPAD_ENTER"}:

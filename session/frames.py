@@ -59,12 +59,14 @@ def srgb_to_linear(rgb):
 
 
 def pass_pixels(frame, view_transform="Standard"):
-    """uint8 (H, W, 3) frame, top row first -> float32 RGBA rows bottom-up, as a render pass holds them."""
-    rgb = frame.astype(np.float64) / 255.0
+    """uint8 (H, W, 3) frame, top row first -> float32 RGBA rows bottom-up, as a render pass holds them.
+    Through a 256-entry table of the float64 conversion: the same values, and no full-size float64
+    copy of a 12-megapixel frame."""
+    table = np.arange(256, dtype=np.float64) / 255.0
     if view_transform != "Raw":
-        rgb = srgb_to_linear(rgb)
+        table = srgb_to_linear(table)
     rgba = np.ones(frame.shape[:2] + (4,), np.float32)
-    rgba[..., :3] = rgb[::-1]
+    rgba[..., :3] = table.astype(np.float32)[np.asarray(frame, np.uint8)[::-1]]
     return rgba
 
 
@@ -193,6 +195,7 @@ class FrameRenderer:
         self.name = base.name
         self.batch_size = getattr(base, "batch_size", 1)
         self.visible = {}  # frame key -> one bool per object (what the engine said when it rendered)
+        self.notes = {}  # frame key -> the engine's visibility lines (EditGeometry.notes) when it rendered
         self.note = ""
 
     def take_note(self):
@@ -209,11 +212,14 @@ class FrameRenderer:
         if todo:
             images = self.base([e for _, e in todo], progress=progress, should_cancel=should_cancel)
             visible = list(getattr(self.base, "last_visible", ()))
+            notes = list(getattr(self.base, "last_notes", ()))
             for n, ((k, _), rgb) in enumerate(zip(todo, images)):
                 frames[k] = to_uint8(rgb)
                 _memo_put(k, frames[k])
                 if n < len(visible):
                     self.visible[k] = visible[n]
+                if n < len(notes):
+                    self.notes[k] = tuple(notes[n])
         return [frames[k] for k in keys]
 
     def passes(self, edit, names, height, width, view_transform="Standard"):
@@ -222,10 +228,10 @@ class FrameRenderer:
         return frame_passes(self.base.inputs, edit, names, height, width, view_transform)
 
     def out_of_view(self, edit):
-        """1-based numbers of the parts (objects, then copies) a rendered frame shows nowhere
-        though they render (it renders without them)."""
-        seen = self.visible.get(self.source.key(edit), ())
-        return [n + 1 for n, v in enumerate(seen) if not v]
+        """What a rendered frame says about parts (objects, then copies) it does not show as
+        placed, one line each in the engine's one wording (`engine.geometry.EditGeometry.notes`:
+        out of view, hidden behind object N, too small to see, filling the frame)."""
+        return list(self.notes.get(self.source.key(edit), ()))
 
 
 # The fields of a frame's own metadata (FrameSource.metadata), as Blender's Image Editor
@@ -281,12 +287,9 @@ def read_metadata(path):
     return {k: v for k, v in text.items() if k in METADATA_FIELDS}
 
 
-def out_of_view_note(numbers):
-    """The report line for objects that left the view ('' when none did)."""
-    if not numbers:
-        return ""
-    which = ", ".join(str(n) for n in numbers)
-    return f"object{'s' if len(numbers) > 1 else ''} {which} out of view: rendered without"
+def out_of_view_note(notes):
+    """The report line for a frame's visibility notes ('' when it has none)."""
+    return "; ".join(notes)
 
 
 MEMO_BYTES = 256 << 20  # recent frames kept in memory (a few hundred photo-size frames)

@@ -207,4 +207,6 @@ def import_note(photo, query):
     count = len(photo.masks)
     if count > 1:
         note = f"; {count} objects, each moved and keyed on its own" + note
+    if "resized" in photo.notes:  # a depth or mask at the photo's aspect ratio, another size
+        note += f"; {photo.notes['resized']}"
     return note

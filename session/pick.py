@@ -14,6 +14,8 @@ import numpy as np
 
 from .errors import AddonError
 
+MOST_OF_THE_PHOTO = 0.5  # a picked mask above this share of the photo is flagged (`Pick.warning`)
+
 
 @dataclass
 class Pick:
@@ -66,6 +68,16 @@ class Pick:
         outside = [(x, y) for x, y, label in self.points if not label]
         self.mask = self.start()._picker.mask(inside, outside, "point", "point outside") if inside else None
         return self.mask
+
+    @property
+    def warning(self):
+        """One line when the mask covers most of the photo (SAM took the scene, not the object),
+        else None."""
+        share = 0.0 if self.mask is None else float(self.mask.mean())
+        if share <= MOST_OF_THE_PHOTO:
+            return None
+        return (f"Pick Object: the mask covers {share:.0%} of the photo; Shift+click on what is not the "
+                f"object, or click nearer its middle")
 
     def accept(self):
         """Add the mask as the photo's next object; rewrite the cache. Returns the new inputs."""

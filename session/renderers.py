@@ -8,7 +8,8 @@ edit does not change are the photo's own).
 Both follow the ``Renderer`` contract: ``renderer(edits, progress, should_cancel) -> list of
 images``, a ``name``, how many frames one call renders well (``batch_size``), and ``last_visible``
 left by the last call: per frame one bool per part, objects then copies (False: it left the view
-and the frame renders without it; a part the frame removes counts as True). session/frames.py's ``FrameRenderer`` wraps one (keys, memory, uint8).
+and the frame renders without it; a part the frame removes counts as True), and ``last_notes``: per
+frame the geometry's visibility lines (`engine.geometry.EditGeometry.notes`). session/frames.py's ``FrameRenderer`` wraps one (keys, memory, uint8).
 Both render the photo's `engine.inputs.PhotoInputs` (``inputs``, its background included) as
 the engine checked it: its arrays are used as they are.
 """
@@ -43,18 +44,20 @@ class PreviewRenderer(Renderer):
 
     def __init__(self, inputs):
         self.inputs = inputs
-        self.last_visible = []
+        self.last_visible, self.last_notes = [], []
 
     def __call__(self, edits, progress=None, should_cancel=None):
         from ..engine.preview import preview_frame
 
         inputs = self.inputs
-        out, self.last_visible = [], []
+        out, self.last_visible, self.last_notes = [], [], []
         for edit in edits:
-            geometry = inputs.scene.frame(edit)  # the photo's one lifted scene (PhotoInputs.scene)
+            # the photo's one lifted scene (PhotoInputs.scene); a preview draws no edited depth
+            geometry = inputs.scene.frame(edit, edited_depth=False)
             out.append(preview_frame(inputs.image, geometry, inputs.background_image))
             lost = geometry.out_of_view  # a part the frame removes is not lost from view
             self.last_visible.append(tuple(n not in lost for n in range(len(geometry.visible))))
+            self.last_notes.append(geometry.notes)
         return out
 
 
@@ -66,7 +69,7 @@ class DiffusionRenderer(Renderer):
     def __init__(self, inputs, engine, prepared, batch_size=1, settings=None):
         self.inputs, self.engine, self.prepared, self.settings = inputs, engine, prepared, settings
         self.batch_size = max(1, int(batch_size))
-        self.last_visible = []
+        self.last_visible, self.last_notes = [], []
 
     def __call__(self, edits, progress=None, should_cancel=None):
         from ..engine.composite import to_photo_size
@@ -75,4 +78,5 @@ class DiffusionRenderer(Renderer):
                                    settings=self.settings)
         self.last_visible = [tuple(n + 1 not in r.stats.out_of_view for n in range(len(r.stats.visible_objects)))
                              for r in results]
+        self.last_notes = [tuple(r.stats.notes) for r in results]
         return [to_photo_size(self.prepared, result) for result in results]

@@ -45,15 +45,14 @@ class Summary:
     reused: list = field(default_factory=list)
     kept: list = field(default_factory=list)
     paths: list = field(default_factory=list)
-    out_of_view: dict = field(default_factory=dict)  # frame -> 1-based objects it renders without
+    out_of_view: dict = field(default_factory=dict)  # frame -> its visibility notes (FrameRenderer.out_of_view)
     note: str = ""  # how the photo was loaded, when worth a line (a rebuilt cache)
 
     def describe(self):
         text = (f"{len(self.paths)} frames: {len(self.rendered)} rendered, {len(self.reused)} reused "
                 f"(object did not move), {len(self.kept)} kept from an earlier run")
         if self.out_of_view:
-            text += "; " + ", ".join(f"frame {f}: object {'/'.join(map(str, n))} out of view"
-                                     for f, n in sorted(self.out_of_view.items()))
+            text += "; " + ", ".join(f"frame {f}: {'; '.join(n)}" for f, n in sorted(self.out_of_view.items()))
         return text
 
 

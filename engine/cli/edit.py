@@ -231,9 +231,8 @@ def _run(args, claims) -> int:
                 writers += [(f"edited_depth_{k:04d}.exr", lambda p, r=r: io.save_depth_exr(p, r.edited_depth)),
                             (f"frame_{k:04d}.png", lambda p, r=r: io.save_image(p, frame_image(r)))]
                 manifest.commit(k, writers)
-                hidden = [str(n) for n in r.stats.out_of_view]
-                if hidden:
-                    console.say(f"frame {k}: object(s) {', '.join(hidden)} out of view; rendered without them")
+                if r.stats.notes:  # out of view, hidden behind another object, too small, filling the frame
+                    console.say(f"frame {k}: {'; '.join(r.stats.notes)}")
                 stages["write"] += time.perf_counter() - tw
                 st = r.stats
                 energy = st.energy

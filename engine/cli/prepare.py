@@ -182,15 +182,19 @@ def engine_from_args(args, settings=None):
 def load_photo_args(args):
     """The photo's files from the command line, read and checked; no model is loaded
     (engine.inputs.load_photo)."""
+    from .. import console
     from ..inputs import load_photo
 
     if not args.image or args.prompt is None:
         raise InputError("give --image and --prompt (or --prepared PREP_DIR)")
-    return load_photo(args.image, args.prompt, depth=args.depth, mask=args.mask,
-                      object_query=getattr(args, "object", None), candidate=getattr(args, "candidate", None),
-                      background_depth=getattr(args, "background_depth", None),
-                      depth_png_scale=args.depth_png_scale, points=getattr(args, "point", None),
-                      points_out=getattr(args, "point_out", None))
+    photo = load_photo(args.image, args.prompt, depth=args.depth, mask=args.mask,
+                       object_query=getattr(args, "object", None), candidate=getattr(args, "candidate", None),
+                       background_depth=getattr(args, "background_depth", None),
+                       depth_png_scale=args.depth_png_scale, points=getattr(args, "point", None),
+                       points_out=getattr(args, "point_out", None))
+    if "resized" in photo.notes:
+        console.say(f"note: {photo.notes['resized']}")
+    return photo
 
 
 def complete_photo(args, photo, candidates_dir=None):

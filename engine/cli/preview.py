@@ -43,6 +43,7 @@ def add_arguments(parser):
 def run(args) -> int:
     from .. import checks
     from ..errors import InputError
+    from .. import console
     from ..inputs import load_photo, segment_points
     from ..io import load_image
     from ..pipeline import pivots
@@ -58,6 +59,8 @@ def run(args) -> int:
     photo = load_photo(args.image, "", depth=args.depth, mask=args.mask, depth_png_scale=args.png_scale,
                        background_depth=args.background_depth, require_prompt=False,
                        points=args.point, points_out=args.point_out, labels={"depth_png_scale": "--png-scale"})
+    if "resized" in photo.notes:
+        console.say(f"note: {photo.notes['resized']}")
     if photo.mask is None:  # SAM's mask of the clicked points, exactly as prepare / edit compute it
         from .. import registry
 
@@ -154,9 +157,8 @@ def _write_frames(args, out, image, scene, keyframes, edits, background, backgro
             "timings_s": {"geometry": round(t1 - t0, 4), "preview": round(t2 - t1, 4),
                           "write": round(time.perf_counter() - t2, 4)},
         })
-        hidden = [str(n + 1) for n in geo.out_of_view]
-        if hidden:
-            print(f"frame {k}: object(s) {', '.join(hidden)} out of view; rendered without them")
+        if geo.notes:  # out of view, hidden behind another object, too small, filling the frame
+            print(f"frame {k}: {'; '.join(geo.notes)}")
     report = {
         "image": str(args.image), "depth": str(args.depth), "masks": [str(m) for m in args.mask or []],
         "points": args.point or [], "points_out": args.point_out or [],
@@ -171,7 +173,7 @@ def _write_frames(args, out, image, scene, keyframes, edits, background, backgro
     }
     with atomic_output(out / "report.json") as tmp:
         tmp.write_text(json.dumps(report, indent=1))
-    note = f"; the object is out of view in frame(s) {', '.join(map(str, out_of_view))}" if out_of_view else ""
+    note = f"; no object is seen in frame(s) {', '.join(map(str, out_of_view))}" if out_of_view else ""
     console.say(f"wrote {len(frames)} frame(s) to {out}{note}")
     return 0
 

@@ -232,3 +232,26 @@ def test_the_edit_guides_copies_and_removals_like_objects(tiny_models_dir):
     assert not removed.target_mask.any() and not (removed.valid_mask & prepared.object_masks[0]).any()
     assert removed.stats.reused is None  # a removal is not the identity
     assert removed.stats.out_of_view == [] and copy.stats.visible_objects == [True, True]
+
+
+def test_preview_says_a_hidden_copy_is_behind_its_occluder_and_names_extreme_scales(tmp_path):
+    """`engine preview` prints each frame's visibility lines: a copy of box 2 moved exactly behind
+    box 1 is hidden behind object 1 (not out of view); box 1 scaled by 1e-6 about its centroid is
+    too small to see, and by 1e6 fills the frame."""
+    def about_box_1(scale):
+        centroid = LiftedScene.build(*two_boxes()).centroids()[0]
+        T = np.eye(4)
+        T[:3, :3] *= scale
+        T[:3, 3] = centroid - scale * centroid
+        return T.tolist()
+
+    _inputs(tmp_path, [{"copies": [{"of": 2, "matrix": translation(x=px(-30, 5.0)).tolist()}]},
+                       {"objects": [{"matrix": about_box_1(1e-6)}]},
+                       {"objects": [{"matrix": about_box_1(1e6)}]}])
+    r = _preview(tmp_path, tmp_path / "out")
+    assert r.returncode == 0, r.stderr
+    lines = [ln for ln in r.stdout.splitlines() if ln.startswith("frame ")]
+    assert lines[0] == "frame 1: object 3 hidden behind object 1"
+    assert lines[1] == "frame 2: object 1 too small to see (under a pixel), scaled by 1e-06"
+    assert lines[2].startswith("frame 3: object 1 fills the frame, scaled by 1e+06")
+    assert "out of view" not in r.stdout

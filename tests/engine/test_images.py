@@ -43,3 +43,16 @@ def test_resize_nearest_takes_the_pixel_holding_each_centre():
     assert out.tolist() == [[a[1, 1], a[1, 4], a[1, 7]], [a[4, 1], a[4, 4], a[4, 7]]]
     assert set(np.unique(resize_nearest(a, (13, 5)))) <= set(a.ravel())  # never a mixed value
     assert nearest_index(3, 3).tolist() == [0, 1, 2] and nearest_index(4, 2).tolist() == [0, 0, 1, 1]
+
+
+def test_depth_to_photo_samples_a_larger_map_and_keeps_a_smooth_one_smooth():
+    from engine.images import depth_to_photo, resize_nearest
+
+    image = np.full((30, 40, 3), 0.5, np.float32)
+    large = np.random.default_rng(0).uniform(1, 5, (60, 80)).astype(np.float32)
+    assert np.array_equal(depth_to_photo(large, image), resize_nearest(large, (30, 40)))  # no mixed depths
+    # a plane seen in a plain photo: the guided upsampling is a smooth interpolation of it
+    yy = np.linspace(2.0, 3.0, 15)[:, None] * np.ones((1, 20), np.float32)
+    up = depth_to_photo(yy.astype(np.float32), image)
+    assert up.shape == (30, 40) and np.all(np.diff(up, axis=0) >= -1e-6)  # still increasing down the rows
+    assert np.abs(up[:, 0] - up[:, -1]).max() < 1e-5 and 2.0 - 1e-5 <= up.min() and up.max() <= 3.0 + 1e-5

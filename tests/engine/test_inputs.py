@@ -271,3 +271,68 @@ def test_an_incomplete_photo_is_not_saved(files, tmp_path):
     with pytest.raises(InputError, match="background"):
         save_photo_folder(tmp_path / "folder", photo)
     assert not (tmp_path / "folder").exists()
+
+
+# --- depth and masks at another size than the photo (one rule: engine.checks.resampled_size) ---------
+
+
+def test_resampled_size_rule():
+    from engine.checks import resampled_size
+
+    assert resampled_size((3000, 4000), (3000, 4000), "depth") is False
+    assert resampled_size((480, 640), (3000, 4000), "depth") is True  # exact 4:3
+    assert resampled_size((480, 640), (3003, 4000), "depth") is True  # 480.48 rounded
+    assert resampled_size((12, 16), (24, 33), "mask") is True  # 16.5 rounded down
+    with pytest.raises(InputError, match="another aspect ratio"):  # 5x5 is no rounding of 32x24
+        resampled_size((5, 5), (24, 32), "mask")
+    assert resampled_size((6000, 8000), (3000, 4000), "depth") is True  # larger: sampled down
+    with pytest.raises(InputError, match=r"^depth: size 640x500 \(WxH\) does not match the photo's 4000x3000 "
+                                         r"\(WxH\) and has another aspect ratio"):
+        resampled_size((500, 640), (3000, 4000), "depth")
+
+
+def _two_planes(tmp_path, H=96, W=128, edge=50):
+    """A photo with a colour edge at column ``edge`` and the depth that steps there (2 m | 4 m)."""
+    image = np.zeros((H, W, 3), np.float32)
+    image[:, :edge] = (0.9, 0.2, 0.1)
+    image[:, edge:] = (0.1, 0.3, 0.8)
+    depth = np.where(np.arange(W)[None] < edge, 2.0, 4.0) * np.ones((H, 1))
+    mask = np.zeros((H, W), bool)
+    mask[20:60, 10:40] = True
+    io.save_image(tmp_path / "photo.png", image)
+    return image, depth, mask
+
+
+def test_smaller_depth_and_mask_are_brought_to_the_photo_size(tmp_path):
+    from engine.images import resize_image
+
+    image, depth, mask = _two_planes(tmp_path)
+    small_depth = depth[::4, ::4].astype(np.float32)  # 32x24, as a depth model gives it
+    np.save(tmp_path / "small_depth.npy", small_depth)
+    io.save_mask(tmp_path / "small_mask.png", mask[::4, ::4])
+    photo = load_photo(tmp_path / "photo.png", "planes", depth=tmp_path / "small_depth.npy",
+                       mask=tmp_path / "small_mask.png")
+    assert photo.depth.shape == photo.mask.shape == (96, 128)
+    note = photo.notes["resized"]
+    assert "\n" not in note and "128x96" in note and "from 32x24" in note and "nearest" in note
+    # masks by nearest: every photo pixel takes its small pixel's value
+    assert np.array_equal(photo.mask, np.repeat(np.repeat(mask[::4, ::4], 4, 0), 4, 1))
+    # depth guided by the photo's edge: both planes exact up to the edge, where bicubic smears
+    assert np.allclose(photo.depth, depth, rtol=1e-3)
+    smooth = resize_image(small_depth, (96, 128), clip=False)
+    assert np.abs(smooth - depth).max() > 0.3
+    assert photo.depth.min() >= 2.0 - 1e-4 and photo.depth.max() <= 4.0 + 1e-4  # never beyond the given depths
+
+
+def test_depth_of_another_aspect_is_refused_in_one_line(tmp_path):
+    image, depth, mask = _two_planes(tmp_path)
+    np.save(tmp_path / "square.npy", np.full((32, 32), 2.0, np.float32))
+    io.save_mask(tmp_path / "mask.png", mask)
+    with pytest.raises(InputError) as err:
+        load_photo(tmp_path / "photo.png", "planes", depth=tmp_path / "square.npy", mask=tmp_path / "mask.png")
+    message = str(err.value)
+    assert "\n" not in message and "square.npy" in message and "another aspect ratio" in message
+    # a mask too, and under the caller's own name of the input
+    io.save_mask(tmp_path / "wide.png", np.pad(mask, ((0, 0), (0, 40))))
+    with pytest.raises(InputError, match=r"^Mask File: mask '.*wide.png': size 168x96 \(WxH\) does not match"):
+        load_photo(tmp_path / "photo.png", "planes", mask=tmp_path / "wide.png", labels={"mask": "Mask File"})

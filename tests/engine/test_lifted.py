@@ -188,3 +188,48 @@ def test_build_makes_masks_disjoint_with_the_checks_rule():
     assert (scene.object_masks == disjoint_masks([a, b])).all()
     with pytest.raises(InputError, match=r"mask 2: empty \(or entirely inside an earlier mask\)"):
         LiftedScene.build(depth, np.stack([a, a]))
+
+
+# --- what a frame says about its parts' visibility (EditGeometry.notes, the one wording) --------------
+
+
+def _about_centroid(scene, n, scale):
+    c = scene.centroids()[n]
+    T = np.eye(4)
+    T[:3, :3] *= scale
+    T[:3, 3] = c - scale * c
+    return T
+
+
+def test_an_occluded_copy_is_hidden_behind_not_out_of_view():
+    from engine.transforms import Copy
+
+    d, m = two_boxes()
+    scene = LiftedScene.build(d, m)
+    # a copy of box 2 (depth 5) moved exactly behind box 1 (depth 3, the same size): nothing of it shows
+    copy = FrameEdit((np.eye(4), np.eye(4)), copies=(Copy(1, translation(x=px(-30, 5.0))),))
+    g = scene.frame(copy)
+    assert g.visible == (True, True, False)
+    assert g.notes == ("object 3 hidden behind object 1",)
+    # box 2 pushed off the right edge: out of view (it left the frame), nothing said of box 1
+    assert scene.frame(FrameEdit((np.eye(4), translation(x=px(40, 5.0))))).notes == ("object 2 out of view",)
+    assert scene.frame(FrameEdit((np.eye(4), translation(z=20.0)))).notes == ("object 2 out of view",)  # behind us
+    # box 1 behind the wall (10 m) it stood in front of: hidden behind the background
+    assert scene.frame(translation(z=-8.0)).notes == ("object 1 hidden behind the background",)
+    assert scene.frame(np.eye(4)).notes == ()
+
+
+def test_a_scale_that_makes_an_object_vanish_or_fill_the_frame_is_said():
+    d, m = two_boxes()
+    scene = LiftedScene.build(d, m)
+    tiny = scene.frame(FrameEdit((_about_centroid(scene, 0, 1e-6), np.eye(4))))
+    assert not tiny.visible[0] and tiny.notes == ("object 1 too small to see (under a pixel), scaled by 1e-06",)
+    huge = scene.frame(FrameEdit((_about_centroid(scene, 0, 1e6), np.eye(4))))
+    assert huge.notes[0] == "object 1 fills the frame, scaled by 1e+06"
+    big = scene.frame(FrameEdit((_about_centroid(scene, 0, 2.0), np.eye(4))))  # twice the size: nothing to say
+    assert big.visible == (True, True) and big.notes == ()
+    # a trajectory whose only frame shows nothing is refused with the reason
+    with pytest.raises(InputError, match=r"^transforms: no object is seen in any frame \(frame 1: object 1 too "
+                                         r"small to see \(under a pixel\), scaled by 1e-06; object 2 hidden "
+                                         r"behind the background\)$"):
+        scene.hidden_frames([FrameEdit((_about_centroid(scene, 0, 1e-6), translation(y=-2.0, z=-8.0)))])

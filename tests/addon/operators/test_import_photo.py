@@ -97,7 +97,7 @@ def test_reimport_reuses_cache_and_bad_files_are_operator_errors(addon, tmp_path
     wrong_size = tmp_path / "small_mask.png"
     from PIL import Image
 
-    Image.fromarray(np.full((5, 5), 255, np.uint8)).save(wrong_size)
+    Image.fromarray(np.tile(np.uint8([0, 255]), (5, 5))[:, :9]).save(wrong_size)  # another aspect (a smaller one is resized)
     not_an_image = tmp_path / "notes.png"
     not_an_image.write_text("hello")
     cases = [

@@ -103,3 +103,27 @@ def test_the_frame_renderer_renders_each_frame_content_once(addon, tmp_path):
     again = renderer([np.eye(4), b, _translation(0.1)])
     assert calls[1:] == [[0.1]] and again[0] is out[3] and again[1] is out[1]
     frames.forget()
+
+
+def test_preview_renderer_says_what_the_engine_says_of_a_lost_object(addon, tmp_path):
+    """The frame renderer's visibility lines are the engine's own (EditGeometry.notes): out of view
+    for an object that left the frame, said in the render engine's report line."""
+    frames = addon_module("session.frames")
+    inputs, _ = _inputs(tmp_path)
+    renderer = addon_module("session.renderers").PreviewRenderer(inputs)
+    renderer([np.eye(4), _translation(50.0)])
+    assert renderer.last_notes == [(), ("object 1 out of view",)]
+    assert renderer.last_visible == [(True,), (False,)]
+    assert frames.out_of_view_note(renderer.last_notes[1]) == "object 1 out of view"
+    assert frames.out_of_view_note(()) == ""
+
+
+def test_pick_flags_a_mask_covering_most_of_the_photo(addon, tmp_path):
+    pick = addon_module("session.pick").Pick(str(tmp_path), {})
+    assert pick.warning is None  # no mask yet
+    pick.mask = np.zeros((10, 10), bool)
+    pick.mask[:8] = True  # 80 % of the photo
+    assert pick.warning == ("Pick Object: the mask covers 80% of the photo; Shift+click on what is not the object, "
+                            "or click nearer its middle")
+    pick.mask[3:] = False  # 30 %: an object
+    assert pick.warning is None

@@ -133,7 +133,7 @@ EDIT_CASES = [
     ("transforms with booleans", {"--transforms": "bool.json"}, "true"),
     ("transforms not utf-8", {"--transforms": "latin1.json"}, "UTF-8"),
     ("object behind the camera", {"--transforms": "behind.json"}, "out of view"),
-    ("object 100 m away", {"--transforms": "far.json"}, "out of view"),
+    ("object 100 m away", {"--transforms": "far.json"}, "too small to see"),
     ("contradicts the prepared photo", {"--steps": "8"}, "fixed at prepare time"),
     ("contradicts the prepared photo (inversion)", {"--inversion": "ddim"}, "fixed at prepare time"),
     ("contradicts the prepared photo (resolution)", {"--resolution": "64"}, "fixed at prepare time"),
@@ -189,11 +189,13 @@ def test_preview_names_its_own_png_scale_option(scene, tmp_path, capsys):
 
 
 def test_preview_refuses_when_never_visible(scene, tmp_path, capsys):
-    for name in ("behind.json", "far.json"):
+    # behind the camera: out of view; 100 m away, in the frame but under a pixel: too small to see
+    for name, said in (("behind.json", "out of view in every frame"),
+                       ("far.json", "no object is seen in any frame (frame 1: object 1 too small to see")):
         rc, err = _run(["preview", "--image", scene / "image.png", "--depth", scene / "depth.npy",
                         "--mask", scene / "mask.png", "--transforms", scene / name, "--out", tmp_path / "pv"],
                        capsys)
-        assert rc == 2 and "out of view in every frame" in err, err
+        assert rc == 2 and said in err, err
         assert not (tmp_path / "pv").exists()
 
 
