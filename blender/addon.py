@@ -3,12 +3,14 @@ caches), and ``sys.path`` for the Python packages installed there or in the pref
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import sys
 
 import bpy
 
 ADDON_PACKAGE = __package__.rpartition(".")[0]
+log = logging.getLogger(__name__)
 
 
 def preferences(context=None):
@@ -26,12 +28,27 @@ def user_site_packages(create=False):
         return None
 
 
-def add_paths(context=None):
-    """Put the extension's site-packages and the preferences' environment on sys.path."""
-    candidates = [user_site_packages()]
+def python_packages(context=None):
+    """The preferences' Python Packages folder (absolute), or None when none is set."""
     prefs = preferences(context)
-    if prefs is not None and prefs.python_path:
-        candidates.append(bpy.path.abspath(prefs.python_path))
+    return bpy.path.abspath(prefs.python_path) if prefs is not None and prefs.python_path else None
+
+
+def install_target(context=None, create=False):
+    """Where Install Dependencies installs: the Python Packages folder when one is set (a short
+    folder where the extension's own is too deep for Windows' path limit), else the extension's own."""
+    return python_packages(context) or user_site_packages(create=create)
+
+
+def add_paths(context=None):
+    """Put the extension's site-packages and the preferences' Python Packages folder on sys.path;
+    a Python Packages folder that does not exist is said in the console (and in the preferences)."""
+    candidates = [user_site_packages()]
+    packages = python_packages(context)
+    if packages and not os.path.isdir(packages):
+        log.warning("Diffusion Handles: the Python Packages folder %s does not exist (Preferences > Add-ons > "
+                    "Diffusion Handles)", packages)
+    candidates.append(packages)
     for path in candidates:
         if path and os.path.isdir(path) and path not in sys.path:
             sys.path.append(path)
