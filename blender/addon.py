@@ -11,6 +11,7 @@ import bpy
 
 ADDON_PACKAGE = __package__.rpartition(".")[0]
 log = logging.getLogger(__name__)
+OFFLINE = "Online access is disabled (Preferences > System > Network)"
 
 
 def preferences(context=None):
@@ -59,6 +60,13 @@ def wheels_dir(context=None):
     """The preferences' local wheels folder (offline installs), or None."""
     prefs = preferences(context)
     return bpy.path.abspath(prefs.wheels_dir) if prefs is not None and prefs.wheels_dir else None
+
+
+def install_disabled_reason(context=None):
+    """Why Install Dependencies cannot run now (its poll message and the preferences' box), or None."""
+    if wheels_dir(context) or bpy.app.online_access:  # local wheels need no network
+        return None
+    return f"{OFFLINE}: allow it, or set a local Wheels Folder"
 
 
 def cache_root(context, explicit=""):

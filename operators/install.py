@@ -5,10 +5,10 @@ import os
 
 import bpy
 
-from ..blender.addon import add_paths, install_target, wheels_dir
+from ..blender.addon import add_paths, install_disabled_reason, install_target, wheels_dir
 from ..session import deps
 from .jobs import JobOperator
-from .online import OFFLINE, OnlineOnly
+from .online import OnlineOnly
 
 
 class DH_OT_install_dependencies(OnlineOnly, JobOperator, bpy.types.Operator):
@@ -21,9 +21,7 @@ class DH_OT_install_dependencies(OnlineOnly, JobOperator, bpy.types.Operator):
 
     @classmethod
     def disabled_reason(cls, context):
-        if wheels_dir(context):  # local wheels need no network
-            return None
-        return None if bpy.app.online_access else f"{OFFLINE}: allow it, or set a local Wheels Folder"
+        return install_disabled_reason(context)
 
     def start(self, context):
         target = install_target(context, create=True)

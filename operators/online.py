@@ -1,7 +1,7 @@
 """OnlineOnly: the mix-in of operators that download (available only when Blender may go online)."""
 import bpy
 
-OFFLINE = "Online access is disabled (Preferences > System > Network)"
+from ..blender.addon import OFFLINE
 
 
 class OnlineOnly:

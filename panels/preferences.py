@@ -45,9 +45,8 @@ class DH_AddonPreferences(bpy.types.AddonPreferences):
                                             "instead of the extension's own (Windows' path limit)")
 
     def draw(self, context):
-        from ..blender.addon import install_target, python_packages
+        from ..blender.addon import install_disabled_reason, install_target, python_packages
         from ..blender.options import weights_status
-        from ..operators.install import DH_OT_install_dependencies
         from ..session import deps
         from ..session.store import engine_loaded
 
@@ -60,7 +59,7 @@ class DH_AddonPreferences(bpy.types.AddonPreferences):
             box.label(text="Blender's Python lacks torch: install the packages (several GB) or point to an environment.")
             row = box.row()
             row.operator("dh.install_dependencies", icon="IMPORT")
-            reason = DH_OT_install_dependencies.disabled_reason(context)
+            reason = install_disabled_reason(context)
             if reason:  # the button is greyed out: say why, here
                 box.label(text=reason, icon="INFO")
             box.prop(self, "wheels_dir")
