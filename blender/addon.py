@@ -44,11 +44,18 @@ def install_target(context=None, create=False):
 def add_paths(context=None):
     """Put the extension's site-packages and the preferences' Python Packages folder on sys.path;
     a Python Packages folder that does not exist is said in the console (and in the preferences)."""
+    from ..session.deps import foreign_python
+
     candidates = [user_site_packages()]
     packages = python_packages(context)
     if packages and not os.path.isdir(packages):
         log.warning("Diffusion Handles: the Python Packages folder %s does not exist (Preferences > Add-ons > "
                     "Diffusion Handles)", packages)
+    elif packages and foreign_python(packages):  # its compiled modules would fail to load here
+        log.warning("Diffusion Handles: the Python Packages folder %s holds packages built for Python %s, not "
+                    "this Blender's %d.%d: left off sys.path (install them again for this Python)",
+                    packages, foreign_python(packages), *sys.version_info[:2])
+        packages = None
     candidates.append(packages)
     for path in candidates:
         if path and os.path.isdir(path) and path not in sys.path:

@@ -1,5 +1,6 @@
 """Add-on preferences: device, precision, models, cache folder, dependencies, memory."""
 import os
+import sys
 
 import bpy
 from bpy.props import EnumProperty, StringProperty
@@ -73,6 +74,9 @@ class DH_AddonPreferences(bpy.types.AddonPreferences):
         if packages and not os.path.isdir(packages):
             box.label(text=f"Python Packages folder not found: {packages}"
                            + (" (Install Dependencies creates it)" if missing else ""), icon="ERROR")
+        elif packages and deps.foreign_python(packages):
+            box.label(text=f"Python Packages holds packages for Python {deps.foreign_python(packages)}, this Blender "
+                           f"runs {sys.version_info[0]}.{sys.version_info[1]}: install them again", icon="ERROR")
 
         box = layout.box()
         box.label(text="Models", icon="FILE_3D")

@@ -75,6 +75,34 @@ def require(names):
         raise AddonError(f"missing Python package(s): {', '.join(missing)}. {install_hint()}")
 
 
+def built_for(folder):
+    """The Python versions ('3.11') the version-specific wheels installed in ``folder`` were built
+    for (their WHEEL tags 'cp311-cp311-...'; pure and abi3 wheels serve any version)."""
+    versions = set()
+    try:
+        infos = [name for name in os.listdir(folder) if name.endswith(".dist-info")]
+    except OSError:
+        return versions
+    for info in infos:
+        try:
+            with open(os.path.join(folder, info, "WHEEL"), encoding="utf-8") as stream:
+                tags = [line.split(":", 1)[1].strip() for line in stream if line.startswith("Tag:")]
+        except OSError:
+            continue
+        for tag in tags:
+            interpreter, abi = (tag.split("-") + ["", ""])[:2]
+            if interpreter == abi and re.fullmatch(r"cp3\d+", interpreter):
+                versions.add(f"3.{interpreter[3:]}")
+    return versions
+
+
+def foreign_python(folder):
+    """The other Python a package folder was installed for ('3.11' in a Blender on 3.13), else None."""
+    versions = built_for(folder)
+    here = "%d.%d" % sys.version_info[:2]
+    return ", ".join(sorted(versions)) if versions and here not in versions else None
+
+
 def canonical(name):
     """A project name as pip compares them (PEP 503): 'Pillow', 'pillow' and 'PIL_low' alike."""
     return re.sub(r"[-_.]+", "-", name).lower()

@@ -153,3 +153,38 @@ def test_python_packages_folder_missing_is_said_then_installed_into(installer, t
     finally:
         if str(short) in sys.path:
             sys.path.remove(str(short))
+
+
+def _installed(folder, name, tag):
+    """An installed distribution as pip leaves it: the package and its dist-info with the wheel's tag."""
+    (folder / name).mkdir(parents=True)
+    (folder / name / "__init__.py").write_text("")
+    (folder / f"{name}-1.0.dist-info").mkdir()
+    (folder / f"{name}-1.0.dist-info" / "WHEEL").write_text(f"Wheel-Version: 1.0\nTag: {tag}\n")
+
+
+def test_python_packages_for_another_python_is_said_and_left_off(installer, tmp_path, monkeypatch, caplog):
+    """A Python Packages folder made for Blender 5.0's Python 3.11 in a Blender on 3.13 (or the other
+    way round): its compiled modules cannot load, so it stays off sys.path and the box says why."""
+    deps, prefs, target = installer
+    here = "%d%d" % sys.version_info[:2]
+    other = "311" if here != "311" else "313"
+    folder = tmp_path / "packages"
+    _installed(folder, "dh_native", f"cp{other}-cp{other}-win_amd64")
+    _installed(folder, "dh_abi3", "cp38-abi3-win_amd64")  # abi3 and pure wheels serve any Python
+    _installed(folder, "dh_pure", "py3-none-any")
+    assert deps.built_for(str(folder)) == {f"3.{other[1:]}"}
+    with caplog.at_level(logging.WARNING):
+        prefs.python_path = str(folder)
+    assert any(f"built for Python 3.{other[1:]}" in r.getMessage() for r in caplog.records)
+    assert str(folder) not in sys.path
+    box = _dependency_box(prefs, monkeypatch, deps)
+    assert any(f"holds packages for Python 3.{other[1:]}" in text for text in box)
+    _installed(folder, "dh_native_here", f"cp{here}-cp{here}-win_amd64")  # installed again for this Python
+    try:
+        prefs.python_path = str(folder)
+        assert str(folder) in sys.path
+        assert not any("holds packages" in text for text in _dependency_box(prefs, monkeypatch, deps))
+    finally:
+        if str(folder) in sys.path:
+            sys.path.remove(str(folder))
