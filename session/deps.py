@@ -195,13 +195,15 @@ def plan(wheels_dir=None, requirements=None, python=None, env=None):
     if clashes:
         name, version = clashes[0]
         have = env["installed"].get(canonical(name))
-        needers = [n for n, _, _ in wanted if n != name]
-        what = f"Blender's own {name} {have[1]}" if have else f"{name}, which Blender bundles"
+        needers = [item["metadata"]["name"] for item in items  # the plan's packages that ask for it
+                   if any(canonical(re.split(r"[\s;<>=!~\[(@]", dep, maxsplit=1)[0]) == canonical(name)
+                          for dep in item["metadata"].get("requires_dist") or [])]
+        what = f"Blender's own {name} {have[1]}" if have else f"Blender's {name} (this Python has none)"
         raise AddonError(
-            f"Install Dependencies: the requirements need {name} {version} ({', '.join(needers[:3]) or 'requested'}"
-            f"{', ...' if len(needers) > 3 else ''}), which would replace {what}; it never replaces what "
-            f"Blender's Python {env['python']} has: use a Blender release this add-on lists, or set Python "
-            "Packages to an environment that has everything")
+            f"Install Dependencies: {', '.join(needers[:3]) or 'the requirements'}{', ...' if len(needers) > 3 else ''}"
+            f" {'needs' if len(needers) == 1 else 'need'} {name} {version}, which would replace {what}; it never replaces what Blender's Python "
+            f"{env['python']} has: use a Blender release this add-on lists, or set Python Packages to an "
+            "environment that has everything")
     return wanted
 
 

@@ -84,8 +84,8 @@ def test_refuses_to_replace_the_pythons_numpy(deps, tmp_path):
     with pytest.raises(_errors().AddonError) as caught:
         deps.install(str(target), str(wheels), requirements=["dh-probe-old==1.0"])
     message = str(caught.value)
-    assert f"numpy 0.9" in message and f"Blender's own numpy {numpy.__version__}" in message
-    assert "dh-probe-old" in message and "\n" not in message
+    assert message.startswith("Install Dependencies: dh-probe-old needs numpy 0.9, which would replace "
+                              f"Blender's own numpy {numpy.__version__};") and "\n" not in message
     assert not target.exists() and not list(tmp_path.glob(".dh-*"))
 
 
