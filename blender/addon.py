@@ -4,12 +4,15 @@ environment."""
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import sys
 
 import bpy
 
 ADDON_PACKAGE = __package__.rpartition(".")[0]
+log = logging.getLogger(__name__)
+OFFLINE = "Online access is disabled (Preferences > System > Network)"
 
 
 def preferences(context=None):
@@ -27,12 +30,34 @@ def user_site_packages(create=False):
         return None
 
 
-def add_paths(context=None):
-    """Put the extension's site-packages and the preferences' environment on sys.path."""
-    candidates = [user_site_packages()]
+def python_packages(context=None):
+    """The preferences' Python Packages folder (absolute), or None when none is set."""
     prefs = preferences(context)
-    if prefs is not None and prefs.python_path:
-        candidates.append(bpy.path.abspath(prefs.python_path))
+    return bpy.path.abspath(prefs.python_path) if prefs is not None and prefs.python_path else None
+
+
+def install_target(context=None, create=False):
+    """Where Install Dependencies installs: the Python Packages folder when one is set (a short
+    folder where the extension's own is too deep for Windows' path limit), else the extension's own."""
+    return python_packages(context) or user_site_packages(create=create)
+
+
+def add_paths(context=None):
+    """Put the extension's site-packages and the preferences' Python Packages folder on sys.path;
+    a Python Packages folder that does not exist is said in the console (and in the preferences)."""
+    from ..session.deps import foreign_python
+
+    candidates = [user_site_packages()]
+    packages = python_packages(context)
+    if packages and not os.path.isdir(packages):
+        log.warning("Diffusion Handles: the Python Packages folder %s does not exist (Preferences > Add-ons > "
+                    "Diffusion Handles)", packages)
+    elif packages and foreign_python(packages):  # its compiled modules would fail to load here
+        log.warning("Diffusion Handles: the Python Packages folder %s holds packages built for Python %s, not "
+                    "this Blender's %d.%d: left off sys.path (install them again for this Python)",
+                    packages, foreign_python(packages), *sys.version_info[:2])
+        packages = None
+    candidates.append(packages)
     for path in candidates:
         if path and os.path.isdir(path) and path not in sys.path:
             sys.path.append(path)
@@ -43,6 +68,13 @@ def wheels_dir(context=None):
     """The preferences' local wheels folder (offline installs), or None."""
     prefs = preferences(context)
     return bpy.path.abspath(prefs.wheels_dir) if prefs is not None and prefs.wheels_dir else None
+
+
+def install_disabled_reason(context=None):
+    """Why Install Dependencies cannot run now (its poll message and the preferences' box), or None."""
+    if wheels_dir(context) or bpy.app.online_access:  # local wheels need no network
+        return None
+    return f"{OFFLINE}: allow it, or set a local Wheels Folder"
 
 
 # A photo's cache by default: beside the saved .blend (relative, so the project folder moves and

@@ -1,4 +1,7 @@
 """Add-on preferences: device, precision, models, cache folder, dependencies, memory."""
+import os
+import sys
+
 import bpy
 from bpy.props import EnumProperty, StringProperty
 
@@ -42,11 +45,13 @@ class DH_AddonPreferences(bpy.types.AddonPreferences):
                                description="Install Dependencies from the wheel files in this folder only "
                                            "(offline, e.g. a studio's mirror); empty: the package index")
     python_path: StringProperty(name="Python Packages", subtype="DIR_PATH", update=_on_python_path,
-                                description="site-packages of an existing Python 3.11 environment with torch "
-                                            "(instead of installing into the extension's folder)")
+                                description="A folder of Python packages for this Blender's Python (3.11 in "
+                                            "Blender 4.2-5.0, 3.13 in 5.1+): the site-packages of an environment "
+                                            "with torch, or a short folder Install Dependencies installs into "
+                                            "instead of the extension's own (Windows' path limit)")
 
     def draw(self, context):
-        from ..blender.addon import user_site_packages
+        from ..blender.addon import install_disabled_reason, install_target, python_packages
         from ..blender.options import weights_status
         from ..session import deps
         from ..session.store import engine_loaded
@@ -60,13 +65,23 @@ class DH_AddonPreferences(bpy.types.AddonPreferences):
             box.label(text="Blender's Python lacks torch: install the packages (several GB) or point to an environment.")
             row = box.row()
             row.operator("dh.install_dependencies", icon="IMPORT")
+            reason = install_disabled_reason(context)
+            if reason:  # the button is greyed out: say why, here
+                box.label(text=reason, icon="INFO")
             box.prop(self, "wheels_dir")
-            target = user_site_packages()
+            target = install_target(context)
             if target:
                 box.label(text=f"Installs into: {target}")
         else:
             box.label(text="All Python packages found", icon="CHECKMARK")
         box.prop(self, "python_path")
+        packages = python_packages(context)
+        if packages and not os.path.isdir(packages):
+            box.label(text=f"Python Packages folder not found: {packages}"
+                           + (" (Install Dependencies creates it)" if missing else ""), icon="ERROR")
+        elif packages and deps.foreign_python(packages):
+            box.label(text=f"Python Packages holds packages for Python {deps.foreign_python(packages)}, this Blender "
+                           f"runs {sys.version_info[0]}.{sys.version_info[1]}: install them again", icon="ERROR")
 
         box = layout.box()
         box.label(text="Models", icon="FILE_3D")
