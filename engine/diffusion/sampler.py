@@ -29,6 +29,7 @@ from .progress import check_cancel, report
 from .ddim import DDIM
 from .denoiser import Denoiser
 from .guidance import Guidance
+from .hooks import writing
 
 
 def reconstruct(den: Denoiser, ddim: DDIM, noise, cond, nulls, depth, settings, progress=None,
@@ -82,7 +83,16 @@ def guided_sample(den: Denoiser, ddim: DDIM, noise, cond, nulls, depth, settings
         check_cancel(should_cancel)
         layers = settings.layers_at(i) if guidance is not None else ()
         eps = None
-        if layers and settings.opt_iterations > 0:
+        if layers and settings.injects:
+            if i < settings.injection_start:
+                layers = ()  # before the window: a plain step
+        if layers and settings.injects:
+            # gradient-free handles: written into this step's own forward (no extra evaluation)
+            if settings.latent_injection > 0.0:
+                x = guidance.inject_latents(i, x)
+            with torch.no_grad(), writing(den.unet, guidance.writers(i, layers)):
+                eps = den.cfg_eps(x, t, cond, nulls[i:i + 1], depth, settings.cfg_scale)
+        elif layers and settings.opt_iterations > 0:
             warped = guidance.warped_references(i, layers)
             step_size = settings.step_size_at(i)
             for k in range(settings.opt_iterations):
