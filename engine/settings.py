@@ -140,6 +140,10 @@ class EditSettings:
     injection_feather: int = 0
     """'injection': the blend at the region's boundary ramps over this many activation pixels
     inside it (0: a hard edge)."""
+    injection_fill: bool = False
+    """'injection' with latent_injection: the pixels an object left (originally the object, now
+    background) take, the same share, the reconstruction's latents of the nearest pixel that is
+    background before and after the edit, so the object's own latents do not stay behind."""
     injection_background: float = 1.0
     """'injection': the share of G_b's target written: the new background's mean activation is
     shifted toward the original background's mean reference activation (without it a copied

@@ -110,6 +110,7 @@ class Guidance:
         self.settings = settings
         self.device = device
         self.latent_sources = latent_sources
+        self._hole_cache: dict = {}
 
     def _ref(self, step, layer):
         return self.references[(step, layer)].to(self.device)
@@ -182,12 +183,41 @@ class Guidance:
 
         noise, trajectory = self.latent_sources
         src = noise if step == 0 else trajectory[step - 1]
-        B = latents.shape[0]
+        B, C = latents.shape[:2]
+        grid = tuple(latents.shape[-2:])
         with torch.no_grad():
             src = src.to(self.device).float().expand(B, *src.shape[1:]).contiguous()
-            moved = warp(src, self.targets[tuple(latents.shape[-2:])].source_coords).float()
-            w = self.settings.latent_injection * self._weight(latents.shape[-2:])
-            return latents + w * (moved - latents)
+            moved = warp(src, self.targets[grid].source_coords).float()
+            w = self.settings.latent_injection * self._weight(grid)
+            out = latents + w * (moved - latents)
+            if self.settings.injection_fill:
+                hole, index = self._holes(grid)
+                filled = src.flatten(2).gather(2, index.expand(B, C, -1)).view_as(src)
+                out = out + self.settings.latent_injection * hole * (filled - out)
+            return out
+
+    def _holes(self, grid):
+        """(hole (B, 1, h, w) float, index (B, 1, h*w) long) on ``grid``: the pixels the objects
+        left (originally an object, now background) and, for every pixel, the flat index of the
+        nearest pixel that is background before and after the edit (itself where it is one)."""
+        import torch
+        from scipy import ndimage
+
+        if grid not in self._hole_cache:
+            tg = self.targets[grid]
+            orig_bg = tg.orig_bg_mask[0, 0].cpu().numpy() > 0.5
+            holes, index = [], []
+            for new_bg in tg.new_bg_mask[:, 0].cpu().numpy() > 0.5:
+                keep = orig_bg & new_bg
+                if keep.any():
+                    _, (iy, ix) = ndimage.distance_transform_edt(~keep, return_indices=True)
+                else:  # nothing stays background: no fill
+                    iy, ix = np.indices(keep.shape)
+                holes.append((~orig_bg & new_bg & keep.any())[None])
+                index.append((iy * keep.shape[1] + ix).reshape(1, -1))
+            self._hole_cache[grid] = (torch.as_tensor(np.stack(holes)).float().to(self.device),
+                                      torch.as_tensor(np.stack(index)).long().to(self.device))
+        return self._hole_cache[grid]
 
     def energy(self, step: int, activations: dict, warped: dict, iteration: int):
         """Weighted energy per frame (B,), and the unweighted parts for the stats."""
