@@ -379,6 +379,10 @@ def evaluate(cfg: EvalConfig, progress=None) -> dict:
             raise InputError(f"--limit {cfg.limit}: must be at least 1")
         paths = paths[: cfg.limit]
     scenes = [load_scene(p) for p in paths]  # every input is checked before any work starts
+    for scene in scenes:  # a scene's caption is optional to load, but the diffusion model needs one
+        if not scene.prompt:
+            raise InputError(f"scene prompt.txt {str(scene.path / 'prompt.txt')!r}: missing or empty; the "
+                             f"evaluation needs a caption of the photo (one line)")
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     lpips_ok, lpips_note = metrics.lpips_status()
