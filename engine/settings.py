@@ -6,8 +6,9 @@
   subset, the per-photo cache key, so changing an edit-only weight never invalidates a prepared
   photo, and `for_prepared` takes those fields from a prepared photo.
 - Named presets (`EditSettings.preset(name)`): "default" (the paper's schedule, the add-on's
-  "Final"), "fast" (a measured cheaper schedule, the add-on's "Draft") and "quick" (about a
-  seventh of the release's work per frame, the add-on's "Sketch"; docs/method.md).
+  "Final"), "fast" (a measured cheaper schedule, the add-on's "Draft"), "quick" (about a
+  seventh of the release's work per frame, the add-on's "Sketch") and "instant" (gradient-free
+  handles, 30 UNet forwards per frame, the add-on's "Instant"; docs/method.md).
 - The steps -> guided-steps rule (`with_steps`): the one place that keeps a schedule's guided
   share when only the step count is given.
 - `RuntimeOptions`: where and how the model runs (device, dtype, memory options, frames per
@@ -275,7 +276,9 @@ class EditSettings:
     def unet_cost(self, cfg_pair: bool | None = None) -> dict:
         """UNet evaluations of one edited frame, counted as `Denoiser` counts them: forwards
         (a CFG pair is 2; 1 where the null embedding is the prompt's, i.e. negative-prompt
-        inversion), backwards, and forward equivalents (a backward costs about two forwards)."""
+        inversion), backwards, and forward equivalents (a backward costs about two forwards).
+        With ``handles="injection"`` the guided steps cost nothing of their own (the handles are
+        written into the step's forward): the count is that of unguided sampling."""
         if cfg_pair is None:
             cfg_pair = self.inversion != "negative-prompt"
         guided = sum(1 for i in range(self.steps) if self.layers_at(i))

@@ -5,6 +5,9 @@ capture is open it keeps the block's output (with its autograd graph, so the gui
 be differentiated). When only early layers are wanted it can stop the forward pass right after
 the last of them (the later blocks would be computed for nothing): the UNet's output is then not
 available, which is fine for the guidance's activation-only forwards.
+
+``writing`` is the other direction (the gradient-free handles): hooks that REPLACE block outputs,
+registered for one forward and removed right after it.
 """
 from __future__ import annotations
 

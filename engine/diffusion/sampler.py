@@ -14,6 +14,13 @@ Per DDIM step i with timestep t (both passes):
    With ``reuse_guidance_eps`` (negative-prompt inversion only, where that step is one
    conditional forward) a guided step's last guidance forward runs the whole UNet and its noise
    prediction, taken before that iteration's update, serves the DDIM step: one forward less.
+1'. (edit, ``settings.handles == "injection"``, beyond the paper: docs/method.md, "The instant
+   preset") instead of 1., at the steps injection_start .. guided_steps-1: the latents inside the
+   target region move toward the warped reconstruction latents of the same step
+   (``latent_injection``), and the step's one CFG forward runs with `hooks.writing` hooks that
+   write the warped reference activations into the guided layers' outputs there and shift the new
+   background's mean toward the original background's (`Guidance.writers`). No gradient, no
+   extra forward; the hooks exist only during that forward.
 3. (edit, ``settings.background == "local"``, i < guided_steps; beyond the paper) the latents
    outside the region the edit may touch are set to the reconstruction's latents after the same
    step (recorded by ``reconstruct``), with a feathered mask (`local_background_keep`). The paper's
