@@ -90,9 +90,8 @@ def guided_sample(den: Denoiser, ddim: DDIM, noise, cond, nulls, depth, settings
         check_cancel(should_cancel)
         layers = settings.layers_at(i) if guidance is not None else ()
         eps = None
-        if layers and settings.injects:
-            if i < settings.injection_start:
-                layers = ()  # before the window: a plain step
+        if layers and settings.injects and i < settings.injection_start:
+            layers = ()  # before the written window: a plain step
         if layers and settings.injects:
             # gradient-free handles: written into this step's own forward (no extra evaluation)
             if settings.latent_injection > 0.0:

@@ -101,3 +101,19 @@ def test_hooks_are_removed_after_every_frame(tiny_models_dir, engine, prepared):
     fresh = Engine(models_dir=tiny_models_dir, settings=GUIDED, runtime=RUNTIME)
     (clean,) = fresh.edit(prepared, [shift(0.2)], settings=GUIDED)
     assert np.array_equal(after.image, clean.image)
+
+
+def test_fill_takes_the_nearest_pixel_that_stays_background(engine, prepared):
+    from engine.diffusion.guidance import Guidance, layer_targets
+
+    grid = tuple(prepared.noise.shape[-2:])
+    edit = engine.check_frames(prepared, [shift(0.3)])[0]
+    targets = {grid: layer_targets([prepared.scene.frame(edit, grid, edited_depth=False)], "cpu")}
+    hole, index = Guidance(prepared.references, targets, INJECT.replace(injection_fill=True), "cpu")._holes(grid)
+    tg = targets[grid]
+    obj, new_bg = tg.orig_bg_mask[0, 0] < 0.5, tg.new_bg_mask[0, 0] > 0.5
+    assert hole[0, 0].bool().equal(obj & new_bg) and hole.sum() > 0  # the object's old place, uncovered
+    stays = (~obj & new_bg).flatten()
+    src = index[0, 0]
+    assert stays[src].all()  # every pixel's source is background before and after
+    assert (src[stays] == stays.nonzero()[:, 0]).all()  # such a pixel is its own source
