@@ -66,7 +66,8 @@ def parse_args(argv):
     p.add_argument("--device", default="auto", help="where the models run: auto (default: CUDA, else Apple "
                                                     "MPS, else the CPU), cuda, cuda:N, mps or cpu")
     p.add_argument("--preset", help="edit schedule, one of the engine's presets: 'default' (the paper's, "
-                                    "the add-on's Final quality), 'fast' (Draft) or 'quick' (Sketch); default: default")
+                                    "the add-on's Final quality), 'fast' (Draft), 'quick' (Sketch) or 'instant' "
+                                    "(Instant: no gradients); default: default")
     p.add_argument("--steps", type=int, help="DDIM steps (default: the preset's)")
     p.add_argument("--resolution", type=int, help="working resolution, longer side (default: the model's native size, 512 for SD2-depth)")
     p.add_argument("--seed", type=int)

@@ -360,6 +360,9 @@ class Engine:
         nulls = prepared.null_embeddings.to(device, dtype)
         noise = prepared.noise.to(device, dtype)
         grids = {tuple(a.shape[-2:]) for a in prepared.references.values()}
+        latent_injection = s.injects and s.latent_injection > 0.0
+        if latent_injection:
+            grids.add(tuple(noise.shape[-2:]))
         B = len(edits)
         # 2. Lift / transform / project this batch's frames
         geoms = [prepared.scene.frame(e) for e in edits]
@@ -372,7 +375,8 @@ class Engine:
         depth_cond = cond_mod.depth_condition(edited, noise.shape[-2:], device, dtype)
         targets = {hw: layer_targets([prepared.scene.frame(e, hw, edited_depth=False) for e in edits], device)
                    for hw in grids}
-        guidance = Guidance(prepared.references, targets, s, device)
+        guidance = Guidance(prepared.references, targets, s, device,
+                            (prepared.noise, prepared.trajectory) if latent_injection else None)
         keep = None if s.background != "local" else (prepared.trajectory, torch.from_numpy(
             local_background_keep(prepared.object_mask, geoms, noise.shape[-2:],
                                   s.background_margin)).to(device, dtype))

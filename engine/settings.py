@@ -6,8 +6,9 @@
   subset, the per-photo cache key, so changing an edit-only weight never invalidates a prepared
   photo, and `for_prepared` takes those fields from a prepared photo.
 - Named presets (`EditSettings.preset(name)`): "default" (the paper's schedule, the add-on's
-  "Final"), "fast" (a measured cheaper schedule, the add-on's "Draft") and "quick" (about a
-  seventh of the release's work per frame, the add-on's "Sketch"; docs/method.md).
+  "Final"), "fast" (a measured cheaper schedule, the add-on's "Draft"), "quick" (about a
+  seventh of the release's work per frame, the add-on's "Sketch") and "instant" (gradient-free
+  handles, 30 UNet forwards per frame, the add-on's "Instant"; docs/method.md).
 - The steps -> guided-steps rule (`with_steps`): the one place that keeps a schedule's guided
   share when only the step count is given.
 - `RuntimeOptions`: where and how the model runs (device, dtype, memory options, frames per
@@ -44,6 +45,7 @@ def _prep(default):
     """A field that changes what prepare computes (part of the per-photo cache key)."""
     return field(default=default, metadata=_PREPARE)
 BACKGROUNDS = ("paper", "local")
+HANDLES = ("guidance", "injection")
 
 
 @dataclass(frozen=True)
@@ -122,6 +124,36 @@ class EditSettings:
     conditional-only forward (with another inversion it is ignored: `reuses_guidance_eps`);
     approximate (the update moves the predicted x0 with the noise estimate held fixed)."""
 
+    # --- gradient-free handles (beyond the paper: docs/method.md, "The instant preset") -------
+    handles: str = "guidance"
+    """How the handles act at the guided steps: 'guidance' (the paper: gradient steps on the
+    latents pulling the guided layers' activations toward the warped reference activations) or
+    'injection' (no gradients: during the step's own forward, forward hooks WRITE the warped
+    reference activations into each guided layer's output inside the moved objects' target
+    region, blended at its boundary; optionally the warped reconstruction latents are written
+    there too, ``latent_injection``). Injection costs no UNet evaluation of its own, so a frame
+    costs what unguided sampling does; opt_iterations, the weights and the step sizes are unused."""
+    injection_start: int = 0
+    """'injection': the first DDIM step index that writes (steps injection_start .. guided_steps-1:
+    a window of the early steps; the first, noisiest steps may be left free)."""
+    injection_strength: float = 1.0
+    """'injection': the share of the written activation inside the region (1: replaced)."""
+    injection_feather: int = 0
+    """'injection': the blend at the region's boundary ramps over this many activation pixels
+    inside it (0: a hard edge)."""
+    injection_fill: bool = False
+    """'injection' with latent_injection: the pixels an object left (originally the object, now
+    background) take, the same share, the reconstruction's latents of the nearest pixel that is
+    background before and after the edit, so the object's own latents do not stay behind."""
+    injection_background: float = 1.0
+    """'injection': the share of G_b's target written: the new background's mean activation is
+    shifted toward the original background's mean reference activation (without it a copied
+    object's colour spreads over the whole frame on the toy model)."""
+    latent_injection: float = 0.0
+    """'injection': at each guided step, before its forward, the latents inside the target region
+    move this share toward the reconstruction's latents at the same noise level, warped by the
+    edit (0: off; 1: replaced)."""
+
     # --- background (beyond the paper: docs/method.md, measured in docs/evaluation.md) -------
     background: str = "paper"
     """'paper' (default): only the background energy (the mean activation) holds the background.
@@ -162,6 +194,18 @@ class EditSettings:
             bad("loss", f"expected one of {', '.join(LOSSES)}")
         if self.inversion not in INVERSIONS:
             bad("inversion", f"expected one of {', '.join(INVERSIONS)}")
+        if self.handles not in HANDLES:
+            bad("handles", f"expected one of {', '.join(HANDLES)}")
+        if not 0 <= self.injection_start <= self.guided_steps:
+            bad("injection_start", f"must be between 0 and guided_steps ({self.guided_steps})")
+        if not 0.0 <= self.injection_strength <= 1.0:
+            bad("injection_strength", "must be between 0 and 1")
+        if self.injection_feather < 0:
+            bad("injection_feather", "must be >= 0")
+        if not 0.0 <= self.injection_background <= 1.0:
+            bad("injection_background", "must be between 0 and 1")
+        if not 0.0 <= self.latent_injection <= 1.0:
+            bad("latent_injection", "must be between 0 and 1")
         if self.background not in BACKGROUNDS:
             bad("background", f"expected one of {', '.join(BACKGROUNDS)}")
         if not 0.0 <= self.background_margin <= 1.0:
@@ -208,7 +252,13 @@ class EditSettings:
     @property
     def reuses_guidance_eps(self) -> bool:
         """Whether guided steps take their DDIM step's noise from the last guidance forward."""
-        return self.reuse_guidance_eps and self.inversion == "negative-prompt" and self.opt_iterations > 0
+        return (self.reuse_guidance_eps and self.inversion == "negative-prompt" and self.opt_iterations > 0
+                and not self.injects)
+
+    @property
+    def injects(self) -> bool:
+        """Whether the handles are written into the forwards (no gradients) instead of guided."""
+        return self.handles == "injection"
 
     def step_size_at(self, step: int) -> float:
         """The guidance step size at DDIM step index ``step`` (``guidance_step_decay``)."""
@@ -226,10 +276,14 @@ class EditSettings:
     def unet_cost(self, cfg_pair: bool | None = None) -> dict:
         """UNet evaluations of one edited frame, counted as `Denoiser` counts them: forwards
         (a CFG pair is 2; 1 where the null embedding is the prompt's, i.e. negative-prompt
-        inversion), backwards, and forward equivalents (a backward costs about two forwards)."""
+        inversion), backwards, and forward equivalents (a backward costs about two forwards).
+        With ``handles="injection"`` the guided steps cost nothing of their own (the handles are
+        written into the step's forward): the count is that of unguided sampling."""
         if cfg_pair is None:
             cfg_pair = self.inversion != "negative-prompt"
         guided = sum(1 for i in range(self.steps) if self.layers_at(i))
+        if self.injects:  # the handles ride on the steps' own forwards
+            guided = 0
         fwd = self.steps * (2 if cfg_pair else 1) + guided * self.opt_iterations
         if self.reuses_guidance_eps:
             fwd -= guided  # the DDIM step of a guided step takes the last guidance forward's noise
@@ -292,6 +346,13 @@ PRESETS = {
     "quick": {"inversion": "negative-prompt", "steps": 25, "guided_steps": 20, "opt_iterations": 1,
               "iteration_multipliers": ((1.0, 1.0),), "guidance_step_size": 0.6,
               "guidance_momentum": 0.5, "reuse_guidance_eps": True},
+    # gradient-free handles (docs/method.md, "The instant preset"): negative-prompt inversion,
+    # 30 DDIM steps of ONE forward each; at the first guided steps the warped reference
+    # activations of both guided layers are written into the target region during that forward,
+    # and the warped reconstruction latents into the latents: 30 UNet-forward equivalents per
+    # frame, no backward, 0.07x the release's 442
+    "instant": {"inversion": "negative-prompt", "steps": 30, "guided_steps": 6, "layer_cycle": ((2, 3),),
+                "handles": "injection", "injection_strength": 0.5, "latent_injection": 1.0},
 }
 PRESET_LABELS = {  # (label, description) for menus
     "default": ("Final", "The paper's schedule: 50 steps, 38 guided with 3 gradient steps each"),
@@ -299,6 +360,8 @@ PRESET_LABELS = {  # (label, description) for menus
                       "fast inversion"),
     "quick": ("Sketch", "A sketch schedule: about a seventh of the UNet evaluations per frame, "
                          "a fast inversion; loses most on large moves"),
+    "instant": ("Instant", "Handles written into the model's features, no gradients: about a "
+                           "fourteenth of the UNet evaluations per frame; loses most on rotations"),
 }
 
 

@@ -100,13 +100,17 @@ def _distance(a, b, loss, floor, scale):
 class Guidance:
     """Reference activations and per-grid targets for a batch of frames; computes the energy."""
 
-    def __init__(self, references: dict, targets: dict, settings, device):
+    def __init__(self, references: dict, targets: dict, settings, device, latent_sources=None):
         # references: {(step, layer): (1, C, h, w) tensor (fp16 when cached so)}
         # targets: {(h, w): LayerTargets}
+        # latent_sources: None, or (noise (1, C, h, w), trajectory (steps, 1, C, h, w)): the
+        # reconstruction's latents before each step, for the latent injection
         self.references = references
         self.targets = targets
         self.settings = settings
         self.device = device
+        self.latent_sources = latent_sources
+        self._hole_cache: dict = {}
 
     def _ref(self, step, layer):
         return self.references[(step, layer)].to(self.device)
@@ -125,6 +129,95 @@ class Guidance:
                 B = tg.source_coords.shape[0]
                 out[layer] = warp(ref.expand(B, *ref.shape[1:]).contiguous(), tg.source_coords).float()
         return out
+
+    def _weight(self, grid):
+        """(B, 1, h, w): where and how much the handles write on ``grid``: the moved parts' target
+        region (valid sources only), ramped over ``injection_feather`` pixels inside its edge."""
+        import torch.nn.functional as F
+
+        m = self.targets[tuple(grid)].fg_mask
+        acc, r = m.clone(), self.settings.injection_feather
+        for _ in range(r):  # successive erosions: a pixel k inside the edge gets (k + 1) / (r + 1)
+            m = -F.max_pool2d(-m, 3, stride=1, padding=1)
+            acc = acc + m
+        return acc / (r + 1)
+
+    def writers(self, step: int, layers) -> dict:
+        """The gradient-free handles at DDIM step ``step``, for `hooks.writing`: {layer: f} where
+        f(output) is the layer's output with the energy's two targets WRITTEN instead of pulled
+        toward: inside the moved parts' target region the output moves ``injection_strength`` of
+        the way to Psi' = W[Psi, F] (ramped at the edge), and the new background is shifted by
+        ``injection_background`` of the difference between the original background's mean
+        reference activation and its own mean (G_b's target). A forward of k*B images (a CFG
+        pair) writes the same targets into each group of B."""
+        s = self.settings
+        out = {}
+        for layer, v in self.warped_references(step, layers).items():
+            tg = self.targets[tuple(v.shape[-2:])]
+            ref = self._ref(step, layer).float()
+            orig_mean = (ref * tg.orig_bg_mask).sum(dim=(2, 3), keepdim=True) / tg.orig_bg_mask.sum().clamp_min(1.0)
+            out[layer] = self._writer(v, s.injection_strength * self._weight(v.shape[-2:]), tg.new_bg_mask,
+                                      orig_mean, s.injection_background)
+        return out
+
+    @staticmethod
+    def _writer(values, weight, bg_mask, bg_mean, bg_share):
+        def write(output):
+            reps = output.shape[0] // values.shape[0]
+            cur = output.float()
+            v, w, m = (a.repeat(reps, 1, 1, 1) for a in (values, weight, bg_mask))
+            new = cur + w * (v - cur)
+            if bg_share:
+                mean = (new * m).sum(dim=(2, 3), keepdim=True) / m.sum(dim=(2, 3), keepdim=True).clamp_min(1.0)
+                new = new + bg_share * m * (bg_mean - mean)
+            return new.to(output.dtype)
+        return write
+
+    def inject_latents(self, step: int, latents):
+        """``latents`` (B, C, h, w) moved ``latent_injection`` of the way toward the
+        reconstruction's latents before step ``step`` (the same noise level), warped by the edit,
+        inside the target region."""
+        import torch
+
+        from ..warp import warp
+
+        noise, trajectory = self.latent_sources
+        src = noise if step == 0 else trajectory[step - 1]
+        B, C = latents.shape[:2]
+        grid = tuple(latents.shape[-2:])
+        with torch.no_grad():
+            src = src.to(self.device).float().expand(B, *src.shape[1:]).contiguous()
+            moved = warp(src, self.targets[grid].source_coords).float()
+            w = self.settings.latent_injection * self._weight(grid)
+            out = latents + w * (moved - latents)
+            if self.settings.injection_fill:
+                hole, index = self._holes(grid)
+                filled = src.flatten(2).gather(2, index.expand(B, C, -1)).view_as(src)
+                out = out + self.settings.latent_injection * hole * (filled - out)
+            return out
+
+    def _holes(self, grid):
+        """(hole (B, 1, h, w) float, index (B, 1, h*w) long) on ``grid``: the pixels the objects
+        left (originally an object, now background) and, for every pixel, the flat index of the
+        nearest pixel that is background before and after the edit (itself where it is one)."""
+        import torch
+        from scipy import ndimage
+
+        if grid not in self._hole_cache:
+            tg = self.targets[grid]
+            orig_bg = tg.orig_bg_mask[0, 0].cpu().numpy() > 0.5
+            holes, index = [], []
+            for new_bg in tg.new_bg_mask[:, 0].cpu().numpy() > 0.5:
+                keep = orig_bg & new_bg
+                if keep.any():
+                    _, (iy, ix) = ndimage.distance_transform_edt(~keep, return_indices=True)
+                else:  # nothing stays background: no fill
+                    iy, ix = np.indices(keep.shape)
+                holes.append((~orig_bg & new_bg & keep.any())[None])
+                index.append((iy * keep.shape[1] + ix).reshape(1, -1))
+            self._hole_cache[grid] = (torch.as_tensor(np.stack(holes)).float().to(self.device),
+                                      torch.as_tensor(np.stack(index)).long().to(self.device))
+        return self._hole_cache[grid]
 
     def energy(self, step: int, activations: dict, warped: dict, iteration: int):
         """Weighted energy per frame (B,), and the unweighted parts for the stats."""

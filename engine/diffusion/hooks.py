@@ -5,6 +5,9 @@ capture is open it keeps the block's output (with its autograd graph, so the gui
 be differentiated). When only early layers are wanted it can stop the forward pass right after
 the last of them (the later blocks would be computed for nothing): the UNet's output is then not
 available, which is fine for the guidance's activation-only forwards.
+
+``writing`` is the other direction (the gradient-free handles): hooks that REPLACE block outputs,
+registered for one forward and removed right after it.
 """
 from __future__ import annotations
 
@@ -62,3 +65,25 @@ class ActivationRecorder:
         for h in self._handles:
             h.remove()
         self._handles = []
+
+
+@contextmanager
+def writing(unet, written: dict):
+    """Within the context, the output of each ``unet.up_blocks[i]`` is replaced by
+    ``written[i](output)`` (the gradient-free handles: `Guidance.writers`). The hooks exist only
+    inside the context: they are removed on the way out, also when the forward raises, so later
+    forwards are untouched."""
+
+    def hook_for(fn):
+        def hook(module, args, output):
+            if isinstance(output, tuple):
+                return (fn(output[0]),) + tuple(output[1:])
+            return fn(output)
+        return hook
+
+    handles = [unet.up_blocks[i].register_forward_hook(hook_for(fn)) for i, fn in written.items()]
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()

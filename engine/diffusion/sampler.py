@@ -14,6 +14,13 @@ Per DDIM step i with timestep t (both passes):
    With ``reuse_guidance_eps`` (negative-prompt inversion only, where that step is one
    conditional forward) a guided step's last guidance forward runs the whole UNet and its noise
    prediction, taken before that iteration's update, serves the DDIM step: one forward less.
+1'. (edit, ``settings.handles == "injection"``, beyond the paper: docs/method.md, "The instant
+   preset") instead of 1., at the steps injection_start .. guided_steps-1: the latents inside the
+   target region move toward the warped reconstruction latents of the same step
+   (``latent_injection``), and the step's one CFG forward runs with `hooks.writing` hooks that
+   write the warped reference activations into the guided layers' outputs there and shift the new
+   background's mean toward the original background's (`Guidance.writers`). No gradient, no
+   extra forward; the hooks exist only during that forward.
 3. (edit, ``settings.background == "local"``, i < guided_steps; beyond the paper) the latents
    outside the region the edit may touch are set to the reconstruction's latents after the same
    step (recorded by ``reconstruct``), with a feathered mask (`local_background_keep`). The paper's
@@ -29,6 +36,7 @@ from .progress import check_cancel, report
 from .ddim import DDIM
 from .denoiser import Denoiser
 from .guidance import Guidance
+from .hooks import writing
 
 
 def reconstruct(den: Denoiser, ddim: DDIM, noise, cond, nulls, depth, settings, progress=None,
@@ -82,7 +90,15 @@ def guided_sample(den: Denoiser, ddim: DDIM, noise, cond, nulls, depth, settings
         check_cancel(should_cancel)
         layers = settings.layers_at(i) if guidance is not None else ()
         eps = None
-        if layers and settings.opt_iterations > 0:
+        if layers and settings.injects and i < settings.injection_start:
+            layers = ()  # before the written window: a plain step
+        if layers and settings.injects:
+            # gradient-free handles: written into this step's own forward (no extra evaluation)
+            if settings.latent_injection > 0.0:
+                x = guidance.inject_latents(i, x)
+            with torch.no_grad(), writing(den.unet, guidance.writers(i, layers)):
+                eps = den.cfg_eps(x, t, cond, nulls[i:i + 1], depth, settings.cfg_scale)
+        elif layers and settings.opt_iterations > 0:
             warped = guidance.warped_references(i, layers)
             step_size = settings.step_size_at(i)
             for k in range(settings.opt_iterations):

@@ -15,7 +15,8 @@ import numpy as np
 
 METHODS = ("edit", "no_guidance", "nothing_moved")
 METHOD_LABELS = {"edit": "edit (guided)", "no_guidance": "no guidance (edited depth only)",
-                 "nothing_moved": "nothing moved (input)"}
+                 "nothing_moved": "nothing moved (input)",
+                 "preview": "weightless preview (photo warped, no model)"}
 
 # (key, header, format, better) for the per-method metrics, in table order
 METRIC_COLUMNS = (

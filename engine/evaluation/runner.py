@@ -233,6 +233,12 @@ def energy_summary(stats) -> dict:
     return out
 
 
+def _scene_masks(scene: Scene):
+    """The photo's object mask(s) as prepare takes them: one per object (the method and every
+    compared preset alike, so a scene's multi-object transforms fit each of them)."""
+    return scene.mask if scene.masks is None else scene.masks
+
+
 def evaluate_scene(scene: Scene, runner: EngineRunner, cfg: EvalConfig, out_dir: Path | None,
                    lpips_ok: bool) -> tuple[dict, list]:
     h, w = scene.shape
@@ -245,8 +251,7 @@ def evaluate_scene(scene: Scene, runner: EngineRunner, cfg: EvalConfig, out_dir:
 
     cache = None if cfg.cache_dir is None else Path(cfg.cache_dir) / scene.name
     with _Stage(costs, "prepare" if cache is None else "prepare (or load from --cache)", runner):
-        prepared = runner.prepare(scene.image, scene.prompt, scene.depth,
-                                  scene.mask if scene.masks is None else scene.masks, cache_dir=cache)
+        prepared = runner.prepare(scene.image, scene.prompt, scene.depth, _scene_masks(scene), cache_dir=cache)
     recon = _resize_to(_image01(prepared.reconstruction), (h, w), "image")
     # the segmenter knows the object's colours in the photo AND in the model's reconstruction
     segmenter, seg_note = make_segmenter(cfg.segmenter, scene.image, scene.mask, extra_references=[recon],
@@ -267,10 +272,16 @@ def evaluate_scene(scene: Scene, runner: EngineRunner, cfg: EvalConfig, out_dir:
         ps = eval_settings(cfg, scene, name)
         pcache = None if cache is None else cache.with_name(f"{scene.name}-preset-{name}")
         with _Stage(costs, f"prepare (preset {name})", runner):
-            pp = runner.prepare(scene.image, scene.prompt, scene.depth, scene.mask, cache_dir=pcache, settings=ps)
+            pp = runner.prepare(scene.image, scene.prompt, scene.depth, _scene_masks(scene), cache_dir=pcache,
+                                settings=ps)
         with _Stage(costs, f"edit (preset {name})", runner, frames=len(mats)):
             compared[f"preset:{name}"] = runner.edit(pp, mats, settings=ps)
 
+    # the weightless geometric preview (engine.preview): the photo's pixels moved, no model
+    from ..preview import preview_frame
+
+    previews = [_Image(preview_frame(prepared.image, prepared.scene.frame(e)))
+                for e in runner.engine.check_frames(prepared, mats)]
     sheet_rows = []
     previous = None  # (frame, {method: image}) of the previous frame, for the flicker
     for n_frame, (frame, res_g, res_n) in enumerate(zip(frames, edits, plain)):
@@ -288,12 +299,14 @@ def evaluate_scene(scene: Scene, runner: EngineRunner, cfg: EvalConfig, out_dir:
                 _save_png(out_dir / f"segmented_truth_{tag}.png", ceiling_mask)
         images = {}
         runs = [("edit", res_g), ("no_guidance", res_n)] + [(k, v[n_frame]) for k, v in compared.items()]
+        runs.append(("preview", previews[n_frame]))
         for method, res in runs:
             img = _resize_to(_image01(res.image), (h, w), "image")
             images[method] = img
             m, seg = _adherence(segmenter, img, scene.prompt, frame)
             m.update(_gt_metrics(img, frame, scene.mask))
-            m.update(energy_summary(res.stats))
+            if res.stats is not None:
+                m.update(energy_summary(res.stats))
             m["flicker"] = _flicker(img, frame, method, previous)
             if (cfg.cycle and method in ("edit", "no_guidance") and len(frame.transform.objects) == 1
                     and not frame.transform.moves_camera):
@@ -335,6 +348,14 @@ def evaluate_scene(scene: Scene, runner: EngineRunner, cfg: EvalConfig, out_dir:
     return scene_row, sheet_rows
 
 
+@dataclass
+class _Image:
+    """A frame made without the engine's edit (the preview): an image and no stats."""
+
+    image: np.ndarray
+    stats: object = None
+
+
 def _flicker(image, frame, method, previous):
     """`metrics.flicker` of this frame against the scene's previous frame (None for the first
     frame or without true renders)."""
@@ -358,6 +379,10 @@ def evaluate(cfg: EvalConfig, progress=None) -> dict:
             raise InputError(f"--limit {cfg.limit}: must be at least 1")
         paths = paths[: cfg.limit]
     scenes = [load_scene(p) for p in paths]  # every input is checked before any work starts
+    for scene in scenes:  # a scene's caption is optional to load, but the diffusion model needs one
+        if not scene.prompt:
+            raise InputError(f"scene prompt.txt {str(scene.path / 'prompt.txt')!r}: missing or empty; the "
+                             f"evaluation needs a caption of the photo (one line)")
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     lpips_ok, lpips_note = metrics.lpips_status()

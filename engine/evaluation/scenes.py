@@ -91,7 +91,9 @@ def load_scene(path: str | Path) -> Scene:
 
     path = Path(path)
     prompt_file = path / "prompt.txt"
-    prompt = prompt_file.read_text().strip().splitlines()[0].strip() if prompt_file.is_file() else ""
+    # an empty prompt.txt is an empty prompt, as a missing one is (the caption is optional here)
+    lines = prompt_file.read_text().strip().splitlines() if prompt_file.is_file() else []
+    prompt = lines[0].strip() if lines else ""
     # The photo's inputs cross the engine's one input boundary, as every front end's do (checks,
     # sizes, several masks made disjoint); only the ground truth is this format's own.
     per_object = []

@@ -13,7 +13,7 @@ def test_quality_choices_and_defaults_come_from_the_engine_settings(addon):
     props = addon_module("blender.properties")
     assert [q[0] for q in props.QUALITIES] == list(settings.PRESETS)
     assert dict((q[0], q[1]) for q in props.QUALITIES) == {"default": "Final", "fast": "Draft",
-                                                              "quick": "Sketch"}
+                                                              "quick": "Sketch", "instant": "Instant"}
     obj = bpy.data.objects.new("photo object", None)
     assert obj.dh.quality == "default" and obj.dh.seed == settings.EditSettings.seed
 
@@ -34,4 +34,7 @@ def test_draft_quality_gives_the_fast_preset_with_the_photos_choices(addon):
     obj.dh.steps, obj.dh.inversion = 0, "PRESET"
     obj.dh.quality = "quick"
     assert options.edit_settings(obj.dh) == settings.EditSettings.preset("quick", fg_weight=2.0)
+    obj.dh.quality = "instant"  # the gradient-free handles
+    instant = options.edit_settings(obj.dh)
+    assert instant == settings.EditSettings.preset("instant", fg_weight=2.0) and instant.injects
 

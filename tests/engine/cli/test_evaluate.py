@@ -28,7 +28,7 @@ def test_eval_writes_report_and_both_baselines(tiny_models_dir, tmp_path, capsys
     assert report["segmenter"].startswith("colour")
     (scene,) = report["scenes"]
     (frame,) = scene["frames"]
-    assert set(frame["methods"]) == {"edit", "no_guidance", "nothing_moved"}
+    assert set(frame["methods"]) == {"edit", "no_guidance", "nothing_moved", "preview"}
     for method in ("edit", "no_guidance", "nothing_moved"):
         m = frame["methods"][method]
         for key in ("adherence_iou", "gt_l1", "gt_psnr", "gt_l1_object", "cycle_l1"):

@@ -92,7 +92,7 @@ def test_eval_puts_presets_side_by_side(tiny_models_dir, tmp_path):
     report = json.loads((out / "report.json").read_text())
     (scene,) = report["scenes"]
     (frame,) = scene["frames"]
-    assert set(frame["methods"]) == {"edit", "no_guidance", "nothing_moved", "preset:fast"}
+    assert set(frame["methods"]) == {"edit", "no_guidance", "nothing_moved", "preview", "preset:fast"}
     assert frame["methods"]["preset:fast"]["adherence_iou"] is not None
     assert "preset:fast" in report["summary"]["methods"]
     fast = EditSettings.from_dict(report["config"]["compare_presets"]["fast"])

@@ -52,3 +52,24 @@ def test_object_query():
     assert object_query("a toy car on a floor") == "toy car"
     assert object_query("A ring on a floor.") == "ring"
     assert object_query("the cone") == "cone"
+
+
+@pytest.mark.parametrize("text", ["", "\n  \n"])
+def test_an_empty_prompt_file_is_refused_before_the_evaluation_starts(tmp_path, tiny_models_dir, capsys, text):
+    # loading gives an empty prompt, as for a missing prompt.txt (it was an IndexError); the
+    # evaluation, whose model needs a caption, names the file before it writes anything
+    import shutil
+
+    from engine.cli import main
+
+    scene = tmp_path / "scenes" / "scene_003"
+    shutil.copytree(SCENE, scene)
+    (scene / "prompt.txt").write_text(text)
+    assert load_scene(scene).prompt == ""
+    shutil.copytree(SCENE, tmp_path / "scenes" / "scene_000")  # a good scene before it: not started
+    out = tmp_path / "eval"
+    assert main(["eval", "--scenes", str(tmp_path / "scenes"), "--out", str(out), "--models", str(tiny_models_dir),
+                 "--steps", "2", "--segmenter", "colour", "--no-cycle"]) == 2
+    err = capsys.readouterr().err
+    assert "prompt.txt" in err and "scene_003" in err and "missing or empty" in err
+    assert not out.exists()
