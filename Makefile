@@ -35,6 +35,10 @@ demo: env
 TEST_WORKERS ?= logical
 # Each run first says what it tests: the Python, bpy and numpy versions.
 VERSIONS := import sys, importlib.metadata as m; print("Python", sys.version.split()[0], "| bpy", m.version("bpy"), "| numpy", m.version("numpy"))
+# The trained toy model, where this machine has the shared folder beside the project: the
+# toy-marked tests (the method really editing a picture) run with it; elsewhere they skip and say why.
+DH_TOY_MODEL ?= $(if $(wildcard ../shared/models/toy-depth/diffusion),$(abspath ../shared/models/toy-depth))
+export DH_TOY_MODEL
 test: env
 	@$(PY) -c '$(VERSIONS)'
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest -n $(TEST_WORKERS)
