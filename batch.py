@@ -71,6 +71,9 @@ def parse_args(argv):
     p.add_argument("--steps", type=int, help="DDIM steps (default: the preset's)")
     p.add_argument("--resolution", type=int, help="working resolution, longer side (default: the model's native size, 512 for SD2-depth)")
     p.add_argument("--seed", type=int)
+    p.add_argument("--backbone", default="sd2-depth",
+                   help="the depth-conditioned model: sd2-depth (default), sd15-depth or sdxl-depth "
+                        "(engine.diffusion.backbones)")
     p.add_argument("--inversion", help="null-text, negative-prompt or ddim (default: the preset's)")
     p.add_argument("--movie", action="store_true", help="also encode DIR/frames/stop_motion.mp4")
     p.add_argument("--save-blend", help="save the keyed scene as a .blend, ready for `blender -b FILE -a` "
@@ -120,7 +123,7 @@ def clear_scene(bpy):
         bpy.data.collections.remove(child)
 
 
-def choose_engine(package, requested, models_dir):
+def choose_engine(package, requested, models_dir, backbone="sd2-depth"):
     """('PREVIEW' | 'DIFFUSION', why) for --engine auto|preview|diffusion."""
     if requested != "auto":
         return requested.upper(), "as requested"
@@ -129,8 +132,9 @@ def choose_engine(package, requested, models_dir):
     if missing:
         return "PREVIEW", f"the diffusion engine needs {', '.join(missing)}"
     registry = importlib.import_module(f"{package}.engine.registry")
+    roles = importlib.import_module(f"{package}.engine.diffusion.backbones").get(backbone).roles
     try:
-        where = registry.resolve("diffusion", models_dir=models_dir)
+        where = ", ".join(str(registry.resolve(role, models_dir=models_dir)) for role in roles)
     except Exception as exc:  # noqa: BLE001 - any failure to find weights means: preview
         return "PREVIEW", f"no diffusion weights found ({str(exc).split(';')[0]})"
     return "DIFFUSION", f"diffusion weights found in {where}"
@@ -167,7 +171,8 @@ def check_inputs(package, args):
         raise errors.InputError(f"--models '{args.models}': neither a models folder nor a checkpoint file "
                                 f"(.safetensors or .ckpt)")
     models_dir = os.path.abspath(args.models) if args.models else None
-    chosen, why = choose_engine(package, args.engine, models_dir)
+    engine("diffusion.backbones").get(args.backbone)  # an unknown one: one line naming it
+    chosen, why = choose_engine(package, args.engine, models_dir, args.backbone)
     photo = inputs.load_photo(args.image, args.prompt, depth=args.depth, mask=args.mask,
                               object_query=args.object, candidate=args.candidate if args.object else None,
                               require_prompt=chosen == "DIFFUSION")
@@ -175,7 +180,8 @@ def check_inputs(package, args):
         print(f"batch.py: note: {photo.notes['resized']}", flush=True)
     if chosen == "DIFFUSION":  # found, and safetensors, before anything is written (auto too)
         registry = engine("registry")
-        registry.check_weights("diffusion", registry.resolve("diffusion", None, models_dir))
+        for role in engine("diffusion.backbones").get(args.backbone).roles:
+            registry.check_weights(role, registry.resolve(role, None, models_dir))
     settings_mod = importlib.import_module(f"{package}.engine.settings")  # the choices live there
     for name, choices in (("preset", settings_mod.PRESETS), ("inversion", settings_mod.INVERSIONS)):
         if getattr(args, name) is not None and getattr(args, name) not in choices:
@@ -264,7 +270,7 @@ def _run(args, package, engine, why, out, masks, queries, started, made):
     keyframes = importlib.import_module(f"{package}.blender.keyframes")
     transforms = importlib.import_module(f"{package}.engine.transforms")
     models_dir = os.path.abspath(args.models) if args.models else None
-    store.SESSION_OPTIONS.update(models_dir=models_dir, device=args.device)
+    store.SESSION_OPTIONS.update(models_dir=models_dir, device=args.device, backbone=args.backbone)
     print(f"batch.py: engine: {engine.lower()} ({why})", flush=True)
 
     clear_scene(bpy)

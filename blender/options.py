@@ -21,12 +21,15 @@ def engine_options(context=None, scene=None):
             models_dir=bpy.path.abspath(prefs.models_dir) if prefs.models_dir else None,
             overrides={role: getattr(prefs, f"{role}_model").strip() for role in ROLES
                        if getattr(prefs, f"{role}_model", "").strip()},
-            device=prefs.device.lower(), dtype=prefs.precision.lower())
+            device=prefs.device.lower(), dtype=prefs.precision.lower(),
+            backbone=getattr(prefs, "backbone", "sd2-depth"))
         if getattr(prefs, "model_file", "").strip():  # the diffusion role's checkpoint file wins over its id
             options["overrides"]["diffusion"] = bpy.path.abspath(prefs.model_file.strip())
     scene_props = getattr(scene, "dh", None)
     if scene_props is not None and scene_props.models_dir:
         options["models_dir"] = bpy.path.abspath(scene_props.models_dir)
+    if scene_props is not None and getattr(scene_props, "backbone", "PREFERENCES") != "PREFERENCES":
+        options["backbone"] = scene_props.backbone  # the .blend's own model family wins (farms)
     options.update({k: v for k, v in SESSION_OPTIONS.items() if v is not None})
     return options
 
@@ -40,15 +43,19 @@ def weights_status(context=None):
     import time
 
     options = engine_options(context, getattr(context, "scene", None))
-    key = (options["models_dir"], options["overrides"].get("diffusion"))
+    key = (options["models_dir"], options["overrides"].get("diffusion"), options.get("backbone"))
     cached = _status_cache.get(key)
     if cached is not None and time.monotonic() - cached[0] < 5.0:
         return cached[1]
     try:
         from ..engine import registry
 
-        file = registry.single_file_source("diffusion", key[1], key[0])  # converted on first use, not here
-        where = file or registry.resolve("diffusion", key[1], models_dir=key[0])
+        from ..engine.diffusion.backbones import get as backbone
+
+        roles = backbone(key[2]).roles  # SD2-depth's diffusion role, or a base and its ControlNet
+        file = registry.single_file_source("diffusion", key[1], key[0]) if roles == ("diffusion",) else None
+        where = file or ", ".join(str(registry.resolve(r, key[1] if r == "diffusion" else None, models_dir=key[0]))
+                                  for r in roles)
         status = (True, f"Diffusion weights: {where}")
     except ImportError as exc:
         status = (False, f"Diffusion weights: cannot look (missing {exc.name or exc})")

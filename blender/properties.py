@@ -8,6 +8,7 @@ import bpy
 from bpy.props import (BoolProperty, CollectionProperty, EnumProperty, FloatProperty, FloatVectorProperty,
                        IntProperty, PointerProperty, StringProperty)
 
+from ..engine.diffusion.backbones import BACKBONES
 from ..engine.settings import INVERSION_LABELS, PRESET_LABELS, PRESETS, EditSettings
 from .mesh import DEFAULT_VERTEX_BUDGET
 
@@ -91,6 +92,9 @@ class DH_SceneProperties(bpy.types.PropertyGroup):
     models_dir: StringProperty(name="Models Folder", subtype="DIR_PATH", options=RELATIVE_OK,
                                description="Models for this .blend (one sub-folder per role; may be relative "
                                            "to the .blend, e.g. on shared storage); empty: the preferences'")
+    backbone: EnumProperty(name="Model", default="PREFERENCES", description="The model family for this .blend",
+                           items=[("PREFERENCES", "Preferences", "The add-on preferences' model")] + [
+                               (b, b, BACKBONES[b].description) for b in BACKBONES])
 
 
 def _passes_changed(self, context):

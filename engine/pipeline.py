@@ -91,7 +91,11 @@ class Engine:
     pass ``settings=`` to `prepare` / `edit` for another schedule with the same loaded models."""
 
     def __init__(self, models_dir=None, model_overrides=None, device=None, dtype=None,
-                 settings: EditSettings | None = None, runtime: RuntimeOptions | None = None):
+                 settings: EditSettings | None = None, runtime: RuntimeOptions | None = None,
+                 backbone: str | None = None):
+        from .diffusion.backbones import get as _backbone
+
+        self.backbone = _backbone(backbone).name  # engine.diffusion.backbones: which model family
         self.settings = settings or EditSettings()
         runtime = runtime or RuntimeOptions()
         given = {k: v for k, v in (("device", device), ("dtype", dtype)) if v not in (None, "auto")}
@@ -108,9 +112,10 @@ class Engine:
         """An engine around already-loaded DiffusionModels (the benchmark builds them from configs)."""
         from .diffusion.denoiser import Denoiser
 
-        engine = cls(settings=settings, runtime=runtime)
+        engine = cls(settings=settings, runtime=runtime, backbone=models.backbone)
         engine._models = models
-        engine._denoiser = Denoiser(models.unet, engine.settings.guided_layers, models.device, models.dtype)
+        engine._denoiser = Denoiser(models.unet, engine.settings.guided_layers, models.device, models.dtype,
+                                    feed=models.feed)
         return engine
 
     # --- model ----------------------------------------------------------------------------------
@@ -122,9 +127,10 @@ class Engine:
 
             with _timer(self.timings, "load"):
                 self._models = load_diffusion(self.models_dir, self.model_overrides.get("diffusion"),
-                                              runtime=self.runtime)
+                                              runtime=self.runtime, backbone=self.backbone,
+                                              overrides=self.model_overrides)
             self._denoiser = Denoiser(self._models.unet, self.settings.guided_layers, self._models.device,
-                                      self._models.dtype)
+                                      self._models.dtype, feed=self._models.feed)
         return self._models
 
     @property
@@ -220,7 +226,7 @@ class Engine:
                 cond = cond_mod.encode_prompt(m, prompt)
                 null = cond_mod.encode_prompt(m, "")
                 latents = cond_mod.encode_image(m, img)
-                depth_cond = cond_mod.depth_condition(dep, latents.shape[-2:], m.device, m.dtype)
+                depth_cond = m.depth_condition(dep, latents.shape[-2:], m.device, m.dtype)
             # 4. Invert (DDIM, then null-text optimisation or a fast option)
             with _timer(report["seconds"], "invert"), m.on_device(m.unet):
                 inv = invert(den, ddim, latents, cond, null, depth_cond, s, progress, should_cancel)
@@ -244,7 +250,8 @@ class Engine:
                 references=refs, settings=s, model_id=m.model_id, revision=m.revision, key=key,
                 original_size=tuple(image.shape[:2]), report=report,
                 photo=to_uint8(image), photo_mask=object_mask.any(0),
-                trajectory=torch.stack(trajectory), preset=preset, centroids=pivots(depth, object_mask))
+                trajectory=torch.stack(trajectory), preset=preset, centroids=pivots(depth, object_mask),
+                backbone=m.backbone)
             prepared._scene = scene
             if cache_dir is not None:
                 prepared.save(cache_dir)
@@ -262,6 +269,9 @@ class Engine:
 
     def check_model(self, prepared: Prepared):
         """Load the model; refuse a prepared photo made with another one. Returns the models."""
+        from .diffusion.backbones import check_prepared
+
+        check_prepared(prepared.backbone, self.backbone)
         m = self.models
         if (prepared.model_id, prepared.revision) != (m.model_id, m.revision):
             raise InputError(f"prepared photo was made with the model {prepared.model_id} "
@@ -372,7 +382,7 @@ class Engine:
         torch.manual_seed(s.seed)
         # 3. Edited depth -> depth conditioning; activation-grid targets for the energy
         edited = np.stack([g.edited_depth for g in geoms]).astype(np.float32)
-        depth_cond = cond_mod.depth_condition(edited, noise.shape[-2:], device, dtype)
+        depth_cond = m.depth_condition(edited, noise.shape[-2:], device, dtype)
         targets = {hw: layer_targets([prepared.scene.frame(e, hw, edited_depth=False) for e in edits], device)
                    for hw in grids}
         guidance = Guidance(prepared.references, targets, s, device,

@@ -48,6 +48,8 @@ class Prepared:
     # (N, 3) float64: each object's camera-frame centroid from the photo's own depth and masks at
     # full size (engine.transforms.object_centroid), the pivot of "centroid" on every path
     centroids: np.ndarray | None = None
+    # the backbone it was inverted on (engine.diffusion.backbones); an edit on another is refused
+    backbone: str = "sd2-depth"
 
     @property
     def size(self) -> tuple:
@@ -94,7 +96,7 @@ class Prepared:
                 "revision": self.revision, "settings": self.settings.to_dict(),
                 "original_size": list(self.original_size), "size": list(self.size),
                 "report": self.report, "preset": self.preset,
-                "centroids": np.asarray(self.centroids, np.float64).tolist()}
+                "centroids": np.asarray(self.centroids, np.float64).tolist(), "backbone": self.backbone}
         cache.save(directory, t, meta)
 
     @classmethod
@@ -125,11 +127,16 @@ class Prepared:
                     original_size=tuple(meta["original_size"]), report=meta.get("report", {}),
                     photo=tensors["photo"].numpy(), photo_mask=tensors["photo_mask"].numpy().astype(bool),
                     trajectory=tensors["trajectory"], preset=meta.get("preset"),
-                    centroids=np.asarray(meta["centroids"], np.float64))
+                    centroids=np.asarray(meta["centroids"], np.float64),
+                    backbone=meta.get("backbone", "sd2-depth"))
         except (KeyError, ValueError, TypeError) as exc:
             if isinstance(exc, InputError):
                 raise
             raise InputError(f"{what}: incomplete or inconsistent ({exc}); prepare the photo again") from None
+        from .diffusion.backbones import BACKBONES
+
+        if p.backbone not in BACKBONES:
+            raise InputError(f"{what}: unknown backbone {p.backbone!r}; prepare the photo again")
         h, w = meta["size"]
         if p.image.shape != (h, w, 3) or p.depth.shape != (h, w) or p.object_mask.shape != (h, w) or \
                 (p.background_depth is not None and p.background_depth.shape != (h, w)):

@@ -11,6 +11,10 @@ from pathlib import Path
 # role -> (module relative to this package, function(out_dir: Path, seed: int) -> None)
 WRITERS: dict[str, tuple[str, str]] = {
     "diffusion": (".diffusion.tiny", "write_tiny_diffusion"),
+    "sd15": (".diffusion.tiny", "write_tiny_sd15"),
+    "sd15-controlnet": (".diffusion.tiny", "write_tiny_sd15_controlnet"),
+    "sdxl": (".diffusion.tiny", "write_tiny_sdxl"),
+    "sdxl-controlnet": (".diffusion.tiny", "write_tiny_sdxl_controlnet"),
     "depth": (".perception.tiny", "write_tiny_depth"),
     "depth-anything": (".perception.tiny", "write_tiny_depth_anything"),
     "detector": (".perception.tiny", "write_tiny_detector"),

@@ -5,12 +5,16 @@ import sys
 import bpy
 from bpy.props import EnumProperty, StringProperty
 
+from ..engine.diffusion.backbones import BACKBONES as _BACKBONES  # no torch at import
+
 ADDON_PACKAGE = __package__.rpartition(".")[0]
 
 DEVICES = (("AUTO", "Auto", "CUDA, then Apple MPS, then CPU"), ("CUDA", "CUDA", ""), ("MPS", "Apple MPS", ""),
            ("CPU", "CPU", ""))
 PRECISIONS = (("AUTO", "Auto", "fp16 on a GPU, fp32 on the CPU"), ("FP32", "fp32", ""), ("FP16", "fp16", ""),
               ("BF16", "bf16", ""))
+# the model families the method runs on
+BACKBONES = tuple((b.name, b.name, b.description) for b in _BACKBONES.values())
 
 
 def _on_python_path(self, context):
@@ -24,6 +28,9 @@ class DH_AddonPreferences(bpy.types.AddonPreferences):
 
     device: EnumProperty(name="Device", items=DEVICES, default="AUTO")
     precision: EnumProperty(name="Precision", items=PRECISIONS, default="AUTO")
+    backbone: EnumProperty(name="Model", items=BACKBONES, default="sd2-depth",
+                           description="The depth-conditioned model family the method runs on "
+                                       "(engine.diffusion.backbones); a photo prepared on one is re-prepared on another")
     models_dir: StringProperty(name="Models Folder", subtype="DIR_PATH",
                                description="A folder with one sub-folder per model role (diffusion, depth, ...); "
                                            "empty: the Hugging Face cache")
@@ -87,6 +94,7 @@ class DH_AddonPreferences(bpy.types.AddonPreferences):
         box.label(text="Models", icon="FILE_3D")
         box.prop(self, "device")
         box.prop(self, "precision")
+        box.prop(self, "backbone")
         box.prop(self, "models_dir")
         col = box.column(align=True)
         for role in ("diffusion", "depth", "detector", "sam", "inpaint"):

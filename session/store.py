@@ -19,7 +19,7 @@ _lock = threading.RLock()
 # renderers and remembered frames), all dropped together by free_engine().
 _session = {"key": None, "engine": None, "prepared": {}, "renderers": {}, "frames": OrderedDict()}
 # Options set by code (batch.py, tests) that win over the preferences: models_dir, overrides, device,
-# dtype, frame_batch_size.
+# dtype, frame_batch_size, backbone.
 SESSION_OPTIONS: dict = {}
 
 
@@ -31,13 +31,14 @@ def get_engine(options, settings):
 
     runtime = RuntimeOptions(device=options["device"], dtype=options["dtype"],
                              frame_batch_size=options.get("frame_batch_size") or RuntimeOptions.frame_batch_size)
-    key = (options["models_dir"], tuple(sorted(options["overrides"].items())), runtime)
+    backbone = options.get("backbone")
+    key = (options["models_dir"], tuple(sorted(options["overrides"].items())), runtime, backbone)
     with _lock:
         if _session["engine"] is None or _session["key"] != key:
             free_engine()
             _session["engine"] = Engine(models_dir=options["models_dir"],
                                         model_overrides=options["overrides"] or None, settings=settings,
-                                        runtime=runtime)
+                                        runtime=runtime, backbone=backbone)
             _session["key"] = key
         return _session["engine"]  # each call passes its photo's settings; the engine never changes
 

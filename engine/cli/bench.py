@@ -51,6 +51,9 @@ def add_arguments(p) -> None:
     p.add_argument("--dtype", choices=DTYPE_CHOICES, default=RuntimeOptions.dtype,
                    help="dtype of the default and fast configurations (release: fp32)")
     p.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=CONFIGS)
+    from ..diffusion.backbones import add_argument as add_backbone_argument
+
+    add_backbone_argument(p)  # the architecture benchmarked (engine.diffusion.architectures)
     p.add_argument("--memory-options", action="store_true",
                    help="also run default and fast with each memory option")
     p.add_argument("--out", metavar="JSON", help="write the results here")
@@ -108,13 +111,18 @@ def trajectory(frames):
     return out
 
 
-def run_config(name, settings, runtime, device, dtype, frames, resolution):
+def run_config(name, settings, runtime, device, dtype, frames, resolution, backbone="sd2-depth"):
     import torch
 
     from ..pipeline import Engine
 
     t0 = time.perf_counter()
-    models = build_sd2_depth_models(device, dtype, runtime)
+    if backbone == "sd2-depth":
+        models = build_sd2_depth_models(device, dtype, runtime)
+    else:
+        from ..diffusion.architectures import build_models
+
+        models = build_models(backbone, device, dtype, runtime)
     build_s = time.perf_counter() - t0
     engine = Engine.from_models(models, settings, runtime)
     image, depth, mask = synthetic_photo(resolution)
@@ -244,14 +252,14 @@ def run(args) -> int:
     rows = []
     for name in args.configs:
         s, rt, dt = configs[name]
-        rows.append(run_config(name, s, rt, device, dt, args.frames, args.resolution))
+        rows.append(run_config(name, s, rt, device, dt, args.frames, args.resolution, args.backbone))
         _print_row(rows[-1])
     if args.memory_options:
         for name in ("default", "fast"):
             s, rt, dt = configs[name]
             for opt in rt.MEMORY_OPTIONS:
                 rows.append(run_config(f"{name}+{opt}", s, rt.replace(**{opt: True}), device, dt,
-                                       args.frames, args.resolution))
+                                       args.frames, args.resolution, args.backbone))
                 _print_row(rows[-1])
     by = {r["config"]: r for r in rows}
     summary = {}
@@ -277,6 +285,7 @@ def run(args) -> int:
     result = {"machine": {"device": str(device), "gpu": torch.cuda.get_device_name(0) if device.type == "cuda" else None,
                           "cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
                           "torch": torch.__version__, "python": platform.python_version()},
+              "backbone": args.backbone,
               "resolution": args.resolution, "release_steps": args.steps, "frames": args.frames,
               "rows": rows, "summary": summary}
     if args.out:

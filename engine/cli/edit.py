@@ -152,6 +152,9 @@ def _run(args, claims) -> int:
         settings = _settings_for_prepared(args, prepared)
         mats = _read_transforms(args, prepared.centroids)
         Engine(settings=settings).check_frames(prepared, mats)  # no model is loaded for this
+        from ..diffusion.backbones import check_prepared
+
+        check_prepared(prepared.backbone, args.backbone)
         sources = [args.prepared, args.transforms]
         photo = None
     else:
@@ -250,6 +253,7 @@ def _run(args, claims) -> int:
         "size": list(prepared.size), "output_size": args.output_size,
         "frame_size": list(prepared.original_size if args.output_size == "photo" else prepared.size),
         "model_id": prepared.model_id,
+        "backbone": prepared.backbone,
         "model_revision": prepared.revision,  # the snapshot's commit (a download resolved "main" to it)
         "device": str(engine.models.device) if start < n else None,
         "seconds": {**stages, "load": engine.timings.get("load", 0.0), "total": time.perf_counter() - t_all},

@@ -15,7 +15,10 @@ def add_arguments(parser) -> None:
                         help="models directory with one sub-folder per role")
     parser.add_argument("--diffusion-model", default=None, metavar="ID_OR_DIR",
                         help="override the diffusion model (Hugging Face id[@revision] or local directory)")
+    from ..diffusion.backbones import add_argument as add_backbone_argument
     from ..settings import DEVICE_CHOICES, DTYPE_CHOICES, INVERSIONS, PRESETS, RuntimeOptions
+
+    add_backbone_argument(parser)
 
     parser.add_argument("--preset", default="default", choices=tuple(PRESETS),
                         help="the method's schedule (default: the paper's; fast, quick: docs/method.md)")
@@ -74,7 +77,8 @@ def run(args) -> int:
                      guided_steps=args.guided_steps, device=args.device, dtype=args.dtype, seed=args.seed,
                      limit=args.limit, frames=args.frames, segmenter=args.segmenter, cycle=not args.no_cycle,
                      baseline_energy=args.baseline_energy, settings_overrides=settings_overrides,
-                     cache_dir=args.cache, preset=args.preset, compare_presets=tuple(args.compare_presets))
+                     cache_dir=args.cache, preset=args.preset, compare_presets=tuple(args.compare_presets),
+                     backbone=args.backbone)
     if args.rescore:
         from ..evaluation.runner import rescore
 

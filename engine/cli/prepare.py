@@ -52,6 +52,9 @@ def add_model_arguments(p) -> None:
                                                          "original SD2-depth checkpoint FILE (512-depth-ema.safetensors "
                                                          "or .ckpt; converted once) as the diffusion model")
     g.add_argument("--diffusion-model", metavar="ID_OR_DIR", help="override the diffusion model (also a checkpoint file)")
+    from ..diffusion.backbones import add_argument as add_backbone_argument
+
+    add_backbone_argument(g)
     g.add_argument("--preset", choices=tuple(PRESETS), default=None,
                    help="edit schedule: default (the paper's) or fast (about a quarter of the UNet "
                         "evaluations per frame; docs/method.md); the options below override it. "
@@ -147,14 +150,18 @@ def check_models_available(args, photo=None) -> None:
             roles["sam"] = overrides.get("sam")
         if getattr(args, "removal", "fill") == "diffusers":
             roles["inpaint"] = overrides.get("inpaint")
-    roles["diffusion"] = getattr(args, "diffusion_model", None)
+    from ..diffusion.backbones import get as backbone
+
+    base = backbone(getattr(args, "backbone", None)).roles
+    for role in base:  # the diffusion model, or a base model and its ControlNet
+        roles[role] = getattr(args, "diffusion_model", None) if role == "diffusion" else None
     for role, override in roles.items():
         # a SAM checkpoint file is read by its loader; the diffusion roles' files resolve (converted once)
         override_file = override and Path(override).expanduser().is_file() and not registry.spec(role).single_file
         if not override_file:
             path = registry.resolve(role, override, args.models)
             registry.check_weights(role, path)
-            if role == "diffusion" and photo is not None:
+            if role == base[0] and photo is not None:
                 _check_prompt_length(path, photo.prompt)
 
 
@@ -176,7 +183,8 @@ def engine_from_args(args, settings=None):
 
     overrides = {"diffusion": args.diffusion_model} if getattr(args, "diffusion_model", None) else None
     return Engine(models_dir=args.models, model_overrides=overrides,
-                  settings=settings or settings_from_args(args), runtime=runtime_from_args(args))
+                  settings=settings or settings_from_args(args), runtime=runtime_from_args(args),
+                  backbone=getattr(args, "backbone", None))
 
 
 def load_photo_args(args):

@@ -1,7 +1,9 @@
 """What the UNet is conditioned on: the prompt embedding, the depth channel, and the VAE latents.
 
 Depth conditioning follows SD2-depth: disparity 1/d, resized (bicubic) to the latent grid,
-min-max normalised to [-1, 1], concatenated to the latents as a fifth input channel.
+min-max normalised to [-1, 1], concatenated to the latents as a fifth input channel. A depth
+ControlNet (SD 1.5, SDXL) takes instead what its pipelines' depth estimators give: disparity
+min-max normalised to [0, 1] as a 3-channel image at the ControlNet's input size (`control_image`).
 """
 from __future__ import annotations
 
@@ -17,6 +19,10 @@ def encode_prompt(models: DiffusionModels, prompt: str):
 
     if prompt != "":
         check_prompt(models.tokenizer, prompt)
+    if models.backbone != "sd2-depth":
+        from .backbones import encode_text
+
+        return encode_text(models, prompt)
     tok = models.tokenizer
     ids = tok(prompt, padding="max_length", max_length=tok.model_max_length, truncation=True,
               return_tensors="pt").input_ids
@@ -31,6 +37,24 @@ def depth_condition(depth, latent_hw, device=None, dtype=None):
     Disparity 1/d, bicubic resize to the latent grid, min-max normalised per image.
     """
     import torch
+
+    cond = 2.0 * _unit_disparity(depth, latent_hw) - 1.0
+    return cond.to(device=device, dtype=dtype or torch.float32)
+
+
+def control_image(depth, size_hw, device=None, dtype=None):
+    """Z-depth (H, W) or (B, H, W) in metres -> a depth ControlNet's input (B, 3, H', W') in [0, 1]
+    at ``size_hw``: near is bright, as the depth maps (MiDaS, DPT) these ControlNets learnt from."""
+    import torch
+
+    cond = _unit_disparity(depth, size_hw).expand(-1, 3, -1, -1)
+    return cond.to(device=device, dtype=dtype or torch.float32)
+
+
+def _unit_disparity(depth, size_hw):
+    """Disparity 1/d (B, 1, h, w) resized (bicubic) to ``size_hw``, min-max normalised per image to
+    [0, 1], in float64."""
+    import torch
     import torch.nn.functional as F
 
     d = torch.as_tensor(np.asarray(depth, dtype=np.float32))
@@ -39,11 +63,10 @@ def depth_condition(depth, latent_hw, device=None, dtype=None):
     if not torch.isfinite(d).all() or (d <= 0).any():
         raise InputError("depth: contains NaN, inf or values <= 0")
     disparity = (1.0 / d)[:, None].double()
-    disparity = F.interpolate(disparity, size=tuple(latent_hw), mode="bicubic", align_corners=False)
+    disparity = F.interpolate(disparity, size=tuple(size_hw), mode="bicubic", align_corners=False)
     lo = disparity.amin(dim=(1, 2, 3), keepdim=True)
     hi = disparity.amax(dim=(1, 2, 3), keepdim=True)
-    cond = 2.0 * (disparity - lo) / (hi - lo).clamp_min(1e-12) - 1.0
-    return cond.to(device=device, dtype=dtype or torch.float32)
+    return (disparity - lo) / (hi - lo).clamp_min(1e-12)
 
 
 def encode_image(models: DiffusionModels, image):
@@ -51,10 +74,10 @@ def encode_image(models: DiffusionModels, image):
     import torch
 
     x = torch.as_tensor(np.ascontiguousarray(image, dtype=np.float32)).permute(2, 0, 1)[None]
-    x = (x * 2.0 - 1.0).to(models.device, models.dtype)
+    x = (x * 2.0 - 1.0).to(models.device, models.vae.dtype)  # the VAE's dtype: SDXL's stays fp32
     with torch.no_grad(), models.on_device(models.vae) as vae:
         latents = vae.encode(x).latent_dist.mean
-    return latents * vae.config.scaling_factor
+    return (latents * vae.config.scaling_factor).to(models.dtype)
 
 
 def decode_latents(models: DiffusionModels, latents) -> np.ndarray:
@@ -62,7 +85,7 @@ def decode_latents(models: DiffusionModels, latents) -> np.ndarray:
     import torch
 
     with torch.no_grad(), models.on_device(models.vae) as vae:
-        x = vae.decode(latents.to(models.device, models.dtype) / vae.config.scaling_factor).sample
+        x = vae.decode(latents.to(models.device, vae.dtype) / vae.config.scaling_factor).sample
     x = (x.float() / 2.0 + 0.5).clamp(0.0, 1.0)
     return x.permute(0, 2, 3, 1).cpu().numpy().astype(np.float32)
 

@@ -1,5 +1,6 @@
-"""The UNet as the method calls it: depth channel concatenated, classifier-free guidance, and a
-count of every forward and backward evaluation (per image in the batch).
+"""The UNet as the method calls it: depth fed the backbone's way (``backbones.Feed``: SD2's fifth
+channel or a ControlNet's residuals), classifier-free guidance, and a count of every UNet forward
+and backward evaluation (per image in the batch; a ControlNet's forward goes with its UNet's).
 
 Precision: the UNet runs in the model's dtype (fp16/bf16 on a GPU); latents, noise predictions,
 the guidance energy and its gradient stay in fp32. The energy's gradient flows back through a
@@ -25,18 +26,19 @@ FP16_LOSS_SCALE = 2.0 ** 12
 
 
 class Denoiser:
-    def __init__(self, unet, layers, device, dtype):
+    def __init__(self, unet, layers, device, dtype, feed=None):
+        """``feed``: a ``backbones.Feed`` (default: SD2-depth's concatenated depth channel)."""
+        from .backbones import Feed
+
         self.unet = unet
         self.device, self.dtype = device, dtype
-        self.recorder = ActivationRecorder(unet, layers)
+        self.feed = feed or Feed()
+        self.recorder = ActivationRecorder(unet, layers, blocks=self.feed.spec.up_blocks(layers))
         self.count = EvalCounter()
 
     def _unet(self, latents, t, text, depth):
-        import torch
-
-        x = torch.cat([latents, depth.to(latents.dtype)], dim=1).to(self.dtype)
         self.count.forward += latents.shape[0]
-        out = self.unet(x, t, encoder_hidden_states=text.to(self.dtype), return_dict=False)
+        out = self.feed(self.unet, latents, t, text, depth, self.dtype)
         return None if out is None else out[0].float()
 
     def eps(self, latents, t, text, depth):

@@ -19,13 +19,15 @@ class _StopForward(Exception):
 
 
 class ActivationRecorder:
-    def __init__(self, unet, layers=(2, 3)):
+    def __init__(self, unet, layers=(2, 3), blocks=None):
+        """``blocks``: {layer: up_blocks index} where a backbone numbers them otherwise (SDXL)."""
         self.unet = unet
         self.layers = tuple(layers)
         self._wanted: tuple = ()
         self._stop_after = None
         self.captured: dict = {}
-        self._handles = [unet.up_blocks[i].register_forward_hook(self._hook(i)) for i in self.layers]
+        self._handles = [unet.up_blocks[(blocks or {}).get(i, i)].register_forward_hook(self._hook(i))
+                         for i in self.layers]
 
     def _hook(self, index):
         def hook(module, args, output):

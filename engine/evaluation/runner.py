@@ -56,6 +56,7 @@ class EvalConfig:
     cache_dir: Path | None = None  # reuse prepared input photos (keyed by content and prepare settings)
     preset: str = "default"  # the method's schedule (EditSettings.preset)
     compare_presets: tuple = ()  # other presets run side by side as methods "preset:<name>"
+    backbone: str = "sd2-depth"  # engine.diffusion.backbones
 
 
 # ---------------------------------------------------------------------------------------------
@@ -163,7 +164,8 @@ class EngineRunner:
         self.settings = settings
         self.ng_settings = no_guidance_settings(settings, cfg.baseline_energy)
         self.engine = Engine(models_dir=cfg.models_dir, model_overrides=cfg.model_overrides or None,
-                             settings=settings, runtime=RuntimeOptions(device=cfg.device, dtype=cfg.dtype))
+                             settings=settings, runtime=RuntimeOptions(device=cfg.device, dtype=cfg.dtype),
+                             backbone=cfg.backbone)
         self.engine.load()
 
     def counts(self) -> dict:
@@ -410,7 +412,7 @@ def evaluate(cfg: EvalConfig, progress=None) -> dict:
                 for r in f if r['methods']['edit'].get('adherence_iou') is not None))
     report = {
         "config": {
-            "scenes": str(cfg.scenes), "models": cfg.models_dir or "registry defaults",
+            "scenes": str(cfg.scenes), "models": cfg.models_dir or "registry defaults", "backbone": cfg.backbone,
             "model_overrides": cfg.model_overrides, "steps": settings.steps, "inversion": settings.inversion,
             "guided_steps": settings.guided_steps, "resolution": settings.resolution,
             "device": cfg.device, "dtype": cfg.dtype, "seed": settings.seed, "cycle": cfg.cycle,
