@@ -169,7 +169,7 @@ def _check_prompt_length(path, prompt) -> None:
     """The prompt fits the text encoder (its tokenizer only is read; no weights)."""
     from transformers import CLIPTokenizer
 
-    from ..diffusion.loading import check_prompt
+    from ..diffusion.conditioning import check_prompt
 
     try:
         tokenizer = CLIPTokenizer.from_pretrained(path, subfolder="tokenizer", local_files_only=True)

@@ -102,35 +102,6 @@ def controlnet_downsampling(controlnet) -> int:
     return 2 ** (len(controlnet.config.conditioning_embedding_out_channels) - 1)
 
 
-def encode_text(models, prompt: str):
-    """The prompt's condition tensor (1, L, D), or (1, L + 1, D) for SDXL (last row: pooled)."""
-    import torch
-
-    spec = get(models.backbone)
-    encoders = [(models.tokenizer, models.text_encoder)]
-    if spec.text_encoders == 2:
-        encoders.append((models.tokenizer_2, models.text_encoder_2))
-    states, pooled = [], None
-    for tok, enc in encoders:
-        ids = tok(prompt, padding="max_length", max_length=tok.model_max_length, truncation=True,
-                  return_tensors="pt").input_ids
-        with torch.no_grad(), models.on_device(enc) as te:
-            out = te(ids.to(models.device), output_hidden_states=spec.text_encoders == 2)
-        if spec.text_encoders == 1:
-            states.append(out[0])
-        else:  # SDXL: the penultimate hidden states of both; the second's projected pooled output
-            states.append(out.hidden_states[-2])
-            pooled = out[0]
-    emb = torch.cat(states, dim=-1)
-    if spec.text_encoders == 2:
-        if prompt == "":  # SDXL base's force_zeros_for_empty_prompt, as its diffusers pipelines
-            emb, pooled = torch.zeros_like(emb), torch.zeros_like(pooled)
-        row = torch.zeros(1, 1, emb.shape[-1], dtype=emb.dtype, device=emb.device)
-        row[..., :pooled.shape[-1]] = pooled[:, None]
-        emb = torch.cat([emb, row], dim=1)
-    return emb.to(models.device, models.dtype)
-
-
 class Feed:
     """Calls the UNet the backbone's way: ``feed(unet, latents, t, text, depth)`` -> the UNet's
     output tuple (None when a hook stopped it early). The Denoiser's one call site."""

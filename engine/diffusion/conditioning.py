@@ -10,24 +10,52 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import InputError
-from .loading import DiffusionModels, check_prompt
+
+# ``models`` below: engine.diffusion.loading.DiffusionModels (not imported: loading imports the
+# backbones, which call this module)
 
 
-def encode_prompt(models: DiffusionModels, prompt: str):
-    """Text embedding (1, L, D) of ``prompt`` (checked: non-empty and within the tokenizer limit)."""
+def check_prompt(tokenizer, prompt: str) -> None:
+    """Refuse an empty prompt, or one longer than the text encoder reads, in one line."""
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise InputError("prompt: must be a non-empty text describing the image")
+    n = len(tokenizer(prompt, truncation=False).input_ids)
+    if n > tokenizer.model_max_length:
+        raise InputError(f"prompt: {n} tokens, longer than the text encoder's limit of "
+                         f"{tokenizer.model_max_length} (start and end tokens included); shorten it")
+
+
+def encode_prompt(models, prompt: str):
+    """The prompt's condition tensor (checked: non-empty and within the tokenizer limit): (1, L, D),
+    or (1, L + 1, D) for a backbone with two text encoders (SDXL: both penultimate hidden states
+    side by side, the last row holding the second's pooled projection, so inversion, the cache and
+    the presets carry one tensor for every backbone; engine/diffusion/backbones.py unpacks it)."""
     import torch
 
     if prompt != "":
         check_prompt(models.tokenizer, prompt)
-    if models.backbone != "sd2-depth":
-        from .backbones import encode_text
-
-        return encode_text(models, prompt)
-    tok = models.tokenizer
-    ids = tok(prompt, padding="max_length", max_length=tok.model_max_length, truncation=True,
-              return_tensors="pt").input_ids
-    with torch.no_grad(), models.on_device(models.text_encoder) as te:
-        emb = te(ids.to(models.device))[0]
+    encoders = [(models.tokenizer, models.text_encoder)]
+    two = getattr(models, "text_encoder_2", None) is not None
+    if two:
+        encoders.append((models.tokenizer_2, models.text_encoder_2))
+    states, pooled = [], None
+    for tok, enc in encoders:
+        ids = tok(prompt, padding="max_length", max_length=tok.model_max_length, truncation=True,
+                  return_tensors="pt").input_ids
+        with torch.no_grad(), models.on_device(enc) as te:
+            out = te(ids.to(models.device), output_hidden_states=two)
+        if not two:
+            states.append(out[0])
+        else:  # SDXL: the penultimate hidden states of both; the second's projected pooled output
+            states.append(out.hidden_states[-2])
+            pooled = out[0]
+    emb = torch.cat(states, dim=-1)
+    if two:
+        if prompt == "":  # SDXL base's force_zeros_for_empty_prompt, as its diffusers pipelines
+            emb, pooled = torch.zeros_like(emb), torch.zeros_like(pooled)
+        row = torch.zeros(1, 1, emb.shape[-1], dtype=emb.dtype, device=emb.device)
+        row[..., :pooled.shape[-1]] = pooled[:, None]
+        emb = torch.cat([emb, row], dim=1)
     return emb.to(models.device, models.dtype)
 
 
@@ -69,7 +97,7 @@ def _unit_disparity(depth, size_hw):
     return (disparity - lo) / (hi - lo).clamp_min(1e-12)
 
 
-def encode_image(models: DiffusionModels, image):
+def encode_image(models, image):
     """RGB float (H, W, 3) in [0, 1] -> latents (1, C, H/f, W/f) (the posterior mean, scaled)."""
     import torch
 
@@ -80,7 +108,7 @@ def encode_image(models: DiffusionModels, image):
     return (latents * vae.config.scaling_factor).to(models.dtype)
 
 
-def decode_latents(models: DiffusionModels, latents) -> np.ndarray:
+def decode_latents(models, latents) -> np.ndarray:
     """Latents (B, C, h, w) -> RGB float32 numpy (B, H, W, 3) in [0, 1]."""
     import torch
 

@@ -290,12 +290,3 @@ def _variant(path: Path, sub: str, dtype) -> str | None:
     if fp16 and (dtype != torch.float32 or not plain):
         return "fp16"
     return None
-
-
-def check_prompt(tokenizer, prompt: str) -> None:
-    if not isinstance(prompt, str) or not prompt.strip():
-        raise InputError("prompt: must be a non-empty text describing the image")
-    n = len(tokenizer(prompt, truncation=False).input_ids)
-    if n > tokenizer.model_max_length:
-        raise InputError(f"prompt: {n} tokens, longer than the text encoder's limit of "
-                         f"{tokenizer.model_max_length} (start and end tokens included); shorten it")

@@ -13,7 +13,8 @@ def test_preferences_then_scene_then_code(addon, tmp_path):
     options = addon_module("blender.options")
     session_options = addon_module("session.store").SESSION_OPTIONS
     prefs = addon_module("blender.addon").preferences()
-    assert options.engine_options() == {"models_dir": None, "overrides": {}, "device": "auto", "dtype": "auto"}
+    assert options.engine_options() == {"models_dir": None, "overrides": {}, "device": "auto", "dtype": "auto",
+                                      "backbone": "sd2-depth"}
     try:
         _check_precedence(options, session_options, prefs, tmp_path)
     finally:  # the preferences outlive the test's scene
@@ -26,7 +27,7 @@ def _check_precedence(options, session_options, prefs, tmp_path):
     prefs.depth_model, prefs.sam_model = "  org/depth@v2 ", "   "  # blank overrides are not overrides
     got = options.engine_options(bpy.context)
     assert got == {"models_dir": str(tmp_path / "prefs"), "overrides": {"depth": "org/depth@v2"},
-                   "device": "cpu", "dtype": "fp32"}
+                   "device": "cpu", "dtype": "fp32", "backbone": "sd2-depth"}
     scene = bpy.context.scene
     scene.dh.models_dir = str(tmp_path / "scene")
     assert options.engine_options(bpy.context, scene)["models_dir"] == str(tmp_path / "scene")

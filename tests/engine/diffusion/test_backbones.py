@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from engine.diffusion import backbones
+from engine.diffusion.conditioning import encode_prompt
 from engine.diffusion.denoiser import Denoiser
 from engine.diffusion.loading import load_diffusion
 from engine.errors import InputError
@@ -34,7 +35,7 @@ def test_controlnet_backbones_load_and_depth_moves_the_prediction(tiny_models_di
     f = backbones.controlnet_downsampling(m.controlnet)
     assert f == 2 and cond.shape == (2, 3, 32, 32)  # a 3-channel image at the ControlNet's input size
     assert float(cond.min()) == 0.0 and float(cond.max()) == 1.0
-    text = backbones.encode_text(m, "a blue box")
+    text = encode_prompt(m, "a blue box")
     den = Denoiser(m.unet, (2, 3), m.device, m.dtype, feed=m.feed)
     x = torch.randn(2, 4, 16, 16)
     t = torch.tensor(500)
@@ -48,13 +49,13 @@ def test_controlnet_backbones_load_and_depth_moves_the_prediction(tiny_models_di
 
 def test_sdxl_text_condition_packs_pooled_and_guides_its_own_blocks(tiny_models_dir):
     m = load_diffusion(tiny_models_dir, runtime=CPU, backbone="sdxl-depth")
-    text = backbones.encode_text(m, "a blue box")
+    text = encode_prompt(m, "a blue box")
     L = m.tokenizer.model_max_length
     width = m.text_encoder.config.hidden_size + m.text_encoder_2.config.hidden_size
     assert text.shape == (1, L + 1, width) == (1, L + 1, m.unet.config.cross_attention_dim)
     pooled = m.text_encoder_2.config.projection_dim
     assert torch.count_nonzero(text[0, -1, :pooled]) > 0 and torch.count_nonzero(text[0, -1, pooled:]) == 0
-    assert torch.count_nonzero(backbones.encode_text(m, "")) == 0  # SDXL's zero embedding for no prompt
+    assert torch.count_nonzero(encode_prompt(m, "")) == 0  # SDXL's zero embedding for no prompt
     den = Denoiser(m.unet, (2, 3), m.device, m.dtype, feed=m.feed)
     acts, _ = den.activations_and_eps(torch.randn(1, 4, 16, 16), torch.tensor(300), text,
                                       m.depth_condition(_depths((16, 16))[:1], (16, 16)), (2, 3))
