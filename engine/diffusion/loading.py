@@ -104,6 +104,15 @@ def fingerprint(path: Path) -> str:
     return converted_revision(path) or content_fingerprint(path)
 
 
+def _check_layout(role, path, subfolders):
+    """Refuse, in one line, a model folder without one of the diffusers sub-folders it needs."""
+    missing = [s for s in subfolders if not (path / s).is_dir()]
+    if missing:
+        raise ModelNotFoundError(f"{role} model at {str(path)!r} is incomplete: missing "
+                                 f"{', '.join(s + '/' for s in missing)} (expected the diffusers layout "
+                                 f"{', '.join(s + '/' for s in subfolders)})")
+
+
 def load_diffusion(models_dir=None, override=None, runtime=None, backbone=None, overrides=None) -> DiffusionModels:
     """Load the ``diffusion`` role on ``runtime``'s device, dtype and memory options (RuntimeOptions);
     raises ModelNotFoundError naming the role and where it looked. Another ``backbone``
@@ -125,11 +134,7 @@ def load_diffusion(models_dir=None, override=None, runtime=None, backbone=None, 
     found = registry.resolve_source("diffusion", override, models_dir)
     path = found.path
     registry.check_weights("diffusion", path)  # safetensors only, refused before anything is unpickled
-    missing = [s for s in SUBFOLDERS if not (path / s).is_dir()]
-    if missing:
-        raise ModelNotFoundError(f"diffusion model at {str(path)!r} is incomplete: missing "
-                                 f"{', '.join(s + '/' for s in missing)} (expected the diffusers layout "
-                                 f"unet/, vae/, text_encoder/, tokenizer/, scheduler/)")
+    _check_layout("diffusion", path, SUBFOLDERS)
     runtime = runtime or RuntimeOptions()
     device = resolve_device(runtime.device)
     dtype = resolve_dtype(runtime.dtype, device)
@@ -180,11 +185,7 @@ def load_controlnet_backbone(spec, models_dir, overrides, runtime) -> DiffusionM
     registry.check_weights(base_role, path)
     registry.check_weights(cn_role, cn_path)
     subs = SUBFOLDERS + (("text_encoder_2", "tokenizer_2") if spec.text_encoders == 2 else ())
-    missing = [s for s in subs if not (path / s).is_dir()]
-    if missing:
-        raise ModelNotFoundError(f"{base_role} model at {str(path)!r} is incomplete: missing "
-                                 f"{', '.join(s + '/' for s in missing)} (expected the diffusers layout "
-                                 f"{', '.join(s + '/' for s in subs)})")
+    _check_layout(base_role, path, subs)
     runtime = runtime or RuntimeOptions()
     device = resolve_device(runtime.device)
     dtype = resolve_dtype(runtime.dtype, device)
