@@ -365,7 +365,8 @@ PRESETS = {
     # and the warped reconstruction latents into the latents: 30 UNet-forward equivalents per
     # frame, no backward, 0.07x the release's 442
     "instant": {"inversion": "negative-prompt", "steps": 30, "guided_steps": 6, "layer_cycle": ((2, 3),),
-                "handles": "injection", "injection_strength": 0.5, "latent_injection": 1.0},
+                "handles": "injection", "injection_strength": 0.0, "latent_injection": 1.0,
+                "injection_noise": "local"},
 }
 PRESET_LABELS = {  # (label, description) for menus
     "default": ("Final", "The paper's schedule: 50 steps, 38 guided with 3 gradient steps each"),
