@@ -360,10 +360,10 @@ PRESETS = {
               "iteration_multipliers": ((1.0, 1.0),), "guidance_step_size": 0.6,
               "guidance_momentum": 0.5, "reuse_guidance_eps": True},
     # gradient-free handles (docs/method.md, "The instant preset"): negative-prompt inversion,
-    # 30 DDIM steps of ONE forward each; at the first guided steps the warped reference
-    # activations of both guided layers are written into the target region during that forward,
-    # and the warped reconstruction latents into the latents: 30 UNet-forward equivalents per
-    # frame, no backward, 0.07x the release's 442
+    # 30 DDIM steps of ONE forward each; at the first 6 steps the reconstruction's clean latents,
+    # warped and re-noised with the pixel's own noise, are written into the target region (and
+    # the background's mean activation shifted): 30 UNet-forward equivalents per frame, no
+    # backward, 0.07x the release's 442
     "instant": {"inversion": "negative-prompt", "steps": 30, "guided_steps": 6, "layer_cycle": ((2, 3),),
                 "handles": "injection", "injection_strength": 0.0, "latent_injection": 1.0,
                 "injection_noise": "local"},
