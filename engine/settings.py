@@ -46,6 +46,7 @@ def _prep(default):
     return field(default=default, metadata=_PREPARE)
 BACKGROUNDS = ("paper", "local")
 HANDLES = ("guidance", "injection")
+INJECTION_NOISES = ("warped", "local")
 
 
 @dataclass(frozen=True)
@@ -153,6 +154,14 @@ class EditSettings:
     """'injection': at each guided step, before its forward, the latents inside the target region
     move this share toward the reconstruction's latents at the same noise level, warped by the
     edit (0: off; 1: replaced)."""
+    injection_keep: float = 0.0
+    """'injection': the share of the reference activations written over the pixels that are
+    background before and after the edit (the background kept like the source; 0: off)."""
+    injection_noise: str = "warped"
+    """'injection' with latent_injection: what the written latents carry. 'warped': the
+    reconstruction's latents at the step, warped (object and its noise move together); 'local':
+    the reconstruction's clean estimate x0, warped, re-noised to the step's level with the
+    reconstruction's noise at the target pixel itself (the noise stays put)."""
 
     # --- background (beyond the paper: docs/method.md, measured in docs/evaluation.md) -------
     background: str = "paper"
@@ -204,8 +213,12 @@ class EditSettings:
             bad("injection_feather", "must be >= 0")
         if not 0.0 <= self.injection_background <= 1.0:
             bad("injection_background", "must be between 0 and 1")
+        if not 0.0 <= self.injection_keep <= 1.0:
+            bad("injection_keep", "must be between 0 and 1")
         if not 0.0 <= self.latent_injection <= 1.0:
             bad("latent_injection", "must be between 0 and 1")
+        if self.injection_noise not in INJECTION_NOISES:
+            bad("injection_noise", f"expected one of {', '.join(INJECTION_NOISES)}")
         if self.background not in BACKGROUNDS:
             bad("background", f"expected one of {', '.join(BACKGROUNDS)}")
         if not 0.0 <= self.background_margin <= 1.0:
@@ -347,12 +360,13 @@ PRESETS = {
               "iteration_multipliers": ((1.0, 1.0),), "guidance_step_size": 0.6,
               "guidance_momentum": 0.5, "reuse_guidance_eps": True},
     # gradient-free handles (docs/method.md, "The instant preset"): negative-prompt inversion,
-    # 30 DDIM steps of ONE forward each; at the first guided steps the warped reference
-    # activations of both guided layers are written into the target region during that forward,
-    # and the warped reconstruction latents into the latents: 30 UNet-forward equivalents per
-    # frame, no backward, 0.07x the release's 442
+    # 30 DDIM steps of ONE forward each; at the first 6 steps the reconstruction's clean latents,
+    # warped and re-noised with the pixel's own noise, are written into the target region (and
+    # the background's mean activation shifted): 30 UNet-forward equivalents per frame, no
+    # backward, 0.07x the release's 442
     "instant": {"inversion": "negative-prompt", "steps": 30, "guided_steps": 6, "layer_cycle": ((2, 3),),
-                "handles": "injection", "injection_strength": 0.5, "latent_injection": 1.0},
+                "handles": "injection", "injection_strength": 0.0, "latent_injection": 1.0,
+                "injection_noise": "local"},
 }
 PRESET_LABELS = {  # (label, description) for menus
     "default": ("Final", "The paper's schedule: 50 steps, 38 guided with 3 gradient steps each"),

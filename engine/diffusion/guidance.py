@@ -156,8 +156,13 @@ class Guidance:
             tg = self.targets[tuple(v.shape[-2:])]
             ref = self._ref(step, layer).float()
             orig_mean = (ref * tg.orig_bg_mask).sum(dim=(2, 3), keepdim=True) / tg.orig_bg_mask.sum().clamp_min(1.0)
-            out[layer] = self._writer(v, s.injection_strength * self._weight(v.shape[-2:]), tg.new_bg_mask,
-                                      orig_mean, s.injection_background)
+            weight = s.injection_strength * self._weight(v.shape[-2:])
+            if s.injection_keep:
+                # the background that stays background: its own reference activations, written
+                stays = tg.new_bg_mask * tg.orig_bg_mask * (1.0 - tg.fg_mask)
+                v = v + stays * (ref - v)
+                weight = weight + s.injection_keep * stays
+            out[layer] = self._writer(v, weight, tg.new_bg_mask, orig_mean, s.injection_background)
         return out
 
     @staticmethod
@@ -173,10 +178,13 @@ class Guidance:
             return new.to(output.dtype)
         return write
 
-    def inject_latents(self, step: int, latents):
+    def inject_latents(self, step: int, latents, ddim=None):
         """``latents`` (B, C, h, w) moved ``latent_injection`` of the way toward the
         reconstruction's latents before step ``step`` (the same noise level), warped by the edit,
-        inside the target region."""
+        inside the target region. With ``injection_noise="local"`` (needs ``ddim``) only the
+        reconstruction's clean estimate x0 is warped and re-noised to the step's level with the
+        reconstruction's noise at the target pixel itself, so the object's noise (which carries
+        the photo's colours on the toy model) does not travel with it."""
         import torch
 
         from ..warp import warp
@@ -185,9 +193,20 @@ class Guidance:
         src = noise if step == 0 else trajectory[step - 1]
         B, C = latents.shape[:2]
         grid = tuple(latents.shape[-2:])
+        coords = self.targets[grid].source_coords
         with torch.no_grad():
             src = src.to(self.device).float().expand(B, *src.shape[1:]).contiguous()
-            moved = warp(src, self.targets[grid].source_coords).float()
+            if self.settings.injection_noise == "local":
+                # DDIM is deterministic: x_t and x_{t-stride} of the reconstruction give its x0, eps
+                t = ddim.timesteps[step]
+                nxt = trajectory[step].to(self.device).float().expand_as(src)
+                sa, sb = ddim.alpha(t) ** 0.5, (1 - ddim.alpha(t)) ** 0.5
+                sc, sd = ddim.alpha(t - ddim.stride) ** 0.5, (1 - ddim.alpha(t - ddim.stride)) ** 0.5
+                det = sa * sd - sb * sc
+                x0, eps = (sd * src - sb * nxt) / det, (sa * nxt - sc * src) / det
+                moved = sa * warp(x0.contiguous(), coords).float() + sb * eps
+            else:
+                moved = warp(src, coords).float()
             w = self.settings.latent_injection * self._weight(grid)
             out = latents + w * (moved - latents)
             if self.settings.injection_fill:

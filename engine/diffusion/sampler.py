@@ -95,7 +95,7 @@ def guided_sample(den: Denoiser, ddim: DDIM, noise, cond, nulls, depth, settings
         if layers and settings.injects:
             # gradient-free handles: written into this step's own forward (no extra evaluation)
             if settings.latent_injection > 0.0:
-                x = guidance.inject_latents(i, x)
+                x = guidance.inject_latents(i, x, ddim)
             with torch.no_grad(), writing(den.unet, guidance.writers(i, layers)):
                 eps = den.cfg_eps(x, t, cond, nulls[i:i + 1], depth, settings.cfg_scale)
         elif layers and settings.opt_iterations > 0:
