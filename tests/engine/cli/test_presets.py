@@ -4,10 +4,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
+from cli_photo import write_photo, write_shifts
 
-from engine import io
 from engine.cli import main
 from engine.settings import EditSettings
 
@@ -17,20 +16,8 @@ CPU = ["--device", "cpu", "--dtype", "fp32", "--resolution", "32", "--inversion"
 @pytest.fixture(scope="module")
 def photo(tmp_path_factory):
     d = tmp_path_factory.mktemp("photo")
-    yy, xx = np.mgrid[0:32, 0:32] / 32.0
-    image = np.stack([0.2 + 0.4 * xx, 0.5 + 0.2 * yy, 0.4 + 0.0 * xx], -1)
-    mask = np.zeros((32, 32), bool)
-    mask[10:22, 10:20] = True
-    image[mask] = [0.1, 0.3, 0.9]
-    io.save_image(d / "image.png", image.astype(np.float32))
-    np.save(d / "depth.npy", np.where(mask, 1.6, 3.2 - 0.6 * yy).astype(np.float32))
-    io.save_mask(d / "mask.png", mask)
-    frames = []
-    for x in (0.1, 0.2, 0.3):
-        T = np.eye(4)
-        T[0, 3] = x
-        frames.append({"matrix": T.tolist()})
-    (d / "transforms.json").write_text(json.dumps({"frames": frames}))
+    write_photo(d)
+    write_shifts(d / "transforms.json", (0.1, 0.2, 0.3))
     return d
 
 
