@@ -194,7 +194,6 @@ class FrameRenderer:
         self.base, self.source, self.prepared_dir = base, source, prepared_dir
         self.name = base.name
         self.batch_size = getattr(base, "batch_size", 1)
-        self.visible = {}  # frame key -> one bool per object (what the engine said when it rendered)
         self.notes = {}  # frame key -> the engine's visibility lines (EditGeometry.notes) when it rendered
         self.note = ""
 
@@ -211,13 +210,10 @@ class FrameRenderer:
         todo = [(keys[n], edits[n]) for n in distinct(keys) if frames[keys[n]] is None]
         if todo:
             images = self.base([e for _, e in todo], progress=progress, should_cancel=should_cancel)
-            visible = list(getattr(self.base, "last_visible", ()))
             notes = list(getattr(self.base, "last_notes", ()))
             for n, ((k, _), rgb) in enumerate(zip(todo, images)):
                 frames[k] = to_uint8(rgb)
                 _memo_put(k, frames[k])
-                if n < len(visible):
-                    self.visible[k] = visible[n]
                 if n < len(notes):
                     self.notes[k] = tuple(notes[n])
         return [frames[k] for k in keys]
